@@ -1,0 +1,39 @@
+// Runs every compiled test file (unit tests beside the code in dist/src, integration tests in
+// dist/test) with node's built-in runner. Node 20's --test does not expand globs itself.
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+function find(dir) {
+  let out = [];
+  for (const entry of readdirSync(dir)) {
+    const full = path.join(dir, entry);
+    if (statSync(full).isDirectory()) out = out.concat(find(full));
+    else if (entry.endsWith('.test.js')) out.push(full);
+  }
+  return out;
+}
+
+const filters = process.argv.slice(2);
+const files = ['dist/src', 'dist/test']
+  .flatMap((root) => find(root))
+  .filter((file) => filters.length === 0 || filters.some((f) => file.includes(f)))
+  .sort();
+if (files.length === 0) {
+  console.error(`no test files match ${filters.join(' ')}`);
+  process.exit(1);
+}
+const args = [
+  // isolated-vm needs this on Node 20; the sandbox worker processes get it through execArgv too.
+  '--no-node-snapshot',
+  '--enable-source-maps',
+  '--test',
+  `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`,
+  ...(process.env.TEST_REPORTER ? [`--test-reporter=${process.env.TEST_REPORTER}`] : []),
+  ...files,
+];
+const result = spawnSync(process.execPath, args, {
+  stdio: 'inherit',
+  env: { NODE_ENV: 'test', ...process.env },
+});
+process.exit(result.status ?? 1);

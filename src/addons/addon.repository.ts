@@ -1,0 +1,236 @@
+import type { DbClient } from '../infrastructure/database/database.js';
+import { translating } from '../infrastructure/database/prisma-errors.js';
+import { isUuid } from '../shared/ids.js';
+import type {
+  Addon,
+  AddonVersion,
+  Widget,
+  ApiFunction,
+  AddonDependency,
+  AddonCategory,
+  WidgetCategory,
+  Prisma,
+} from '../generated/prisma/client.js';
+import type { AddonManifest } from './addon-manifest.js';
+
+export type AddonRecord = Addon;
+/** A version without its source and WebAssembly bytes, which lists never need. */
+export type AddonVersionSummary = Omit<AddonVersion, 'source' | 'wasm'>;
+export type WidgetRecord = Widget;
+export type ApiFunctionRecord = ApiFunction;
+export type AddonDependencyRecord = AddonDependency;
+
+const versionSummary = {
+  id: true,
+  addonId: true,
+  version: true,
+  manifest: true,
+  sourceSha256: true,
+  permissions: true,
+  createdAt: true,
+} as const;
+
+export interface AddonListFilter {
+  category?: AddonCategory | null;
+  search?: string | null;
+  /** Names sort the list; the page starts after this one. */
+  afterName?: string | null;
+  take: number;
+}
+
+/** Addons, their immutable versions and what each version declares. */
+export class AddonRepository {
+  constructor(private readonly db: DbClient) {}
+
+  findById(id: string): Promise<AddonRecord | null> {
+    if (!isUuid(id)) return Promise.resolve(null);
+    return this.db.addon.findUnique({ where: { id } });
+  }
+
+  findByName(name: string): Promise<AddonRecord | null> {
+    return this.db.addon.findUnique({ where: { name } });
+  }
+
+  /** Accepts an id or the unique name, as the API does. */
+  findByIdOrName(idOrName: string): Promise<AddonRecord | null> {
+    return isUuid(idOrName) ? this.findById(idOrName) : this.findByName(idOrName);
+  }
+
+  findByIds(ids: readonly string[]): Promise<AddonRecord[]> {
+    return this.db.addon.findMany({ where: { id: { in: ids.filter(isUuid) } } });
+  }
+
+  findByNames(names: readonly string[]): Promise<AddonRecord[]> {
+    return this.db.addon.findMany({ where: { name: { in: [...names] } } });
+  }
+
+  /** Locks the addon row until the transaction ends, so two publishes of one addon serialise. */
+  async lockByName(name: string): Promise<AddonRecord | null> {
+    const rows = await this.db.$queryRaw<
+      { id: string }[]
+    >`SELECT id FROM "Addon" WHERE name = ${name} FOR UPDATE`;
+    return rows.length > 0 ? this.findById(rows[0].id) : null;
+  }
+
+  private listWhere(filter: Omit<AddonListFilter, 'take' | 'afterName'>): Prisma.AddonWhereInput {
+    const where: Prisma.AddonWhereInput = {};
+    if (filter.category) where.category = filter.category;
+    if (filter.search) {
+      const contains = filter.search;
+      where.OR = [
+        { name: { contains, mode: 'insensitive' } },
+        { displayName: { contains, mode: 'insensitive' } },
+        { description: { contains, mode: 'insensitive' } },
+      ];
+    }
+    return where;
+  }
+
+  list(filter: AddonListFilter): Promise<AddonRecord[]> {
+    const where = this.listWhere(filter);
+    if (filter.afterName) where.name = { gt: filter.afterName };
+    return this.db.addon.findMany({ where, orderBy: { name: 'asc' }, take: filter.take });
+  }
+
+  count(filter: Omit<AddonListFilter, 'take' | 'afterName'>): Promise<number> {
+    return this.db.addon.count({ where: this.listWhere(filter) });
+  }
+
+  createAddon(data: {
+    name: string;
+    displayName: string;
+    description: string;
+    author: string;
+    category: AddonCategory;
+    ownerId: string | null;
+  }): Promise<AddonRecord> {
+    return translating('Addon', data.name, () => this.db.addon.create({ data }));
+  }
+
+  /** Inserts a version with its widgets, functions and dependencies (4 statements). */
+  async createVersion(
+    addon: AddonRecord,
+    manifest: AddonManifest,
+    source: { text: string; sha256: string; wasm: Uint8Array | null },
+  ): Promise<AddonVersionSummary> {
+    const version = await translating('Version', `${addon.name}@${manifest.version}`, () =>
+      this.db.addonVersion.create({
+        data: {
+          addonId: addon.id,
+          version: manifest.version,
+          manifest: manifest as unknown as Prisma.InputJsonValue,
+          source: source.text,
+          sourceSha256: source.sha256,
+          wasm: source.wasm ? Buffer.from(source.wasm) : null,
+          permissions: manifest.permissions,
+        },
+        select: versionSummary,
+      }),
+    );
+    if (manifest.widgets.length > 0) {
+      await this.db.widget.createMany({
+        data: manifest.widgets.map((w) => ({
+          addonId: addon.id,
+          addonVersionId: version.id,
+          name: w.name,
+          displayName: w.displayName,
+          description: w.description,
+          category: w.category as WidgetCategory,
+          configSchema: w.configSchema as Prisma.InputJsonValue,
+          previewImage: w.previewImage,
+          responsive: w.responsive,
+          varyOn: w.varyOn,
+        })),
+      });
+    }
+    if (manifest.functions.length > 0) {
+      await this.db.apiFunction.createMany({
+        data: manifest.functions.map((f) => ({
+          addonId: addon.id,
+          addonVersionId: version.id,
+          name: f.name,
+          description: f.description,
+          readonly: f.readonly,
+          inputSchema: (f.inputSchema ?? undefined) as Prisma.InputJsonValue | undefined,
+        })),
+      });
+    }
+    const deps = Object.entries(manifest.dependencies);
+    if (deps.length > 0) {
+      await this.db.addonDependency.createMany({
+        data: deps.map(([addonName, range]) => ({ addonVersionId: version.id, addonName, range })),
+      });
+    }
+    return version;
+  }
+
+  updateListing(
+    id: string,
+    data: {
+      displayName: string;
+      description: string;
+      author: string;
+      category: AddonCategory;
+      latestVersionId: string;
+    },
+  ): Promise<AddonRecord> {
+    return this.db.addon.update({ where: { id }, data });
+  }
+
+  versionsByIds(ids: readonly string[]): Promise<AddonVersionSummary[]> {
+    return this.db.addonVersion.findMany({ where: { id: { in: [...ids] } }, select: versionSummary });
+  }
+
+  versionsByAddonIds(addonIds: readonly string[]): Promise<AddonVersionSummary[]> {
+    return this.db.addonVersion.findMany({
+      where: { addonId: { in: [...addonIds] } },
+      select: versionSummary,
+      orderBy: { createdAt: 'desc' },
+    });
+  }
+
+  findVersion(addonId: string, version: string): Promise<AddonVersionSummary | null> {
+    return this.db.addonVersion.findUnique({
+      where: { addonId_version: { addonId, version } },
+      select: versionSummary,
+    });
+  }
+
+  /** The full version, source included, for the sandbox. */
+  findVersionWithSource(id: string): Promise<AddonVersion | null> {
+    return this.db.addonVersion.findUnique({ where: { id } });
+  }
+
+  widgetsByVersionIds(ids: readonly string[]): Promise<WidgetRecord[]> {
+    return this.db.widget.findMany({ where: { addonVersionId: { in: [...ids] } }, orderBy: { name: 'asc' } });
+  }
+
+  functionsByVersionIds(ids: readonly string[]): Promise<ApiFunctionRecord[]> {
+    return this.db.apiFunction.findMany({
+      where: { addonVersionId: { in: [...ids] } },
+      orderBy: { name: 'asc' },
+    });
+  }
+
+  dependenciesByVersionIds(ids: readonly string[]): Promise<AddonDependencyRecord[]> {
+    return this.db.addonDependency.findMany({
+      where: { addonVersionId: { in: [...ids] } },
+      orderBy: { addonName: 'asc' },
+    });
+  }
+
+  /** Widgets of every addon's latest version, optionally of one category. */
+  latestWidgets(category: WidgetCategory | null | undefined): Promise<WidgetRecord[]> {
+    return this.db.widget.findMany({
+      where: { ...(category ? { category } : {}), addonVersion: { latestOf: { isNot: null } } },
+      orderBy: [{ addonId: 'asc' }, { name: 'asc' }],
+    });
+  }
+
+  /** One widget of an addon's latest version. */
+  latestWidget(latestVersionId: string, name: string): Promise<WidgetRecord | null> {
+    return this.db.widget.findUnique({
+      where: { addonVersionId_name: { addonVersionId: latestVersionId, name } },
+    });
+  }
+}

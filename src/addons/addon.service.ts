@@ -1,0 +1,234 @@
+import { createHash } from 'node:crypto';
+import semver from 'semver';
+import type { Database } from '../infrastructure/database/database.js';
+import {
+  ConflictError,
+  ForbiddenError,
+  NotFoundError,
+  ValidationError,
+  type FieldProblem,
+} from '../errors/index.js';
+import { requireAuthenticated, type Actor } from '../auth/actor.js';
+import type { AddonCategory, WidgetCategory } from '../generated/prisma/client.js';
+import { parseAddonManifest, type AddonManifest } from './addon-manifest.js';
+import {
+  AddonRepository,
+  type AddonRecord,
+  type AddonVersionSummary,
+  type WidgetRecord,
+} from './addon.repository.js';
+
+/** Source size cap: addons are bundled scripts, not asset stores. */
+export const MAX_SOURCE_BYTES = 2 * 1024 * 1024;
+export const MAX_WASM_BYTES = 8 * 1024 * 1024;
+const MAX_PAGE = 100;
+
+export interface PublishInput {
+  manifest: unknown;
+  source: unknown;
+  /** Optional WebAssembly module, base64-encoded. */
+  wasmBase64?: unknown;
+}
+
+export interface PublishResult {
+  addon: AddonRecord;
+  version: AddonVersionSummary;
+}
+
+export interface AddonPage {
+  addons: AddonRecord[];
+  hasNextPage: boolean;
+  totalCount: () => Promise<number>;
+}
+
+/** Listing cursors are opaque to clients; inside they are the last name seen. */
+export function encodeCursor(name: string): string {
+  return Buffer.from(`addon:${name}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): string {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!text.startsWith('addon:')) {
+    throw ValidationError.of('arguments', [
+      { field: 'after', message: 'is not a cursor returned by this API' },
+    ]);
+  }
+  return text.slice('addon:'.length);
+}
+
+/** The addon registry: publishing versions and reading the catalogue. */
+export class AddonService {
+  constructor(private readonly database: Database) {}
+
+  private get addons(): AddonRepository {
+    return new AddonRepository(this.database.prisma);
+  }
+
+  /**
+   * Publishes a version. The first publish of a name creates the addon, owned by the developer who
+   * published it; later versions may come only from that developer or an admin, and must be
+   * greater than every published version.
+   */
+  async publish(actor: Actor, input: PublishInput): Promise<PublishResult> {
+    requireAuthenticated(actor);
+    if (actor.kind === 'site')
+      throw new ForbiddenError('Site keys cannot publish addons; use a developer key.');
+    const manifest = parseAddonManifest(input.manifest);
+    const source = checkSource(input.source, input.wasmBase64);
+
+    return this.database.transaction(async (tx) => {
+      const addons = new AddonRepository(tx);
+      await this.checkDependencies(addons, manifest);
+      let addon = await addons.lockByName(manifest.name);
+      if (addon) {
+        if (actor.kind === 'developer' && addon.ownerId !== actor.developerId) {
+          throw new ForbiddenError(`Addon "${addon.name}" belongs to another developer.`);
+        }
+        const published = (await addons.versionsByAddonIds([addon.id])).map((v) => v.version);
+        if (published.includes(manifest.version)) {
+          throw new ConflictError(
+            `Version ${manifest.version} of "${addon.name}" is already published; published versions are immutable.`,
+          );
+        }
+        const highest = semver.rsort([...published])[0];
+        if (highest && !semver.gt(manifest.version, highest)) {
+          throw ValidationError.of('manifest', [
+            {
+              field: 'manifest.version',
+              message: `must be greater than ${highest}, the highest published version`,
+            },
+          ]);
+        }
+      } else {
+        addon = await addons.createAddon({
+          name: manifest.name,
+          displayName: manifest.displayName,
+          description: manifest.description,
+          author: manifest.author || manifest.name,
+          category: manifest.category as AddonCategory,
+          ownerId: actor.kind === 'developer' ? actor.developerId : null,
+        });
+      }
+      const version = await addons.createVersion(addon, manifest, source);
+      addon = await addons.updateListing(addon.id, {
+        displayName: manifest.displayName,
+        description: manifest.description,
+        author: manifest.author || addon.author,
+        category: manifest.category as AddonCategory,
+        latestVersionId: version.id,
+      });
+      return { addon, version };
+    });
+  }
+
+  /** Every dependency must name a published addon with a version in range. */
+  private async checkDependencies(addons: AddonRepository, manifest: AddonManifest): Promise<void> {
+    const names = Object.keys(manifest.dependencies);
+    if (names.length === 0) return;
+    const found = await addons.findByNames(names);
+    const versions = await addons.versionsByAddonIds(found.map((a) => a.id));
+    const problems: FieldProblem[] = [];
+    for (const name of names) {
+      const range = manifest.dependencies[name];
+      const addon = found.find((a) => a.name === name);
+      if (!addon) {
+        problems.push({
+          field: `manifest.dependencies.${name}`,
+          message: `no addon named "${name}" is published`,
+        });
+        continue;
+      }
+      const available = versions.filter((v) => v.addonId === addon.id).map((v) => v.version);
+      if (!semver.maxSatisfying(available, range)) {
+        problems.push({
+          field: `manifest.dependencies.${name}`,
+          message: `no published version satisfies ${range} (published: ${available.join(', ')})`,
+        });
+      }
+    }
+    if (problems.length > 0) throw ValidationError.of('manifest', problems);
+  }
+
+  /** `addon(id, name)`: null when nothing matches. */
+  async find(args: { id?: string | null; name?: string | null }): Promise<AddonRecord | null> {
+    if (!args.id && !args.name) {
+      throw ValidationError.of('arguments', [{ field: 'id', message: 'give id or name' }]);
+    }
+    const addon = args.id ? await this.addons.findById(args.id) : await this.addons.findByName(args.name!);
+    if (addon && args.name && addon.name !== args.name) return null;
+    return addon;
+  }
+
+  /** Resolves an id or a unique name, or fails with NOT_FOUND. */
+  async require(idOrName: string): Promise<AddonRecord> {
+    const addon = await this.addons.findByIdOrName(idOrName);
+    if (!addon) throw new NotFoundError('Addon', idOrName);
+    return addon;
+  }
+
+  /** A page of the catalogue, sorted by name (Relay cursor pagination). */
+  async list(args: {
+    category?: AddonCategory | null;
+    search?: string | null;
+    first?: number | null;
+    after?: string | null;
+  }): Promise<AddonPage> {
+    const first = args.first ?? 20;
+    if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE) {
+      throw ValidationError.of('arguments', [{ field: 'first', message: `must be from 1 to ${MAX_PAGE}` }]);
+    }
+    const search = args.search?.trim() || null;
+    if (search && search.length > 100) {
+      throw ValidationError.of('arguments', [{ field: 'search', message: 'must be at most 100 characters' }]);
+    }
+    const afterName = args.after ? decodeCursor(args.after) : null;
+    const rows = await this.addons.list({ category: args.category, search, afterName, take: first + 1 });
+    return {
+      addons: rows.slice(0, first),
+      hasNextPage: rows.length > first,
+      totalCount: () => this.addons.count({ category: args.category, search }),
+    };
+  }
+
+  widgets(category: WidgetCategory | null | undefined): Promise<WidgetRecord[]> {
+    return this.addons.latestWidgets(category);
+  }
+
+  /** One widget of an addon's latest version, by addon id or name and widget name. */
+  async widget(addonIdOrName: string, widgetName: string): Promise<WidgetRecord> {
+    const addon = await this.require(addonIdOrName);
+    const widget = addon.latestVersionId
+      ? await this.addons.latestWidget(addon.latestVersionId, widgetName)
+      : null;
+    if (!widget) throw new NotFoundError('Widget', `${addon.name}/${widgetName}`);
+    return widget;
+  }
+}
+
+function checkSource(
+  source: unknown,
+  wasmBase64: unknown,
+): { text: string; sha256: string; wasm: Uint8Array | null } {
+  const problems: FieldProblem[] = [];
+  if (typeof source !== 'string' || source.trim() === '') {
+    problems.push({ field: 'source', message: 'must be the addon JavaScript source, a non-empty string' });
+  } else if (Buffer.byteLength(source) > MAX_SOURCE_BYTES) {
+    problems.push({ field: 'source', message: `must be at most ${MAX_SOURCE_BYTES} bytes` });
+  }
+  let wasm: Uint8Array | null = null;
+  if (wasmBase64 !== undefined && wasmBase64 !== null) {
+    if (typeof wasmBase64 !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(wasmBase64)) {
+      problems.push({ field: 'wasmBase64', message: 'must be base64' });
+    } else {
+      wasm = Buffer.from(wasmBase64, 'base64');
+      if (wasm.byteLength > MAX_WASM_BYTES) {
+        problems.push({ field: 'wasmBase64', message: `must decode to at most ${MAX_WASM_BYTES} bytes` });
+      } else if (!WebAssembly.validate(wasm)) {
+        problems.push({ field: 'wasmBase64', message: 'is not a valid WebAssembly module' });
+      }
+    }
+  }
+  if (problems.length > 0) throw ValidationError.of('addon', problems);
+  const text = source as string;
+  return { text, sha256: createHash('sha256').update(text).digest('hex'), wasm };
+}

@@ -1,0 +1,153 @@
+import { Field, ID, InputType, ObjectType, registerEnumType } from 'type-graphql';
+import { GraphQLJSON } from 'graphql-scalars';
+import { AddonCategory, WidgetCategory } from '../generated/prisma/enums.js';
+import { PageInfo } from '../graphql/page-info.type.js';
+
+registerEnumType(AddonCategory, { name: 'AddonCategory', description: 'What an addon is for.' });
+registerEnumType(WidgetCategory, { name: 'WidgetCategory', description: 'How a widget is used on a page.' });
+
+@ObjectType({ description: 'A function an addon exposes to sites (executeAddonFunction).' })
+export class ApiEndpoint {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => String, { description: 'Name declared in the manifest, e.g. process-payment.' })
+  name!: string;
+
+  @Field(() => String)
+  description!: string;
+
+  @Field(() => Boolean, { description: 'True when it has no side effects; only these run through Query.' })
+  readonly!: boolean;
+
+  @Field(() => GraphQLJSON, { nullable: true, description: 'JSON Schema its input is validated against.' })
+  inputSchema!: unknown;
+}
+
+@ObjectType({ description: 'A server-rendered UI component of an addon.' })
+export class Widget {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => String)
+  name!: string;
+
+  @Field(() => String)
+  displayName!: string;
+
+  @Field(() => String)
+  description!: string;
+
+  @Field(() => WidgetCategory)
+  category!: WidgetCategory;
+
+  @Field(() => GraphQLJSON, { description: 'JSON Schema of the widget config, with defaults.' })
+  configSchema!: unknown;
+
+  @Field(() => String, { nullable: true })
+  previewImage!: string | null;
+
+  @Field(() => Boolean)
+  responsive!: boolean;
+
+  @Field(() => [String], { description: 'Context fields the rendered output depends on.' })
+  varyOn!: string[];
+}
+
+@ObjectType({ description: 'Another addon this version needs, as a semver range.' })
+export class AddonDependency {
+  @Field(() => String, { description: 'Name of the addon depended on.' })
+  name!: string;
+
+  @Field(() => String, { description: 'Semver range, e.g. ^1.2.0.' })
+  range!: string;
+}
+
+@ObjectType({ description: 'One immutable published version of an addon.' })
+export class AddonVersion {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => String)
+  version!: string;
+
+  @Field(() => GraphQLJSON, { description: 'The manifest as validated and normalised at publish time.' })
+  manifest!: unknown;
+
+  @Field(() => [String])
+  permissions!: string[];
+
+  @Field(() => String, { description: 'SHA-256 of the JavaScript source.' })
+  sourceSha256!: string;
+
+  @Field(() => Date)
+  createdAt!: Date;
+}
+
+@ObjectType({ description: 'An addon in the registry; version-specific fields describe its latest version.' })
+export class Addon {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => String)
+  name!: string;
+
+  @Field(() => String)
+  displayName!: string;
+
+  @Field(() => String)
+  description!: string;
+
+  @Field(() => String)
+  author!: string;
+
+  @Field(() => AddonCategory)
+  category!: AddonCategory;
+
+  @Field(() => Date)
+  createdAt!: Date;
+
+  @Field(() => Date)
+  updatedAt!: Date;
+}
+
+@ObjectType()
+export class AddonEdge {
+  @Field(() => String)
+  cursor!: string;
+
+  @Field(() => Addon)
+  node!: Addon;
+}
+
+@ObjectType({ description: 'A page of addons (Relay connection).' })
+export class AddonConnection {
+  @Field(() => [AddonEdge])
+  edges!: AddonEdge[];
+
+  @Field(() => PageInfo)
+  pageInfo!: PageInfo;
+}
+
+@InputType({ description: 'A version to publish: the manifest and the bundled JavaScript source.' })
+export class RegisterAddonInput {
+  @Field(() => GraphQLJSON, {
+    description: 'Addon manifest (name, version, category, widgets, functions, ...).',
+  })
+  manifest!: unknown;
+
+  @Field(() => String, { description: 'Self-contained JavaScript module source.' })
+  source!: string;
+
+  @Field(() => String, { nullable: true, description: 'Optional WebAssembly module, base64.' })
+  wasmBase64?: string | null;
+}
+
+@ObjectType()
+export class RegisterAddonResult {
+  @Field(() => Addon)
+  addon!: Addon;
+
+  @Field(() => AddonVersion)
+  version!: AddonVersion;
+}

@@ -1,0 +1,42 @@
+import { ForbiddenError, UnauthenticatedError, ValidationError } from '../errors/index.js';
+
+/** Who is calling, derived from the API key. Services take it explicitly. */
+export type Actor =
+  | { kind: 'anonymous' }
+  | { kind: 'admin'; keyId: string }
+  | { kind: 'developer'; keyId: string; developerId: string }
+  | { kind: 'site'; keyId: string; siteId: string };
+
+export const anonymousActor: Actor = { kind: 'anonymous' };
+
+/** Fails unless the caller is a platform admin. */
+export function requireAdmin(actor: Actor): asserts actor is Extract<Actor, { kind: 'admin' }> {
+  if (actor.kind === 'anonymous') throw new UnauthenticatedError();
+  if (actor.kind !== 'admin') throw new ForbiddenError('Only admin keys may do this.');
+}
+
+/** Fails for anonymous callers. */
+export function requireAuthenticated(actor: Actor): asserts actor is Exclude<Actor, { kind: 'anonymous' }> {
+  if (actor.kind === 'anonymous') throw new UnauthenticatedError();
+}
+
+/**
+ * The site an operation acts on: a site key's own site, or the one an admin names.
+ * A site key naming another site is refused rather than silently redirected.
+ */
+export function resolveSiteId(actor: Actor, requested: string | null | undefined): string {
+  requireAuthenticated(actor);
+  if (actor.kind === 'site') {
+    if (requested && requested !== actor.siteId) {
+      throw new ForbiddenError('A site key can only act on its own site.');
+    }
+    return actor.siteId;
+  }
+  if (actor.kind === 'admin') {
+    if (!requested) {
+      throw ValidationError.of('arguments', [{ field: 'siteId', message: 'is required with an admin key' }]);
+    }
+    return requested;
+  }
+  throw new ForbiddenError('Developer keys cannot manage installations; use a site or admin key.');
+}

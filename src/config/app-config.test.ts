@@ -1,0 +1,39 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, loadConfig } from './app-config.js';
+
+describe('loadConfig', () => {
+  it('defaults to the embedded single-instance shape', () => {
+    const config = loadConfig({});
+    assert.equal(config.port, 4000);
+    assert.equal(config.databaseUrl, null);
+    assert.equal(config.redisUrl, null);
+    assert.equal(config.migrateOnStart, true);
+  });
+
+  it('names the variable and what was expected', () => {
+    assert.throws(
+      () => loadConfig({ PORT: 'eighty' }),
+      /^ConfigError: PORT: expected an integer from 0 to 65535/,
+    );
+    assert.throws(
+      () => loadConfig({ MIGRATE_ON_START: 'maybe' }),
+      /MIGRATE_ON_START: expected true or false/,
+    );
+    assert.throws(() => loadConfig({ REDIS_URL: 'http://x' }), /REDIS_URL: expected a redis: or rediss: URL/);
+  });
+
+  it('never echoes a connection string, which may hold a password', () => {
+    try {
+      loadConfig({ DATABASE_URL: 'mysql://admin:s3cret@db/x' });
+      assert.fail('expected a ConfigError');
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      assert.doesNotMatch(error.message, /s3cret/);
+    }
+  });
+
+  it('refuses a bootstrap admin key that is not a ThemePress key', () => {
+    assert.throws(() => loadConfig({ ADMIN_API_KEY: 'password' }), /ADMIN_API_KEY/);
+  });
+});

@@ -1,0 +1,115 @@
+import path from 'node:path';
+
+/** Every setting of the server, read once from environment variables at start. */
+export interface AppConfig {
+  nodeEnv: 'development' | 'production' | 'test';
+  /** Development mode shows stack traces and unmasked errors; never on in production. */
+  isDevelopment: boolean;
+  host: string;
+  port: number;
+  /** Unset: an embedded PostgreSQL (PGlite) keeps data in `dataDir`. */
+  databaseUrl: string | null;
+  databasePoolMax: number;
+  dataDir: string;
+  /** Unset: in-process pub/sub and caches, which serve a single instance only. */
+  redisUrl: string | null;
+  /** A first admin key, so a fresh installation can create the others. Stored hashed. */
+  adminApiKey: string | null;
+  migrateOnStart: boolean;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  bodyLimitBytes: number;
+  /** Seconds a verified API key stays cached in memory before it is looked up again. */
+  apiKeyCacheSeconds: number;
+  /** Base URL of this server as clients reach it, used to build widget render endpoints. */
+  publicUrl: string;
+}
+
+/** A setting that is missing or malformed; its message is the one line printed before exit. */
+export class ConfigError extends Error {
+  constructor(variable: string, expected: string, got: string | undefined) {
+    super(`${variable}: expected ${expected}, got ${got === undefined ? 'nothing' : JSON.stringify(got)}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function readInt(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(name, `an integer from ${min} to ${max}`, raw);
+  }
+  return value;
+}
+
+function readBool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes'].includes(raw.toLowerCase())) return true;
+  if (['0', 'false', 'no'].includes(raw.toLowerCase())) return false;
+  throw new ConfigError(name, 'true or false', raw);
+}
+
+function readEnum<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw))
+    throw new ConfigError(name, `one of ${allowed.join(', ')}`, raw);
+  return raw as T;
+}
+
+function readUrl(env: Env, name: string, protocols: string[]): string | null {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return null;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    // Never echo the value: connection strings carry passwords.
+    throw new ConfigError(name, `a ${protocols.join(' or ')} URL`, '<unparseable URL>');
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(name, `a ${protocols.join(' or ')} URL`, `${url.protocol}//…`);
+  }
+  return raw;
+}
+
+/**
+ * Reads and validates the configuration. Throws {@link ConfigError} naming the first bad variable.
+ */
+export function loadConfig(env: Env = process.env): AppConfig {
+  const nodeEnv = readEnum(env, 'NODE_ENV', ['development', 'production', 'test'] as const, 'development');
+  const port = readInt(env, 'PORT', 4000, 0, 65535);
+  const host = env.HOST || '0.0.0.0';
+  const adminApiKey = env.ADMIN_API_KEY || null;
+  if (adminApiKey !== null && !/^tp_[A-Za-z0-9_-]{24,}$/.test(adminApiKey)) {
+    throw new ConfigError(
+      'ADMIN_API_KEY',
+      'a key of the form tp_ followed by at least 24 letters or digits',
+      '<hidden>',
+    );
+  }
+  return {
+    nodeEnv,
+    isDevelopment: nodeEnv === 'development',
+    host,
+    port,
+    databaseUrl: readUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    databasePoolMax: readInt(env, 'DATABASE_POOL_MAX', 10, 1, 200),
+    dataDir: path.resolve(env.DATA_DIR || '.data'),
+    redisUrl: readUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    adminApiKey,
+    migrateOnStart: readBool(env, 'MIGRATE_ON_START', true),
+    logLevel: readEnum(
+      env,
+      'LOG_LEVEL',
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const,
+      nodeEnv === 'test' ? 'silent' : 'info',
+    ),
+    bodyLimitBytes: readInt(env, 'BODY_LIMIT_BYTES', 2 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+    apiKeyCacheSeconds: readInt(env, 'API_KEY_CACHE_SECONDS', 30, 0, 3600),
+    publicUrl: (env.PUBLIC_URL || `http://localhost:${port}`).replace(/\/$/, ''),
+  };
+}

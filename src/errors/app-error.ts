@@ -1,0 +1,63 @@
+import { ErrorCode } from './error-code.js';
+
+/**
+ * Base class of every error a client may see. Anything else that escapes a service is treated as a
+ * bug and masked as "Unexpected error." outside development.
+ */
+export class AppError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** Extra machine-readable detail, copied into `extensions` (GraphQL) or the JSON body (REST). */
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** One failing field of an input, as listed in `extensions.fields`. */
+export interface FieldProblem {
+  /** Path of the field, e.g. `manifest.widgets[0].name` or `config.theme`. */
+  field: string;
+  message: string;
+}
+
+export class ValidationError extends AppError {
+  constructor(
+    message: string,
+    readonly fields: FieldProblem[] = [],
+  ) {
+    super(ErrorCode.BadUserInput, message, fields.length > 0 ? { fields } : undefined);
+  }
+
+  /** Builds one error from several problems; its message names every field. */
+  static of(subject: string, fields: FieldProblem[]): ValidationError {
+    const list = fields.map((f) => `${f.field}: ${f.message}`).join('; ');
+    return new ValidationError(`Invalid ${subject}: ${list}`, fields);
+  }
+}
+
+export class UnauthenticatedError extends AppError {
+  constructor(message = 'A valid API key is required (Authorization: Bearer <key>).') {
+    super(ErrorCode.Unauthenticated, message);
+  }
+}
+
+export class ForbiddenError extends AppError {
+  constructor(message: string) {
+    super(ErrorCode.Forbidden, message);
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(entity: string, key: string) {
+    super(ErrorCode.NotFound, `${entity} "${key}" was not found.`, { entity, key });
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super(ErrorCode.Conflict, message, details);
+  }
+}

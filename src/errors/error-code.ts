@@ -1,0 +1,25 @@
+/**
+ * The one catalogue of error codes a client can see, as `extensions.code` in GraphQL errors and
+ * `error.code` in REST bodies. Add a code here, then map it to an HTTP status in `http-status.ts`.
+ */
+export enum ErrorCode {
+  BadUserInput = 'BAD_USER_INPUT',
+  Unauthenticated = 'UNAUTHENTICATED',
+  Forbidden = 'FORBIDDEN',
+  NotFound = 'NOT_FOUND',
+  Conflict = 'CONFLICT',
+  PayloadTooLarge = 'PAYLOAD_TOO_LARGE',
+  RateLimited = 'RATE_LIMITED',
+  // Sandbox (addon execution) errors.
+  PermissionDenied = 'PERMISSION_DENIED',
+  ExecutionTimeout = 'EXECUTION_TIMEOUT',
+  MemoryLimitExceeded = 'MEMORY_LIMIT_EXCEEDED',
+  OutputTooLarge = 'OUTPUT_TOO_LARGE',
+  InputTooLarge = 'INPUT_TOO_LARGE',
+  TooManyConcurrentCalls = 'TOO_MANY_CONCURRENT_CALLS',
+  SandboxCrashed = 'SANDBOX_CRASHED',
+  AddonError = 'ADDON_ERROR',
+  StorageQuotaExceeded = 'STORAGE_QUOTA_EXCEEDED',
+  ServiceUnavailable = 'SERVICE_UNAVAILABLE',
+  InternalServerError = 'INTERNAL_SERVER_ERROR',
+}

@@ -1,0 +1,11 @@
+export { ErrorCode } from './error-code.js';
+export { httpStatusByErrorCode } from './http-status.js';
+export {
+  AppError,
+  ValidationError,
+  UnauthenticatedError,
+  ForbiddenError,
+  NotFoundError,
+  ConflictError,
+  type FieldProblem,
+} from './app-error.js';

@@ -1,0 +1,36 @@
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { GraphQLSchema } from 'graphql';
+import type { GraphQLContext } from './context.js';
+import { createFormatError } from './format-error.js';
+
+export interface ApolloOptions {
+  schema: GraphQLSchema;
+  development: boolean;
+  plugins?: ApolloServerPlugin<GraphQLContext>[];
+  onUnexpectedError?: (error: unknown) => void;
+}
+
+/** Apollo Server configured for this API: masked errors, CSRF prevention, no per-field hooks. */
+export function createApolloServer(options: ApolloOptions): ApolloServer<GraphQLContext> {
+  return new ApolloServer<GraphQLContext>({
+    schema: options.schema,
+    formatError: createFormatError({
+      development: options.development,
+      onUnexpected: options.onUnexpectedError,
+    }),
+    includeStacktraceInErrorResponses: options.development,
+    // Field suggestions ("did you mean") leak the schema; only offered in development.
+    hideSchemaDetailsFromClientErrors: !options.development,
+    csrfPrevention: true,
+    introspection: true,
+    plugins: [
+      // The default cache-control plugin wraps every field resolver; nothing here uses HTTP caching.
+      ApolloServerPluginCacheControlDisabled(),
+      ...(options.development ? [] : [ApolloServerPluginLandingPageDisabled()]),
+      ...(options.plugins ?? []),
+    ],
+  });
+}

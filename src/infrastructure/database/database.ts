@@ -1,0 +1,57 @@
+import pg from 'pg';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { PrismaClient, Prisma } from '../../generated/prisma/client.js';
+
+/** The Prisma client, or the client of an open interactive transaction. */
+export type DbClient = PrismaClient | Prisma.TransactionClient;
+
+/** A connection to PostgreSQL shared by the repositories of one server process. */
+export interface Database {
+  readonly prisma: PrismaClient;
+  readonly pool: pg.Pool;
+  /** Runs `work` in one transaction; everything it writes is rolled back if it throws. */
+  transaction<T>(work: (tx: Prisma.TransactionClient) => Promise<T>): Promise<T>;
+  /** Number of SQL statements sent so far (tests use it to prove batching). */
+  queryCount(): number;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  connectionString: string;
+  /** Pool size; the embedded PostgreSQL accepts one connection only. */
+  max: number;
+}
+
+/** Opens a pool and a Prisma client over it (driver adapter, no engine binary). */
+export function createDatabase(options: DatabaseOptions): Database {
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.max,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client that loses its connection emits 'error' on the pool; without a listener that
+  // would crash the process. The next query reconnects.
+  pool.on('error', () => undefined);
+
+  let queries = 0;
+  // pool.query checks out a client too, so counting at the client sees every statement once.
+  pool.on('connect', (client) => {
+    const clientQuery = client.query.bind(client);
+    client.query = ((...args: Parameters<typeof clientQuery>) => {
+      queries += 1;
+      return clientQuery(...args);
+    }) as typeof client.query;
+  });
+
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  return {
+    prisma,
+    pool,
+    transaction: (work) => prisma.$transaction(work, { maxWait: 10_000, timeout: 30_000 }),
+    queryCount: () => queries,
+    close: async () => {
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,34 @@
+import { Field, ID, ObjectType } from 'type-graphql';
+import { GraphQLJSON } from 'graphql-scalars';
+
+@ObjectType({ description: 'An addon installed on a site, pinned to one published version.' })
+export class Installation {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => GraphQLJSON, {
+    description: "Config, validated against the addon's schema, defaults applied.",
+  })
+  config!: unknown;
+
+  @Field(() => Boolean)
+  enabled!: boolean;
+
+  @Field(() => Date)
+  createdAt!: Date;
+
+  @Field(() => Date)
+  updatedAt!: Date;
+}
+
+@ObjectType()
+export class AddonInstallResult {
+  @Field(() => Boolean)
+  success!: boolean;
+
+  @Field(() => String)
+  message!: string;
+
+  @Field(() => Installation)
+  installation!: Installation;
+}

@@ -1,0 +1,46 @@
+import { ConfigError, loadConfig } from './config/app-config.js';
+import { createApp } from './app/create-app.js';
+
+/** Entry point of `npm start`: one server process. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`Invalid configuration: ${error.message}`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const app = await createApp(config);
+  const url = await app.listen();
+  app.http.log.info(
+    {
+      url: `${url}/graphql`,
+      database: config.databaseUrl ? 'external' : 'embedded',
+      redis: Boolean(config.redisUrl),
+    },
+    'ThemePress Addon Server ready',
+  );
+  // Logged with console too so the URL is visible when LOG_LEVEL is quiet.
+  console.log(`ThemePress Addon Server listening on ${url}/graphql`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.http.log.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => process.exit(1), 15_000);
+    timer.unref();
+    await app.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  console.error('Server failed to start:', error instanceof Error ? error.message : error);
+  process.exit(1);
+});

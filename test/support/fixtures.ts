@@ -1,0 +1,63 @@
+import { CreateApiKeyDocument, CreateSiteDocument, RegisterAddonDocument } from '../generated/graphql.js';
+import type { GraphQLClient } from './graphql-client.js';
+
+let counter = 0;
+/** A name no other test in this run uses. */
+export function uniqueName(prefix: string): string {
+  counter += 1;
+  return `${prefix}-${process.pid}-${counter}`;
+}
+
+/** A small but complete manifest; override any field. */
+export function manifest(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name: uniqueName('addon'),
+    version: '1.0.0',
+    displayName: 'Test addon',
+    description: 'An addon used by the tests',
+    author: 'Test Author',
+    category: 'UTILITIES',
+    permissions: ['storage.read'],
+    configSchema: {
+      type: 'object',
+      properties: { greeting: { type: 'string', default: 'hello' } },
+      additionalProperties: false,
+    },
+    widgets: [
+      {
+        name: 'banner',
+        displayName: 'Banner',
+        category: 'DISPLAY',
+        configSchema: { type: 'object', properties: { title: { type: 'string' } } },
+      },
+    ],
+    functions: [
+      { name: 'echo', description: 'Returns its input', readonly: true },
+      { name: 'save', description: 'Writes', readonly: false },
+    ],
+    ...overrides,
+  };
+}
+
+export const SOURCE = `module.exports = {
+  functions: { echo: (data) => data, save: (data) => ({ saved: true, data }) },
+  widgets: { banner: (config) => ({ html: '<div>' + (config.title || '') + '</div>', css: '', javascript: '' }) },
+};`;
+
+/** A site and a key for it, created with the admin client. */
+export async function givenSite(admin: GraphQLClient, name = uniqueName('site')) {
+  const { createSite } = await admin.ok(CreateSiteDocument, { name });
+  const { createApiKey } = await admin.ok(CreateApiKeyDocument, { role: 'SITE', siteId: createSite.id });
+  return { siteId: createSite.id, key: createApiKey.key, client: admin.as(createApiKey.key) };
+}
+
+/** A developer key (the developer is created on first use). */
+export async function givenDeveloper(admin: GraphQLClient, developerName = uniqueName('dev')) {
+  const { createApiKey } = await admin.ok(CreateApiKeyDocument, { role: 'DEVELOPER', developerName });
+  return { key: createApiKey.key, client: admin.as(createApiKey.key) };
+}
+
+/** Publishes a version with the given client; fails the test on errors. */
+export async function givenPublished(client: GraphQLClient, m: Record<string, unknown>, source = SOURCE) {
+  return (await client.ok(RegisterAddonDocument, { input: { manifest: m, source } })).registerAddon;
+}

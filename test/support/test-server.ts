@@ -1,0 +1,55 @@
+import { generateApiKey } from '../../src/auth/api-key.js';
+import { loadConfig, type AppConfig } from '../../src/config/app-config.js';
+import { createApp, type App } from '../../src/app/create-app.js';
+import { createTestDatabase } from './test-database.js';
+import { GraphQLClient } from './graphql-client.js';
+
+export interface TestServer {
+  app: App;
+  url: string;
+  adminKey: string;
+  /** A client with the admin key. */
+  admin: GraphQLClient;
+  /** A client without a key. */
+  anonymous: GraphQLClient;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the real server on a free port over a fresh database of its own (dropped on close),
+ * with the real Redis on 127.0.0.1.
+ */
+export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const database = await createTestDatabase();
+  const adminKey = generateApiKey();
+  const config: AppConfig = loadConfig({
+    NODE_ENV: 'test',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DATABASE_URL: database.url,
+    REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    ADMIN_API_KEY: adminKey,
+    MIGRATE_ON_START: 'false',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...env,
+  });
+  let app: App;
+  try {
+    app = await createApp(config);
+  } catch (error) {
+    await database.drop();
+    throw error;
+  }
+  const url = await app.listen();
+  return {
+    app,
+    url,
+    adminKey,
+    admin: new GraphQLClient(url, adminKey),
+    anonymous: new GraphQLClient(url),
+    async close() {
+      await app.close();
+      await database.drop();
+    },
+  };
+}
