@@ -3,6 +3,12 @@ import { createApp } from './app/create-app.js';
 
 /** Entry point of `npm start`: one server process. */
 async function main(): Promise<void> {
+  try {
+    // Values already in the environment win over the file.
+    process.loadEnvFile('.env');
+  } catch {
+    // No .env file: configuration comes from the environment alone.
+  }
   let config;
   try {
     config = loadConfig();

@@ -9,7 +9,10 @@ import { applyPendingMigrations, migrationStatus } from '../infrastructure/datab
 import { createRedis } from '../infrastructure/redis/redis.js';
 import { createSchema } from '../graphql/schema.js';
 import { createHttpServer } from '../http/create-http-server.js';
-import { createServices, type Services } from './services.js';
+import { createLocalBus, createRedisBus, type ClusterBus } from '../infrastructure/bus/cluster-bus.js';
+import { createMetrics, type Metrics } from '../infrastructure/metrics/metrics.js';
+import { ExecutionRepository } from '../executions/execution.repository.js';
+import { createServices, type Runtime, type Services } from './services.js';
 
 /** A running (or ready to run) server process and what it owns. */
 export interface App {
@@ -18,6 +21,9 @@ export interface App {
   readonly database: Database;
   readonly services: Services;
   readonly redis: Redis | null;
+  readonly bus: ClusterBus;
+  readonly metrics: Metrics;
+  readonly runtime: Runtime;
   /** Starts listening; resolves to the base URL (e.g. http://127.0.0.1:4000). */
   listen(): Promise<string>;
   /** Stops accepting, finishes in-flight requests, then releases every connection. */
@@ -48,8 +54,30 @@ export async function createApp(config: AppConfig): Promise<App> {
     const redis = config.redisUrl ? createRedis(config.redisUrl, 'main') : null;
     if (redis) cleanups.unshift(async () => void redis.disconnect());
 
-    const services = createServices(config, database);
+    const bus = config.redisUrl ? createRedisBus(config.redisUrl) : createLocalBus();
+    cleanups.unshift(() => bus.close());
+    const metrics = createMetrics();
+    let http: FastifyInstance | null = null;
+    const { services, runtime } = createServices({
+      config,
+      database,
+      bus,
+      metrics,
+      onRecorderError: (error) => http?.log.error({ err: error }, 'could not store execution records'),
+    });
+    cleanups.unshift(async () => {
+      runtime.lookup.close();
+      await runtime.pool.close();
+      await runtime.recorder.flush();
+    });
+    await runtime.pool.start();
     if (config.adminApiKey) await services.apiKeys.ensureBootstrapAdmin(config.adminApiKey);
+    const retention = setInterval(() => {
+      const cutoff = new Date(Date.now() - config.executionRetentionDays * 86_400_000);
+      new ExecutionRepository(database.prisma).deleteOlderThan(cutoff).catch(() => undefined);
+    }, 60 * 60_000);
+    retention.unref();
+    cleanups.unshift(async () => clearInterval(retention));
 
     const readiness = async (): Promise<string | null> => {
       try {
@@ -70,19 +98,23 @@ export async function createApp(config: AppConfig): Promise<App> {
     };
 
     const schema = await createSchema();
-    const http = await createHttpServer({ config, schema, services, database, readiness });
-    cleanups.unshift(() => http.close());
+    http = await createHttpServer({ config, schema, services, database, metrics, readiness });
+    cleanups.unshift(() => http!.close());
+    const server = http;
 
     let closed = false;
     return {
       config,
-      http,
+      http: server,
       database,
       services,
       redis,
+      bus,
+      metrics,
+      runtime,
       async listen() {
-        await http.listen({ host: config.host, port: config.port });
-        const address = http.server.address() as AddressInfo;
+        await server.listen({ host: config.host, port: config.port });
+        const address = server.server.address() as AddressInfo;
         const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
         return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
       },

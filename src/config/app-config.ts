@@ -22,6 +22,14 @@ export interface AppConfig {
   apiKeyCacheSeconds: number;
   /** Base URL of this server as clients reach it, used to build widget render endpoints. */
   publicUrl: string;
+  sandbox: {
+    /** Sandbox worker processes (isolates never run in the API process). */
+    workers: number;
+    /** Test-only hook that lets addon code kill its worker; refused outside NODE_ENV=test. */
+    allowCrashTest: boolean;
+  };
+  /** Execution records older than this are deleted. */
+  executionRetentionDays: number;
 }
 
 /** A setting that is missing or malformed; its message is the one line printed before exit. */
@@ -111,5 +119,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     bodyLimitBytes: readInt(env, 'BODY_LIMIT_BYTES', 2 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     apiKeyCacheSeconds: readInt(env, 'API_KEY_CACHE_SECONDS', 30, 0, 3600),
     publicUrl: (env.PUBLIC_URL || `http://localhost:${port}`).replace(/\/$/, ''),
+    sandbox: {
+      workers: readInt(env, 'SANDBOX_WORKERS', 2, 1, 64),
+      allowCrashTest: nodeEnv === 'test' && readBool(env, 'SANDBOX_ALLOW_CRASH_TEST', false),
+    },
+    executionRetentionDays: readInt(env, 'EXECUTION_RETENTION_DAYS', 7, 1, 3650),
   };
 }

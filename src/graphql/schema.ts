@@ -10,6 +10,7 @@ import {
 import { InstallationResolver } from '../installations/installation.resolver.js';
 import { SiteResolver } from '../sites/site.resolver.js';
 import { ApiKeyResolver } from '../auth/api-key.resolver.js';
+import { ExecutionResolver } from '../executions/execution.resolver.js';
 
 /** Every resolver class of the API; a new domain adds its resolvers here. */
 export const resolvers = [
@@ -20,6 +21,7 @@ export const resolvers = [
   InstallationResolver,
   SiteResolver,
   ApiKeyResolver,
+  ExecutionResolver,
 ] as const;
 
 /** Builds the executable schema from the decorated classes. */

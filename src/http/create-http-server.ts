@@ -10,6 +10,8 @@ import { createApolloServer } from '../graphql/apollo.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import { createLoaders } from '../graphql/loaders.js';
 import { registerAddonRoutes } from '../addons/addon-register.route.js';
+import { registerExecutionRoutes } from '../executions/execution.route.js';
+import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import { createRestErrorHandler } from './error-reply.js';
 import { createRequestActorResolver } from './request-actor.js';
 import type { Actor } from '../auth/actor.js';
@@ -21,6 +23,7 @@ export interface HttpServerOptions {
   schema: GraphQLSchema;
   services: Services;
   database: Database;
+  metrics: Metrics;
   /** Readiness probe; resolves to the failing dependency or null when ready. */
   readiness: () => Promise<string | null>;
 }
@@ -82,6 +85,12 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   });
 
   registerAddonRoutes(app, services, actorOf);
+  registerExecutionRoutes(app, services, actorOf);
+
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', options.metrics.registry.contentType);
+    return options.metrics.registry.metrics();
+  });
 
   app.get('/livez', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {

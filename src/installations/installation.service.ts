@@ -7,6 +7,7 @@ import { validateWithDefaults } from '../shared/json-schema.js';
 import { AddonRepository, type AddonRecord, type AddonVersionSummary } from '../addons/addon.repository.js';
 import type { AddonManifest } from '../addons/addon-manifest.js';
 import { SiteRepository } from '../sites/site.repository.js';
+import { AddonStorageRepository } from '../storage/addon-storage.repository.js';
 import { InstallationRepository, type InstallationRecord } from './installation.repository.js';
 
 /** What a lifecycle hook runner needs; the sandbox provides one (install, upgrade, uninstall hooks). */
@@ -172,6 +173,8 @@ export class InstallationService {
       }
       await this.hooks?.run('uninstall', { installation, addon, versionId: installation.addonVersionId }, tx);
       await installations.delete(installation.id);
+      // The addon's data on this site goes with the installation (after its uninstall hook ran).
+      await new AddonStorageRepository(tx).clear({ addonId: addon.id, siteId });
       return installation;
     });
     this.emit('uninstalled', removed);

@@ -83,7 +83,9 @@ describe('applyPendingMigrations', () => {
         assert.match(rows[index].checksum, /^[0-9a-f]{64}$/);
       }
       // The engine's session lock must not outlive the call.
-      const locks = await client.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 72707369");
+      const locks = await client.query(
+        "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 72707369",
+      );
       assert.equal(locks.rowCount, 0);
     } finally {
       await client.end();
@@ -102,7 +104,9 @@ describe('applyPendingMigrations', () => {
     const pool = new pg.Pool({ connectionString: await emptyDatabase(), max: 1 });
     try {
       assert.deepEqual(await applyPendingMigrations(pool), { applied: folders });
-      const locks = await pool.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 72707369");
+      const locks = await pool.query(
+        "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 72707369",
+      );
       assert.equal(locks.rowCount, 0);
       assert.deepEqual((await migrationStatus(pool)).pending, []);
       await assert.rejects(
@@ -135,11 +139,14 @@ describe('applyPendingMigrations', () => {
   });
 
   test('an unreachable database fails with a message that does not echo the password', async () => {
-    await assert.rejects(applyPendingMigrations('postgresql://postgres:s3cret@127.0.0.1:1/none'), (error: Error) => {
-      assert.ok(error instanceof MigrationError);
-      assert.doesNotMatch(error.message, /s3cret/);
-      return true;
-    });
+    await assert.rejects(
+      applyPendingMigrations('postgresql://postgres:s3cret@127.0.0.1:1/none'),
+      (error: Error) => {
+        assert.ok(error instanceof MigrationError);
+        assert.doesNotMatch(error.message, /s3cret/);
+        return true;
+      },
+    );
   });
 });
 
@@ -147,7 +154,11 @@ describe('diffMigration', () => {
   test('the committed migrations match prisma/schema.prisma (else run `npm run db:diff -- <name>`)', async () => {
     const dir = await temporaryDir();
     await cp(DEFAULT_MIGRATIONS_DIR, dir, { recursive: true });
-    const result = await diffMigration({ name: 'check', migrationsDir: dir, schemaPath: DEFAULT_SCHEMA_PATH });
+    const result = await diffMigration({
+      name: 'check',
+      migrationsDir: dir,
+      schemaPath: DEFAULT_SCHEMA_PATH,
+    });
     assert.equal(result.directory, null, `schema.prisma changed without a migration:\n${result.sql}`);
   });
 
@@ -155,19 +166,31 @@ describe('diffMigration', () => {
     const dir = await temporaryDir();
     const migrationsDir = path.join(dir, 'migrations');
     const schemaPath = path.join(dir, 'schema.prisma');
-    const schema = 'datasource db {\n  provider = "postgresql"\n}\n\nmodel Site {\n  id   Int    @id\n  name String\n}\n';
+    const schema =
+      'datasource db {\n  provider = "postgresql"\n}\n\nmodel Site {\n  id   Int    @id\n  name String\n}\n';
     await writeFile(schemaPath, schema);
 
     await assert.rejects(diffMigration({ name: 'Bad-Name', migrationsDir, schemaPath }), MigrationError);
 
-    const init = await diffMigration({ name: 'init', migrationsDir, schemaPath, now: new Date('2026-01-02T03:04:05Z') });
+    const init = await diffMigration({
+      name: 'init',
+      migrationsDir,
+      schemaPath,
+      now: new Date('2026-01-02T03:04:05Z'),
+    });
     assert.equal(init.directory, path.join(migrationsDir, '20260102030405_init'));
     assert.match(init.sql, /CREATE TABLE "Site"/);
     assert.equal(await readFile(path.join(init.directory, 'migration.sql'), 'utf8'), init.sql);
-    assert.match(await readFile(path.join(migrationsDir, 'migration_lock.toml'), 'utf8'), /provider = "postgresql"/);
+    assert.match(
+      await readFile(path.join(migrationsDir, 'migration_lock.toml'), 'utf8'),
+      /provider = "postgresql"/,
+    );
     assert.equal(await readFile(path.join(migrationsDir, SCHEMA_SNAPSHOT_FILE), 'utf8'), schema);
 
-    assert.deepEqual(await diffMigration({ name: 'noop', migrationsDir, schemaPath }), { directory: null, sql: '' });
+    assert.deepEqual(await diffMigration({ name: 'noop', migrationsDir, schemaPath }), {
+      directory: null,
+      sql: '',
+    });
 
     const changed = `${schema}\nmodel Event {\n  id     Int    @id\n  siteId Int\n\n  @@index([siteId])\n}\n`;
     await writeFile(schemaPath, changed);
@@ -221,7 +244,9 @@ describe('embedded PostgreSQL (PGlite)', () => {
 
     const second = await startEmbeddedPostgres({ dataDir });
     const pool2 = new pg.Pool({ connectionString: second.connectionString, max: 1 });
-    const prisma2 = new PrismaClient({ adapter: new PrismaPg({ connectionString: second.connectionString, max: 1 }) });
+    const prisma2 = new PrismaClient({
+      adapter: new PrismaPg({ connectionString: second.connectionString, max: 1 }),
+    });
     try {
       assert.deepEqual(await applyPendingMigrations(pool2), { applied: [] });
       assert.deepEqual((await migrationStatus(pool2)).pending, []);

@@ -1,4 +1,9 @@
-import { CreateApiKeyDocument, CreateSiteDocument, RegisterAddonDocument } from '../generated/graphql.js';
+import {
+  CreateApiKeyDocument,
+  CreateSiteDocument,
+  InstallAddonDocument,
+  RegisterAddonDocument,
+} from '../generated/graphql.js';
 import type { GraphQLClient } from './graphql-client.js';
 
 let counter = 0;
@@ -60,4 +65,22 @@ export async function givenDeveloper(admin: GraphQLClient, developerName = uniqu
 /** Publishes a version with the given client; fails the test on errors. */
 export async function givenPublished(client: GraphQLClient, m: Record<string, unknown>, source = SOURCE) {
   return (await client.ok(RegisterAddonDocument, { input: { manifest: m, source } })).registerAddon;
+}
+
+/**
+ * Publishes an addon with `source` and installs it on a new site; returns the site client and
+ * the addon name.
+ */
+export async function givenInstalledAddon(
+  admin: GraphQLClient,
+  developer: GraphQLClient,
+  overrides: Record<string, unknown>,
+  source: string,
+  config: Record<string, unknown> = {},
+) {
+  const m = manifest({ configSchema: { type: 'object' }, widgets: [], functions: [], ...overrides });
+  await givenPublished(developer, m, source);
+  const site = await givenSite(admin);
+  await site.client.ok(InstallAddonDocument, { id: m.name as string, config });
+  return { site, name: m.name as string, manifest: m };
 }

@@ -85,7 +85,8 @@ async function dropLeftovers(client: pg.PoolClient, template: string): Promise<v
     } else if (datname !== template) {
       stale = datname.endsWith('_building') || Date.now() - Number(comment ?? 0) > STALE_TEMPLATE_MS;
     }
-    if (stale) await client.query(`DROP DATABASE IF EXISTS ${quote(datname)} WITH (FORCE)`).catch(() => undefined);
+    if (stale)
+      await client.query(`DROP DATABASE IF EXISTS ${quote(datname)} WITH (FORCE)`).catch(() => undefined);
   }
 }
 

@@ -162,12 +162,15 @@ function forwardEngineLog(log: MigrationLog | undefined): (line: string) => void
 
 function toMigrationError(error: unknown, context: string): MigrationError {
   if (error instanceof wasm.RuntimeError) {
-    // A trapped instance cannot be reused; the next call instantiates a fresh one.
-    engineModuleReady = undefined;
+    // Not re-instantiated: the JS glue keeps views of the old instance's memory, so only a new
+    // process gets a sound engine again.
     const panic = globals.PRISMA_WASM_PANIC_REGISTRY?.get();
-    return new MigrationError(`${context}: schema engine crashed${panic ? ` (${panic})` : ''}`, {
-      cause: error,
-    });
+    return new MigrationError(
+      `${context}: schema engine crashed${panic ? ` (${panic})` : ''}; restart the process`,
+      {
+        cause: error,
+      },
+    );
   }
   const raw = error instanceof Error ? error.message : String(error);
   // The engine appends a Rust span trace ("   0: sql_schema_connector::...") that helps nobody here.
@@ -176,7 +179,10 @@ function toMigrationError(error: unknown, context: string): MigrationError {
     if (/^\s+\d+: /.test(line)) break;
     lines.push(line);
   }
-  const message = lines.join('\n').trim().replace(/^external connector error\n/, '');
+  const message = lines
+    .join('\n')
+    .trim()
+    .replace(/^external connector error\n/, '');
   return new MigrationError(`${context}: ${message}`, { cause: error });
 }
 
@@ -254,7 +260,8 @@ export async function applyPendingMigrations(
   const migrationsList = await readMigrationsList(opts.migrationsDir ?? DEFAULT_MIGRATIONS_DIR);
   const ownPool = typeof database === 'string';
   const pool = ownPool ? new pg.Pool({ connectionString: database, max: 1 }) : database;
-  if (ownPool) pool.on('error', (error) => opts.log?.(`warn: idle migration connection failed: ${error.message}`));
+  if (ownPool)
+    pool.on('error', (error) => opts.log?.(`warn: idle migration connection failed: ${error.message}`));
   let engine: SchemaEngine | undefined;
   try {
     engine = await createEngine(new PrismaPg(pool), opts.log);
@@ -362,7 +369,9 @@ async function writeFileAtomically(file: string, content: string): Promise<void>
  * @returns the new folder, or `directory: null` and empty `sql` when the schema did not change.
  * @throws {MigrationError} on an invalid name, an invalid schema, or migrations without a snapshot.
  */
-export async function diffMigration(opts: DiffMigrationOptions): Promise<{ directory: string | null; sql: string }> {
+export async function diffMigration(
+  opts: DiffMigrationOptions,
+): Promise<{ directory: string | null; sql: string }> {
   if (!MIGRATION_NAME.test(opts.name)) {
     throw new MigrationError(
       `Invalid migration name ${JSON.stringify(opts.name)}: use 1-100 lowercase letters, digits and underscores`,

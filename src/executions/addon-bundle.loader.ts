@@ -1,0 +1,65 @@
+import type { Database, DbClient } from '../infrastructure/database/database.js';
+import { AddonRepository } from '../addons/addon.repository.js';
+import type { AddonManifest } from '../addons/addon-manifest.js';
+import type { AddonBundle } from '../sandbox/index.js';
+import { NotFoundError } from '../errors/index.js';
+
+export interface LoadedVersion {
+  bundle: AddonBundle;
+  manifest: AddonManifest;
+}
+
+const MAX_CACHED_VERSIONS = 500;
+
+/**
+ * Loads what the sandbox needs for a version. Published versions never change, so each is read
+ * from the database once per process (bounded; least recently used evicted).
+ */
+export class AddonBundleLoader {
+  private readonly cache = new Map<string, Promise<LoadedVersion>>();
+
+  constructor(private readonly database: Database) {}
+
+  /**
+   * @param db Read through this client on a miss: a caller inside a transaction passes it, since
+   *   the embedded database has a single connection that the transaction holds.
+   */
+  load(versionId: string, db?: DbClient): Promise<LoadedVersion> {
+    const cached = this.cache.get(versionId);
+    if (cached) {
+      this.cache.delete(versionId);
+      this.cache.set(versionId, cached);
+      return cached;
+    }
+    const loading = this.read(versionId, db ?? this.database.prisma);
+    this.cache.set(versionId, loading);
+    loading.catch(() => this.cache.delete(versionId));
+    if (this.cache.size > MAX_CACHED_VERSIONS) this.cache.delete(this.cache.keys().next().value!);
+    return loading;
+  }
+
+  private async read(versionId: string, db: DbClient): Promise<LoadedVersion> {
+    const repository = new AddonRepository(db);
+    const version = await repository.findVersionWithSource(versionId);
+    if (!version) throw new NotFoundError('Version', versionId);
+    const addon = await repository.findById(version.addonId);
+    if (!addon) throw new NotFoundError('Addon', version.addonId);
+    const manifest = version.manifest as unknown as AddonManifest;
+    return {
+      manifest,
+      bundle: {
+        versionId: version.id,
+        addonId: addon.id,
+        addonName: addon.name,
+        version: version.version,
+        source: version.source,
+        wasm: version.wasm ? new Uint8Array(version.wasm) : null,
+        permissions: version.permissions,
+        limits: manifest.limits,
+        dependencies: manifest.dependencies,
+        httpAllow: manifest.http.allow,
+        emits: manifest.events.emits.map((e) => e.name),
+      },
+    };
+  }
+}

@@ -1,0 +1,144 @@
+import { performance } from 'node:perf_hooks';
+import type { SandboxPool, AddonBundle, EntryKind, ExecutionResult } from '../sandbox/index.js';
+import { AppError, ErrorCode, NotFoundError, ValidationError } from '../errors/index.js';
+import { resolveSiteId, type Actor } from '../auth/actor.js';
+import { validateWithDefaults } from '../shared/json-schema.js';
+import type { Metrics } from '../infrastructure/metrics/metrics.js';
+import type { DbClient } from '../infrastructure/database/database.js';
+import type { InstallationLookup, ResolvedInstallation } from '../installations/installation-lookup.js';
+import type { AddonBundleLoader } from './addon-bundle.loader.js';
+import type { ExecutionRecorder } from './execution-recorder.js';
+
+export interface ExecuteFunctionArgs {
+  /** Addon id or name. */
+  addon: string;
+  functionName: string;
+  data: unknown;
+  /** Query.executeAddonFunction: only functions the manifest marks readonly. */
+  readonlyOnly: boolean;
+  siteId?: string | null;
+  requestId?: string;
+}
+
+export interface RunArgs {
+  target: ResolvedInstallation;
+  bundle: AddonBundle;
+  entry: { kind: EntryKind; name: string };
+  input: unknown;
+  callDepth?: number;
+  requestId?: string;
+}
+
+/**
+ * Runs addon code for sites: resolves the installation and version, validates input, runs the
+ * entry in the sandbox pool, and records every run (batched) with metrics.
+ */
+export class ExecutionService {
+  constructor(
+    private readonly deps: {
+      pool: SandboxPool;
+      bundles: AddonBundleLoader;
+      lookup: InstallationLookup;
+      recorder: ExecutionRecorder;
+      metrics: Metrics;
+    },
+  ) {}
+
+  /** executeAddonFunction for the caller's site (an admin names the site). */
+  async executeFunction(actor: Actor, args: ExecuteFunctionArgs): Promise<unknown> {
+    const siteId = resolveSiteId(actor, args.siteId);
+    const target = await this.deps.lookup.require(siteId, args.addon);
+    return this.runFunction(target, args.functionName, args.data, {
+      readonlyOnly: args.readonlyOnly,
+      requestId: args.requestId,
+      callDepth: 0,
+    });
+  }
+
+  /** Runs a declared function of an installed addon (also used by ctx.addons.call). */
+  async runFunction(
+    target: ResolvedInstallation,
+    functionName: string,
+    data: unknown,
+    opts: { readonlyOnly?: boolean; requestId?: string; callDepth: number; db?: DbClient },
+  ): Promise<unknown> {
+    const { bundle, manifest } = await this.deps.bundles.load(target.installation.addonVersionId, opts.db);
+    const declared = manifest.functions.find((f) => f.name === functionName);
+    if (!declared) throw new NotFoundError('Function', `${target.addon.name}/${functionName}`);
+    if (opts.readonlyOnly && !declared.readonly) {
+      throw ValidationError.of('arguments', [
+        {
+          field: 'function',
+          message: `"${functionName}" is not readonly; run it with Mutation.executeAddonFunction`,
+        },
+      ]);
+    }
+    let input = data;
+    if (declared.inputSchema) {
+      const result = validateWithDefaults(declared.inputSchema, data, 'data');
+      if (!result.ok) throw ValidationError.of(`input of ${functionName}`, result.problems);
+      input = result.value;
+    }
+    const result = await this.run({
+      target,
+      bundle,
+      entry: { kind: 'function', name: functionName },
+      input,
+      callDepth: opts.callDepth,
+      requestId: opts.requestId,
+    });
+    return result.output;
+  }
+
+  /** Runs any entry (function, widget, handler, hook), recording it whatever the outcome. */
+  async run(args: RunArgs): Promise<ExecutionResult> {
+    const { target, bundle, entry } = args;
+    const started = performance.now();
+    let result: ExecutionResult | null = null;
+    let failure: unknown = null;
+    try {
+      result = await this.deps.pool.execute({
+        bundle,
+        siteId: target.installation.siteId,
+        installationId: target.installation.id,
+        config: target.installation.config,
+        entry,
+        input: args.input,
+        callDepth: args.callDepth ?? 0,
+        requestId: args.requestId,
+      });
+      return result;
+    } catch (error) {
+      failure = error;
+      throw error;
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      const status = failure
+        ? failure instanceof AppError
+          ? failure.code
+          : ErrorCode.InternalServerError
+        : 'SUCCESS';
+      const labels = { addon_id: bundle.addonId, function_name: `${entry.kind}:${entry.name}` };
+      this.deps.metrics.addonExecutions.inc({ ...labels, status });
+      this.deps.metrics.addonResponseTime.observe(labels, seconds);
+      this.deps.recorder.record({
+        addonId: bundle.addonId,
+        addonName: bundle.addonName,
+        addonVersionId: bundle.versionId,
+        version: bundle.version,
+        siteId: target.installation.siteId,
+        kind: entry.kind,
+        entry: entry.name,
+        status,
+        errorMessage: failure instanceof Error ? failure.message.slice(0, 1000) : null,
+        durationMs: result?.durationMs ?? seconds * 1000,
+        cpuTimeMs: result?.cpuTimeMs ?? 0,
+        cold: result?.cold ?? false,
+        logs: result?.logs ?? [],
+        logsTruncated: result?.logsTruncated ?? false,
+        requestId: args.requestId ?? null,
+        createdAt: new Date(),
+      });
+    }
+  }
+}

@@ -1,0 +1,353 @@
+/**
+ * Code that runs inside every addon context before the addon's own script. Like `html-template.ts`, it
+ * is injected as source text, so {@link sandboxBootstrap} must not reference anything outside its body.
+ *
+ * It takes the raw host reference from the global, keeps it in a closure and deletes the global, so addon
+ * code never holds an isolated-vm object. Everything crossing the boundary is a JSON string or a plain
+ * copied object.
+ */
+import type { HtmlKit, SafeHtml } from './html-template.js';
+import type { CallMeta } from '../protocol.js';
+
+/** What `run` hands back to the worker (copied out of the isolate). */
+export type RunEnvelope =
+  | { ok: true; output: string; logs: unknown[]; logsTruncated: boolean }
+  | { ok: false; code: string; message: string; sdk: boolean; logs: unknown[]; logsTruncated: boolean };
+
+export type RunFunction = (meta: CallMeta, inputJson: string, configJson: string) => Promise<RunEnvelope>;
+
+/** Global names the worker sets before the bootstrap runs; the bootstrap deletes them. */
+export const BOOTSTRAP_GLOBALS = { host: '__tp_host', wasm: '__tp_wasm', crashTest: '__tp_crash' } as const;
+
+interface HostReference {
+  apply(receiver: undefined, args: unknown[], options: object): Promise<string>;
+}
+
+type AnyFunction = (...args: unknown[]) => unknown;
+
+/** Builds the context's globals (`module`, `exports`, `console`, `html`, `raw`) and returns `run`. */
+export function sandboxBootstrap(createHtmlKit: () => HtmlKit): RunFunction {
+  'use strict';
+  const g = globalThis as unknown as Record<string, unknown>;
+  const host = g.__tp_host as HostReference;
+  const wasmBytes = g.__tp_wasm as ArrayBuffer | undefined;
+  const crashTest = g.__tp_crash === true;
+  delete g.__tp_host;
+  delete g.__tp_wasm;
+  delete g.__tp_crash;
+
+  // Primordials: addon code may replace globals and prototype methods of its own context later on.
+  const hostApply = host.apply;
+  const reflectApply = Reflect.apply;
+  const jsonParse = JSON.parse;
+  const jsonStringify = JSON.stringify;
+  const freeze = Object.freeze;
+  const defineProperty = Object.defineProperty;
+  const setPrototypeOf = Object.setPrototypeOf;
+  const hasOwn = Object.prototype.hasOwnProperty;
+  const dateNow = Date.now;
+  const toStr = String;
+  const ErrorCtor = Error;
+  const RangeErrorCtor = RangeError;
+  const weakSetAdd = WeakSet.prototype.add;
+  const weakSetHas = WeakSet.prototype.has;
+  const isArray = Array.isArray;
+
+  // Option objects without a prototype, so a polluted Object.prototype cannot change how values cross.
+  const applyOptions = setPrototypeOf(
+    {
+      arguments: setPrototypeOf({ copy: true }, null),
+      result: setPrototypeOf({ promise: true, copy: true }, null),
+    },
+    null,
+  ) as object;
+
+  class AddonSdkError extends ErrorCtor {
+    code: string;
+    constructor(code: string, message: string) {
+      super(message);
+      this.code = code;
+      this.name = 'AddonSdkError';
+    }
+  }
+  const sdkErrors = new WeakSet<object>();
+  function sdkError(code: string, message: string): AddonSdkError {
+    const err = new AddonSdkError(code, message);
+    reflectApply(weakSetAdd, sdkErrors, [err]);
+    return err;
+  }
+
+  function hostCall(execId: number, op: string, argsJson: string): Promise<string> {
+    return reflectApply(hostApply, host, [undefined, [execId, op, argsJson], applyOptions]) as Promise<string>;
+  }
+
+  const kit = createHtmlKit();
+
+  let wasmModule: unknown = null;
+  if (wasmBytes !== undefined) {
+    const wasm = g.WebAssembly as { Module: new (bytes: ArrayBuffer) => unknown };
+    wasmModule = new wasm.Module(wasmBytes);
+  }
+
+  const mod: { exports: unknown } = { exports: {} };
+  g.module = mod;
+  g.exports = mod.exports;
+
+  type Level = 'debug' | 'info' | 'warn' | 'error';
+  type Logger = (level: Level, args: unknown[]) => void;
+  // console.* goes to the most recently started call still running; ctx.log is exact.
+  let consoleTarget: Logger | null = null;
+  const consoleMethod =
+    (level: Level) =>
+    (...args: unknown[]): void => {
+      if (consoleTarget !== null) consoleTarget(level, args);
+    };
+  g.console = freeze({
+    log: consoleMethod('info'),
+    info: consoleMethod('info'),
+    debug: consoleMethod('debug'),
+    warn: consoleMethod('warn'),
+    error: consoleMethod('error'),
+  });
+  for (const [name, value] of [
+    ['html', kit.html],
+    ['raw', kit.raw],
+  ] as const) {
+    defineProperty(g, name, { value, writable: true, configurable: true, enumerable: false });
+  }
+  if (crashTest) {
+    g.__sandboxCrashWorkerForTest = () => {
+      void hostCall(0, 'debug.crash', '{}');
+    };
+  }
+
+  function describe(value: unknown): string {
+    try {
+      if (typeof value === 'object' && value !== null) {
+        const message = (value as { message?: unknown }).message;
+        if (typeof message === 'string') return message;
+      }
+      return toStr(value);
+    } catch {
+      return 'The addon threw a value that cannot be printed.';
+    }
+  }
+
+  function formatLogArg(value: unknown): string {
+    try {
+      if (typeof value === 'string') return value;
+      if (value instanceof ErrorCtor) return `${toStr(value.name)}: ${toStr(value.message)}`;
+      const json = jsonStringify(value);
+      return json === undefined ? toStr(value) : json;
+    } catch {
+      return '[unprintable]';
+    }
+  }
+
+  function lookup(exportsValue: unknown, table: string, name: string): unknown {
+    if (exportsValue === null || (typeof exportsValue !== 'object' && typeof exportsValue !== 'function')) {
+      return undefined;
+    }
+    const entries = (exportsValue as Record<string, unknown>)[table];
+    if (entries === null || (typeof entries !== 'object' && typeof entries !== 'function')) return undefined;
+    if (!reflectApply(hasOwn, entries, [name])) return undefined;
+    return (entries as Record<string, unknown>)[name];
+  }
+
+  function markup(value: unknown, field: string): string | null {
+    if (value === null || value === undefined) return null;
+    if (kit.isSafeHtml(value)) return (value as SafeHtml).__html;
+    if (typeof value === 'string') return value;
+    throw sdkError('ADDON_ERROR', `Widget ${field} must be a string or html\`...\`.`);
+  }
+
+  function widgetOutput(value: unknown): Record<string, string> {
+    if (typeof value === 'string' || kit.isSafeHtml(value)) return { html: markup(value, 'html') ?? '' };
+    if (typeof value !== 'object' || value === null || isArray(value)) {
+      throw sdkError('ADDON_ERROR', 'A widget must return html`...` or { html, css?, javascript? }.');
+    }
+    const parts = value as Record<string, unknown>;
+    const out: Record<string, string> = { html: markup(parts.html, 'html') ?? '' };
+    const css = markup(parts.css, 'css');
+    const javascript = markup(parts.javascript, 'javascript');
+    if (css !== null) out.css = css;
+    if (javascript !== null) out.javascript = javascript;
+    return out;
+  }
+
+  function nullProto<T extends object>(value: T): T {
+    return setPrototypeOf(value, null) as T;
+  }
+
+  return async function run(meta: CallMeta, inputJson: string, configJson: string): Promise<RunEnvelope> {
+    const logs: unknown[] = [];
+    let logChars = 0;
+    let logsTruncated = false;
+    let active = true;
+
+    const log: Logger = (level, args) => {
+      if (logsTruncated) return;
+      let message = '';
+      for (let i = 0; i < args.length; i += 1) message += (i === 0 ? '' : ' ') + formatLogArg(args[i]);
+      const cost = message.length + 24;
+      if (logChars + cost > meta.maxLogChars) {
+        logsTruncated = true;
+        return;
+      }
+      logChars += cost;
+      logs[logs.length] = nullProto({ level, message, at: dateNow() });
+    };
+
+    async function call(op: string, args: Record<string, unknown>): Promise<unknown> {
+      if (!active) throw sdkError('ADDON_ERROR', `ctx was used after its call ended (${op}).`);
+      const argsJson = jsonStringify(args);
+      const reply = jsonParse(await hostCall(meta.execId, op, argsJson)) as {
+        ok: boolean;
+        value?: unknown;
+        code?: string;
+        message?: string;
+      };
+      if (reply.ok === true) return reply.value === undefined ? null : reply.value;
+      throw sdkError(toStr(reply.code), toStr(reply.message));
+    }
+
+    function response(raw: unknown): unknown {
+      const r = raw as { status: number; statusText: string; headers: Record<string, string>; url: string; body: string };
+      return freeze({
+        status: r.status,
+        statusText: r.statusText,
+        ok: r.status >= 200 && r.status < 300,
+        url: r.url,
+        headers: freeze(r.headers),
+        text: async () => r.body,
+        json: async () => jsonParse(r.body),
+      });
+    }
+
+    const config = jsonParse(configJson) as unknown;
+    const input = jsonParse(inputJson) as unknown;
+    const ctx = freeze({
+      config,
+      site: freeze({ id: meta.siteId }),
+      addon: freeze({ name: meta.addonName, version: meta.version }),
+      installationId: meta.installationId,
+      requestId: meta.requestId,
+      log: (...args: unknown[]) => log('info', args),
+      debug: (...args: unknown[]) => log('debug', args),
+      info: (...args: unknown[]) => log('info', args),
+      warn: (...args: unknown[]) => log('warn', args),
+      error: (...args: unknown[]) => log('error', args),
+      storage: freeze({
+        get: (key: unknown) => call('storage.get', { key }),
+        set: async (key: unknown, value: unknown) => {
+          await call('storage.set', { key, value });
+        },
+        delete: (key: unknown) => call('storage.delete', { key }),
+        list: (opts?: Record<string, unknown>) =>
+          call('storage.list', { prefix: opts?.prefix, limit: opts?.limit, cursor: opts?.cursor }),
+      }),
+      events: freeze({ emit: (name: unknown, data?: unknown) => call('events.emit', { name, data }) }),
+      addons: freeze({
+        call: (addon: unknown, fn: unknown, data?: unknown) => call('addons.call', { addon, fn, data }),
+      }),
+      http: freeze({
+        fetch: async (url: unknown, init?: Record<string, unknown>) =>
+          response(
+            await call('http.fetch', {
+              url: toStr(url),
+              method: init?.method,
+              headers: init?.headers,
+              body: init?.body,
+            }),
+          ),
+      }),
+      html: kit.html,
+      raw: kit.raw,
+      unsafeHTML: kit.raw,
+      wasm: wasmModule === null ? null : freeze({ module: wasmModule }),
+    });
+
+    const previousConsole = consoleTarget;
+    consoleTarget = log;
+    try {
+      const exported = mod.exports;
+      const missing = (what: string) => ({
+        ok: false as const,
+        code: 'NOT_FOUND',
+        message: `Addon "${meta.addonName}" has no ${what} "${meta.name}".`,
+        sdk: false,
+        logs,
+        logsTruncated,
+      });
+      let value: unknown;
+      switch (meta.kind) {
+        case 'function': {
+          const fn = lookup(exported, 'functions', meta.name);
+          if (typeof fn !== 'function') return missing('function');
+          value = await (fn as AnyFunction)(input, ctx);
+          break;
+        }
+        case 'handler': {
+          const fn = lookup(exported, 'handlers', meta.name);
+          if (typeof fn !== 'function') return missing('handler');
+          value = await (fn as AnyFunction)(input, ctx);
+          break;
+        }
+        case 'widget': {
+          const widget = lookup(exported, 'widgets', meta.name);
+          let rendered: unknown;
+          if (typeof widget === 'function') rendered = await (widget as AnyFunction)(config, input, ctx);
+          else if (typeof widget === 'object' && widget !== null && typeof (widget as { render?: unknown }).render === 'function') {
+            rendered = await (widget as { render: AnyFunction }).render(config, input, ctx);
+          } else return missing('widget');
+          value = widgetOutput(rendered);
+          break;
+        }
+        case 'hook': {
+          // Lifecycle hooks are optional: a missing one succeeds with null.
+          const fn = lookup(exported, 'hooks', meta.name);
+          if (typeof fn !== 'function') value = null;
+          else if (meta.name === 'upgrade') {
+            const from = typeof input === 'object' && input !== null ? (input as { fromVersion?: unknown }).fromVersion : input;
+            value = await (fn as AnyFunction)(from ?? null, ctx);
+          } else value = await (fn as AnyFunction)(ctx);
+          break;
+        }
+        default:
+          return missing('entry');
+      }
+      let output: string | undefined;
+      try {
+        output = jsonStringify(value);
+      } catch (err) {
+        throw sdkError('ADDON_ERROR', `The result is not JSON-serialisable: ${describe(err)}`);
+      }
+      if (output === undefined) output = 'null';
+      if (output.length > meta.maxOutputChars) {
+        return {
+          ok: false,
+          code: 'OUTPUT_TOO_LARGE',
+          message: `The result is larger than the addon's limit of ${meta.maxOutputChars} bytes.`,
+          sdk: false,
+          logs,
+          logsTruncated,
+        };
+      }
+      return { ok: true, output, logs, logsTruncated };
+    } catch (err) {
+      let code = 'ADDON_ERROR';
+      let sdk = false;
+      if (typeof err === 'object' && err !== null && reflectApply(weakSetHas, sdkErrors, [err])) {
+        code = (err as AddonSdkError).code;
+        sdk = true;
+      } else if (err instanceof RangeErrorCtor && describe(err) === 'Array buffer allocation failed') {
+        code = 'MEMORY_LIMIT_EXCEEDED';
+      }
+      const message = describe(err);
+      return { ok: false, code, message: message.slice(0, 2000), sdk, logs, logsTruncated };
+    } finally {
+      active = false;
+      if (consoleTarget === log) consoleTarget = previousConsole;
+    }
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * Messages between the pool (parent) and its worker processes. Sent with `serialization: 'advanced'`
+ * (structured clone), so the wasm binary travels as a Uint8Array. Values the addon produced travel as
+ * JSON strings and are parsed only by whoever needs them.
+ */
+import type { AddonLimits, EntryKind, LogEntry } from './types.js';
+
+/** Code of a version, sent with the first call a worker gets for it (and again if it asks). */
+export interface WireSource {
+  addonId: string;
+  addonName: string;
+  version: string;
+  source: string;
+  wasm: Uint8Array | null;
+}
+
+/** What the isolate's bootstrap receives for one call (copied into the isolate). */
+export interface CallMeta {
+  execId: number;
+  kind: EntryKind;
+  name: string;
+  siteId: string;
+  installationId: string | null;
+  addonName: string;
+  version: string;
+  requestId: string | null;
+  callDepth: number;
+  maxOutputChars: number;
+  maxLogChars: number;
+}
+
+export interface ExecMessage {
+  t: 'exec';
+  id: number;
+  versionId: string;
+  /** Present when the parent thinks the worker lacks this version's code. */
+  source: WireSource | null;
+  limits: AddonLimits;
+  meta: CallMeta;
+  inputJson: string;
+  configJson: string;
+}
+
+export type CapResultMessage =
+  | { t: 'cap-result'; capId: number; ok: true; valueJson: string }
+  | { t: 'cap-result'; capId: number; ok: false; code: string; message: string };
+
+export interface ShutdownMessage {
+  t: 'shutdown';
+}
+
+export type ParentToWorker = ExecMessage | CapResultMessage | ShutdownMessage;
+
+export interface WorkerConfig {
+  workerId: number;
+  maxIsolates: number;
+  maxTotalIsolateMemoryMb: number;
+  idleIsolateMs: number;
+  allowCrashTest: boolean;
+}
+
+export interface ReadyMessage {
+  t: 'ready';
+}
+
+export type ResultMessage =
+  | {
+      t: 'result';
+      id: number;
+      ok: true;
+      outputJson: string;
+      logs: LogEntry[];
+      logsTruncated: boolean;
+      durationMs: number;
+      cpuTimeMs: number;
+      cold: boolean;
+    }
+  | { t: 'result'; id: number; ok: false; code: string; message: string }
+  | { t: 'need-source'; id: number };
+
+export interface CapRequestMessage {
+  t: 'cap';
+  id: number;
+  capId: number;
+  op: string;
+  argsJson: string;
+}
+
+export interface EvictedMessage {
+  t: 'evicted';
+  versionIds: string[];
+}
+
+export interface StatsMessage {
+  t: 'stats';
+  isolates: number;
+  contexts: number;
+  reservedMemoryMb: number;
+  rssBytes: number;
+  activeCalls: number;
+}
+
+export type WorkerToParent = ReadyMessage | ResultMessage | CapRequestMessage | EvictedMessage | StatsMessage;
+
+/** Environment variable that carries the JSON {@link WorkerConfig} to a forked worker. */
+export const WORKER_CONFIG_ENV = 'THEMEPRESS_SANDBOX_WORKER_CONFIG';

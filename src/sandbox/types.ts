@@ -1,0 +1,174 @@
+/**
+ * Public types of the sandbox engine. The engine is transport-agnostic: callers hand it a bundle and an
+ * entry to run, and a {@link HostCapabilities} implementation that backs the addon SDK.
+ */
+
+/** Resource limits of one addon. Every field is capped by the pool's platform limits. */
+export interface AddonLimits {
+  /** Heap limit of the addon's isolate, in MB (minimum 8). */
+  memoryMb: number;
+  /** Wall-clock limit of one call, in ms, including module load and capability round trips. */
+  timeoutMs: number;
+  /** CPU time one call may spend inside the isolate, in ms. */
+  cpuTimeMs: number;
+  /** Size of the JSON-encoded input (and, separately, of the config), in bytes. */
+  maxInputBytes: number;
+  /** Size of the JSON-encoded output, in bytes. */
+  maxOutputBytes: number;
+  /** Calls of this addon in flight at once, across the whole pool. */
+  maxConcurrentCalls: number;
+  /** Bytes of `ctx.log` output kept per call; the rest is dropped and `logsTruncated` is set. */
+  maxLogBytes: number;
+}
+
+/** One published addon version, as the sandbox needs it. */
+export interface AddonBundle {
+  /** Identifies the exact code; isolates and compiled scripts are cached per version id. */
+  versionId: string;
+  addonId: string;
+  addonName: string;
+  version: string;
+  /** One self-contained script that assigns `module.exports` (see `src/sandbox/README.md`). */
+  source: string;
+  /** Optional WebAssembly binary, compiled inside the isolate and exposed as `ctx.wasm.module`. */
+  wasm?: Uint8Array | null;
+  /** Granted permissions, e.g. `storage.read`, `storage.write`, `events.emit`, `http.fetch`. */
+  permissions: string[];
+  limits?: Partial<AddonLimits>;
+  /** Addons this one may call through `ctx.addons.call`, by name (value: semver range). */
+  dependencies: Record<string, string>;
+  /** Hosts `ctx.http.fetch` may reach: `api.example.com`, `*.example.com` or `host:port`. */
+  httpAllow: string[];
+  /** Event names `ctx.events.emit` may emit. */
+  emits: string[];
+}
+
+export type EntryKind = 'function' | 'widget' | 'handler' | 'hook';
+
+export interface ExecutionRequest {
+  bundle: AddonBundle;
+  siteId: string;
+  installationId: string | null;
+  /** The installation's configuration, visible as `ctx.config`. */
+  config: unknown;
+  entry: { kind: EntryKind; name: string };
+  /**
+   * Function: its data. Widget: the render context. Handler: the event. Hook `upgrade`: `{ fromVersion }`.
+   */
+  input: unknown;
+  /** 0 for a call from outside; `ctx.addons.call` adds one per hop. */
+  callDepth?: number;
+  requestId?: string;
+}
+
+export interface LogEntry {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  message: string;
+  /** Milliseconds since the epoch, as the isolate's clock saw it. */
+  at: number;
+}
+
+export interface ExecutionResult {
+  /** The entry's return value after a JSON round trip (widgets: `{ html, css?, javascript? }`). */
+  output: unknown;
+  logs: LogEntry[];
+  logsTruncated: boolean;
+  /** Wall time inside the worker, module load included. */
+  durationMs: number;
+  /** CPU time the isolate spent (approximate when calls of one version overlap). */
+  cpuTimeMs: number;
+  workerId: number;
+  /** True when this call loaded the module: a new isolate, or a new context for this site. */
+  cold: boolean;
+}
+
+/** Who is asking, handed to every {@link HostCapabilities} method. */
+export interface CapabilityScope {
+  addonId: string;
+  addonName: string;
+  versionId: string;
+  siteId: string;
+  installationId: string | null;
+  callDepth: number;
+  requestId?: string;
+}
+
+/**
+ * What the host provides to addon code. Called only after the pool has checked the permission and the
+ * argument types and sizes. Throw an `AppError` to give the addon a specific code; any other error is
+ * masked as "capability failed".
+ */
+export interface HostCapabilities {
+  storageGet(scope: CapabilityScope, key: string): Promise<unknown | null>;
+  storageSet(scope: CapabilityScope, key: string, value: unknown): Promise<void>;
+  storageDelete(scope: CapabilityScope, key: string): Promise<boolean>;
+  storageList(
+    scope: CapabilityScope,
+    opts: { prefix?: string; limit?: number; cursor?: string },
+  ): Promise<{ keys: string[]; cursor: string | null }>;
+  emitEvent(scope: CapabilityScope, name: string, data: unknown): Promise<{ id: string }>;
+  /**
+   * Runs `functionName` of the installed addon `addonName` for `scope.siteId` and returns its output.
+   * The implementation normally resolves the bundle and calls `SandboxPool.execute` with
+   * `callDepth: scope.callDepth + 1`.
+   */
+  callAddon(scope: CapabilityScope, addonName: string, functionName: string, data: unknown): Promise<unknown>;
+}
+
+/** The subset of a pino logger the sandbox uses. */
+export interface SandboxLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface SandboxPoolOptions {
+  /** Worker processes; default 2. */
+  workers?: number;
+  /** Upper bounds for every addon's limits (defaults: see `DEFAULT_PLATFORM_LIMITS`). */
+  platformLimits?: Partial<AddonLimits>;
+  /** Limits of an addon that sets none (defaults: see `DEFAULT_ADDON_LIMITS`). */
+  defaultLimits?: Partial<AddonLimits>;
+  /** Live isolates across the pool; least recently used idle ones are evicted beyond it. Default 200. */
+  maxIsolates?: number;
+  /** Sum of the memory limits of live isolates across the pool, in MB. Default 4096. */
+  maxTotalIsolateMemoryMb?: number;
+  /** An isolate unused for this long is disposed. Default 5 minutes. */
+  idleIsolateMs?: number;
+  capabilities: HostCapabilities;
+  /** Used for `ctx.http.fetch`; default `globalThis.fetch`. */
+  fetchImpl?: typeof fetch;
+  logger?: SandboxLogger;
+  /**
+   * Test-only: gives addon code a global `__sandboxCrashWorkerForTest()` that kills its worker process.
+   * Never enable in production.
+   */
+  allowCrashTest?: boolean;
+}
+
+export interface SandboxWorkerStats {
+  id: number;
+  pid: number | null;
+  ready: boolean;
+  inFlight: number;
+  isolates: number;
+  contexts: number;
+  /** Sum of the memory limits of the worker's isolates, in MB. */
+  reservedMemoryMb: number;
+  /** Resident set size of the worker process (isolate heaps included), in bytes. */
+  rssBytes: number;
+}
+
+export interface SandboxStats {
+  workers: number;
+  workersReady: number;
+  isolates: number;
+  contexts: number;
+  reservedMemoryMb: number;
+  rssBytes: number;
+  inFlight: number;
+  /** Worker processes that died since the pool started. */
+  crashes: number;
+  perWorker: SandboxWorkerStats[];
+}

@@ -1,0 +1,73 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import {
+  WORKER_CONFIG_ENV,
+  type ParentToWorker,
+  type StatsMessage,
+  type WorkerConfig,
+  type WorkerToParent,
+} from './protocol.js';
+
+/** Compiled worker entry, next to this file in dist. */
+export const WORKER_ENTRY = fileURLToPath(new URL('./worker/worker-main.js', import.meta.url));
+
+/** One worker process as the parent sees it. */
+export class WorkerHandle {
+  readonly child: ChildProcess;
+  ready = false;
+  exited = false;
+  /** Versions whose code the worker holds, so the next call can skip sending it. */
+  readonly knownVersions = new Set<string>();
+  /** Calls sent to this worker and not answered yet, by exec id. */
+  readonly inFlight = new Map<number, unknown>();
+  lastStats: StatsMessage | null = null;
+  readonly readyPromise: Promise<void>;
+
+  constructor(
+    readonly slot: number,
+    config: WorkerConfig,
+    onMessage: (handle: WorkerHandle, message: WorkerToParent) => void,
+    onExit: (handle: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void,
+  ) {
+    this.child = fork(WORKER_ENTRY, [], {
+      execArgv: ['--no-node-snapshot'],
+      serialization: 'advanced',
+      env: { ...process.env, [WORKER_CONFIG_ENV]: JSON.stringify(config) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.readyPromise = new Promise<void>((resolve, reject) => {
+      this.child.once('exit', (code, signal) =>
+        reject(new Error(`sandbox worker ${slot} exited before it was ready (code ${code}, signal ${signal})`)),
+      );
+      this.child.on('message', (message: WorkerToParent) => {
+        if (message.t === 'ready' && !this.ready) {
+          this.ready = true;
+          resolve();
+        }
+      });
+    });
+    this.readyPromise.catch(() => undefined);
+    this.child.on('message', (message: WorkerToParent) => onMessage(this, message));
+    this.child.on('exit', (code, signal) => {
+      this.exited = true;
+      this.ready = false;
+      onExit(this, code, signal);
+    });
+    // An IPC error (e.g. the channel closing mid-send) is followed by 'exit'; handled there.
+    this.child.on('error', () => undefined);
+  }
+
+  get pid(): number | null {
+    return this.child.pid ?? null;
+  }
+
+  send(message: ParentToWorker): boolean {
+    if (this.exited || !this.child.connected) return false;
+    this.child.send(message);
+    return true;
+  }
+
+  kill(): void {
+    if (!this.exited) this.child.kill('SIGKILL');
+  }
+}

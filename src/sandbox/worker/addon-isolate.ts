@@ -1,0 +1,206 @@
+import ivm from 'isolated-vm';
+import { ErrorCode } from '../../errors/index.js';
+import { BOOTSTRAP_GLOBALS, type RunFunction } from '../in-isolate/bootstrap.js';
+import type { WireSource } from '../protocol.js';
+import { SandboxError, truncateMessage } from '../sandbox-error.js';
+import { BOOTSTRAP_SOURCE } from './bootstrap-source.js';
+
+/** Worker-side host function the bootstrap calls for every SDK capability; always resolves to JSON. */
+export type HostCallHandler = (
+  isolate: AddonIsolate,
+  siteKey: string,
+  execId: unknown,
+  op: unknown,
+  argsJson: unknown,
+) => Promise<string>;
+
+/** One site's context: its own globals and builtins, with the addon's module loaded once. */
+export interface SiteContext {
+  readonly key: string;
+  readonly context: ivm.Context;
+  readonly run: ivm.Reference<RunFunction>;
+  active: number;
+  lastUsedAt: number;
+}
+
+/** Why an isolate was thrown away; calls still running in it fail with this. */
+export interface DisposeReason {
+  code: ErrorCode;
+  message: string;
+}
+
+/** Contexts kept per isolate; the least recently used idle one is released beyond this. */
+export const MAX_CONTEXTS_PER_ISOLATE = 32;
+
+/**
+ * The isolate of one addon version inside a worker: compiled bootstrap and addon scripts (compiled
+ * once, run in each new site context) and the site contexts themselves.
+ */
+export class AddonIsolate {
+  readonly isolate: ivm.Isolate;
+  /** Settles when both scripts are compiled; rejects with ADDON_ERROR on a syntax error. */
+  readonly ready: Promise<void>;
+  readonly activeCalls = new Set<object>();
+  lastUsedAt = Date.now();
+  /** CPU time at the moment the isolate last became idle; growth beyond it means background work. */
+  idleCpuMark = 0n;
+  disposeReason: DisposeReason | null = null;
+  private bootstrapScript: ivm.Script | null = null;
+  private addonScript: ivm.Script | null = null;
+  private readonly contexts = new Map<string, Promise<SiteContext>>();
+  /** Settled contexts, in least recently used order. */
+  private readonly sites = new Map<string, SiteContext>();
+
+  constructor(
+    readonly versionId: string,
+    private readonly source: WireSource,
+    readonly memoryMb: number,
+    private readonly onHostCall: HostCallHandler,
+    private readonly crashTest: boolean,
+  ) {
+    this.isolate = new ivm.Isolate({ memoryLimit: memoryMb });
+    this.ready = this.compile();
+    // Observed by callers; keep an unobserved rejection from crashing the worker.
+    this.ready.catch(() => undefined);
+  }
+
+  get disposed(): boolean {
+    return this.disposeReason !== null || this.isolate.isDisposed;
+  }
+
+  get contextCount(): number {
+    return this.contexts.size;
+  }
+
+  get cpuTime(): bigint {
+    return this.isolate.isDisposed ? 0n : this.isolate.cpuTime;
+  }
+
+  private async compile(): Promise<void> {
+    this.bootstrapScript = await this.isolate.compileScript(BOOTSTRAP_SOURCE, { filename: 'sandbox:///bootstrap.js' });
+    const filename = `addon:///${encodeURIComponent(this.source.addonName)}@${encodeURIComponent(this.source.version)}.js`;
+    try {
+      this.addonScript = await this.isolate.compileScript(this.source.source, { filename });
+    } catch (err) {
+      throw new SandboxError(
+        ErrorCode.AddonError,
+        `The code of addon "${this.source.addonName}" does not compile: ${describeIsolateError(err)}`,
+      );
+    }
+  }
+
+  /**
+   * The context of `siteKey`, creating it (bootstrap, wasm, addon top level, all under `timeoutMs`)
+   * when this isolate has none yet. `cold` is true for the call that created it.
+   */
+  async site(siteKey: string, timeoutMs: number): Promise<{ site: SiteContext; cold: boolean }> {
+    const existing = this.contexts.get(siteKey);
+    if (existing !== undefined) {
+      const site = await existing;
+      // Re-insert: Map order is the LRU order.
+      if (this.sites.delete(siteKey)) this.sites.set(siteKey, site);
+      return { site, cold: false };
+    }
+    this.releaseContextsBeyond(MAX_CONTEXTS_PER_ISOLATE - 1);
+    const created = this.createContext(siteKey, timeoutMs);
+    this.contexts.set(siteKey, created);
+    try {
+      const site = await created;
+      if (this.contexts.get(siteKey) === created) this.sites.set(siteKey, site);
+      return { site, cold: true };
+    } catch (err) {
+      if (this.contexts.get(siteKey) === created) this.contexts.delete(siteKey);
+      throw err;
+    }
+  }
+
+  private async createContext(siteKey: string, timeoutMs: number): Promise<SiteContext> {
+    await this.ready;
+    const context = await this.isolate.createContext();
+    try {
+      const global = context.global;
+      await global.set(
+        BOOTSTRAP_GLOBALS.host,
+        new ivm.Reference((execId: unknown, op: unknown, argsJson: unknown) =>
+          this.onHostCall(this, siteKey, execId, op, argsJson),
+        ),
+      );
+      if (this.source.wasm !== null) {
+        await global.set(BOOTSTRAP_GLOBALS.wasm, new ivm.ExternalCopy(this.source.wasm).copyInto({ release: true }));
+      }
+      if (this.crashTest) await global.set(BOOTSTRAP_GLOBALS.crashTest, true);
+      const started = Date.now();
+      let run: ivm.Reference<RunFunction>;
+      try {
+        run = (await this.bootstrapScript!.run(context, { reference: true, timeout: timeoutMs })) as ivm.Reference<RunFunction>;
+      } catch (err) {
+        throw loadError(this.source, err, 'WebAssembly module');
+      }
+      const left = Math.max(1, timeoutMs - (Date.now() - started));
+      try {
+        await this.addonScript!.run(context, { timeout: left });
+      } catch (err) {
+        throw loadError(this.source, err, 'module');
+      }
+      return { key: siteKey, context, run, active: 0, lastUsedAt: Date.now() };
+    } catch (err) {
+      context.release();
+      throw err;
+    }
+  }
+
+  /** Releases least recently used contexts without running calls until at most `keep` remain. */
+  releaseContextsBeyond(keep: number): void {
+    for (const [key, site] of this.sites) {
+      if (this.contexts.size <= keep) return;
+      if (site.active === 0) this.releaseContext(key, site);
+    }
+  }
+
+  /** Releases contexts without running calls that were last used before `cutoff` (epoch ms). */
+  releaseContextsIdleSince(cutoff: number): void {
+    for (const [key, site] of this.sites) {
+      if (site.active === 0 && site.lastUsedAt < cutoff) this.releaseContext(key, site);
+    }
+  }
+
+  private releaseContext(key: string, site: SiteContext): void {
+    this.sites.delete(key);
+    this.contexts.delete(key);
+    site.run.release();
+    site.context.release();
+  }
+
+  /** Frees the isolate. Safe to call twice; running code is terminated. */
+  dispose(reason: DisposeReason): void {
+    this.disposeReason ??= reason;
+    this.contexts.clear();
+    this.sites.clear();
+    if (!this.isolate.isDisposed) this.isolate.dispose();
+  }
+}
+
+/** Message of an error that came out of an isolate, without host frames. */
+export function describeIsolateError(err: unknown): string {
+  if (err instanceof Error) return truncateMessage(err.message);
+  return truncateMessage(String(err));
+}
+
+/** True for the errors isolated-vm raises when a run hits its `timeout`. */
+export function isTimeoutError(err: unknown): boolean {
+  return err instanceof Error && err.message.includes('Script execution timed out');
+}
+
+/** True for the errors isolated-vm raises when the isolate ran out of heap. */
+export function isMemoryError(err: unknown): boolean {
+  return err instanceof Error && /memory limit|Array buffer allocation failed/.test(err.message);
+}
+
+function loadError(source: WireSource, err: unknown, what: string): unknown {
+  if (isTimeoutError(err) || isMemoryError(err) || err instanceof SandboxError) return err;
+  if (err instanceof Error && /Isolate (is|was) disposed/.test(err.message)) return err;
+  return new SandboxError(
+    ErrorCode.AddonError,
+    `The ${what} of addon "${source.addonName}" failed to load: ${describeIsolateError(err)}`,
+  );
+}

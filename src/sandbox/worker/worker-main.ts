@@ -1,0 +1,47 @@
+/**
+ * Entry point of a sandbox worker process (forked by the pool with `--no-node-snapshot`). Wires
+ * {@link SandboxWorker} to IPC; exits with its parent.
+ */
+import { WORKER_CONFIG_ENV, type ParentToWorker, type WorkerConfig, type WorkerToParent } from '../protocol.js';
+import { SandboxWorker } from './sandbox-worker.js';
+
+const STATS_INTERVAL_MS = 1000;
+
+function readConfig(): WorkerConfig {
+  const raw = process.env[WORKER_CONFIG_ENV];
+  if (raw === undefined) throw new Error(`${WORKER_CONFIG_ENV} is not set; this file is started by SandboxPool.`);
+  return JSON.parse(raw) as WorkerConfig;
+}
+
+if (typeof process.send !== 'function') {
+  process.stderr.write('sandbox worker: must be started with an IPC channel (child_process.fork).\n');
+  process.exit(1);
+}
+
+const send = (message: WorkerToParent): void => {
+  if (process.connected) process.send!(message);
+};
+const worker = new SandboxWorker(readConfig(), send);
+
+process.on('message', (message: ParentToWorker) => {
+  switch (message.t) {
+    case 'exec':
+      worker.execute(message);
+      break;
+    case 'cap-result':
+      worker.capabilityResult(message);
+      break;
+    case 'shutdown':
+      worker.shutdown();
+      process.disconnect();
+      break;
+  }
+});
+// Orphaned workers must not linger.
+process.on('disconnect', () => {
+  worker.shutdown();
+  process.exit(0);
+});
+
+setInterval(() => send(worker.stats()), STATS_INTERVAL_MS).unref();
+send({ t: 'ready' });

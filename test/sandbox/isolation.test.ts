@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { call, codeOf, createPool, functionsAddon, makeBundle, MemoryCapabilities, sleep } from './helpers.js';
+import type { SandboxPool, SandboxPoolOptions } from '../../src/sandbox/index.js';
+
+const pools: SandboxPool[] = [];
+async function pool(opts: Partial<SandboxPoolOptions> = {}): Promise<SandboxPool> {
+  const created = createPool(new MemoryCapabilities(), opts);
+  pools.push(created);
+  await created.start();
+  return created;
+}
+after(() => Promise.all(pools.map((p) => p.close())));
+
+const globalsAddon = functionsAddon(`{
+  set: (d) => { globalThis.secret = d; counter = (typeof counter === 'number' ? counter : 0) + 1; return counter; },
+  get: () => ({ secret: typeof secret === 'undefined' ? null : secret }),
+}`);
+/** Busy-waits, so a call stays in flight for a while without any host timer. */
+const slowAddon = functionsAddon(`{ wait: (d) => { const end = Date.now() + d.ms; while (Date.now() < end) {} return 'done'; }, ping: () => 'pong' }`);
+
+describe('isolation', () => {
+  it('keeps globals of one site invisible to another site of the same addon', async () => {
+    const p = await pool();
+    const bundle = makeBundle(globalsAddon);
+    await call(p, bundle, 'set', 'site A data', { siteId: 'A' });
+    assert.deepEqual((await call(p, bundle, 'get', null, { siteId: 'B' })).output, { secret: null });
+    // The same site keeps its context (and module state) between calls.
+    assert.deepEqual((await call(p, bundle, 'get', null, { siteId: 'A' })).output, { secret: 'site A data' });
+  });
+
+  it('keeps globals of one addon invisible to another on the same site', async () => {
+    const p = await pool({ workers: 1 });
+    const first = makeBundle(globalsAddon);
+    const second = makeBundle(globalsAddon);
+    await call(p, first, 'set', 'first', { siteId: 'A' });
+    assert.deepEqual((await call(p, second, 'get', null, { siteId: 'A' })).output, { secret: null });
+  });
+
+  it('keeps two versions of one addon apart', async () => {
+    const p = await pool({ workers: 1 });
+    const v1 = makeBundle(globalsAddon, { addonName: 'versioned', version: '1.0.0' });
+    const v2 = makeBundle(globalsAddon, { addonName: 'versioned', version: '1.1.0' });
+    await call(p, v1, 'set', 'v1');
+    assert.deepEqual((await call(p, v2, 'get')).output, { secret: null });
+  });
+});
+
+describe('warm and cold calls', () => {
+  it('reports cold for the first call of a version and of each site', async () => {
+    const p = await pool();
+    const bundle = makeBundle(globalsAddon);
+    assert.equal((await call(p, bundle, 'get', null, { siteId: 'A' })).cold, true);
+    assert.equal((await call(p, bundle, 'get', null, { siteId: 'A' })).cold, false);
+    assert.equal((await call(p, bundle, 'get', null, { siteId: 'B' })).cold, true);
+    const result = await call(p, bundle, 'get', null, { siteId: 'B' });
+    assert.equal(result.cold, false);
+    assert.ok(result.durationMs >= 0 && result.cpuTimeMs >= 0);
+  });
+
+  it('evicts idle isolates after idleIsolateMs', async () => {
+    const p = await pool({ workers: 1, idleIsolateMs: 150 });
+    const bundle = makeBundle(globalsAddon);
+    await call(p, bundle, 'set', 'x');
+    await sleep(50);
+    assert.equal(p.stats().isolates, 1);
+    await sleep(400);
+    assert.equal(p.stats().isolates, 0);
+    const after = await call(p, bundle, 'get');
+    assert.equal(after.cold, true);
+    assert.deepEqual(after.output, { secret: null });
+  });
+
+  it('evicts the least recently used isolate beyond maxIsolates', async () => {
+    const p = await pool({ workers: 1, maxIsolates: 2 });
+    const [a, b, c] = [makeBundle(globalsAddon), makeBundle(globalsAddon), makeBundle(globalsAddon)];
+    await call(p, a, 'get');
+    await call(p, b, 'get');
+    await call(p, a, 'get');
+    await call(p, c, 'get'); // evicts b, the least recently used
+    assert.equal((await call(p, a, 'get')).cold, false);
+    assert.equal((await call(p, b, 'get')).cold, true);
+    await sleep(30);
+    assert.ok(p.stats().isolates <= 2);
+  });
+
+  it('evicts to stay within maxTotalIsolateMemoryMb', async () => {
+    const p = await pool({ workers: 1, maxTotalIsolateMemoryMb: 100 });
+    const big = makeBundle(globalsAddon, { limits: { memoryMb: 60 } });
+    const other = makeBundle(globalsAddon, { limits: { memoryMb: 60 } });
+    await call(p, big, 'get');
+    await call(p, other, 'get');
+    assert.equal((await call(p, big, 'get')).cold, true);
+    await sleep(30);
+    assert.equal(p.stats().reservedMemoryMb, 60);
+  });
+});
+
+describe('concurrency and workers', () => {
+  it('limits concurrent calls per addon across the pool', async () => {
+    const p = await pool();
+    const v1 = makeBundle(slowAddon, { addonName: 'busy', addonId: 'busy', limits: { maxConcurrentCalls: 2 } });
+    const v2 = makeBundle(slowAddon, { addonName: 'busy', addonId: 'busy', limits: { maxConcurrentCalls: 2 } });
+    const running = [call(p, v1, 'wait', { ms: 300 }), call(p, v2, 'wait', { ms: 300 })];
+    const refused = await codeOf(call(p, v1, 'ping'));
+    assert.equal(refused.code, 'TOO_MANY_CONCURRENT_CALLS');
+    // Other addons are not affected.
+    assert.equal((await call(p, makeBundle(slowAddon), 'ping')).output, 'pong');
+    assert.deepEqual(
+      (await Promise.all(running)).map((r) => r.output),
+      ['done', 'done'],
+    );
+    assert.equal((await call(p, v1, 'ping')).output, 'pong');
+    assert.equal(p.stats().inFlight, 0);
+  });
+
+  it('spreads concurrent calls over the workers', async () => {
+    const p = await pool({ workers: 2 });
+    const bundles = Array.from({ length: 6 }, () => makeBundle(slowAddon));
+    const results = await Promise.all(bundles.map((b) => call(p, b, 'wait', { ms: 50 })));
+    assert.deepEqual(new Set(results.map((r) => r.workerId)), new Set([0, 1]));
+  });
+
+  it('fails calls of a killed worker with SANDBOX_CRASHED and replaces it', async () => {
+    const p = await pool({ workers: 1 });
+    const bundle = makeBundle(slowAddon, { limits: { timeoutMs: 5000, cpuTimeMs: 5000 } });
+    const pending = call(p, bundle, 'wait', { ms: 2000 });
+    await sleep(200);
+    const pid = p.stats().perWorker[0].pid!;
+    process.kill(pid, 'SIGKILL');
+    assert.equal((await codeOf(pending)).code, 'SANDBOX_CRASHED');
+    assert.equal((await call(p, bundle, 'ping')).output, 'pong');
+    const stats = p.stats();
+    assert.equal(stats.crashes, 1);
+    assert.notEqual(stats.perWorker[0].pid, pid);
+  });
+
+  it('kills a worker that stops answering and times the call out', async () => {
+    const p = await pool({ workers: 1 });
+    const bundle = makeBundle(slowAddon, { limits: { timeoutMs: 200 } });
+    await call(p, bundle, 'ping');
+    const pid = p.stats().perWorker[0].pid!;
+    process.kill(pid, 'SIGSTOP');
+    const started = Date.now();
+    assert.equal((await codeOf(call(p, bundle, 'ping'))).code, 'EXECUTION_TIMEOUT');
+    assert.ok(Date.now() - started < 4000);
+    assert.equal((await call(p, bundle, 'ping')).output, 'pong');
+    assert.notEqual(p.stats().perWorker[0].pid, pid);
+  });
+
+  it('refuses calls after close', async () => {
+    const p = await pool({ workers: 1 });
+    await p.close();
+    assert.equal((await codeOf(call(p, makeBundle(slowAddon), 'ping'))).code, 'SERVICE_UNAVAILABLE');
+  });
+});
