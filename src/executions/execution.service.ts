@@ -25,6 +25,8 @@ export interface RunArgs {
   bundle: AddonBundle;
   entry: { kind: EntryKind; name: string };
   input: unknown;
+  /** Widget entries: the widget config (first argument); `ctx.config` stays the installation's. */
+  widgetConfig?: unknown;
   callDepth?: number;
   requestId?: string;
 }
@@ -104,6 +106,7 @@ export class ExecutionService {
         config: target.installation.config,
         entry,
         input: args.input,
+        widgetConfig: args.widgetConfig,
         callDepth: args.callDepth ?? 0,
         requestId: args.requestId,
       });

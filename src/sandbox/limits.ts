@@ -61,7 +61,10 @@ export function resolveLimits(
 }
 
 /** Fills a partial set of limits from a base, ignoring malformed values. */
-export function mergeLimits(base: Readonly<AddonLimits>, patch: Partial<AddonLimits> | undefined): AddonLimits {
+export function mergeLimits(
+  base: Readonly<AddonLimits>,
+  patch: Partial<AddonLimits> | undefined,
+): AddonLimits {
   const out = { ...base };
   for (const key of KEYS) {
     const value = positiveInt(patch?.[key]);

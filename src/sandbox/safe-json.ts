@@ -29,7 +29,10 @@ export function encodeJsonInput(value: unknown, what: string, maxBytes: number):
   try {
     json = JSON.stringify(value);
   } catch (err) {
-    throw new AppError(ErrorCode.BadUserInput, `The ${what} is not JSON-serialisable: ${(err as Error).message}`);
+    throw new AppError(
+      ErrorCode.BadUserInput,
+      `The ${what} is not JSON-serialisable: ${(err as Error).message}`,
+    );
   }
   json ??= 'null';
   // UTF-8 takes at least one byte per UTF-16 unit: skip the exact count when the length alone decides.

@@ -1,7 +1,13 @@
 import { AppError, ErrorCode } from '../errors/index.js';
 import { CAPABILITY_HANDLERS, type CapabilityEnv } from './capabilities/index.js';
 import { isPlainRecord } from './capabilities/capability-context.js';
-import { DEFAULT_ADDON_LIMITS, DEFAULT_PLATFORM_LIMITS, MAX_CALL_DEPTH, mergeLimits, resolveLimits } from './limits.js';
+import {
+  DEFAULT_ADDON_LIMITS,
+  DEFAULT_PLATFORM_LIMITS,
+  MAX_CALL_DEPTH,
+  mergeLimits,
+  resolveLimits,
+} from './limits.js';
 import type { CapRequestMessage, CapResultMessage, WireSource } from './protocol.js';
 import { encodeJsonInput, parseUntrustedJson } from './safe-json.js';
 import { SandboxError, truncateMessage } from './sandbox-error.js';
@@ -96,11 +102,18 @@ export class SandboxPool {
     validateRequest(req);
     const callDepth = req.callDepth ?? 0;
     if (!Number.isInteger(callDepth) || callDepth < 0 || callDepth > MAX_CALL_DEPTH) {
-      throw new SandboxError(ErrorCode.AddonError, `The addon call depth limit of ${MAX_CALL_DEPTH} was reached.`);
+      throw new SandboxError(
+        ErrorCode.AddonError,
+        `The addon call depth limit of ${MAX_CALL_DEPTH} was reached.`,
+      );
     }
     const { bundle } = req;
     const limits = this.effectiveLimits(bundle);
-    const inputJson = encodeJsonInput(req.input, 'input', limits.maxInputBytes);
+    // A widget gets two arguments from the caller; they travel as one pair so the input limit
+    // covers both and the worker protocol stays one input string.
+    const input =
+      req.entry.kind === 'widget' ? [req.widgetConfig ?? req.config ?? null, req.input ?? null] : req.input;
+    const inputJson = encodeJsonInput(input, 'input', limits.maxInputBytes);
     const configJson = encodeJsonInput(req.config ?? null, 'config', limits.maxInputBytes);
 
     const running = this.concurrent.get(bundle.addonId) ?? 0;
@@ -111,10 +124,11 @@ export class SandboxPool {
         { limit: limits.maxConcurrentCalls },
       );
     }
-    await this.start();
+    // Counted before the first await, so a burst of calls cannot all pass the check above.
     this.concurrent.set(bundle.addonId, running + 1);
     this.inFlight += 1;
     try {
+      await this.start();
       const scope: CapabilityScope = {
         addonId: bundle.addonId,
         addonName: bundle.addonName,
@@ -184,7 +198,8 @@ export class SandboxPool {
 
   stats(): SandboxStats {
     const perWorker = this.supervisor.stats();
-    const sum = (pick: (w: (typeof perWorker)[number]) => number) => perWorker.reduce((n, w) => n + pick(w), 0);
+    const sum = (pick: (w: (typeof perWorker)[number]) => number) =>
+      perWorker.reduce((n, w) => n + pick(w), 0);
     return {
       workers: perWorker.length,
       workersReady: perWorker.filter((w) => w.ready).length,

@@ -56,6 +56,11 @@ export interface ExecutionRequest {
    * Function: its data. Widget: the render context. Handler: the event. Hook `upgrade`: `{ fromVersion }`.
    */
   input: unknown;
+  /**
+   * Widget entries only: the widget's own config (the render function's first argument), distinct
+   * from the installation config in `ctx.config`. Defaults to `config`.
+   */
+  widgetConfig?: unknown;
   /** 0 for a call from outside; `ctx.addons.call` adds one per hop. */
   callDepth?: number;
   requestId?: string;

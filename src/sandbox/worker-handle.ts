@@ -37,7 +37,9 @@ export class WorkerHandle {
     });
     this.readyPromise = new Promise<void>((resolve, reject) => {
       this.child.once('exit', (code, signal) =>
-        reject(new Error(`sandbox worker ${slot} exited before it was ready (code ${code}, signal ${signal})`)),
+        reject(
+          new Error(`sandbox worker ${slot} exited before it was ready (code ${code}, signal ${signal})`),
+        ),
       );
       this.child.on('message', (message: WorkerToParent) => {
         if (message.t === 'ready' && !this.ready) {
@@ -67,7 +69,9 @@ export class WorkerHandle {
     return true;
   }
 
+  /** Kills the process; from now on no call is routed here, even before its 'exit' arrives. */
   kill(): void {
+    this.ready = false;
     if (!this.exited) this.child.kill('SIGKILL');
   }
 }

@@ -176,11 +176,18 @@ export class WorkerSupervisor {
     for (const handle of this.slots) {
       if (handle === null || !handle.ready) continue;
       if (leastBusy === null || handle.inFlight.size < leastBusy.inFlight.size) leastBusy = handle;
-      if (handle.knownVersions.has(versionId) && (warm === null || handle.inFlight.size < warm.inFlight.size)) {
+      if (
+        handle.knownVersions.has(versionId) &&
+        (warm === null || handle.inFlight.size < warm.inFlight.size)
+      ) {
         warm = handle;
       }
     }
-    if (warm !== null && leastBusy !== null && warm.inFlight.size <= leastBusy.inFlight.size + AFFINITY_SLACK) {
+    if (
+      warm !== null &&
+      leastBusy !== null &&
+      warm.inFlight.size <= leastBusy.inFlight.size + AFFINITY_SLACK
+    ) {
       return warm;
     }
     return leastBusy;
@@ -223,7 +230,10 @@ export class WorkerSupervisor {
         if (call === undefined || call.worker !== handle) return;
         if (message.t === 'need-source') {
           if (call.sourceResent) {
-            this.settle(call, new SandboxError(ErrorCode.SandboxCrashed, 'The sandbox worker lost the addon code.'));
+            this.settle(
+              call,
+              new SandboxError(ErrorCode.SandboxCrashed, 'The sandbox worker lost the addon code.'),
+            );
           } else {
             call.sourceResent = true;
             this.sendExec(call, true);

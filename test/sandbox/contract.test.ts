@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { call, codeOf, createPool, functionsAddon, makeBundle, MemoryCapabilities, WASM_ADD_AND_SPIN } from './helpers.js';
+import {
+  call,
+  codeOf,
+  createPool,
+  functionsAddon,
+  makeBundle,
+  MemoryCapabilities,
+  WASM_ADD_AND_SPIN,
+} from './helpers.js';
 import type { SandboxPool } from '../../src/sandbox/index.js';
 
 describe('addon module contract', () => {
@@ -64,12 +72,20 @@ describe('addon module contract', () => {
       for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
         assert.equal((await codeOf(call(pool, bundle, name))).code, 'NOT_FOUND', name);
       }
-      assert.match((await codeOf(call(pool, bundle, 'sum', null, { kind: 'handler' }))).message, /handler "sum"/);
-      assert.match((await codeOf(call(pool, bundle, 'sum', null, { kind: 'widget' }))).message, /widget "sum"/);
+      assert.match(
+        (await codeOf(call(pool, bundle, 'sum', null, { kind: 'handler' }))).message,
+        /handler "sum"/,
+      );
+      assert.match(
+        (await codeOf(call(pool, bundle, 'sum', null, { kind: 'widget' }))).message,
+        /widget "sum"/,
+      );
     });
 
     it('passes the addon error message, without stack or host paths', async () => {
-      const thrower = makeBundle(functionsAddon(`{ fail: () => { throw new Error('card declined'); }, num: () => { throw 42; } }`));
+      const thrower = makeBundle(
+        functionsAddon(`{ fail: () => { throw new Error('card declined'); }, num: () => { throw 42; } }`),
+      );
       const failure = await codeOf(call(pool, thrower, 'fail'));
       assert.deepEqual(failure, { code: 'ADDON_ERROR', message: 'card declined' });
       assert.deepEqual(await codeOf(call(pool, thrower, 'num')), { code: 'ADDON_ERROR', message: '42' });
@@ -141,6 +157,7 @@ describe('addon module contract', () => {
             }),
           },
           plain: () => '<b>trusted by the addon</b>',
+          both: (config, context, ctx) => ctx.html\`<p>\${config.size}|\${context.text}|\${ctx.config.currency}</p>\`,
           handler: (config, context, ctx) => ctx.html\`<button onclick="\${context.code}">x</button>\`,
           script: (config, context, ctx) => ctx.html\`<script>var x = \${context.code};</script>\`,
           bad: () => 42,
@@ -150,7 +167,13 @@ describe('addon module contract', () => {
     const xss = `"><img src=x onerror=alert(1)>'\``;
 
     it('escapes interpolations in text and quoted attributes', async () => {
-      const { output } = await call(pool, bundle, 'card', { title: xss, link: 'https://ok.example/?a=1&b=2', items: ['<i>', 'b'] }, { kind: 'widget' });
+      const { output } = await call(
+        pool,
+        bundle,
+        'card',
+        { title: xss, link: 'https://ok.example/?a=1&b=2', items: ['<i>', 'b'] },
+        { kind: 'widget' },
+      );
       const { html } = output as { html: string };
       assert.ok(!html.includes('<img'), html);
       assert.ok(!html.includes('"><'), html);
@@ -162,13 +185,30 @@ describe('addon module contract', () => {
     });
 
     it('quotes unquoted attribute values', async () => {
-      const { output } = await call(pool, bundle, 'card', { title: 'a onmouseover=alert(1)', link: '/', items: [] }, { kind: 'widget' });
+      const { output } = await call(
+        pool,
+        bundle,
+        'card',
+        { title: 'a onmouseover=alert(1)', link: '/', items: [] },
+        { kind: 'widget' },
+      );
       assert.match((output as { html: string }).html, /data-x="a onmouseover&#61;alert\(1\)"/);
     });
 
     it('blocks javascript: URLs in URL attributes', async () => {
-      for (const link of ['javascript:alert(1)', ' JaVaScRiPt:alert(1)', 'java\tscript:alert(1)', 'data:text/html,<script>']) {
-        const { output } = await call(pool, bundle, 'card', { title: 't', link, items: [] }, { kind: 'widget' });
+      for (const link of [
+        'javascript:alert(1)',
+        ' JaVaScRiPt:alert(1)',
+        'java\tscript:alert(1)',
+        'data:text/html,<script>',
+      ]) {
+        const { output } = await call(
+          pool,
+          bundle,
+          'card',
+          { title: 't', link, items: [] },
+          { kind: 'widget' },
+        );
         assert.match((output as { html: string }).html, /href="about:blank#blocked"/, link);
       }
     });
@@ -182,12 +222,29 @@ describe('addon module contract', () => {
     });
 
     it('accepts { render } objects, the global html tag, css and javascript', async () => {
-      const { output } = await call(pool, bundle, 'styled', { text: '<b>' }, { kind: 'widget', config: { color: 'red"' } });
+      const { output } = await call(
+        pool,
+        bundle,
+        'styled',
+        { text: '<b>' },
+        { kind: 'widget', config: { color: 'red"' } },
+      );
       assert.deepEqual(output, {
         html: '<p style="color: red&quot;">&lt;b&gt;</p>',
         css: '.p { color: red }',
         javascript: 'console.log(1)',
       });
+    });
+
+    it('gives the widget config first and keeps the installation config in ctx.config', async () => {
+      const { output } = await call(
+        pool,
+        bundle,
+        'both',
+        { text: 'ctx' },
+        { kind: 'widget', config: { currency: 'EUR', size: 'install' }, widgetConfig: { size: 'large' } },
+      );
+      assert.deepEqual(output, { html: '<p>large|ctx|EUR</p>' });
     });
 
     it('takes a plain string as trusted html and rejects other shapes', async () => {
@@ -215,11 +272,16 @@ describe('addon module contract', () => {
     });
 
     it('calls install(ctx) and upgrade(fromVersion, ctx)', async () => {
-      assert.deepEqual((await call(pool, bundle, 'install', null, { kind: 'hook' })).output, { installed: '1.0.0' });
-      assert.deepEqual((await call(pool, bundle, 'upgrade', { fromVersion: '0.9.0' }, { kind: 'hook' })).output, {
-        from: '0.9.0',
-        to: '1.0.0',
+      assert.deepEqual((await call(pool, bundle, 'install', null, { kind: 'hook' })).output, {
+        installed: '1.0.0',
       });
+      assert.deepEqual(
+        (await call(pool, bundle, 'upgrade', { fromVersion: '0.9.0' }, { kind: 'hook' })).output,
+        {
+          from: '0.9.0',
+          to: '1.0.0',
+        },
+      );
     });
 
     it('treats a missing lifecycle hook as a no-op', async () => {

@@ -39,7 +39,9 @@ export class MemoryCapabilities implements HostCapabilities {
 
   async storageGet(scope: CapabilityScope, key: string): Promise<unknown | null> {
     this.check(scope);
-    return this.store.has(this.key(scope, key)) ? structuredClone(this.store.get(this.key(scope, key))) : null;
+    return this.store.has(this.key(scope, key))
+      ? structuredClone(this.store.get(this.key(scope, key)))
+      : null;
   }
 
   async storageSet(scope: CapabilityScope, key: string, value: unknown): Promise<void> {
@@ -76,10 +78,16 @@ export class MemoryCapabilities implements HostCapabilities {
     return { id: `evt-${this.events.length}` };
   }
 
-  async callAddon(scope: CapabilityScope, addonName: string, functionName: string, data: unknown): Promise<unknown> {
+  async callAddon(
+    scope: CapabilityScope,
+    addonName: string,
+    functionName: string,
+    data: unknown,
+  ): Promise<unknown> {
     this.check(scope);
     const bundle = this.addons.get(addonName);
-    if (bundle === undefined || this.pool === null) throw new AppError(ErrorCode.NotFound, `No addon ${addonName}.`);
+    if (bundle === undefined || this.pool === null)
+      throw new AppError(ErrorCode.NotFound, `No addon ${addonName}.`);
     const result = await this.pool.execute({
       bundle,
       siteId: scope.siteId,
@@ -134,6 +142,7 @@ export interface CallOptions {
   siteId?: string;
   kind?: EntryKind;
   config?: unknown;
+  widgetConfig?: unknown;
   installationId?: string | null;
   callDepth?: number;
 }
@@ -152,6 +161,7 @@ export function call(
     config: opts.config ?? null,
     entry: { kind: opts.kind ?? 'function', name },
     input,
+    ...(opts.widgetConfig === undefined ? {} : { widgetConfig: opts.widgetConfig }),
     callDepth: opts.callDepth,
   };
   return pool.execute(req);

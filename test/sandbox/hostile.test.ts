@@ -36,7 +36,14 @@ interface Hostile {
 
 const STANDARD_GLOBALS = new Set(Object.getOwnPropertyNames(runInNewContext('globalThis')));
 /** Globals the sandbox adds on purpose (see README); the last one only with `allowCrashTest`. */
-const SANDBOX_GLOBALS = new Set(['module', 'exports', 'console', 'html', 'raw', '__sandboxCrashWorkerForTest']);
+const SANDBOX_GLOBALS = new Set([
+  'module',
+  'exports',
+  'console',
+  'html',
+  'raw',
+  '__sandboxCrashWorkerForTest',
+]);
 
 const hostiles: Hostile[] = [
   {
@@ -63,11 +70,20 @@ const hostiles: Hostile[] = [
         require: typeof g.require, ivm: typeof g.ivm, proto: Object.getOwnPropertyNames(Object.getPrototypeOf(ctx.storage.get)).includes('deref') };
     } }`),
     expect: (out) =>
-      assert.deepEqual(out, { same: true, hostRef: 'undefined', process: 'undefined', require: 'undefined', ivm: 'undefined', proto: false }),
+      assert.deepEqual(out, {
+        same: true,
+        hostRef: 'undefined',
+        process: 'undefined',
+        require: 'undefined',
+        ivm: 'undefined',
+        proto: false,
+      }),
   },
   {
     name: 'Function("return this") and a scan of the global object',
-    source: functionsAddon(`{ f: () => ({ same: Function('return this')() === globalThis, names: Object.getOwnPropertyNames(globalThis) }) }`),
+    source: functionsAddon(
+      `{ f: () => ({ same: Function('return this')() === globalThis, names: Object.getOwnPropertyNames(globalThis) }) }`,
+    ),
     expect: (out) => {
       const { same, names } = out as { same: boolean; names: string[] };
       assert.equal(same, true);
@@ -89,14 +105,20 @@ const hostiles: Hostile[] = [
       const frames = out as { file: string | null; self: string; fn: string }[];
       assert.ok(frames.some((f) => f.file === 'sandbox:///bootstrap.js'));
       for (const frame of frames) {
-        assert.ok(frame.file === null || /^(addon|sandbox):\/\/\//.test(frame.file), `host file leaked: ${frame.file}`);
-        if (frame.file === 'sandbox:///bootstrap.js') assert.deepEqual([frame.self, frame.fn], ['undefined', 'undefined']);
+        assert.ok(
+          frame.file === null || /^(addon|sandbox):\/\/\//.test(frame.file),
+          `host file leaked: ${frame.file}`,
+        );
+        if (frame.file === 'sandbox:///bootstrap.js')
+          assert.deepEqual([frame.self, frame.fn], ['undefined', 'undefined']);
       }
     },
   },
   {
     name: 'dynamic import and host module probing',
-    source: functionsAddon(`{ f: async () => { try { await import('node:child_process'); return 'imported'; } catch (e) { return typeof require + '/' + typeof process + '/' + e.message; } } }`),
+    source: functionsAddon(
+      `{ f: async () => { try { await import('node:child_process'); return 'imported'; } catch (e) { return typeof require + '/' + typeof process + '/' + e.message; } } }`,
+    ),
     expect: (out) => assert.match(String(out), /^undefined\/undefined\//),
   },
   {
@@ -112,7 +134,9 @@ const hostiles: Hostile[] = [
   },
   {
     name: 'output with own __proto__ and constructor.prototype keys',
-    source: functionsAddon(`{ f: () => JSON.parse('{"__proto__":{"polluted":true},"nested":{"__proto__":{"x":1},"ok":2},"constructor":{"prototype":{"polluted":true}},"escaped":{"__proto\\\\u005f_":{"y":1}}}') }`),
+    source: functionsAddon(
+      `{ f: () => JSON.parse('{"__proto__":{"polluted":true},"nested":{"__proto__":{"x":1},"ok":2},"constructor":{"prototype":{"polluted":true}},"escaped":{"__proto\\\\u005f_":{"y":1}}}') }`,
+    ),
     expect: (out) => {
       const value = out as Record<string, Record<string, unknown>>;
       assert.equal(Object.getPrototypeOf(value), Object.prototype);
@@ -126,26 +150,40 @@ const hostiles: Hostile[] = [
       assert.equal(({} as Record<string, unknown>).polluted, undefined);
     },
   },
-  { name: 'sync infinite loop', source: functionsAddon(`{ f: () => { for (;;) {} } }`), expect: 'EXECUTION_TIMEOUT' },
+  {
+    name: 'sync infinite loop',
+    source: functionsAddon(`{ f: () => { for (;;) {} } }`),
+    expect: 'EXECUTION_TIMEOUT',
+  },
   {
     name: 'async infinite loop',
     source: functionsAddon(`{ f: async () => { for (;;) await null; } }`),
     expect: 'EXECUTION_TIMEOUT',
   },
-  { name: 'promise that never settles', source: functionsAddon(`{ f: () => new Promise(() => {}) }`), expect: 'EXECUTION_TIMEOUT' },
+  {
+    name: 'promise that never settles',
+    source: functionsAddon(`{ f: () => new Promise(() => {}) }`),
+    expect: 'EXECUTION_TIMEOUT',
+  },
   {
     name: 'work left running after return',
-    source: functionsAddon(`{ f: () => { Promise.resolve().then(function spin() { for (;;) {} }); return 'returned'; } }`),
+    source: functionsAddon(
+      `{ f: () => { Promise.resolve().then(function spin() { for (;;) {} }); return 'returned'; } }`,
+    ),
     expect: 'EXECUTION_TIMEOUT',
   },
   {
     name: 'heap bomb',
-    source: functionsAddon(`{ f: () => { const hoard = []; for (;;) hoard.push(new Array(1e6).fill(Math.random())); } }`),
+    source: functionsAddon(
+      `{ f: () => { const hoard = []; for (;;) hoard.push(new Array(1e6).fill(Math.random())); } }`,
+    ),
     expect: 'MEMORY_LIMIT_EXCEEDED',
   },
   {
     name: 'ArrayBuffer bomb',
-    source: functionsAddon(`{ f: () => { const hoard = []; for (let i = 0; i < 1000; i++) hoard.push(new ArrayBuffer(16 * 1024 * 1024)); return hoard.length; } }`),
+    source: functionsAddon(
+      `{ f: () => { const hoard = []; for (let i = 0; i < 1000; i++) hoard.push(new ArrayBuffer(16 * 1024 * 1024)); return hoard.length; } }`,
+    ),
     expect: 'MEMORY_LIMIT_EXCEEDED',
   },
   {
@@ -180,7 +218,9 @@ const hostiles: Hostile[] = [
   },
   {
     name: 'log flood',
-    source: functionsAddon(`{ f: (d, ctx) => { for (let i = 0; i < 20000; i++) { ctx.log('spam'.repeat(50)); console.error('more'); } return 'flooded'; } }`),
+    source: functionsAddon(
+      `{ f: (d, ctx) => { for (let i = 0; i < 20000; i++) { ctx.log('spam'.repeat(50)); console.error('more'); } return 'flooded'; } }`,
+    ),
     expect: (out) => assert.equal(out, 'flooded'),
   },
   {
@@ -221,7 +261,9 @@ const hostiles: Hostile[] = [
   },
   {
     name: 'forged permission error',
-    source: functionsAddon(`{ f: () => { throw Object.assign(new Error('nope'), { code: 'PERMISSION_DENIED' }); } }`),
+    source: functionsAddon(
+      `{ f: () => { throw Object.assign(new Error('nope'), { code: 'PERMISSION_DENIED' }); } }`,
+    ),
     expect: 'ADDON_ERROR',
   },
   {
@@ -236,7 +278,9 @@ const hostiles: Hostile[] = [
   },
   {
     name: 'SDK call storm',
-    source: functionsAddon(`{ f: async (d, ctx) => { const all = []; for (let i = 0; i < 500; i++) all.push(ctx.storage.get('k').catch((e) => e.code)); const codes = await Promise.all(all); return codes.filter((c) => c === 'RATE_LIMITED').length; } }`),
+    source: functionsAddon(
+      `{ f: async (d, ctx) => { const all = []; for (let i = 0; i < 500; i++) all.push(ctx.storage.get('k').catch((e) => e.code)); const codes = await Promise.all(all); return codes.filter((c) => c === 'RATE_LIMITED').length; } }`,
+    ),
     bundle: { permissions: ['storage.read'] },
     expect: (out) => assert.ok((out as number) >= 450, `rate limited ${out}`),
   },
@@ -247,7 +291,9 @@ const hostiles: Hostile[] = [
   },
   {
     name: 'unhandled promise rejection',
-    source: functionsAddon(`{ f: async () => { Promise.reject(new Error('dangling')); await null; return 'ok'; } }`),
+    source: functionsAddon(
+      `{ f: async () => { Promise.reject(new Error('dangling')); await null; return 'ok'; } }`,
+    ),
     expect: 'ADDON_ERROR',
   },
   {
@@ -355,12 +401,17 @@ describe('hostile addons', () => {
     const source = hostiles.find((h) => h.name === 'prototype pollution of its own realm')!.source;
     const bundle = makeBundle(source, { limits: LIMITS });
     await call(pool, bundle, 'f', null, { siteId: 'site-a' });
-    assert.deepEqual((await call(pool, bundle, 'read', null, { siteId: 'site-b' })).output, { polluted: null, map: [2] });
+    assert.deepEqual((await call(pool, bundle, 'read', null, { siteId: 'site-b' })).output, {
+      polluted: null,
+      map: [2],
+    });
   });
 
   it('keeps an isolate after a stack overflow and replaces it after a timeout', async () => {
     const bundle = makeBundle(
-      functionsAddon(`{ dive: () => { const d = (n) => d(n + 1) + 1; return d(0); }, spin: () => { for (;;) {} }, ping: () => 'pong' }`),
+      functionsAddon(
+        `{ dive: () => { const d = (n) => d(n + 1) + 1; return d(0); }, spin: () => { for (;;) {} }, ping: () => 'pong' }`,
+      ),
       { limits: LIMITS },
     );
     await call(pool, bundle, 'ping');

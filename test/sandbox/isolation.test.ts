@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { call, codeOf, createPool, functionsAddon, makeBundle, MemoryCapabilities, sleep } from './helpers.js';
+import {
+  call,
+  codeOf,
+  createPool,
+  functionsAddon,
+  makeBundle,
+  MemoryCapabilities,
+  sleep,
+} from './helpers.js';
 import type { SandboxPool, SandboxPoolOptions } from '../../src/sandbox/index.js';
 
 const pools: SandboxPool[] = [];
@@ -17,7 +25,9 @@ const globalsAddon = functionsAddon(`{
   get: () => ({ secret: typeof secret === 'undefined' ? null : secret }),
 }`);
 /** Busy-waits, so a call stays in flight for a while without any host timer. */
-const slowAddon = functionsAddon(`{ wait: (d) => { const end = Date.now() + d.ms; while (Date.now() < end) {} return 'done'; }, ping: () => 'pong' }`);
+const slowAddon = functionsAddon(
+  `{ wait: (d) => { const end = Date.now() + d.ms; while (Date.now() < end) {} return 'done'; }, ping: () => 'pong' }`,
+);
 
 describe('isolation', () => {
   it('keeps globals of one site invisible to another site of the same addon', async () => {
@@ -99,8 +109,16 @@ describe('warm and cold calls', () => {
 describe('concurrency and workers', () => {
   it('limits concurrent calls per addon across the pool', async () => {
     const p = await pool();
-    const v1 = makeBundle(slowAddon, { addonName: 'busy', addonId: 'busy', limits: { maxConcurrentCalls: 2 } });
-    const v2 = makeBundle(slowAddon, { addonName: 'busy', addonId: 'busy', limits: { maxConcurrentCalls: 2 } });
+    const v1 = makeBundle(slowAddon, {
+      addonName: 'busy',
+      addonId: 'busy',
+      limits: { maxConcurrentCalls: 2 },
+    });
+    const v2 = makeBundle(slowAddon, {
+      addonName: 'busy',
+      addonId: 'busy',
+      limits: { maxConcurrentCalls: 2 },
+    });
     const running = [call(p, v1, 'wait', { ms: 300 }), call(p, v2, 'wait', { ms: 300 })];
     const refused = await codeOf(call(p, v1, 'ping'));
     assert.equal(refused.code, 'TOO_MANY_CONCURRENT_CALLS');

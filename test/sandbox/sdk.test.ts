@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { call, codeOf, createPool, functionsAddon, makeBundle, MemoryCapabilities, sleep } from './helpers.js';
+import {
+  call,
+  codeOf,
+  createPool,
+  functionsAddon,
+  makeBundle,
+  MemoryCapabilities,
+  sleep,
+} from './helpers.js';
 import type { SandboxPool } from '../../src/sandbox/index.js';
 
 const storageAddon = functionsAddon(`{
@@ -26,7 +34,9 @@ describe('addon SDK', () => {
         res.setHeader('x-seen-method', req.method ?? '');
         let body = '';
         req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        req.on('end', () => res.end(JSON.stringify({ hello: 'world', echo: body, auth: req.headers.authorization ?? null })));
+        req.on('end', () =>
+          res.end(JSON.stringify({ hello: 'world', echo: body, auth: req.headers.authorization ?? null })),
+        );
       } else if (req.url === '/big') {
         res.end('x'.repeat(2 * 1024 * 1024));
       } else if (req.url === '/redirect') {
@@ -56,13 +66,22 @@ describe('addon SDK', () => {
     const none = makeBundle(storageAddon, { permissions: [] });
 
     it('sets, gets, lists and deletes with both permissions', async () => {
-      assert.equal((await call(pool, granted, 'put', { key: 'a:1', value: { n: 1, list: [1, 2] } })).output, 'ok');
+      assert.equal(
+        (await call(pool, granted, 'put', { key: 'a:1', value: { n: 1, list: [1, 2] } })).output,
+        'ok',
+      );
       await call(pool, granted, 'put', { key: 'a:2', value: 'two' });
       await call(pool, granted, 'put', { key: 'b:1', value: true });
       assert.deepEqual((await call(pool, granted, 'get', { key: 'a:1' })).output, { n: 1, list: [1, 2] });
       assert.equal((await call(pool, granted, 'get', { key: 'missing' })).output, null);
-      assert.deepEqual((await call(pool, granted, 'list', { prefix: 'a:' })).output, { keys: ['a:1', 'a:2'], cursor: null });
-      assert.deepEqual((await call(pool, granted, 'list', { limit: 2 })).output, { keys: ['a:1', 'a:2'], cursor: 'a:2' });
+      assert.deepEqual((await call(pool, granted, 'list', { prefix: 'a:' })).output, {
+        keys: ['a:1', 'a:2'],
+        cursor: null,
+      });
+      assert.deepEqual((await call(pool, granted, 'list', { limit: 2 })).output, {
+        keys: ['a:1', 'a:2'],
+        cursor: 'a:2',
+      });
       assert.equal((await call(pool, granted, 'del', { key: 'a:1' })).output, true);
       assert.equal((await call(pool, granted, 'del', { key: 'a:1' })).output, false);
     });
@@ -156,13 +175,21 @@ describe('addon SDK', () => {
 
   describe('ctx.addons', () => {
     it('calls a declared dependency and passes its output back', async () => {
-      const tax = makeBundle(functionsAddon(`{ rate: (d, ctx) => ({ rate: 0.2, country: d.country, site: ctx.site.id }) }`), {
-        addonName: 'tax-rates',
-      });
+      const tax = makeBundle(
+        functionsAddon(`{ rate: (d, ctx) => ({ rate: 0.2, country: d.country, site: ctx.site.id }) }`),
+        {
+          addonName: 'tax-rates',
+        },
+      );
       caps.addons.set('tax-rates', tax);
-      const shop = makeBundle(functionsAddon(`{ price: async (d, ctx) => (await ctx.addons.call('tax-rates', 'rate', { country: 'FR' })) }`), {
-        dependencies: { 'tax-rates': '^1.0.0' },
-      });
+      const shop = makeBundle(
+        functionsAddon(
+          `{ price: async (d, ctx) => (await ctx.addons.call('tax-rates', 'rate', { country: 'FR' })) }`,
+        ),
+        {
+          dependencies: { 'tax-rates': '^1.0.0' },
+        },
+      );
       assert.deepEqual((await call(pool, shop, 'price', null, { siteId: 'shop-site' })).output, {
         rate: 0.2,
         country: 'FR',
@@ -180,7 +207,9 @@ describe('addon SDK', () => {
 
     it('stops call cycles at the depth limit', async () => {
       const loop = makeBundle(
-        functionsAddon(`{ again: async (d, ctx) => { try { return await ctx.addons.call('ouroboros', 'again', null); } catch (e) { return 'stopped: ' + e.message; } } }`),
+        functionsAddon(
+          `{ again: async (d, ctx) => { try { return await ctx.addons.call('ouroboros', 'again', null); } catch (e) { return 'stopped: ' + e.message; } } }`,
+        ),
         { addonName: 'ouroboros', dependencies: { ouroboros: '*' }, limits: { timeoutMs: 5000 } },
       );
       caps.addons.set('ouroboros', loop);
@@ -232,8 +261,13 @@ describe('addon SDK', () => {
 
     it('rejects other schemes, forbidden headers and oversized responses', async () => {
       const bundle = makeBundle(source, { permissions: ['http.fetch'], httpAllow: ['127.0.0.1'] });
-      assert.equal((await call(pool, bundle, 'code', { url: 'file:///etc/passwd' })).output, 'BAD_USER_INPUT');
-      const hostHeader = await codeOf(call(pool, bundle, 'get', { url: `${origin}/json`, init: { headers: { host: 'x' } } }));
+      assert.equal(
+        (await call(pool, bundle, 'code', { url: 'file:///etc/passwd' })).output,
+        'BAD_USER_INPUT',
+      );
+      const hostHeader = await codeOf(
+        call(pool, bundle, 'get', { url: `${origin}/json`, init: { headers: { host: 'x' } } }),
+      );
       assert.equal(hostHeader.code, 'BAD_USER_INPUT');
       assert.equal((await call(pool, bundle, 'code', { url: `${origin}/big` })).output, 'PAYLOAD_TOO_LARGE');
     });
@@ -245,7 +279,10 @@ describe('addon SDK', () => {
         limits: { timeoutMs: 400 },
       });
       const started = Date.now();
-      assert.equal((await codeOf(call(pool, bundle, 'get', { url: `${origin}/slow` }))).code, 'EXECUTION_TIMEOUT');
+      assert.equal(
+        (await codeOf(call(pool, bundle, 'get', { url: `${origin}/slow` }))).code,
+        'EXECUTION_TIMEOUT',
+      );
       assert.ok(Date.now() - started < 1500);
     });
   });
@@ -253,7 +290,9 @@ describe('addon SDK', () => {
   describe('logs', () => {
     it('captures ctx.log levels and console.*', async () => {
       const bundle = makeBundle(
-        functionsAddon(`{ f: (d, ctx) => { ctx.log('a', 1, { b: 2 }); ctx.warn('w'); ctx.error(new TypeError('bad')); ctx.debug('d'); console.log('via console'); return 1; } }`),
+        functionsAddon(
+          `{ f: (d, ctx) => { ctx.log('a', 1, { b: 2 }); ctx.warn('w'); ctx.error(new TypeError('bad')); ctx.debug('d'); console.log('via console'); return 1; } }`,
+        ),
       );
       const { logs, logsTruncated } = await call(pool, bundle, 'f');
       assert.equal(logsTruncated, false);
@@ -271,9 +310,14 @@ describe('addon SDK', () => {
     });
 
     it('keeps logs within maxLogBytes and flags the rest', async () => {
-      const bundle = makeBundle(functionsAddon(`{ f: (d, ctx) => { for (let i = 0; i < 1000; i++) ctx.log('line ' + i + ' ' + 'é'.repeat(20)); return 'done'; } }`), {
-        limits: { maxLogBytes: 1024 },
-      });
+      const bundle = makeBundle(
+        functionsAddon(
+          `{ f: (d, ctx) => { for (let i = 0; i < 1000; i++) ctx.log('line ' + i + ' ' + 'é'.repeat(20)); return 'done'; } }`,
+        ),
+        {
+          limits: { maxLogBytes: 1024 },
+        },
+      );
       const { output, logs, logsTruncated } = await call(pool, bundle, 'f');
       assert.equal(output, 'done');
       assert.equal(logsTruncated, true);
@@ -285,13 +329,19 @@ describe('addon SDK', () => {
 
   describe('ctx itself', () => {
     it('is frozen', async () => {
-      const bundle = makeBundle(functionsAddon(`{ f: (d, ctx) => { 'use strict'; try { ctx.storage = 1; return 'mutated'; } catch (e) { return Object.isFrozen(ctx) && Object.isFrozen(ctx.storage); } } }`));
+      const bundle = makeBundle(
+        functionsAddon(
+          `{ f: (d, ctx) => { 'use strict'; try { ctx.storage = 1; return 'mutated'; } catch (e) { return Object.isFrozen(ctx) && Object.isFrozen(ctx.storage); } } }`,
+        ),
+      );
       assert.equal((await call(pool, bundle, 'f')).output, true);
     });
 
     it('limits SDK calls pending at once', async () => {
       const bundle = makeBundle(
-        functionsAddon(`{ f: async (d, ctx) => { const all = []; for (let i = 0; i < 40; i++) all.push(ctx.storage.get('k' + i).then(() => 'ok', (e) => e.code)); return (await Promise.all(all)).filter((c) => c === 'RATE_LIMITED').length; } }`),
+        functionsAddon(
+          `{ f: async (d, ctx) => { const all = []; for (let i = 0; i < 40; i++) all.push(ctx.storage.get('k' + i).then(() => 'ok', (e) => e.code)); return (await Promise.all(all)).filter((c) => c === 'RATE_LIMITED').length; } }`,
+        ),
         { permissions: ['storage.read'] },
       );
       const { output } = await call(pool, bundle, 'f');

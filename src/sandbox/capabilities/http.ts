@@ -36,7 +36,8 @@ export function isHostAllowed(url: URL, allow: readonly string[]): boolean {
   const host = url.host.toLowerCase();
   return allow.some((raw) => {
     const entry = raw.trim().toLowerCase();
-    if (entry.startsWith('*.')) return hostname.endsWith(entry.slice(1)) && hostname.length > entry.length - 1;
+    if (entry.startsWith('*.'))
+      return hostname.endsWith(entry.slice(1)) && hostname.length > entry.length - 1;
     return entry.includes(':') && !entry.startsWith('[') ? entry === host : entry === hostname;
   });
 }
@@ -65,7 +66,8 @@ async function readLimited(response: Response, maxBytes: number): Promise<string
 function requestHeaders(args: Record<string, unknown>): Record<string, string> {
   const headers: Record<string, string> = {};
   if (args.headers === undefined || args.headers === null) return headers;
-  if (!isPlainRecord(args.headers)) throw badArgument('ctx.http.fetch', 'headers must be an object of strings.');
+  if (!isPlainRecord(args.headers))
+    throw badArgument('ctx.http.fetch', 'headers must be an object of strings.');
   const entries = Object.entries(args.headers);
   if (entries.length > 50) throw badArgument('ctx.http.fetch', 'at most 50 headers are allowed.');
   for (const [name, value] of entries) {
@@ -112,8 +114,10 @@ function parseTarget(env: CapabilityEnv, args: Record<string, unknown>): URL {
 export const httpFetch: CapabilityHandler = async (env, args) => {
   requirePermission(env, 'http.fetch', 'ctx.http.fetch');
   const url = parseTarget(env, args);
-  const method = args.method === undefined || args.method === null ? 'GET' : String(args.method).toUpperCase();
-  if (!METHODS.has(method)) throw badArgument('ctx.http.fetch', `method "${method.slice(0, 20)}" is not allowed.`);
+  const method =
+    args.method === undefined || args.method === null ? 'GET' : String(args.method).toUpperCase();
+  if (!METHODS.has(method))
+    throw badArgument('ctx.http.fetch', `method "${method.slice(0, 20)}" is not allowed.`);
   const headers = requestHeaders(args);
   let body: string | undefined;
   if (args.body !== undefined && args.body !== null) {
@@ -121,17 +125,20 @@ export const httpFetch: CapabilityHandler = async (env, args) => {
     if (Buffer.byteLength(args.body) > HTTP_MAX_REQUEST_BODY_BYTES) {
       throw badArgument('ctx.http.fetch', `body must be at most ${HTTP_MAX_REQUEST_BODY_BYTES} bytes.`);
     }
-    if (method === 'GET' || method === 'HEAD') throw badArgument('ctx.http.fetch', `${method} requests have no body.`);
+    if (method === 'GET' || method === 'HEAD')
+      throw badArgument('ctx.http.fetch', `${method} requests have no body.`);
     body = args.body;
   }
   const budget = Math.min(HTTP_MAX_TIMEOUT_MS, env.deadline - Date.now());
-  if (budget <= 0) throw new SandboxError(ErrorCode.ExecutionTimeout, 'ctx.http.fetch: no time left in this call.');
+  if (budget <= 0)
+    throw new SandboxError(ErrorCode.ExecutionTimeout, 'ctx.http.fetch: no time left in this call.');
   const signal = AbortSignal.timeout(budget);
   let response: Response;
   try {
     response = await env.fetchImpl(url, { method, headers, body, redirect: 'manual', signal });
   } catch (err) {
-    if (signal.aborted) throw new SandboxError(ErrorCode.ExecutionTimeout, `ctx.http.fetch: ${url.host} timed out.`);
+    if (signal.aborted)
+      throw new SandboxError(ErrorCode.ExecutionTimeout, `ctx.http.fetch: ${url.host} timed out.`);
     throw new AppError(
       ErrorCode.ServiceUnavailable,
       `ctx.http.fetch: request to ${url.host} failed (${(err as Error).message.slice(0, 200)}).`,
@@ -141,7 +148,8 @@ export const httpFetch: CapabilityHandler = async (env, args) => {
   try {
     text = await readLimited(response, HTTP_MAX_RESPONSE_BYTES);
   } catch (err) {
-    if (signal.aborted) throw new SandboxError(ErrorCode.ExecutionTimeout, `ctx.http.fetch: ${url.host} timed out.`);
+    if (signal.aborted)
+      throw new SandboxError(ErrorCode.ExecutionTimeout, `ctx.http.fetch: ${url.host} timed out.`);
     throw err;
   }
   const responseHeaders: Record<string, string> = {};

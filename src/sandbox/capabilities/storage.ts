@@ -51,7 +51,11 @@ export const storageList: CapabilityHandler = async (env, args) => {
   const cursor = optionalStringArg(args, 'cursor', 'ctx.storage.list', 1000);
   let limit = STORAGE_LIST_DEFAULT_LIMIT;
   if (args.limit !== undefined && args.limit !== null) {
-    if (!Number.isInteger(args.limit) || (args.limit as number) < 1 || (args.limit as number) > STORAGE_LIST_MAX_LIMIT) {
+    if (
+      !Number.isInteger(args.limit) ||
+      (args.limit as number) < 1 ||
+      (args.limit as number) > STORAGE_LIST_MAX_LIMIT
+    ) {
       throw badArgument('ctx.storage.list', `limit must be an integer from 1 to ${STORAGE_LIST_MAX_LIMIT}.`);
     }
     limit = args.limit as number;

@@ -78,7 +78,11 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): RunFunction {
   }
 
   function hostCall(execId: number, op: string, argsJson: string): Promise<string> {
-    return reflectApply(hostApply, host, [undefined, [execId, op, argsJson], applyOptions]) as Promise<string>;
+    return reflectApply(hostApply, host, [
+      undefined,
+      [execId, op, argsJson],
+      applyOptions,
+    ]) as Promise<string>;
   }
 
   const kit = createHtmlKit();
@@ -201,7 +205,11 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): RunFunction {
     async function call(op: string, args: Record<string, unknown>): Promise<unknown> {
       if (!active) throw sdkError('ADDON_ERROR', `ctx was used after its call ended (${op}).`);
       const argsJson = jsonStringify(args);
-      const reply = jsonParse(await hostCall(meta.execId, op, argsJson)) as {
+      const replyJson = await hostCall(meta.execId, op, argsJson);
+      // An answer that lands after the call ended (the worker may not know yet) never resumes
+      // the addon: its continuation would run outside every limit of the call.
+      if (!active) return new Promise<never>(() => undefined);
+      const reply = jsonParse(replyJson) as {
         ok: boolean;
         value?: unknown;
         code?: string;
@@ -212,7 +220,13 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): RunFunction {
     }
 
     function response(raw: unknown): unknown {
-      const r = raw as { status: number; statusText: string; headers: Record<string, string>; url: string; body: string };
+      const r = raw as {
+        status: number;
+        statusText: string;
+        headers: Record<string, string>;
+        url: string;
+        body: string;
+      };
       return freeze({
         status: r.status,
         statusText: r.statusText,
@@ -295,10 +309,17 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): RunFunction {
         }
         case 'widget': {
           const widget = lookup(exported, 'widgets', meta.name);
+          // The pool sends a widget's [widgetConfig, context] pair as its input.
+          const [widgetConfig, context] = input as [unknown, unknown];
           let rendered: unknown;
-          if (typeof widget === 'function') rendered = await (widget as AnyFunction)(config, input, ctx);
-          else if (typeof widget === 'object' && widget !== null && typeof (widget as { render?: unknown }).render === 'function') {
-            rendered = await (widget as { render: AnyFunction }).render(config, input, ctx);
+          if (typeof widget === 'function')
+            rendered = await (widget as AnyFunction)(widgetConfig, context, ctx);
+          else if (
+            typeof widget === 'object' &&
+            widget !== null &&
+            typeof (widget as { render?: unknown }).render === 'function'
+          ) {
+            rendered = await (widget as { render: AnyFunction }).render(widgetConfig, context, ctx);
           } else return missing('widget');
           value = widgetOutput(rendered);
           break;
@@ -308,7 +329,10 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): RunFunction {
           const fn = lookup(exported, 'hooks', meta.name);
           if (typeof fn !== 'function') value = null;
           else if (meta.name === 'upgrade') {
-            const from = typeof input === 'object' && input !== null ? (input as { fromVersion?: unknown }).fromVersion : input;
+            const from =
+              typeof input === 'object' && input !== null
+                ? (input as { fromVersion?: unknown }).fromVersion
+                : input;
             value = await (fn as AnyFunction)(from ?? null, ctx);
           } else value = await (fn as AnyFunction)(ctx);
           break;

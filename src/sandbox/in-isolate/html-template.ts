@@ -118,7 +118,12 @@ export function createHtmlKit(): HtmlKit {
       switch (s.state) {
         case 'text':
           if (c === '<') {
-            if (chunk.startsWith('!--', i + 1)) {
+            if (i + 1 === chunk.length) {
+              // `<${value}`: the value would become the tag name.
+              s.state = 'tagName';
+              s.closing = false;
+              s.tag = '';
+            } else if (chunk.startsWith('!--', i + 1)) {
               s.state = 'comment';
               i += 3;
             } else if (/[a-zA-Z/]/.test(chunk[i + 1] ?? '')) {
@@ -253,7 +258,10 @@ export function createHtmlKit(): HtmlKit {
         case 'rawtext':
           if (RCDATA.indexOf(s.rawTag) >= 0) out += escapeHtml(plain(value));
           else if (isSafeHtml(value) || isEmpty(value)) out += plain(value);
-          else throw new TypeError(`html: interpolation inside <${s.rawTag}> is not allowed; use raw() for trusted code.`);
+          else
+            throw new TypeError(
+              `html: interpolation inside <${s.rawTag}> is not allowed; use raw() for trusted code.`,
+            );
           break;
         case 'valueDq':
         case 'valueSq': {

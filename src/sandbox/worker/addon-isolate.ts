@@ -77,7 +77,9 @@ export class AddonIsolate {
   }
 
   private async compile(): Promise<void> {
-    this.bootstrapScript = await this.isolate.compileScript(BOOTSTRAP_SOURCE, { filename: 'sandbox:///bootstrap.js' });
+    this.bootstrapScript = await this.isolate.compileScript(BOOTSTRAP_SOURCE, {
+      filename: 'sandbox:///bootstrap.js',
+    });
     const filename = `addon:///${encodeURIComponent(this.source.addonName)}@${encodeURIComponent(this.source.version)}.js`;
     try {
       this.addonScript = await this.isolate.compileScript(this.source.source, { filename });
@@ -126,13 +128,19 @@ export class AddonIsolate {
         ),
       );
       if (this.source.wasm !== null) {
-        await global.set(BOOTSTRAP_GLOBALS.wasm, new ivm.ExternalCopy(this.source.wasm).copyInto({ release: true }));
+        await global.set(
+          BOOTSTRAP_GLOBALS.wasm,
+          new ivm.ExternalCopy(this.source.wasm).copyInto({ release: true }),
+        );
       }
       if (this.crashTest) await global.set(BOOTSTRAP_GLOBALS.crashTest, true);
       const started = Date.now();
       let run: ivm.Reference<RunFunction>;
       try {
-        run = (await this.bootstrapScript!.run(context, { reference: true, timeout: timeoutMs })) as ivm.Reference<RunFunction>;
+        run = (await this.bootstrapScript!.run(context, {
+          reference: true,
+          timeout: timeoutMs,
+        })) as ivm.Reference<RunFunction>;
       } catch (err) {
         throw loadError(this.source, err, 'WebAssembly module');
       }

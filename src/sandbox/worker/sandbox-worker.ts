@@ -137,7 +137,10 @@ export class SandboxWorker {
   /** Disposes every isolate; running calls fail with SANDBOX_CRASHED. */
   shutdown(): void {
     for (const iso of [...this.isolates.values()]) {
-      this.disposeIsolate(iso, { code: ErrorCode.SandboxCrashed, message: 'The sandbox worker is shutting down.' });
+      this.disposeIsolate(iso, {
+        code: ErrorCode.SandboxCrashed,
+        message: 'The sandbox worker is shutting down.',
+      });
     }
     if (this.watchdog !== null) clearInterval(this.watchdog);
     this.watchdog = null;
@@ -223,8 +226,15 @@ export class SandboxWorker {
         code = ErrorCode.AddonError;
       }
       if (code === ErrorCode.MemoryLimitExceeded && call.iso !== null) {
-        const reason = { code: ErrorCode.MemoryLimitExceeded, message: 'The addon exceeded its memory limit.' };
-        const result = this.failure(msg.id, reason.code, `${reason.message} (${truncateMessage(String(envelope.message), 200)})`);
+        const reason = {
+          code: ErrorCode.MemoryLimitExceeded,
+          message: 'The addon exceeded its memory limit.',
+        };
+        const result = this.failure(
+          msg.id,
+          reason.code,
+          `${reason.message} (${truncateMessage(String(envelope.message), 200)})`,
+        );
         this.finish(call, result);
         this.disposeIsolate(call.iso, reason);
         return result;
@@ -282,7 +292,10 @@ export class SandboxWorker {
       const result = this.failure(id, ErrorCode.MemoryLimitExceeded, 'The addon exceeded its memory limit.');
       if (iso !== null) {
         this.finish(call, result);
-        this.disposeIsolate(iso, { code: ErrorCode.MemoryLimitExceeded, message: 'The addon exceeded its memory limit.' });
+        this.disposeIsolate(iso, {
+          code: ErrorCode.MemoryLimitExceeded,
+          message: 'The addon exceeded its memory limit.',
+        });
       }
       return result;
     }
@@ -359,7 +372,9 @@ export class SandboxWorker {
     const fits = () => {
       let reserved = memoryMb;
       for (const iso of this.isolates.values()) reserved += iso.memoryMb;
-      return this.isolates.size + 1 <= this.config.maxIsolates && reserved <= this.config.maxTotalIsolateMemoryMb;
+      return (
+        this.isolates.size + 1 <= this.config.maxIsolates && reserved <= this.config.maxTotalIsolateMemoryMb
+      );
     };
     for (const iso of [...this.isolates.values()]) {
       if (fits()) return;
@@ -447,7 +462,10 @@ export class SandboxWorker {
         continue;
       }
       if (cpu - iso.idleCpuMark > IDLE_CPU_BUDGET_NS) {
-        this.disposeIsolate(iso, { code: ErrorCode.ExecutionTimeout, message: 'The isolate ran code outside a call.' });
+        this.disposeIsolate(iso, {
+          code: ErrorCode.ExecutionTimeout,
+          message: 'The isolate ran code outside a call.',
+        });
         continue;
       }
       if (now - iso.lastUsedAt > this.config.idleIsolateMs) {

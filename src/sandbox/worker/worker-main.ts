@@ -2,14 +2,20 @@
  * Entry point of a sandbox worker process (forked by the pool with `--no-node-snapshot`). Wires
  * {@link SandboxWorker} to IPC; exits with its parent.
  */
-import { WORKER_CONFIG_ENV, type ParentToWorker, type WorkerConfig, type WorkerToParent } from '../protocol.js';
+import {
+  WORKER_CONFIG_ENV,
+  type ParentToWorker,
+  type WorkerConfig,
+  type WorkerToParent,
+} from '../protocol.js';
 import { SandboxWorker } from './sandbox-worker.js';
 
 const STATS_INTERVAL_MS = 1000;
 
 function readConfig(): WorkerConfig {
   const raw = process.env[WORKER_CONFIG_ENV];
-  if (raw === undefined) throw new Error(`${WORKER_CONFIG_ENV} is not set; this file is started by SandboxPool.`);
+  if (raw === undefined)
+    throw new Error(`${WORKER_CONFIG_ENV} is not set; this file is started by SandboxPool.`);
   return JSON.parse(raw) as WorkerConfig;
 }
 
