@@ -1,0 +1,207 @@
+// Issue 4 benchmark: cached widget renders through GraphQL and REST against `{ __typename }` on one
+// server (same run, same connections), and the p50 of uncached renders of a checkout form.
+// Run: node --no-node-snapshot dist/bench/widget-render.js (BENCH_SECONDS, default 5).
+import autocannon from 'autocannon';
+import { performance } from 'node:perf_hooks';
+import { gql, machine, percentile, startBenchServer } from './support/bench-server.js';
+
+const DURATION = Number(process.env.BENCH_SECONDS ?? 5);
+const UNCACHED_RENDERS = Number(process.env.BENCH_UNCACHED ?? 200);
+
+const SOURCE = `module.exports = { widgets: {
+  'checkout-form': (config, context, ctx) => ({
+    html: ctx.html\`<form class="checkout" data-session="\${context.sessionId}">
+      <h2>\${config.title}</h2>
+      \${config.methods.map((m) => ctx.html\`<label class="method"><input type="radio" name="method" value="\${m}"> \${m}</label>\`)}
+      <input name="amount" type="number" min="1" value="\${config.amount}"><button type="submit">Pay</button></form>\`,
+    css: '.checkout { display: grid; gap: 8px } .method { padding: 4px } body { margin: 0 } @media (max-width: 600px) { .checkout { gap: 4px } }',
+    javascript: 'document.querySelector(".checkout").addEventListener("submit", (e) => { e.preventDefault(); parent.postMessage({ pay: true }, "*"); });',
+  }),
+} };`;
+
+const MANIFEST = {
+  name: 'bench-checkout',
+  version: '1.0.0',
+  category: 'ECOMMERCE',
+  widgets: [
+    {
+      name: 'checkout-form',
+      category: 'FORM',
+      varyOn: ['sessionId'],
+      configSchema: {
+        type: 'object',
+        properties: {
+          title: { type: 'string', default: 'Checkout' },
+          amount: { type: 'integer', minimum: 1, default: 1 },
+          methods: { type: 'array', items: { type: 'string' }, default: ['card', 'bank', 'kakao'] },
+        },
+      },
+    },
+  ],
+};
+
+interface Row {
+  name: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+async function cannon(name: string, opts: autocannon.Options): Promise<Row> {
+  const result = await autocannon({ connections: 10, duration: DURATION, ...opts });
+  return {
+    name,
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.non2xx,
+  };
+}
+
+async function main(): Promise<void> {
+  // Rate limiting is another feature; the benchmark measures rendering.
+  const server = await startBenchServer({ env: { RATE_LIMIT_DEFAULT: '0' } });
+  try {
+    const { url, adminKey } = server;
+    const dev = await gql<{ createApiKey: { key: string } }>(
+      url,
+      adminKey,
+      'mutation { createApiKey(role: DEVELOPER, developerName: "bench") { key } }',
+    );
+    const site = await gql<{ createSite: { id: string } }>(
+      url,
+      adminKey,
+      'mutation { createSite(name: "bench") { id } }',
+    );
+    const siteKey = (
+      await gql<{ createApiKey: { key: string } }>(
+        url,
+        adminKey,
+        'mutation($s: ID) { createApiKey(role: SITE, siteId: $s) { key } }',
+        { s: site.createSite.id },
+      )
+    ).createApiKey.key;
+    await gql(
+      url,
+      dev.createApiKey.key,
+      'mutation($i: RegisterAddonInput!) { registerAddon(input: $i) { addon { id } } }',
+      {
+        i: { manifest: MANIFEST, source: SOURCE },
+      },
+    );
+    await gql(url, siteKey, 'mutation { installAddon(id: "bench-checkout", config: {}) { success } }');
+
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${siteKey}` };
+    const config = { title: 'Pay', methods: ['card', 'kakao'] };
+    const context = { sessionId: 'bench-session' };
+    const typename = JSON.stringify({ query: '{ __typename }' });
+    const renderQuery = JSON.stringify({
+      query:
+        'query($c: JSON!, $x: JSON!) { renderWidget(addon: "bench-checkout", widget: "checkout-form", config: $c, context: $x) { html css javascript cacheKey version cached } }',
+      variables: { c: config, x: context },
+    });
+    const fieldQuery = JSON.stringify({
+      query:
+        'query($c: JSON!, $x: JSON!) { widget(addon: "bench-checkout", name: "checkout-form") { render(config: $c, context: $x) { html css javascript cacheKey version cached } } }',
+      variables: { c: config, x: context },
+    });
+    const restPath = `/api/widgets/bench-checkout/checkout-form?config=${encodeURIComponent(JSON.stringify(config))}&context=${encodeURIComponent(JSON.stringify(context))}`;
+
+    // Warm up: the first render fills the cache; every request below is a cache hit.
+    for (const body of [renderQuery, fieldQuery]) {
+      const r = await fetch(`${url}/graphql`, { method: 'POST', headers, body });
+      if (!r.ok) throw new Error(`warm-up failed: ${await r.text()}`);
+    }
+    if (!(await fetch(`${url}${restPath}`, { headers })).ok) throw new Error('REST warm-up failed');
+    await cannon('warm-up', { url: `${url}/graphql`, method: 'POST', headers, body: typename, duration: 2 });
+
+    const rows: Row[] = [];
+    rows.push(
+      await cannon('`{ __typename }` (GraphQL)', {
+        url: `${url}/graphql`,
+        method: 'POST',
+        headers,
+        body: typename,
+      }),
+    );
+    rows.push(
+      await cannon('cached render, `Query.renderWidget` (GraphQL)', {
+        url: `${url}/graphql`,
+        method: 'POST',
+        headers,
+        body: renderQuery,
+      }),
+    );
+    rows.push(
+      await cannon('cached render, `widget { render }` (GraphQL)', {
+        url: `${url}/graphql`,
+        method: 'POST',
+        headers,
+        body: fieldQuery,
+      }),
+    );
+    rows.push(
+      await cannon('cached render, `GET /api/widgets/...` (REST)', {
+        url: `${url}${restPath}`,
+        method: 'GET',
+        headers,
+      }),
+    );
+
+    // Uncached: distinct configs, one at a time, end to end over HTTP.
+    const latencies: number[] = [];
+    for (let i = 0; i < UNCACHED_RENDERS; i += 1) {
+      const path = `/api/widgets/bench-checkout/checkout-form?config=${encodeURIComponent(JSON.stringify({ ...config, amount: i + 1 }))}&context=${encodeURIComponent(JSON.stringify({ sessionId: `s${i}` }))}`;
+      const started = performance.now();
+      const response = await fetch(`${url}${path}`, { headers });
+      const body = (await response.json()) as { cached?: boolean };
+      latencies.push(performance.now() - started);
+      if (!response.ok || body.cached !== false) throw new Error(`uncached render ${i} failed or was cached`);
+    }
+    latencies.sort((a, b) => a - b);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const serverSum = Number(
+      /^widget_render_time_seconds_sum\{[^}]*\} ([\d.e-]+)/m.exec(metrics)?.[1] ?? NaN,
+    );
+    const serverCount = Number(/^widget_render_time_seconds_count\{[^}]*\} (\d+)/m.exec(metrics)?.[1] ?? NaN);
+    const sandboxSum = Number(
+      /^addon_response_time_seconds_sum\{[^}]*function_name="widget:checkout-form"\} ([\d.e-]+)/m.exec(
+        metrics,
+      )?.[1] ?? NaN,
+    );
+    const sandboxCount = Number(
+      /^addon_response_time_seconds_count\{[^}]*function_name="widget:checkout-form"\} (\d+)/m.exec(
+        metrics,
+      )?.[1] ?? NaN,
+    );
+
+    const base = rows[0].rps;
+    console.log(`\n### Widget rendering (${await machine()})\n`);
+    console.log(
+      `One server (NODE_ENV=production, PostgreSQL + Redis), autocannon 10 connections, ${DURATION} s each.\n`,
+    );
+    console.log('| request | req/s | vs `{ __typename }` | p50 ms | p99 ms | errors |');
+    console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const row of rows) {
+      const ratio = `${Math.round((row.rps / base) * 100)} %`;
+      console.log(
+        `| ${row.name} | ${Math.round(row.rps)} | ${ratio} | ${row.p50} | ${row.p99} | ${row.errors} |`,
+      );
+    }
+    console.log(
+      `\nUncached render of the checkout form (${UNCACHED_RENDERS} sequential, distinct configs, REST end to end): ` +
+        `p50 ${percentile(latencies, 50).toFixed(2)} ms, p90 ${percentile(latencies, 90).toFixed(2)} ms, ` +
+        `p99 ${percentile(latencies, 99).toFixed(2)} ms; server-side render (widget_render_time_seconds) mean ` +
+        `${((serverSum / serverCount) * 1000).toFixed(2)} ms, of which the sandbox run (addon_response_time_seconds) ` +
+        `${((sandboxSum / sandboxCount) * 1000).toFixed(2)} ms.`,
+    );
+  } finally {
+    await server.stop();
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

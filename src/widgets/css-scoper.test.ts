@@ -1,0 +1,150 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { scopeCss } from './css-scoper.js';
+import { neutraliseScript, widgetCsp, widgetDocument, wrapHtml } from './widget-output.js';
+
+const ROOT = '[data-tp-widget="w1"]';
+const scope = (css: string) => scopeCss(css, ROOT, 'w1');
+
+describe('scopeCss', () => {
+  it('prefixes every selector of a list with the widget root', () => {
+    assert.equal(
+      scope('.a{color:red} p, .b > i {margin:0}'),
+      `${ROOT} .a{color:red}\n${ROOT} p,${ROOT} .b > i{margin:0}`,
+    );
+    assert.equal(scope('*{box-sizing:border-box}'), `${ROOT} *{box-sizing:border-box}`);
+  });
+
+  it('maps :root, html and body to the root element itself', () => {
+    assert.equal(
+      scope(':root{--x:1} html body .c{color:blue} body>p{x:y} body.dark .x{a:b} HTML{a:b}'),
+      [
+        `${ROOT}{--x:1}`,
+        `${ROOT} .c{color:blue}`,
+        `${ROOT} > p{x:y}`,
+        `${ROOT}.dark .x{a:b}`,
+        `${ROOT}{a:b}`,
+      ].join('\n'),
+    );
+  });
+
+  it('scopes inside @media and @supports, and unwraps @layer blocks', () => {
+    assert.equal(
+      scope(
+        '@media (max-width: 600px){.a{color:red} @supports (display:grid){body{display:grid}}} @layer x{.b{c:d}}',
+      ),
+      `@media (max-width: 600px){${ROOT} .a{color:red}@supports (display:grid){${ROOT}{display:grid}}}\n${ROOT} .b{c:d}`,
+    );
+  });
+
+  it('drops page-global at-rules', () => {
+    const css =
+      '@import url(https://evil.example/x.css); @charset "utf-8"; @font-face{font-family:Arial;src:url(https://x.example/f)} ' +
+      '@layer a, b; @property --x{syntax:"*"} @scope (body) { :scope { display:none } } @namespace svg url(x); .z{q:r}';
+    assert.equal(scope(css), `${ROOT} .z{q:r}`);
+  });
+
+  it('renames keyframes and the animations that use them', () => {
+    assert.equal(
+      scope(
+        '@keyframes spin{from{transform:rotate(0)}to{transform:rotate(360deg)}} .a{animation:spin 1s} .b{animation-name:other}',
+      ),
+      `@keyframes spin-w1{from{transform:rotate(0)}to{transform:rotate(360deg)}}\n${ROOT} .a{animation:spin-w1 1s}\n${ROOT} .b{animation-name:other}`,
+    );
+  });
+
+  it('flattens nested rules and scopes them again, so & cannot reach outside the root', () => {
+    assert.equal(
+      scope('.a{color:red; &:hover{color:blue} body:has(&){background:red} @media (x){color:green}}'),
+      [
+        `${ROOT} .a{color:red}`,
+        `${ROOT} :is(${ROOT} .a):hover{color:blue}`,
+        `${ROOT}:has(:is(${ROOT} .a)){background:red}`,
+        `@media (x){${ROOT} .a{color:green}}`,
+      ].join('\n'),
+    );
+  });
+
+  it('keeps only https and data:image URLs, and drops script-capable values', () => {
+    const css =
+      '.a{background:url(javascript:alert(1))} .b{background:url("https://ok.example/x.png")} .c{background:url(/relative.png)} ' +
+      '.d{background:url( data:image/png;base64,AAA )} .e{width:expression(alert(1))} .f{behavior:url(x.htc)} ' +
+      '.g{-moz-binding:url(x)} .h{background:image-set("a.png" 1x)} .i{background:u\\72l(javascript:alert(1))} ' +
+      '.j{background:-moz-element(#other)}';
+    assert.equal(
+      scope(css),
+      `${ROOT} .b{background:url("https://ok.example/x.png")}\n${ROOT} .d{background:url( data:image/png;base64,AAA )}`,
+    );
+  });
+
+  it('cannot be broken out of: no `<` survives and malformed input is dropped, not reinterpreted', () => {
+    const hostile = [
+      '.a{content:"</style><script>alert(1)</script>"}',
+      '.a { x: y } </style><script>alert(1)</script> .b{c:d}',
+      '.a{color:red}} body{display:none}',
+      '.a{content:"unterminated} body{display:none}',
+      '.a:is(}) {color:red} .b{c:d}',
+      '.a{b:c}/* </style><script> */.d{e:f}',
+      '<!-- .a{b:c} --> <\\/style>',
+      '.a{--x:{a:b}; color:red}',
+      '.a{color:red',
+    ];
+    for (const css of hostile) {
+      const out = scope(css);
+      assert.ok(!out.includes('<'), `${css} => ${out}`);
+      assert.ok(!/(^|[},])\s*(body|html|\.b|\.d)\s*\{/.test(out), `${css} => ${out}`);
+      for (const line of out.split('\n').filter(Boolean))
+        assert.ok(line.startsWith(ROOT) || line.startsWith('@'), line);
+    }
+    assert.equal(scope(hostile[0]), `${ROOT} .a{content:"\\3c /style>\\3c script>alert(1)\\3c /script>"}`);
+    assert.equal(scope(hostile[2]), `${ROOT} .a{color:red}`);
+    assert.equal(scope(hostile[3]), '');
+    assert.equal(scope(hostile[8]), `${ROOT} .a{color:red}`);
+  });
+
+  it('bounds the output of deeply nested input', () => {
+    let css = '';
+    for (let i = 0; i < 40; i += 1) css += `.a${i}, .b${i} {`;
+    css += 'color:red' + '}'.repeat(40);
+    assert.ok(scope(css).length <= 4 * css.length + 4096);
+    assert.doesNotThrow(() => scope('('.repeat(100_000)));
+  });
+});
+
+describe('widget output', () => {
+  it('wraps markup in its root and neutralises page-level tags', () => {
+    assert.equal(
+      wrapHtml(
+        '<p title="<style>">x</p><STYLE>b{}</STYLE><script>1</script><link rel=x><base href=/><meta http-equiv=refresh><styles>',
+        'w1',
+      ),
+      '<div data-tp-widget="w1"><p title="&lt;style>">x</p>&lt;STYLE>b{}&lt;/STYLE>&lt;script>1&lt;/script>&lt;link rel=x>&lt;base href=/>&lt;meta http-equiv=refresh><styles></div>',
+    );
+  });
+
+  it('keeps </script> and <!-- from ending the script element', () => {
+    assert.equal(neutraliseScript('a("</SCRIPT>"); b("<!--")'), 'a("\\x3C/SCRIPT>"); b("\\x3C!--")');
+  });
+
+  it('builds a document whose style and script carry the nonce the CSP names', () => {
+    const doc = widgetDocument(
+      {
+        html: '<div data-tp-widget="w1">x</div>',
+        css: 'p{}',
+        javascript: 'go()',
+        cacheKey: 'k',
+        version: '1.0.0',
+      },
+      'a/<b>',
+      'N0nce',
+    );
+    assert.match(doc, /<title>a\/&lt;b&gt;<\/title><style nonce="N0nce">p\{\}<\/style>/);
+    assert.match(
+      doc,
+      /<body><div data-tp-widget="w1">x<\/div><script nonce="N0nce">go\(\)<\/script><\/body>/,
+    );
+    const csp = widgetCsp('N0nce');
+    assert.match(csp, /default-src 'none'; script-src 'nonce-N0nce'; style-src 'nonce-N0nce'/);
+    assert.match(csp, /base-uri 'none'/);
+  });
+});

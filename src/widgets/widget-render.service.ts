@@ -1,0 +1,222 @@
+import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { ForbiddenError, NotFoundError, ValidationError } from '../errors/index.js';
+import type { Actor } from '../auth/actor.js';
+import { isUuid } from '../shared/ids.js';
+import { validateWithDefaults } from '../shared/json-schema.js';
+import { matchesEventPattern } from '../events/event-name.js';
+import type { Metrics } from '../infrastructure/metrics/metrics.js';
+import type { AddonManifest, WidgetManifest } from '../addons/addon-manifest.js';
+import type { AddonBundleLoader } from '../executions/addon-bundle.loader.js';
+import type { ExecutionService } from '../executions/execution.service.js';
+import type { InstallationLookup } from '../installations/installation-lookup.js';
+import type { InstallationChangeListener } from '../installations/installation.service.js';
+import type { SubscriberIndex } from '../events/subscriber-index.js';
+import { WidgetCache } from './widget-cache.js';
+import { finishRender, type RenderedWidget } from './widget-output.js';
+
+export interface RenderWidgetArgs {
+  /** Addon id or name. */
+  addon: string;
+  widget: string;
+  /** The widget config (validated against the widget's configSchema, defaults applied). */
+  config: unknown;
+  /** The page context; only the fields the widget declares in `varyOn` reach the render. */
+  context: unknown;
+  /** The site whose installation renders; a site key's own site when omitted. */
+  siteId?: string | null;
+  requestId?: string;
+}
+
+export interface WidgetRender {
+  output: RenderedWidget;
+  /** True when served from L1 or L2. */
+  cached: boolean;
+  /** The output with `cached: true` as JSON, ready to send (cache hits only). */
+  json: string | null;
+}
+
+/**
+ * Renders widgets of addons installed on a site, through the two-level {@link WidgetCache}.
+ *
+ * Rendering model:
+ * - The render runs under the site's enabled installation, at its installed version.
+ * - The first argument of the render function is the widget config sent by the frontend, validated
+ *   against the widget's `configSchema` with defaults applied; `ctx.config` is the installation's
+ *   config, as in every other entry.
+ * - The second argument holds only the context fields listed in the widget's `varyOn`. The cache
+ *   key covers exactly those, so a field the widget did not declare can neither change its output
+ *   nor leak one visitor's context into another visitor's cached render.
+ * - Renders are cached per site (they run with the site's storage and installation).
+ *
+ * Who may render: a site key (its own site), or any caller naming a site that has the addon
+ * installed and enabled, anonymous callers included: widgets are public page content that a site's
+ * frontend, usually in the visitor's browser without a key, embeds.
+ */
+export class WidgetRenderService {
+  /** Invalidations running per (site, addon), and whether another was asked for meanwhile. */
+  private readonly invalidating = new Map<string, { again: boolean }>();
+
+  constructor(
+    private readonly deps: {
+      lookup: InstallationLookup;
+      bundles: AddonBundleLoader;
+      /** The site's enabled installations (cached briefly; dropped on installation changes). */
+      subscribers: Pick<SubscriberIndex, 'enabledInstallations'>;
+      executions: ExecutionService;
+      cache: WidgetCache;
+      metrics: Metrics;
+    },
+  ) {}
+
+  /** Renders (or serves from cache) one widget for a site. */
+  async render(actor: Actor, args: RenderWidgetArgs): Promise<WidgetRender> {
+    const siteId = renderingSite(actor, args.siteId);
+    const context = args.context ?? {};
+    if (typeof context !== 'object' || Array.isArray(context)) {
+      throw ValidationError.of('arguments', [{ field: 'context', message: 'must be a JSON object' }]);
+    }
+    const target = await this.deps.lookup.require(siteId, args.addon);
+    const versionId = target.installation.addonVersionId;
+    const { bundle, manifest } = await this.deps.bundles.load(versionId);
+    const widget = findWidget(manifest, args.widget);
+    if (!widget) throw new NotFoundError('Widget', `${target.addon.name}/${args.widget}`);
+
+    const varied = pick(context as Record<string, unknown>, widget.varyOn);
+    // The raw config is keyed: the same text under the same (immutable) version validates the same
+    // way, so a hit needs no validation; invalid configs never reach the cache.
+    const digest = createHash('sha256')
+      .update(
+        `${versionId}\u0000${widget.name}\u0000${canonicalJson(args.config)}\u0000${canonicalJson(varied)}`,
+      )
+      .digest('base64url');
+    const addonId = target.addon.id;
+    const generation = await this.deps.cache.generation(siteId, addonId);
+    const key = this.deps.cache.key(siteId, addonId, generation, digest);
+
+    const hit = this.deps.cache.getL1(key);
+    if (hit) return { output: hit.output, cached: true, json: hit.json };
+
+    const { render, cached } = await this.deps.cache.resolve(key, async () => {
+      const validated = validateWithDefaults(widget.configSchema, args.config, 'config');
+      if (!validated.ok) throw ValidationError.of(`config of widget ${widget.name}`, validated.problems);
+      const started = performance.now();
+      const result = await this.deps.executions.run({
+        target,
+        bundle,
+        entry: { kind: 'widget', name: widget.name },
+        input: varied,
+        widgetConfig: validated.value,
+        requestId: args.requestId,
+      });
+      const cacheKey = createHash('sha256').update(key).digest('base64url').slice(0, 32);
+      const output = finishRender(result.output as Record<string, unknown>, {
+        rootId: `w${Buffer.from(cacheKey, 'base64url').toString('hex').slice(0, 16)}`,
+        cacheKey,
+        version: bundle.version,
+      });
+      this.deps.metrics.widgetRenderTime.observe(
+        { addon_id: addonId, widget_id: widget.name },
+        (performance.now() - started) / 1000,
+      );
+      return output;
+    });
+    return { output: render.output, cached, json: cached ? render.json : null };
+  }
+
+  /**
+   * Drops cached renders of every widget on the site that declares `eventName` (or a pattern
+   * matching it) in `invalidateOn`, on every instance. Called once per event, by the instance that
+   * stored it (EventService.onStored), after the commit: the cache bumps the (site, addon)
+   * generation in Redis and announces it, so the other instances need not repeat the work.
+   */
+  async invalidateForEvent(siteId: string | null, eventName: string): Promise<void> {
+    if (!siteId || !isUuid(siteId)) return;
+    const installations = await this.deps.subscribers.enabledInstallations(siteId);
+    await Promise.all(
+      installations.map(async (installation) => {
+        const { manifest } = await this.deps.bundles.load(installation.addonVersionId);
+        const affected = manifest.widgets.some((w) =>
+          w.invalidateOn.some((pattern) => matchesEventPattern(pattern, eventName)),
+        );
+        if (affected) await this.invalidateCoalesced(siteId, installation.addonId);
+      }),
+    );
+  }
+
+  /**
+   * A burst of events for one (site, addon) costs at most two generation bumps in flight: asks
+   * arriving while one runs are folded into a single follow-up, which still starts after every
+   * folded event was stored, so no render of older data survives it.
+   */
+  private async invalidateCoalesced(siteId: string, addonId: string): Promise<void> {
+    const scope = `${siteId}:${addonId}`;
+    const running = this.invalidating.get(scope);
+    if (running) {
+      running.again = true;
+      return;
+    }
+    const state = { again: true };
+    this.invalidating.set(scope, state);
+    try {
+      while (state.again) {
+        state.again = false;
+        await this.deps.cache.invalidate(siteId, addonId);
+      }
+    } finally {
+      this.invalidating.delete(scope);
+    }
+  }
+
+  /** Installation changes (config, version, enabled, uninstall) drop that addon's renders on the site. */
+  readonly onInstallationChange: InstallationChangeListener = ({ installation }) => {
+    void this.deps.cache.invalidate(installation.siteId, installation.addonId).catch(() => undefined);
+  };
+
+  close(): void {
+    this.deps.cache.close();
+  }
+}
+
+/** The site a render runs for: a site key's own, or the one named (required otherwise). */
+function renderingSite(actor: Actor, requested: string | null | undefined): string {
+  if (actor.kind === 'site') {
+    if (requested && requested !== actor.siteId) {
+      throw new ForbiddenError('A site key can only render widgets of its own site.');
+    }
+    return actor.siteId;
+  }
+  if (!requested) {
+    throw ValidationError.of('arguments', [
+      { field: 'siteId', message: 'is required unless the request uses a site key' },
+    ]);
+  }
+  if (!isUuid(requested)) throw new NotFoundError('Site', requested);
+  return requested;
+}
+
+function findWidget(manifest: AddonManifest, name: string): WidgetManifest | undefined {
+  return manifest.widgets.find((w) => w.name === name);
+}
+
+/** The declared context fields (top-level names) present in the context. */
+function pick(context: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const field of fields) {
+    if (Object.prototype.hasOwnProperty.call(context, field) && context[field] !== undefined) {
+      out[field] = context[field];
+    }
+  }
+  return out;
+}
+
+/** JSON with object keys sorted at every level, so equal values give equal text. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record)
+    .filter((k) => record[k] !== undefined)
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`).join(',')}}`;
+}

@@ -1,0 +1,56 @@
+import { Arg, Ctx, FieldResolver, ID, Query, Resolver, Root } from 'type-graphql';
+import { GraphQLJSON } from 'graphql-scalars';
+import type { GraphQLContext } from '../graphql/context.js';
+import { Widget } from '../addons/addon.type.js';
+import type { WidgetRecord } from '../addons/addon.repository.js';
+import { WidgetOutput } from './widget.type.js';
+import type { WidgetRender } from './widget-render.service.js';
+
+const siteIdDescription =
+  'Site whose installation renders; defaults to the site of a site key, required otherwise.';
+
+/** Widget rendering: `Widget.render` and the direct `Query.renderWidget`. */
+@Resolver(() => Widget)
+export class WidgetRenderResolver {
+  @FieldResolver(() => WidgetOutput, {
+    description:
+      "Renders this widget at the version installed on the site. config: the widget's config (validated " +
+      'against configSchema, defaults applied); context: page context, of which only the varyOn fields are used.',
+  })
+  async render(
+    @Root() widget: WidgetRecord,
+    @Arg('config', () => GraphQLJSON) config: unknown,
+    @Arg('context', () => GraphQLJSON) context: unknown,
+    @Arg('siteId', () => ID, { nullable: true, description: siteIdDescription }) siteId: string | null,
+    @Ctx() ctx: GraphQLContext,
+  ) {
+    const args = {
+      addon: widget.addonId,
+      widget: widget.name,
+      config,
+      context,
+      siteId,
+      requestId: ctx.requestId,
+    };
+    return toOutput(await ctx.services.widgets.render(ctx.actor, args));
+  }
+
+  @Query(() => WidgetOutput, {
+    description: 'Renders a widget of an addon installed on the site, without fetching the Widget first.',
+  })
+  async renderWidget(
+    @Arg('addon', () => String, { description: 'Addon id or name.' }) addon: string,
+    @Arg('widget', () => String) widget: string,
+    @Arg('config', () => GraphQLJSON) config: unknown,
+    @Arg('context', () => GraphQLJSON) context: unknown,
+    @Arg('siteId', () => ID, { nullable: true, description: siteIdDescription }) siteId: string | null,
+    @Ctx() ctx: GraphQLContext,
+  ) {
+    const args = { addon, widget, config, context, siteId, requestId: ctx.requestId };
+    return toOutput(await ctx.services.widgets.render(ctx.actor, args));
+  }
+}
+
+function toOutput(render: WidgetRender): WidgetOutput {
+  return { ...render.output, cached: render.cached };
+}
