@@ -1,0 +1,427 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { Database } from '../infrastructure/database/database.js';
+import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
+import { AppError, ErrorCode } from '../errors/index.js';
+import type { InstallationLookup, ResolvedInstallation } from '../installations/installation-lookup.js';
+import type { AddonBundleLoader } from '../executions/addon-bundle.loader.js';
+import type { ExecutionService } from '../executions/execution.service.js';
+import { LiveTopic, type LivePubSub } from '../subscriptions/pub-sub.js';
+import {
+  DeliveryRepository,
+  type ClaimedDelivery,
+  type DeliveryOutcome,
+  type DeliveryRecord,
+  type NewAttempt,
+} from './delivery.repository.js';
+import { DELIVERIES_DUE_CHANNEL } from './event.service.js';
+import { resolveHandler } from './event-name.js';
+import { toLiveDelivery } from './live-payloads.js';
+
+export interface DeliveryWorkerOptions {
+  concurrency: number;
+  maxAttempts: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  leaseMs: number;
+  pollMs: number;
+}
+
+/** What an addon handler receives as its first argument. */
+export interface HandlerEvent {
+  id: string;
+  /** The event id again: the same on every attempt, so handlers can drop repeats. */
+  idempotencyKey: string;
+  name: string;
+  source: string;
+  sourceAddonId: string | null;
+  siteId: string;
+  data: unknown;
+  createdAt: string;
+  deliveryId: string;
+  attempt: number;
+}
+
+/** The run never reached the handler and never will (uninstalled, disabled, no longer handled). */
+class PermanentFailure extends Error {}
+
+/** Delay before attempt `attempt + 1`: exponential, capped, with "equal jitter" (half fixed, half random). */
+export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random = Math.random): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt - 1, 30));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+/**
+ * Runs stored deliveries in this instance; every instance runs one and they share the work through
+ * PostgreSQL:
+ * - claims due rows in batches with FOR UPDATE SKIP LOCKED, each claim a lease renewed while the
+ *   handler runs; a killed instance's leases expire and other workers take the rows over;
+ * - at most `concurrency` handlers at once, at most half of them of one addon (and none of an addon
+ *   already at that share), so a slow or broken subscriber cannot hold up the others;
+ * - failures retry with exponential backoff and jitter, up to `maxAttempts`, then DEAD;
+ * - woken at once by the cluster bus when deliveries are stored, by its own timer for retries, and
+ *   polls as a fallback.
+ * Outcomes are written in batches (one UPDATE and one INSERT per batch).
+ */
+export class DeliveryWorker {
+  readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private readonly running = new Map<string, ClaimedDelivery>();
+  private readonly runningPerAddon = new Map<string, number>();
+  private readonly perAddon: number;
+  private readonly minBatch: number;
+  private stopped = true;
+  private claiming: Promise<void> | null = null;
+  private claimAgain = false;
+  private timers: NodeJS.Timeout[] = [];
+  private retryTimer: { at: number; timer: NodeJS.Timeout } | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private pending: { outcome: DeliveryOutcome; attempt: NewAttempt | null }[] = [];
+  private pendingAttempts: NewAttempt[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly deps: {
+      database: Database;
+      bus: ClusterBus;
+      live: LivePubSub;
+      executions: ExecutionService;
+      lookup: InstallationLookup;
+      bundles: AddonBundleLoader;
+      options: DeliveryWorkerOptions;
+      onError?: (error: unknown, message: string) => void;
+    },
+  ) {
+    this.perAddon = Math.max(1, Math.floor(deps.options.concurrency / 2));
+    this.minBatch = Math.max(1, Math.floor(deps.options.concurrency / 4));
+  }
+
+  private get repository() {
+    return new DeliveryRepository(this.deps.database.prisma);
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    const { options } = this.deps;
+    this.unsubscribe = this.deps.bus.subscribe(DELIVERIES_DUE_CHANNEL, () => this.wake());
+    const poll = setInterval(() => this.wake(), options.pollMs);
+    const renew = setInterval(() => void this.renewLeases(), Math.max(100, Math.floor(options.leaseMs / 3)));
+    poll.unref();
+    renew.unref();
+    this.timers.push(poll, renew);
+    this.wake();
+  }
+
+  /** Claims more work if there are free slots (coalesces concurrent calls into one claim loop). */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.claiming) {
+      this.claimAgain = true;
+      return;
+    }
+    this.claiming = this.claimLoop().finally(() => {
+      this.claiming = null;
+    });
+  }
+
+  /** Number of handlers running in this instance now. */
+  get inFlight(): number {
+    return this.running.size;
+  }
+
+  private async claimLoop(): Promise<void> {
+    do {
+      this.claimAgain = false;
+      const free = this.deps.options.concurrency - this.running.size;
+      // Claim in batches: one claim per finished handler would make the claim query the bottleneck.
+      // With handlers still running, their completions will wake the loop again.
+      if (free <= 0 || this.stopped || (this.running.size > 0 && free < this.minBatch)) return;
+      const busy = [...this.runningPerAddon].filter(([, n]) => n >= this.perAddon).map(([id]) => id);
+      let claimed: ClaimedDelivery[];
+      try {
+        claimed = await DeliveryRepository.claimFast(this.deps.database.pool, {
+          workerId: this.id,
+          limit: free,
+          perAddon: this.perAddon,
+          busyAddonIds: busy,
+          leaseMs: this.deps.options.leaseMs,
+        });
+      } catch (error) {
+        this.deps.onError?.(error, 'could not claim deliveries');
+        return;
+      }
+      for (const row of claimed) this.begin(row);
+      if (claimed.length === free) this.claimAgain = true;
+    } while (this.claimAgain && !this.stopped);
+  }
+
+  private begin(row: ClaimedDelivery): void {
+    const { maxAttempts } = row;
+    if (row.previousStatus === 'RUNNING') {
+      // The previous holder stopped renewing its lease (killed, or hung): that attempt is lost.
+      this.pendingAttempts.push({
+        deliveryId: row.id,
+        attempt: row.attempts - 1,
+        status: 'LEASE_EXPIRED',
+        durationMs: this.deps.options.leaseMs,
+        error: `Claimed by ${row.previousClaimedBy ?? 'another worker'}, whose lease expired before it finished.`,
+        claimedBy: row.previousClaimedBy,
+        startedAt: new Date(Date.now() - this.deps.options.leaseMs),
+      });
+    }
+    this.running.set(row.id, row);
+    this.runningPerAddon.set(row.addonId, (this.runningPerAddon.get(row.addonId) ?? 0) + 1);
+    this.publish([this.asRecord(row)]);
+    const done = (outcome: DeliveryOutcome, attempt: NewAttempt | null) => {
+      this.running.delete(row.id);
+      const left = (this.runningPerAddon.get(row.addonId) ?? 1) - 1;
+      if (left > 0) this.runningPerAddon.set(row.addonId, left);
+      else this.runningPerAddon.delete(row.addonId);
+      this.enqueue(outcome, attempt);
+      this.wake();
+    };
+    if (row.attempts > maxAttempts) {
+      // Leases kept expiring (a handler that takes its instance down?): stop trying.
+      done(
+        {
+          id: row.id,
+          attempts: row.attempts,
+          status: 'DEAD',
+          delayMs: null,
+          error: 'Gave up: the last attempt never finished.',
+        },
+        null,
+      );
+      return;
+    }
+    void this.execute(row).then(({ outcome, attempt }) => done(outcome, attempt));
+  }
+
+  private async execute(row: ClaimedDelivery): Promise<{ outcome: DeliveryOutcome; attempt: NewAttempt }> {
+    const startedAt = new Date();
+    const started = performance.now();
+    const attemptOf = (status: string, error: string | null): NewAttempt => ({
+      deliveryId: row.id,
+      attempt: row.attempts,
+      status,
+      durationMs: performance.now() - started,
+      error,
+      claimedBy: this.id,
+      startedAt,
+    });
+    try {
+      const { target, handler, bundle } = await this.resolve(row);
+      const input: HandlerEvent = {
+        id: row.eventId,
+        idempotencyKey: row.eventId,
+        name: row.eventName,
+        source: row.eventSource,
+        sourceAddonId: row.eventSourceAddonId,
+        siteId: row.siteId,
+        data: row.eventData,
+        createdAt: new Date(row.eventCreatedAt).toISOString(),
+        deliveryId: row.id,
+        attempt: row.attempts,
+      };
+      await this.deps.executions.run({
+        target,
+        bundle,
+        entry: { kind: 'handler', name: handler },
+        input,
+        requestId: `delivery-${row.id}-${row.attempts}`,
+      });
+      return {
+        outcome: { id: row.id, attempts: row.attempts, status: 'SUCCEEDED', delayMs: null, error: null },
+        attempt: attemptOf('SUCCEEDED', null),
+      };
+    } catch (error) {
+      const message = (error instanceof Error ? error.message : String(error)).slice(0, 1000);
+      const code =
+        error instanceof PermanentFailure
+          ? 'NOT_DELIVERABLE'
+          : error instanceof AppError
+            ? error.code
+            : ErrorCode.InternalServerError;
+      const attempt = attemptOf(code, message);
+      if (error instanceof PermanentFailure) {
+        return {
+          outcome: { id: row.id, attempts: row.attempts, status: 'DEAD', delayMs: null, error: message },
+          attempt,
+        };
+      }
+      if (code === ErrorCode.TooManyConcurrentCalls) {
+        // The addon is saturated by other callers: not the handler's failure, so not counted.
+        return {
+          outcome: {
+            id: row.id,
+            attempts: row.attempts,
+            status: 'PENDING',
+            delayMs: 50 + Math.round(Math.random() * 200),
+            uncount: true,
+            error: message,
+          },
+          attempt,
+        };
+      }
+      if (row.attempts >= row.maxAttempts) {
+        return {
+          outcome: { id: row.id, attempts: row.attempts, status: 'DEAD', delayMs: null, error: message },
+          attempt,
+        };
+      }
+      const { backoffBaseMs, backoffMaxMs } = this.deps.options;
+      return {
+        outcome: {
+          id: row.id,
+          attempts: row.attempts,
+          status: 'PENDING',
+          delayMs: backoffDelay(row.attempts, backoffBaseMs, backoffMaxMs),
+          error: message,
+        },
+        attempt,
+      };
+    }
+  }
+
+  /** The installation, version and handler the delivery runs with now (the pinned version may have changed). */
+  private async resolve(row: ClaimedDelivery) {
+    let target: ResolvedInstallation;
+    try {
+      target = await this.deps.lookup.require(row.siteId, row.addonId);
+    } catch (error) {
+      if (
+        error instanceof AppError &&
+        (error.code === ErrorCode.NotFound || error.code === ErrorCode.Conflict)
+      ) {
+        throw new PermanentFailure(`Not delivered: ${error.message}`);
+      }
+      throw error;
+    }
+    const { bundle, manifest } = await this.deps.bundles.load(target.installation.addonVersionId);
+    const handler = resolveHandler(manifest.events.handles, row.eventName);
+    if (!handler) {
+      throw new PermanentFailure(
+        `Not delivered: version ${bundle.version} of "${bundle.addonName}" no longer handles "${row.eventName}".`,
+      );
+    }
+    return { target, handler, bundle };
+  }
+
+  private enqueue(outcome: DeliveryOutcome, attempt: NewAttempt | null): void {
+    this.pending.push({ outcome, attempt });
+    if (outcome.status === 'PENDING' && outcome.delayMs !== null)
+      this.wakeAt(Date.now() + outcome.delayMs + 5);
+    if (this.pending.length >= 200) void this.flush();
+    else if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => void this.flush(), 5);
+    }
+  }
+
+  /** Writes buffered outcomes and attempts; resolves when they are stored. */
+  flush(): Promise<void> {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    const batch = this.pending;
+    const attempts = [...this.pendingAttempts, ...batch.flatMap((b) => (b.attempt ? [b.attempt] : []))];
+    this.pending = [];
+    this.pendingAttempts = [];
+    if (batch.length === 0 && attempts.length === 0) return this.flushing;
+    this.flushing = this.flushing.then(async () => {
+      try {
+        const changed = await DeliveryRepository.completeFast(
+          this.deps.database.pool,
+          batch.map((b) => b.outcome),
+          attempts,
+        );
+        this.publish(changed);
+      } catch (error) {
+        // The rows stay RUNNING; their leases expire and they are tried again (at least once).
+        this.deps.onError?.(error, 'could not store delivery outcomes');
+      }
+    });
+    return this.flushing;
+  }
+
+  private publish(rows: DeliveryRecord[]): void {
+    for (const row of rows) {
+      this.deps.live
+        .publish(LiveTopic.Deliveries, toLiveDelivery(row))
+        .catch((error: unknown) => this.deps.onError?.(error, 'could not publish a delivery change'));
+    }
+  }
+
+  private asRecord(row: ClaimedDelivery): DeliveryRecord {
+    return {
+      id: row.id,
+      eventId: row.eventId,
+      eventName: row.eventName,
+      siteId: row.siteId,
+      installationId: row.installationId,
+      addonId: row.addonId,
+      addonName: row.addonName,
+      handler: row.handler,
+      status: row.status,
+      attempts: row.attempts,
+      maxAttempts: row.maxAttempts,
+      nextAttemptAt: row.nextAttemptAt,
+      lockedUntil: row.lockedUntil,
+      claimedBy: row.claimedBy,
+      lastError: row.lastError,
+      createdAt: row.createdAt,
+      updatedAt: row.updatedAt,
+      completedAt: row.completedAt,
+    };
+  }
+
+  /** Wakes at `at` (a retry becoming due), unless an earlier wake-up is already set. */
+  private wakeAt(at: number): void {
+    if (this.stopped) return;
+    if (this.retryTimer && this.retryTimer.at <= at) return;
+    if (this.retryTimer) clearTimeout(this.retryTimer.timer);
+    const timer = setTimeout(
+      () => {
+        this.retryTimer = null;
+        this.wake();
+      },
+      Math.max(0, at - Date.now()),
+    );
+    timer.unref();
+    this.retryTimer = { at, timer };
+  }
+
+  private async renewLeases(): Promise<void> {
+    if (this.running.size === 0) return;
+    try {
+      await this.repository.renew(this.id, [...this.running.keys()], this.deps.options.leaseMs);
+    } catch (error) {
+      this.deps.onError?.(error, 'could not renew delivery leases');
+    }
+  }
+
+  /**
+   * Stops claiming, gives running handlers up to `graceMs` to finish, hands the rest back (due at
+   * once, the interrupted attempt not counted) and stores every outcome.
+   */
+  async stop(graceMs = 5_000): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.unsubscribe?.();
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    if (this.retryTimer) clearTimeout(this.retryTimer.timer);
+    this.retryTimer = null;
+    await this.claiming;
+    const deadline = Date.now() + graceMs;
+    while (this.running.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await this.flush();
+    if (this.running.size > 0) {
+      await this.repository
+        .release(this.id, [...this.running.keys()])
+        .catch((error: unknown) => this.deps.onError?.(error, 'could not release deliveries'));
+    }
+  }
+}

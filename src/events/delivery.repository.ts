@@ -1,0 +1,250 @@
+import type pg from 'pg';
+import type { DbClient } from '../infrastructure/database/database.js';
+import type { Delivery, DeliveryAttempt, DeliveryStatus, Prisma } from '../generated/prisma/client.js';
+import { isUuid } from '../shared/ids.js';
+
+export type DeliveryRecord = Delivery;
+export type DeliveryAttemptRecord = DeliveryAttempt;
+export type DeliveryStatusName = DeliveryStatus;
+
+/** A delivery just claimed by a worker (`attempts` now counts this attempt: the claim's fencing token), with its event. */
+export interface ClaimedDelivery extends DeliveryRecord {
+  /** RUNNING when the previous holder's lease expired (its instance died or hung). */
+  previousStatus: DeliveryStatusName;
+  previousClaimedBy: string | null;
+  eventSource: string;
+  eventSourceAddonId: string | null;
+  eventData: unknown;
+  eventCreatedAt: Date;
+}
+
+/** What a finished attempt does to its delivery. */
+export interface DeliveryOutcome {
+  id: string;
+  /** Fencing token: applied only if the row still carries this claim. */
+  attempts: number;
+  status: 'SUCCEEDED' | 'PENDING' | 'DEAD';
+  /** PENDING: retry after this many ms (measured on the database clock). */
+  delayMs: number | null;
+  /** Don't count this attempt (the run never started, e.g. the addon was at its concurrency limit). */
+  uncount?: boolean;
+  error: string | null;
+}
+
+export interface NewAttempt {
+  deliveryId: string;
+  attempt: number;
+  status: string;
+  durationMs: number;
+  error: string | null;
+  claimedBy: string | null;
+  startedAt: Date;
+}
+
+export interface DeliveryListFilter {
+  siteId?: string | null;
+  addonIds?: string[] | null;
+  eventId?: string | null;
+  status?: DeliveryStatusName | null;
+  /** Keyset cursor: rows strictly older than this (createdAt, id) pair. */
+  before?: { createdAt: Date; id: string } | null;
+  take: number;
+}
+
+const CLAIM_SQL = `
+  WITH window_ AS (
+    SELECT id, "addonId", "nextAttemptAt" FROM "Delivery"
+     WHERE status IN ('PENDING', 'RUNNING') AND "nextAttemptAt" <= now()
+       AND NOT ("addonId" = ANY($1::uuid[]))
+     ORDER BY "nextAttemptAt" LIMIT $2
+  ), picked AS (
+    SELECT id, "nextAttemptAt" FROM (
+      SELECT id, "nextAttemptAt",
+             row_number() OVER (PARTITION BY "addonId" ORDER BY "nextAttemptAt") AS rank
+        FROM window_) ranked
+     WHERE rank <= $3
+     ORDER BY "nextAttemptAt" LIMIT $4
+  ), due AS (
+    SELECT d.id, d.status AS "previousStatus", d."claimedBy" AS "previousClaimedBy"
+      FROM "Delivery" d JOIN picked p ON p.id = d.id
+     WHERE d.status IN ('PENDING', 'RUNNING') AND d."nextAttemptAt" <= now()
+       FOR UPDATE OF d SKIP LOCKED
+  )
+  UPDATE "Delivery" d
+     SET status = 'RUNNING', attempts = d.attempts + 1, "claimedBy" = $5,
+         "lockedUntil" = now() + $6 * interval '1 millisecond',
+         "nextAttemptAt" = now() + $6 * interval '1 millisecond',
+         "updatedAt" = now()
+    FROM due, "Event" e
+   WHERE d.id = due.id AND e.id = d."eventId"
+  RETURNING d.*, due."previousStatus", due."previousClaimedBy",
+            e.source AS "eventSource", e."sourceAddonId" AS "eventSourceAddonId",
+            e.data AS "eventData", e."createdAt" AT TIME ZONE 'UTC' AS "eventCreatedAt"`;
+
+const COMPLETE_SQL = `
+  WITH attempts_ AS (
+    INSERT INTO "DeliveryAttempt" (id, "deliveryId", attempt, status, "durationMs", error, "claimedBy", "startedAt")
+    SELECT gen_random_uuid(), a.* FROM unnest($7::uuid[], $8::int[], $9::text[], $10::float8[], $11::text[],
+                                            $12::text[], $13::timestamptz[]) AS a
+    RETURNING 1
+  )
+  UPDATE "Delivery" d
+     SET status = u.status::"DeliveryStatus",
+         attempts = d.attempts - CASE WHEN u.uncount THEN 1 ELSE 0 END,
+         "nextAttemptAt" = CASE WHEN u.status = 'PENDING'
+                                THEN now() + u.delay * interval '1 millisecond'
+                                ELSE d."nextAttemptAt" END,
+         "lastError" = CASE WHEN u.status = 'SUCCEEDED' THEN d."lastError"
+                            ELSE COALESCE(u.error, d."lastError") END,
+         "lockedUntil" = NULL, "claimedBy" = NULL,
+         "completedAt" = CASE WHEN u.status = 'PENDING' THEN NULL ELSE now() END,
+         "updatedAt" = now()
+    FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::boolean[], $6::text[])
+         AS u(id, attempts, status, delay, uncount, error)
+   WHERE d.id = u.id AND d.attempts = u.attempts AND d.status = 'RUNNING'
+  RETURNING d.*`;
+
+/**
+ * Deliveries and their attempts. The worker's hot statements ({@link claimFast},
+ * {@link completeFast}) are prepared statements on the pg pool: one round trip each, without
+ * Prisma's raw-query layer, which costs more than the statements themselves at thousands a second.
+ */
+export class DeliveryRepository {
+  constructor(private readonly db: DbClient) {}
+
+  /**
+   * Claims up to `limit` due deliveries (PENDING and due, or RUNNING with an expired lease) for
+   * `workerId`, at most `perAddon` of one addon and none of `busyAddonIds`, so that one addon's
+   * backlog never fills every slot. Rows another worker is claiming are skipped, not waited for.
+   */
+  static async claimFast(
+    pool: pg.Pool,
+    args: { workerId: string; limit: number; perAddon: number; busyAddonIds: string[]; leaseMs: number },
+  ): Promise<ClaimedDelivery[]> {
+    const { rows } = await pool.query<ClaimedDelivery>({
+      name: 'themepress-delivery-claim',
+      text: CLAIM_SQL,
+      values: [
+        args.busyAddonIds,
+        Math.max(args.limit * 8, 200),
+        args.perAddon,
+        args.limit,
+        args.workerId,
+        args.leaseMs,
+      ],
+    });
+    return rows;
+  }
+
+  /**
+   * Applies finished attempts and stores attempt records in ONE statement; returns the deliveries
+   * it changed (a row whose claim was lost to lease expiry is left to its new holder).
+   */
+  static async completeFast(
+    pool: pg.Pool,
+    outcomes: DeliveryOutcome[],
+    attempts: NewAttempt[],
+  ): Promise<DeliveryRecord[]> {
+    const { rows } = await pool.query<DeliveryRecord>({
+      name: 'themepress-delivery-complete',
+      text: COMPLETE_SQL,
+      values: [
+        outcomes.map((o) => o.id),
+        outcomes.map((o) => o.attempts),
+        outcomes.map((o) => o.status),
+        outcomes.map((o) => o.delayMs ?? 0),
+        outcomes.map((o) => o.uncount === true),
+        outcomes.map((o) => o.error),
+        attempts.map((a) => a.deliveryId),
+        attempts.map((a) => a.attempt),
+        attempts.map((a) => a.status),
+        attempts.map((a) => a.durationMs),
+        attempts.map((a) => a.error),
+        attempts.map((a) => a.claimedBy),
+        attempts.map((a) => a.startedAt.toISOString()),
+      ],
+    });
+    return rows;
+  }
+
+  /** Extends the leases of deliveries this worker is still running. */
+  async renew(workerId: string, ids: string[], leaseMs: number): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.$executeRaw`
+      UPDATE "Delivery"
+         SET "lockedUntil" = now() + ${leaseMs} * interval '1 millisecond',
+             "nextAttemptAt" = now() + ${leaseMs} * interval '1 millisecond'
+       WHERE id = ANY(${ids}::uuid[]) AND "claimedBy" = ${workerId} AND status = 'RUNNING'`;
+  }
+
+  /** Hands claims back (graceful shutdown): due now, and the interrupted attempt not counted. */
+  async release(workerId: string, ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.$executeRaw`
+      UPDATE "Delivery"
+         SET status = 'PENDING', attempts = GREATEST(attempts - 1, 0), "nextAttemptAt" = now(),
+             "lockedUntil" = NULL, "claimedBy" = NULL, "updatedAt" = now()
+       WHERE id = ANY(${ids}::uuid[]) AND "claimedBy" = ${workerId} AND status = 'RUNNING'`;
+  }
+
+  /** DEAD -> PENDING, due now, with a fresh budget of attempts; null if it was not DEAD. */
+  async retryDead(id: string): Promise<DeliveryRecord | null> {
+    const rows = await this.db.$queryRaw<DeliveryRecord[]>`
+      UPDATE "Delivery"
+         SET status = 'PENDING', attempts = 0, "nextAttemptAt" = now(), "completedAt" = NULL,
+             "updatedAt" = now()
+       WHERE id = ${id}::uuid AND status = 'DEAD'
+      RETURNING *`;
+    return rows[0] ?? null;
+  }
+
+  findById(id: string): Promise<DeliveryRecord | null> {
+    if (!isUuid(id)) return Promise.resolve(null);
+    return this.db.delivery.findUnique({ where: { id } });
+  }
+
+  findByEventIds(eventIds: readonly string[]): Promise<DeliveryRecord[]> {
+    return this.db.delivery.findMany({
+      where: { eventId: { in: eventIds.filter(isUuid) } },
+      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+    });
+  }
+
+  attemptsByDeliveryIds(ids: readonly string[]): Promise<DeliveryAttemptRecord[]> {
+    return this.db.deliveryAttempt.findMany({
+      where: { deliveryId: { in: ids.filter(isUuid) } },
+      orderBy: [{ startedAt: 'asc' }, { attempt: 'asc' }],
+    });
+  }
+
+  list(filter: DeliveryListFilter): Promise<DeliveryRecord[]> {
+    const where: Prisma.DeliveryWhereInput = {};
+    if (filter.siteId) where.siteId = filter.siteId;
+    if (filter.addonIds) where.addonId = { in: filter.addonIds };
+    if (filter.eventId) where.eventId = filter.eventId;
+    if (filter.status) where.status = filter.status;
+    if (filter.before) {
+      where.OR = [
+        { createdAt: { lt: filter.before.createdAt } },
+        { createdAt: filter.before.createdAt, id: { lt: filter.before.id } },
+      ];
+    }
+    return this.db.delivery.findMany({
+      where,
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      take: filter.take,
+    });
+  }
+
+  /** Deliveries waiting, running or given up on, by status (finished successes are not counted). */
+  async countBacklog(): Promise<Record<'PENDING' | 'RUNNING' | 'DEAD', number>> {
+    const rows = await this.db.delivery.groupBy({
+      by: ['status'],
+      where: { status: { in: ['PENDING', 'RUNNING', 'DEAD'] } },
+      _count: { _all: true },
+    });
+    const counts = { PENDING: 0, RUNNING: 0, DEAD: 0 };
+    for (const row of rows) counts[row.status as keyof typeof counts] = row._count._all;
+    return counts;
+  }
+}

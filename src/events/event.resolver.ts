@@ -1,0 +1,93 @@
+import {
+  Arg,
+  Ctx,
+  FieldResolver,
+  ID,
+  Int,
+  Mutation,
+  Query,
+  Resolver,
+  Root,
+  Subscription,
+} from 'type-graphql';
+import { GraphQLJSON } from 'graphql-scalars';
+import type { GraphQLContext } from '../graphql/context.js';
+import type { EventRecord } from './event.repository.js';
+import { Delivery, Event, EventConnection } from './event.type.js';
+
+const namesArg = {
+  nullable: true,
+  description:
+    'Names or patterns; `*` matches exactly one dotted segment (payment.* matches payment.completed).',
+};
+
+interface EventSubscriptionArgs {
+  names?: string[] | null;
+  source?: string | null;
+  siteId?: string | null;
+}
+
+@Resolver(() => Event)
+export class EventResolver {
+  @Mutation(() => Event, {
+    description:
+      'Emits a platform event (source "platform"): a site key on its own site, an admin on a named site or platform-wide.',
+  })
+  emitEvent(
+    @Arg('name', () => String) name: string,
+    @Arg('data', () => GraphQLJSON) data: unknown,
+    @Arg('siteId', () => ID, { nullable: true }) siteId: string | null,
+    @Ctx() ctx: GraphQLContext,
+  ) {
+    return ctx.services.events.emitPlatform(ctx.actor, { name, data, siteId, requestId: ctx.requestId });
+  }
+
+  @Query(() => EventConnection, {
+    description: 'Stored events in order, after a cursor: how a dashboard catches up after a reconnect.',
+  })
+  async events(
+    @Arg('after', () => String, { nullable: true }) after: string | null,
+    @Arg('first', () => Int, { nullable: true, defaultValue: 100 }) first: number,
+    @Arg('names', () => [String], namesArg) names: string[] | null,
+    @Arg('source', () => String, { nullable: true }) source: string | null,
+    @Arg('siteId', () => ID, { nullable: true }) siteId: string | null,
+    @Ctx() ctx: GraphQLContext,
+  ) {
+    const page = await ctx.services.events.list(ctx.actor, { after, first, names, source, siteId });
+    const edges = page.rows.map((row) => ({ cursor: page.encode(row), node: row }));
+    return {
+      edges,
+      pageInfo: {
+        hasNextPage: page.hasNextPage,
+        hasPreviousPage: after !== null,
+        startCursor: edges[0]?.cursor ?? null,
+        endCursor: edges.at(-1)?.cursor ?? after,
+      },
+    };
+  }
+
+  @Subscription(() => Event, {
+    name: 'events',
+    description: 'Events as they are stored, as far as the key may see (a site key: its own site).',
+    subscribe: ({ args, context }) =>
+      (context as GraphQLContext).services.liveFeed.events(
+        (context as GraphQLContext).actor,
+        args as EventSubscriptionArgs,
+      ),
+  })
+  eventEmitted(
+    @Root() event: EventRecord,
+    @Arg('names', () => [String], namesArg) _names: string[] | null,
+    @Arg('source', () => String, { nullable: true }) _source: string | null,
+    @Arg('siteId', () => ID, { nullable: true }) _siteId: string | null,
+  ): EventRecord {
+    return event;
+  }
+
+  @FieldResolver(() => [Delivery], {
+    description: 'Its deliveries to subscribing addons that the key may see.',
+  })
+  async deliveries(@Root() event: EventRecord, @Ctx() ctx: GraphQLContext) {
+    return ctx.services.deliveries.visible(ctx.actor, await ctx.loaders.deliveriesByEventId.load(event.id));
+  }
+}

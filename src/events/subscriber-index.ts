@@ -1,0 +1,94 @@
+import type { Database, DbClient } from '../infrastructure/database/database.js';
+import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
+import { INSTALLATIONS_CHANNEL } from '../installations/installation-lookup.js';
+import type { AddonBundleLoader } from '../executions/addon-bundle.loader.js';
+import { EventRepository, type NewDelivery } from './event.repository.js';
+import { resolveHandler } from './event-name.js';
+
+interface SiteInstallation {
+  id: string;
+  addonId: string;
+  addonName: string;
+  addonVersionId: string;
+}
+
+/**
+ * Which installations of a site handle an event: enabled ones whose pinned version's manifest
+ * names a handler for it. On the emit path of every event, so a site's installations are cached
+ * briefly (dropped on any installation change through the cluster bus, like InstallationLookup)
+ * and manifests per version for good (versions are immutable).
+ */
+export class SubscriberIndex {
+  private readonly sites = new Map<string, { value: Promise<SiteInstallation[]>; expiresAt: number }>();
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly database: Database,
+    private readonly bundles: AddonBundleLoader,
+    bus: ClusterBus,
+    private readonly ttlMs = 5_000,
+  ) {
+    this.unsubscribe = bus.subscribe(INSTALLATIONS_CHANNEL, (message) => {
+      const siteId = (message as { siteId?: unknown }).siteId;
+      if (typeof siteId === 'string') this.sites.delete(siteId);
+    });
+  }
+
+  /**
+   * The deliveries an event creates. `db` is the emitter's transaction when it has one: then the
+   * cache is bypassed, since that transaction may itself be changing the site's installations.
+   */
+  async forEvent(siteId: string | null, name: string, db?: DbClient): Promise<NewDelivery[]> {
+    if (!siteId) return [];
+    const installations = db ? await this.read(siteId, db) : await this.cached(siteId);
+    const out: NewDelivery[] = [];
+    for (const installation of installations) {
+      const { manifest } = await this.bundles.load(installation.addonVersionId, db);
+      const handler = resolveHandler(manifest.events.handles, name);
+      if (handler) {
+        out.push({
+          installationId: installation.id,
+          addonId: installation.addonId,
+          addonName: installation.addonName,
+          handler,
+        });
+      }
+    }
+    return out;
+  }
+
+  /** The site's enabled installations, from the same short-lived cache as {@link forEvent}. */
+  enabledInstallations(siteId: string): Promise<ReadonlyArray<{ addonId: string; addonVersionId: string }>> {
+    return this.cached(siteId);
+  }
+
+  /** Forgets a site's installations (called on this instance's own installation changes). */
+  dropSite(siteId: string): void {
+    this.sites.delete(siteId);
+  }
+
+  private cached(siteId: string): Promise<SiteInstallation[]> {
+    const now = Date.now();
+    const hit = this.sites.get(siteId);
+    if (hit && hit.expiresAt > now) return hit.value;
+    const value = this.read(siteId, this.database.prisma);
+    if (this.sites.size > 10_000) this.sites.clear();
+    this.sites.set(siteId, { value, expiresAt: now + this.ttlMs });
+    value.catch(() => this.sites.delete(siteId));
+    return value;
+  }
+
+  private async read(siteId: string, db: DbClient): Promise<SiteInstallation[]> {
+    const rows = await new EventRepository(db).enabledInstallations(siteId);
+    return rows.map((r) => ({
+      id: r.id,
+      addonId: r.addonId,
+      addonName: r.addon.name,
+      addonVersionId: r.addonVersionId,
+    }));
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+}

@@ -1,0 +1,56 @@
+import type { Database } from '../infrastructure/database/database.js';
+import { requireAuthenticated, type Actor } from '../auth/actor.js';
+import { EventRepository } from './event.repository.js';
+
+/**
+ * What a key may see of events, deliveries and executions: an admin everything, a site key its own
+ * site's, a developer key what concerns its own addons (events they emitted, deliveries to them,
+ * their runs).
+ */
+export type Visibility =
+  { kind: 'all' } | { kind: 'site'; siteId: string } | { kind: 'addons'; addonIds: ReadonlySet<string> };
+
+/** Resolves a caller's {@link Visibility}; a developer's addons are cached briefly. */
+export class VisibilityResolver {
+  private readonly owned = new Map<string, { ids: Promise<ReadonlySet<string>>; expiresAt: number }>();
+
+  constructor(
+    private readonly database: Database,
+    private readonly ttlMs = 10_000,
+  ) {}
+
+  async of(actor: Actor): Promise<Visibility> {
+    requireAuthenticated(actor);
+    if (actor.kind === 'admin') return { kind: 'all' };
+    if (actor.kind === 'site') return { kind: 'site', siteId: actor.siteId };
+    return { kind: 'addons', addonIds: await this.ownedBy(actor.developerId) };
+  }
+
+  private ownedBy(developerId: string): Promise<ReadonlySet<string>> {
+    const now = Date.now();
+    const hit = this.owned.get(developerId);
+    if (hit && hit.expiresAt > now) return hit.ids;
+    const ids = new EventRepository(this.database.prisma)
+      .addonIdsOwnedBy(developerId)
+      .then((list) => new Set(list));
+    if (this.owned.size > 1000) this.owned.clear();
+    this.owned.set(developerId, { ids, expiresAt: now + this.ttlMs });
+    ids.catch(() => this.owned.delete(developerId));
+    return ids;
+  }
+}
+
+/** Whether a caller sees a row that belongs to `siteId` and concerns `addonId`. */
+export function isVisible(
+  visibility: Visibility,
+  row: { siteId: string | null; addonId: string | null },
+): boolean {
+  switch (visibility.kind) {
+    case 'all':
+      return true;
+    case 'site':
+      return row.siteId === visibility.siteId;
+    case 'addons':
+      return row.addonId !== null && visibility.addonIds.has(row.addonId);
+  }
+}

@@ -1,0 +1,29 @@
+import type { Database } from '../infrastructure/database/database.js';
+import { ExecutionRecorder, type ExecutionRecorderOptions } from '../executions/execution-recorder.js';
+import type { NewExecution } from '../executions/execution.repository.js';
+import { LiveTopic, type LivePubSub } from './pub-sub.js';
+
+/** An execution record as the live feed carries it (JSON: the date as a string). */
+export type LiveExecution = Omit<NewExecution, 'createdAt'> & { id: string; createdAt: string };
+
+/**
+ * The execution recorder that also tells live subscribers (Subscription.executions) about each run.
+ * Published when buffered, not when stored: dashboards see runs at once, and a record lost with
+ * a crash before its batch is written was never promised to anyone.
+ */
+export class LiveExecutionRecorder extends ExecutionRecorder {
+  constructor(
+    database: Database,
+    options: ExecutionRecorderOptions,
+    private readonly live: LivePubSub,
+  ) {
+    super(database, options);
+  }
+
+  override record(execution: NewExecution): string {
+    const id = super.record(execution);
+    const payload: LiveExecution = { ...execution, id, createdAt: execution.createdAt.toISOString() };
+    this.live.publish(LiveTopic.Executions, payload).catch(() => undefined);
+    return id;
+  }
+}

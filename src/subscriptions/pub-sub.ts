@@ -1,0 +1,108 @@
+import { EventEmitter } from 'node:events';
+import { Redis } from 'ioredis';
+import { RedisPubSub } from 'graphql-redis-subscriptions';
+import { createRedis } from '../infrastructure/redis/redis.js';
+import { createPushIterator } from './push-iterator.js';
+
+/** Topics of the live feeds (one Redis channel each). */
+export const LiveTopic = {
+  Events: 'events',
+  Executions: 'executions',
+  Deliveries: 'deliveries',
+} as const;
+export type LiveTopic = (typeof LiveTopic)[keyof typeof LiveTopic];
+
+export type LiveHandler = (payload: unknown) => void;
+
+/**
+ * Live fan-out to GraphQL subscriptions on every instance: at most once, so only for things that are
+ * already stored (events, delivery states, execution records). Also satisfies type-graphql's
+ * `PubSub` (`publish` + `subscribe` returning an AsyncIterable).
+ */
+export interface LivePubSub {
+  publish(topic: string, payload: unknown): Promise<void>;
+  /**
+   * Calls `handler` for every message of `topic` until the returned function is called. `ready`
+   * resolves once messages published from now on are received (the Redis SUBSCRIBE is acknowledged).
+   */
+  listen(topic: string, handler: LiveHandler): { ready: Promise<void>; stop: () => void };
+  subscribe(topic: string): AsyncIterable<unknown>;
+  close(): Promise<void>;
+}
+
+function iterableOf(pubSub: Pick<LivePubSub, 'listen'>, topic: string): AsyncIterable<unknown> {
+  const iterator = createPushIterator<unknown>({ onEnd: () => listening.stop() });
+  const listening = pubSub.listen(topic, (payload) => iterator.push(payload));
+  return iterator;
+}
+
+/** Single-instance pub/sub (no REDIS_URL). */
+export function createLocalPubSub(): LivePubSub {
+  const emitter = new EventEmitter();
+  emitter.setMaxListeners(0);
+  const pubSub: LivePubSub = {
+    async publish(topic, payload) {
+      if (emitter.listenerCount(topic) === 0) return;
+      // Listeners get the same JSON shapes as through Redis (dates as strings, no shared objects).
+      const copy: unknown = JSON.parse(JSON.stringify(payload));
+      queueMicrotask(() => emitter.emit(topic, copy));
+    },
+    listen(topic, handler) {
+      emitter.on(topic, handler);
+      return { ready: Promise.resolve(), stop: () => void emitter.off(topic, handler) };
+    },
+    subscribe: (topic) => iterableOf(pubSub, topic),
+    async close() {
+      emitter.removeAllListeners();
+    },
+  };
+  return pubSub;
+}
+
+/**
+ * Pub/sub across instances: graphql-redis-subscriptions' RedisPubSub over two ioredis connections
+ * (a subscribed connection can send nothing else). One Redis subscription per topic per instance,
+ * shared by every local listener; ioredis re-subscribes by itself after a reconnect.
+ */
+export function createRedisPubSub(url: string, prefix = 'themepress:live:'): LivePubSub {
+  // Named per process, so an operator (or a test) can tell this process's connections apart.
+  const publisher = new Redis(url, {
+    connectionName: `themepress:live-publisher:${process.pid}`,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    // Publishes of one tick (a batch of delivery outcomes, a burst of events) leave in one write.
+    enableAutoPipelining: true,
+  });
+  publisher.on('error', () => undefined);
+  const subscriber = createRedis(url, `live-subscriber:${process.pid}`);
+  const redis = new RedisPubSub({ publisher, subscriber });
+  const pubSub: LivePubSub = {
+    publish: (topic, payload) => redis.publish(prefix + topic, payload),
+    listen(topic, handler) {
+      let id: number | null = null;
+      let stopped = false;
+      const ready = redis.subscribe(prefix + topic, handler).then(
+        (subscriptionId) => {
+          if (stopped) redis.unsubscribe(subscriptionId);
+          else id = subscriptionId;
+        },
+        // Redis away: ioredis subscribes when it reconnects only for channels it knew; retry later.
+        () => undefined,
+      );
+      return {
+        ready,
+        stop() {
+          stopped = true;
+          if (id !== null) redis.unsubscribe(id);
+          id = null;
+        },
+      };
+    },
+    subscribe: (topic) => iterableOf(pubSub, topic),
+    async close() {
+      publisher.disconnect();
+      subscriber.disconnect();
+    },
+  };
+  return pubSub;
+}

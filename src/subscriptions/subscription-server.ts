@@ -1,0 +1,141 @@
+import type { FastifyInstance } from 'fastify';
+import { WebSocketServer } from 'ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } from 'graphql';
+import type { Services } from '../app/services.js';
+import type { Database } from '../infrastructure/database/database.js';
+import { anonymousActor, type Actor } from '../auth/actor.js';
+import type { GraphQLContext } from '../graphql/context.js';
+import { createLoaders } from '../graphql/loaders.js';
+import { createFormatError } from '../graphql/format-error.js';
+import { SharedSubscriptions } from './shared-subscriptions.js';
+
+/** graphql-ws closes a connection whose `connection_init` carries a bad key with this code. */
+export const FORBIDDEN_CLOSE_CODE = 4403;
+const MAX_CACHED_DOCUMENTS = 1000;
+
+interface SubscriptionContext extends GraphQLContext {
+  /** Subscriptions with equal keys share one execution (see SharedSubscriptions). */
+  shareKey: string;
+}
+
+/** What makes two callers' results differ: what their keys may see. */
+function scopeOf(actor: Actor): string {
+  switch (actor.kind) {
+    case 'admin':
+      return 'admin';
+    case 'site':
+      return `site:${actor.siteId}`;
+    case 'developer':
+      return `developer:${actor.developerId}`;
+    default:
+      return 'anonymous';
+  }
+}
+
+/** The key of `connection_init`'s payload: `{ authorization: 'Bearer tp_...' }` or `{ apiKey }`. */
+function authorizationOf(params: Readonly<Record<string, unknown>> | undefined): string | undefined {
+  if (typeof params?.authorization === 'string') return params.authorization;
+  if (typeof params?.Authorization === 'string') return params.Authorization;
+  if (typeof params?.apiKey === 'string') return `Bearer ${params.apiKey}`;
+  return undefined;
+}
+
+/**
+ * GraphQL over WebSocket (graphql-ws protocol) on the HTTP server's own port and `/graphql` path.
+ * The key is checked once, on `connection_init` (bad key: close 4403); each operation gets a
+ * context like an HTTP request's. Documents are parsed and validated once per distinct text, and
+ * equal subscriptions share one execution. On close, sockets are closed with 1001 (going away).
+ */
+export function attachSubscriptionServer(
+  app: FastifyInstance,
+  options: { schema: GraphQLSchema; services: Services; database: Database; development: boolean },
+): void {
+  const { schema, services, database } = options;
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  app.server.on('upgrade', (request, socket, head) => {
+    const path = (request.url ?? '/').split('?')[0];
+    if (path !== '/graphql') {
+      socket.destroy();
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+  });
+
+  const shared = new SharedSubscriptions();
+  const documents = new Map<string, DocumentNode | readonly GraphQLError[]>();
+  const formatError = createFormatError({
+    development: options.development,
+    onUnexpected: (error) => app.log.error({ err: error }, 'unexpected GraphQL error (WebSocket)'),
+  });
+  let connections = 0;
+
+  const server = useServer<Record<string, unknown>, { actor: Actor; connectionId: number }>(
+    {
+      schema,
+      isProd: !options.development,
+      onConnect: async (ctx) => {
+        try {
+          ctx.extra.actor = await services.apiKeys.authenticateHeader(authorizationOf(ctx.connectionParams));
+        } catch {
+          return false; // graphql-ws closes with 4403 Forbidden
+        }
+        connections += 1;
+        ctx.extra.connectionId = connections;
+        return true;
+      },
+      onSubscribe: (_ctx, _id, payload) => {
+        let document = documents.get(payload.query);
+        if (!document) {
+          try {
+            const parsed = parse(payload.query);
+            const errors = validate(schema, parsed);
+            document = errors.length > 0 ? errors : parsed;
+          } catch (error) {
+            document = [error instanceof GraphQLError ? error : new GraphQLError(String(error))];
+          }
+          if (documents.size >= MAX_CACHED_DOCUMENTS) documents.delete(documents.keys().next().value!);
+          documents.set(payload.query, document);
+        }
+        if (Array.isArray(document)) return document as readonly GraphQLError[];
+        return {
+          schema,
+          document: document as DocumentNode,
+          operationName: payload.operationName,
+          variableValues: payload.variables,
+        };
+      },
+      context: (ctx, id, payload): SubscriptionContext => {
+        // onConnect ran before any operation and set it.
+        const actor = ctx.extra.actor ?? anonymousActor;
+        return {
+          actor,
+          requestId: `ws-${ctx.extra.connectionId}-${id}`,
+          services,
+          // A subscription context lives as long as the subscription: fresh loaders per use, so
+          // relation fields of later messages never come from an earlier message's cache.
+          get loaders() {
+            return createLoaders(database.prisma);
+          },
+          shareKey: [
+            scopeOf(actor),
+            payload.operationName ?? '',
+            JSON.stringify(payload.variables ?? {}),
+            payload.query,
+          ].join('\u0000'),
+        };
+      },
+      subscribe: (args) => shared.subscribe(args, (args.contextValue as SubscriptionContext).shareKey),
+      onNext: (_ctx, _id, _payload, _args, result) => {
+        if (!result.errors) return;
+        return { ...result, errors: result.errors.map((error) => formatError(error.toJSON(), error)) };
+      },
+      onError: (_ctx, _id, _payload, errors) => errors.map((error) => formatError(error.toJSON(), error)),
+    },
+    wss,
+  );
+
+  app.addHook('preClose', async () => {
+    await server.dispose();
+  });
+}
