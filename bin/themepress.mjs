@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+// The `themepress` command (package.json "bin"). The CLI is TypeScript compiled to dist/ by
+// `npm run build`; this file only finds it, so `npx themepress` works from any folder.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const entry = new URL('../dist/src/cli/main.js', import.meta.url);
+if (!existsSync(fileURLToPath(entry))) {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  process.stderr.write(
+    `themepress: the CLI is not built (${fileURLToPath(entry)} is missing).\n` +
+      `Run "npm run build" in ${root} first.\n`,
+  );
+  process.exit(1);
+}
+const { main } = await import(entry.href);
+await main(process.argv.slice(2));

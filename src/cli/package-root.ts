@@ -1,0 +1,10 @@
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The folder of the themepress package (where package.json, bin/ and addons-examples/ are). This
+ * module compiles to dist/src/cli/, three levels below it.
+ */
+export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** The CLI entry point, recorded in scaffolded tests so they can run it from any folder. */
+export const CLI_BIN = fileURLToPath(new URL('../../../bin/themepress.mjs', import.meta.url));
