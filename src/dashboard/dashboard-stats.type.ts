@@ -1,0 +1,90 @@
+import { Field, Float, ID, Int, ObjectType } from 'type-graphql';
+
+@ObjectType({ description: 'Execution figures of one addon over the window.' })
+export class AddonExecutionStats {
+  @Field(() => ID)
+  addonId!: string;
+
+  @Field(() => String)
+  addonName!: string;
+
+  @Field(() => Int)
+  executions!: number;
+
+  @Field(() => Int, { description: 'Runs whose status is not SUCCESS.' })
+  errors!: number;
+
+  @Field(() => Float, { description: 'errors / executions.' })
+  errorRate!: number;
+
+  @Field(() => Float, { nullable: true, description: 'Median wall time in milliseconds.' })
+  p50Ms!: number | null;
+
+  @Field(() => Float, { nullable: true, description: '95th percentile wall time in milliseconds.' })
+  p95Ms!: number | null;
+
+  @Field(() => Float, { nullable: true })
+  maxMs!: number | null;
+}
+
+@ObjectType({
+  description:
+    'Widget render cache counters of the instance that answered, since it started (not shared between instances).',
+})
+export class WidgetCacheStats {
+  @Field(() => Float, { description: 'Hits in the in-process cache.' })
+  l1Hits!: number;
+
+  @Field(() => Float, { description: 'Hits in Redis.' })
+  l2Hits!: number;
+
+  @Field(() => Float, { description: 'Lookups that rendered in the sandbox.' })
+  misses!: number;
+
+  @Field(() => Float, { nullable: true, description: 'Hits over lookups; null before the first lookup.' })
+  hitRate!: number | null;
+}
+
+@ObjectType({
+  description:
+    'What the dashboard shows, over the last windowSeconds: from the execution records shared by every instance.',
+})
+export class DashboardStats {
+  @Field(() => Int)
+  windowSeconds!: number;
+
+  @Field(() => Date, { description: 'Start of the window.' })
+  since!: Date;
+
+  @Field(() => Int)
+  executions!: number;
+
+  @Field(() => Float)
+  executionsPerSecond!: number;
+
+  @Field(() => Int, { description: 'Runs whose status is not SUCCESS.' })
+  errors!: number;
+
+  @Field(() => Float, { description: 'errors / executions; 0 without executions.' })
+  errorRate!: number;
+
+  @Field(() => Float, { nullable: true, description: 'Median wall time in milliseconds.' })
+  p50Ms!: number | null;
+
+  @Field(() => Float, { nullable: true, description: '95th percentile wall time in milliseconds.' })
+  p95Ms!: number | null;
+
+  @Field(() => Float, { nullable: true })
+  maxMs!: number | null;
+
+  @Field(() => [AddonExecutionStats], {
+    description: 'Per addon, the most errors first, then the most runs (at most 50).',
+  })
+  addons!: AddonExecutionStats[];
+
+  @Field(() => WidgetCacheStats, {
+    nullable: true,
+    description: 'Admins only (the counters cover every site); null for other keys.',
+  })
+  widgetCache!: WidgetCacheStats | null;
+}
