@@ -34,6 +34,8 @@ WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./package.json
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist/src ./dist/src
+# The dashboard's static files: tsc does not copy them, the server reads them at start.
+COPY --from=build --chown=node:node /app/src/dashboard/public ./src/dashboard/public
 # Applied at start (MIGRATE_ON_START) from prisma/migrations, located beside package.json.
 COPY --from=build --chown=node:node /app/prisma ./prisma
 # Without DATABASE_URL the server keeps an embedded PostgreSQL here; mount a volume to keep it.

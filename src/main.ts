@@ -37,7 +37,11 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     app.http.log.info({ signal }, 'shutting down');
-    const timer = setTimeout(() => process.exit(1), 15_000);
+    // Bounded: a request or execution that never ends must not keep the process alive.
+    const timer = setTimeout(() => {
+      console.error(`Shutdown took longer than ${config.shutdownTimeoutMs} ms; exiting.`);
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
     timer.unref();
     await app.close();
     process.exit(0);

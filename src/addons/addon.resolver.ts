@@ -25,7 +25,10 @@ export class AddonResolver {
     return ctx.services.addons.find({ id, name });
   }
 
-  @Query(() => AddonConnection, { description: 'The catalogue, sorted by name, with filters.' })
+  @Query(() => AddonConnection, {
+    description: 'The catalogue, sorted by name, with filters.',
+    complexity: ({ args, childComplexity }) => 1 + (args.first ?? 20) * childComplexity,
+  })
   async addons(
     @Arg('category', () => AddonCategory, { nullable: true }) category: AddonCategory | null,
     @Arg('search', () => String, { nullable: true, description: 'Text in name or description.' })
@@ -57,7 +60,11 @@ export class AddonResolver {
     return latestVersion(addon, ctx);
   }
 
-  @FieldResolver(() => [AddonVersion], { description: 'Every published version, newest first.' })
+  @FieldResolver(() => [AddonVersion], {
+    description: 'Every published version, newest first.',
+    // Unbounded list: priced as ten versions.
+    complexity: ({ childComplexity }) => 1 + 10 * childComplexity,
+  })
   versions(@Root() addon: AddonRecord, @Ctx() ctx: GraphQLContext) {
     return ctx.loaders.versionsByAddonId.load(addon.id);
   }
@@ -108,7 +115,10 @@ export class AddonVersionResolver {
 
 @Resolver(() => Widget)
 export class WidgetResolver {
-  @Query(() => [Widget], { description: "Widgets of every addon's latest version." })
+  @Query(() => [Widget], {
+    description: "Widgets of every addon's latest version.",
+    complexity: ({ childComplexity }) => 1 + 50 * childComplexity,
+  })
   widgets(
     @Arg('category', () => WidgetCategory, { nullable: true }) category: WidgetCategory | null,
     @Ctx() ctx: GraphQLContext,

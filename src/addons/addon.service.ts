@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import semver from 'semver';
 import type { Database } from '../infrastructure/database/database.js';
+import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
 import {
   ConflictError,
   ForbiddenError,
@@ -56,9 +57,33 @@ function decodeCursor(cursor: string): string {
   return text.slice('addon:'.length);
 }
 
+/** Cluster-bus channel told `{ addonId }` after a version is published. */
+export const ADDONS_PUBLISHED_CHANNEL = 'addons.published';
+
 /** The addon registry: publishing versions and reading the catalogue. */
 export class AddonService {
-  constructor(private readonly database: Database) {}
+  /**
+   * `Query.widget` lookups by (addon id or name, widget name): on every widget render through the
+   * GraphQL `Widget` type, so kept in memory. Only a publish changes the answer; it clears every
+   * instance's cache through the bus, and the TTL bounds staleness if a bus message is lost.
+   */
+  private readonly widgetLookups = new Map<string, { value: Promise<WidgetRecord>; expiresAt: number }>();
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly database: Database,
+    private readonly bus?: ClusterBus,
+    private readonly widgetTtlMs = 30_000,
+  ) {
+    this.unsubscribe =
+      bus?.subscribe(ADDONS_PUBLISHED_CHANNEL, () => this.widgetLookups.clear()) ?? (() => {});
+  }
+
+  /** Stops listening to the bus. */
+  close(): void {
+    this.unsubscribe();
+    this.widgetLookups.clear();
+  }
 
   private get addons(): AddonRepository {
     return new AddonRepository(this.database.prisma);
@@ -76,7 +101,7 @@ export class AddonService {
     const manifest = parseAddonManifest(input.manifest);
     const source = checkSource(input.source, input.wasmBase64);
 
-    return this.database.transaction(async (tx) => {
+    const result = await this.database.transaction(async (tx) => {
       const addons = new AddonRepository(tx);
       await this.checkDependencies(addons, manifest);
       let addon = await addons.lockByName(manifest.name);
@@ -119,6 +144,9 @@ export class AddonService {
       });
       return { addon, version };
     });
+    this.widgetLookups.clear();
+    await this.bus?.publish(ADDONS_PUBLISHED_CHANNEL, { addonId: result.addon.id }).catch(() => undefined);
+    return result;
   }
 
   /** Every dependency must name a published addon with a version in range. */
@@ -195,7 +223,20 @@ export class AddonService {
   }
 
   /** One widget of an addon's latest version, by addon id or name and widget name. */
-  async widget(addonIdOrName: string, widgetName: string): Promise<WidgetRecord> {
+  widget(addonIdOrName: string, widgetName: string): Promise<WidgetRecord> {
+    const key = `${addonIdOrName}\u0000${widgetName}`;
+    const now = Date.now();
+    const hit = this.widgetLookups.get(key);
+    if (hit && hit.expiresAt > now) return hit.value;
+    const value = this.readWidget(addonIdOrName, widgetName);
+    if (this.widgetLookups.size >= 10_000) this.widgetLookups.clear();
+    this.widgetLookups.set(key, { value, expiresAt: now + this.widgetTtlMs });
+    // Failures (not found included) are not kept: the next publish may make them succeed.
+    value.catch(() => this.widgetLookups.delete(key));
+    return value;
+  }
+
+  private async readWidget(addonIdOrName: string, widgetName: string): Promise<WidgetRecord> {
     const addon = await this.require(addonIdOrName);
     const widget = addon.latestVersionId
       ? await this.addons.latestWidget(addon.latestVersionId, widgetName)

@@ -10,9 +10,18 @@ import { createRedis } from '../infrastructure/redis/redis.js';
 import { createSchema } from '../graphql/schema.js';
 import { createHttpServer } from '../http/create-http-server.js';
 import { createLocalBus, createRedisBus, type ClusterBus } from '../infrastructure/bus/cluster-bus.js';
-import { createMetrics, type Metrics } from '../infrastructure/metrics/metrics.js';
+import {
+  addCounterFromTotal,
+  addGauge,
+  addLabelledGauge,
+  createMetrics,
+  type Metrics,
+} from '../infrastructure/metrics/metrics.js';
 import { ExecutionRepository } from '../executions/execution.repository.js';
+import { withTimeout } from '../shared/with-timeout.js';
 import { createServices, type Runtime, type Services } from './services.js';
+import { createLocalPubSub, createRedisPubSub } from '../subscriptions/pub-sub.js';
+import { ensureLocalAdminKey } from '../auth/local-admin-key.js';
 
 /** A running (or ready to run) server process and what it owns. */
 export interface App {
@@ -34,7 +43,13 @@ export interface App {
  * Builds the whole server from a config: database (embedded when no DATABASE_URL), migrations,
  * Redis, services and the HTTP server. Nothing here is global, so tests run several in one process.
  */
-export async function createApp(config: AppConfig): Promise<App> {
+export async function createApp(
+  config: AppConfig,
+  options: {
+    /** Where logs go (default stdout); tests capture them to check what is logged. */
+    logStream?: NodeJS.WritableStream;
+  } = {},
+): Promise<App> {
   const cleanups: (() => Promise<void>)[] = [];
   try {
     let connectionString: string | null = config.databaseUrl;
@@ -54,8 +69,12 @@ export async function createApp(config: AppConfig): Promise<App> {
     const redis = config.redisUrl ? createRedis(config.redisUrl, 'main') : null;
     if (redis) cleanups.unshift(async () => void redis.disconnect());
 
-    const bus = config.redisUrl ? createRedisBus(config.redisUrl) : createLocalBus();
+    const bus = config.redisUrl ? createRedisBus(config.redisUrl, config.redisKeyPrefix) : createLocalBus();
     cleanups.unshift(() => bus.close());
+    const live = config.redisUrl
+      ? createRedisPubSub(config.redisUrl, `${config.redisKeyPrefix}live:`)
+      : createLocalPubSub();
+    cleanups.unshift(() => live.close());
     const metrics = createMetrics();
     let http: FastifyInstance | null = null;
     const { services, runtime } = createServices({
@@ -63,15 +82,68 @@ export async function createApp(config: AppConfig): Promise<App> {
       database,
       bus,
       metrics,
+      redis,
+      live,
       onRecorderError: (error) => http?.log.error({ err: error }, 'could not store execution records'),
+      onEventsError: (error, message) => http?.log.error({ err: error }, message),
     });
     cleanups.unshift(async () => {
+      services.widgets.close();
+      services.addons.close();
       runtime.lookup.close();
       await runtime.pool.close();
       await runtime.recorder.flush();
     });
     await runtime.pool.start();
-    if (config.adminApiKey) await services.apiKeys.ensureBootstrapAdmin(config.adminApiKey);
+    // Stopped before the pool closes (cleanups run last-registered first): unfinished claims are
+    // handed back instead of failing against a closed pool.
+    runtime.deliveryWorker?.start();
+    cleanups.unshift(async () => {
+      await runtime.deliveryWorker?.stop();
+      runtime.subscribers.close();
+    });
+    addGauge(
+      metrics,
+      'sandbox_workers',
+      'Sandbox worker processes ready.',
+      () => runtime.pool.stats().workersReady,
+    );
+    addGauge(
+      metrics,
+      'sandbox_isolates',
+      'Live addon isolates across the workers.',
+      () => runtime.pool.stats().isolates,
+    );
+    addGauge(
+      metrics,
+      'sandbox_memory_bytes',
+      'Resident memory of the sandbox workers.',
+      () => runtime.pool.stats().rssBytes,
+    );
+    addGauge(
+      metrics,
+      'sandbox_calls_in_flight',
+      'Addon calls running now.',
+      () => runtime.pool.stats().inFlight,
+    );
+    addCounterFromTotal(
+      metrics,
+      'sandbox_worker_crashes_total',
+      'Sandbox worker processes that died (and were replaced).',
+      () => runtime.pool.stats().crashes,
+    );
+    addLabelledGauge(
+      metrics,
+      'event_deliveries_backlog',
+      'Event deliveries not succeeded yet, cluster-wide, by status (PENDING, RUNNING, DEAD).',
+      'status',
+      () => withTimeout(services.deliveries.backlog(), 2_000, 'the delivery backlog count'),
+    );
+    // A laptop `npm start` has no ADMIN_API_KEY: a development server keeps an admin key in
+    // <DATA_DIR>/admin-key (mode 0600, never logged) for the CLI and `npm run seed`.
+    const bootstrapKey =
+      config.adminApiKey ?? (config.isDevelopment ? await ensureLocalAdminKey(config.dataDir) : null);
+    if (bootstrapKey) await services.apiKeys.ensureBootstrapAdmin(bootstrapKey);
     const retention = setInterval(() => {
       const cutoff = new Date(Date.now() - config.executionRetentionDays * 86_400_000);
       new ExecutionRepository(database.prisma).deleteOlderThan(cutoff).catch(() => undefined);
@@ -79,15 +151,17 @@ export async function createApp(config: AppConfig): Promise<App> {
     retention.unref();
     cleanups.unshift(async () => clearInterval(retention));
 
+    let draining = false;
     const readiness = async (): Promise<string | null> => {
+      if (draining) return 'draining';
       try {
-        await database.pool.query('SELECT 1');
+        await withTimeout(database.pool.query('SELECT 1'), 2000, 'postgres');
       } catch {
         return 'postgres';
       }
       if (redis) {
         try {
-          await redis.ping();
+          await withTimeout(redis.ping(), 1000, 'redis');
         } catch {
           return 'redis';
         }
@@ -97,9 +171,27 @@ export async function createApp(config: AppConfig): Promise<App> {
       return null;
     };
 
-    const schema = await createSchema();
-    http = await createHttpServer({ config, schema, services, database, metrics, readiness });
-    cleanups.unshift(() => http!.close());
+    const schema = await createSchema({ pubSub: live });
+    http = await createHttpServer({
+      config,
+      schema,
+      services,
+      database,
+      metrics,
+      redis,
+      readiness,
+      logStream: options.logStream,
+    });
+    cleanups.unshift(async () => {
+      // close() waits for every connection to end; a keep-alive connection that finishes its
+      // last request after close() began stays open until its idle timeout unless closed here.
+      const sweeper = setInterval(() => http!.server.closeIdleConnections(), 50);
+      try {
+        await http!.close();
+      } finally {
+        clearInterval(sweeper);
+      }
+    });
     const server = http;
 
     let closed = false;
@@ -121,6 +213,8 @@ export async function createApp(config: AppConfig): Promise<App> {
       async close() {
         if (closed) return;
         closed = true;
+        // Readiness fails first, so a load balancer stops routing here while requests finish.
+        draining = true;
         for (const cleanup of cleanups) await cleanup();
       },
     };

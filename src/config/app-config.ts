@@ -30,6 +30,38 @@ export interface AppConfig {
   };
   /** Execution records older than this are deleted. */
   executionRetentionDays: number;
+  /** Requests per window by caller kind; 0 turns that limit off. Anonymous callers count per IP. */
+  rateLimit: {
+    windowSeconds: number;
+    admin: number;
+    developer: number;
+    site: number;
+    anonymous: number;
+  };
+  /** Browser origins allowed by CORS; empty means same-origin only. `*` allows any. */
+  corsOrigins: string[];
+  /** GraphQL operation limits checked before execution. */
+  graphql: { maxDepth: number; maxAliases: number; maxTokens: number; maxCost: number };
+  /** Longest a graceful shutdown waits for in-flight work before exiting. */
+  shutdownTimeoutMs: number;
+  /** Prefix of every key and channel this server uses in Redis. */
+  redisKeyPrefix: string;
+  /** Delivery of stored events to addon handlers (at least once). */
+  deliveries: {
+    /** Run the delivery worker in this instance. */
+    worker: boolean;
+    /** Handler runs in flight at once per instance. */
+    concurrency: number;
+    /** Attempts before a delivery is DEAD. */
+    maxAttempts: number;
+    /** First retry delay; doubles per attempt (with jitter) up to backoffMaxMs. */
+    backoffBaseMs: number;
+    backoffMaxMs: number;
+    /** How long a claim lasts without renewal; a crashed instance's claims expire after it. */
+    leaseMs: number;
+    /** Polling interval when no notification arrives. */
+    pollMs: number;
+  };
 }
 
 /** A setting that is missing or malformed; its message is the one line printed before exit. */
@@ -124,5 +156,74 @@ export function loadConfig(env: Env = process.env): AppConfig {
       allowCrashTest: nodeEnv === 'test' && readBool(env, 'SANDBOX_ALLOW_CRASH_TEST', false),
     },
     executionRetentionDays: readInt(env, 'EXECUTION_RETENTION_DAYS', 7, 1, 3650),
+    rateLimit: readRateLimits(env),
+    corsOrigins: readOrigins(env),
+    graphql: {
+      maxDepth: readInt(env, 'GRAPHQL_MAX_DEPTH', 10, 1, 100),
+      maxAliases: readInt(env, 'GRAPHQL_MAX_ALIASES', 15, 0, 1000),
+      maxTokens: readInt(env, 'GRAPHQL_MAX_TOKENS', 2000, 10, 100_000),
+      maxCost: readInt(env, 'GRAPHQL_MAX_COST', 5000, 1, 10_000_000),
+    },
+    shutdownTimeoutMs: readInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    redisKeyPrefix: readPrefix(env),
+    deliveries: {
+      worker: readBool(env, 'DELIVERY_WORKER', true),
+      concurrency: readInt(env, 'DELIVERY_CONCURRENCY', 16, 1, 1000),
+      maxAttempts: readInt(env, 'DELIVERY_MAX_ATTEMPTS', 8, 1, 100),
+      backoffBaseMs: readInt(env, 'DELIVERY_BACKOFF_BASE_MS', 1000, 1, 3_600_000),
+      backoffMaxMs: readInt(env, 'DELIVERY_BACKOFF_MAX_MS', 600_000, 1, 86_400_000),
+      leaseMs: readInt(env, 'DELIVERY_LEASE_MS', 30_000, 500, 3_600_000),
+      pollMs: readInt(env, 'DELIVERY_POLL_MS', 1000, 10, 600_000),
+    },
   };
+}
+
+function readRateLimits(env: Env): AppConfig['rateLimit'] {
+  const fallback = readInt(env, 'RATE_LIMIT_DEFAULT', 100, 0, 10_000_000);
+  const role = (name: string) => readInt(env, name, fallback, 0, 10_000_000);
+  return {
+    windowSeconds: readInt(env, 'RATE_LIMIT_WINDOW_SECONDS', 60, 1, 86_400),
+    admin: role('RATE_LIMIT_ADMIN'),
+    developer: role('RATE_LIMIT_DEVELOPER'),
+    site: role('RATE_LIMIT_SITE'),
+    anonymous: role('RATE_LIMIT_ANONYMOUS'),
+  };
+}
+
+function readOrigins(env: Env): string[] {
+  const raw = env.CORS_ORIGINS?.trim();
+  if (!raw) return [];
+  const origins = raw
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+  for (const origin of origins) {
+    if (origin === '*') continue;
+    let url: URL | null = null;
+    try {
+      url = new URL(origin);
+    } catch {
+      url = null;
+    }
+    if (!url || url.origin !== origin) {
+      throw new ConfigError(
+        'CORS_ORIGINS',
+        'a comma-separated list of origins such as https://shop.example.com',
+        origin,
+      );
+    }
+  }
+  return origins;
+}
+
+function readPrefix(env: Env): string {
+  const raw = env.REDIS_KEY_PREFIX ?? 'themepress:';
+  if (!/^[A-Za-z0-9:_.-]{1,64}$/.test(raw)) {
+    throw new ConfigError(
+      'REDIS_KEY_PREFIX',
+      'up to 64 letters, digits, colons, dots, dashes or underscores',
+      raw,
+    );
+  }
+  return raw;
 }

@@ -10,6 +10,8 @@ export enum ErrorCode {
   Conflict = 'CONFLICT',
   PayloadTooLarge = 'PAYLOAD_TOO_LARGE',
   RateLimited = 'RATE_LIMITED',
+  /** The operation's estimated cost is over the limit (per-field costs, list sizes). */
+  QueryTooComplex = 'QUERY_TOO_COMPLEX',
   // Sandbox (addon execution) errors.
   PermissionDenied = 'PERMISSION_DENIED',
   ExecutionTimeout = 'EXECUTION_TIMEOUT',

@@ -11,6 +11,7 @@ export const httpStatusByErrorCode: Record<ErrorCode, number> = {
   [ErrorCode.PayloadTooLarge]: 413,
   [ErrorCode.InputTooLarge]: 413,
   [ErrorCode.RateLimited]: 429,
+  [ErrorCode.QueryTooComplex]: 400,
   [ErrorCode.TooManyConcurrentCalls]: 429,
   [ErrorCode.StorageQuotaExceeded]: 507,
   [ErrorCode.ExecutionTimeout]: 504,

@@ -11,6 +11,7 @@ export class ExecutionResolver {
   @Mutation(() => GraphQLJSON, {
     nullable: true,
     description: "Runs an addon function for the caller's site.",
+    complexity: 20,
   })
   executeAddonFunction(
     @Arg('addonId', () => ID, addonArg) addonId: string,
@@ -33,6 +34,7 @@ export class ExecutionResolver {
     name: 'executeAddonFunction',
     nullable: true,
     description: 'Runs a readonly addon function (the manifest marks it readonly).',
+    complexity: 20,
   })
   executeReadonlyAddonFunction(
     @Arg('addonId', () => ID, addonArg) addonId: string,
@@ -51,7 +53,10 @@ export class ExecutionResolver {
     });
   }
 
-  @Query(() => ExecutionConnection, { description: 'Execution records, newest first, with filters.' })
+  @Query(() => ExecutionConnection, {
+    description: 'Execution records, newest first, with filters.',
+    complexity: ({ args, childComplexity }) => 1 + (args.first ?? 20) * childComplexity,
+  })
   async executions(
     @Arg('addon', () => String, { nullable: true, description: 'Addon id or name.' }) addon: string | null,
     @Arg('siteId', () => ID, { nullable: true }) siteId: string | null,

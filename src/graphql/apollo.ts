@@ -2,7 +2,7 @@ import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { GraphQLSchema } from 'graphql';
+import type { GraphQLSchema, ValidationRule } from 'graphql';
 import type { GraphQLContext } from './context.js';
 import { createFormatError } from './format-error.js';
 
@@ -10,6 +10,8 @@ export interface ApolloOptions {
   schema: GraphQLSchema;
   development: boolean;
   plugins?: ApolloServerPlugin<GraphQLContext>[];
+  validationRules?: ValidationRule[];
+  parseOptions?: { maxTokens?: number };
   onUnexpectedError?: (error: unknown) => void;
 }
 
@@ -25,6 +27,10 @@ export function createApolloServer(options: ApolloOptions): ApolloServer<GraphQL
     // Field suggestions ("did you mean") leak the schema; only offered in development.
     hideSchemaDetailsFromClientErrors: !options.development,
     csrfPrevention: true,
+    validationRules: options.validationRules,
+    parseOptions: options.parseOptions,
+    // Batches would multiply every per-operation limit by the batch size.
+    allowBatchedHttpRequests: false,
     introspection: true,
     plugins: [
       // The default cache-control plugin wraps every field resolver; nothing here uses HTTP caching.

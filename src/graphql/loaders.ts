@@ -3,6 +3,7 @@ import type { DbClient } from '../infrastructure/database/database.js';
 import { createAddonLoaders } from '../addons/addon.loaders.js';
 import { byKey } from '../addons/addon.loaders.js';
 import { SiteRepository, type SiteRecord } from '../sites/site.repository.js';
+import { createEventLoaders } from '../events/event.loaders.js';
 
 /**
  * A fresh set per request: batches the relation lookups of one operation and never serves one
@@ -12,6 +13,7 @@ export function createLoaders(db: DbClient) {
   const sites = new SiteRepository(db);
   return {
     ...createAddonLoaders(db),
+    ...createEventLoaders(db),
     siteById: new DataLoader<string, SiteRecord | null>(async (ids) =>
       byKey(ids, await sites.findByIds(ids), (s) => s.id),
     ),

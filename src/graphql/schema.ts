@@ -11,6 +11,12 @@ import { InstallationResolver } from '../installations/installation.resolver.js'
 import { SiteResolver } from '../sites/site.resolver.js';
 import { ApiKeyResolver } from '../auth/api-key.resolver.js';
 import { ExecutionResolver } from '../executions/execution.resolver.js';
+import { EventResolver } from '../events/event.resolver.js';
+import { DeliveryResolver } from '../events/delivery.resolver.js';
+import { ExecutionSubscriptionResolver } from '../subscriptions/execution-subscription.resolver.js';
+import { createLocalPubSub, type LivePubSub } from '../subscriptions/pub-sub.js';
+import { WidgetRenderResolver } from '../widgets/widget.resolver.js';
+import { DashboardStatsResolver } from '../dashboard/dashboard-stats.resolver.js';
 
 /** Every resolver class of the API; a new domain adds its resolvers here. */
 export const resolvers = [
@@ -22,12 +28,18 @@ export const resolvers = [
   SiteResolver,
   ApiKeyResolver,
   ExecutionResolver,
+  EventResolver,
+  DeliveryResolver,
+  ExecutionSubscriptionResolver,
+  WidgetRenderResolver,
+  DashboardStatsResolver,
 ] as const;
 
 /** Builds the executable schema from the decorated classes. */
-export async function createSchema(): Promise<GraphQLSchema> {
+export async function createSchema(options: { pubSub?: LivePubSub } = {}): Promise<GraphQLSchema> {
   // Services validate their own input (with messages naming fields); class-validator is not used.
-  return buildSchema({ resolvers, validate: false });
+  // Subscriptions take their feeds from the context's services; type-graphql still wants a pubSub.
+  return buildSchema({ resolvers, validate: false, pubSub: options.pubSub ?? createLocalPubSub() });
 }
 
 /** The SDL committed as schema/schema.graphql (sorted, so diffs show only real changes). */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastify';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
 import type { AppConfig } from '../config/app-config.js';
@@ -11,10 +11,19 @@ import type { GraphQLContext } from '../graphql/context.js';
 import { createLoaders } from '../graphql/loaders.js';
 import { registerAddonRoutes } from '../addons/addon-register.route.js';
 import { registerExecutionRoutes } from '../executions/execution.route.js';
+import { registerWidgetRoutes } from '../widgets/widget-render.route.js';
+import { registerDashboardRoutes } from '../dashboard/dashboard.route.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import { createRestErrorHandler } from './error-reply.js';
 import { createRequestActorResolver } from './request-actor.js';
+import cors from '@fastify/cors';
+import type { Redis } from 'ioredis';
+import { createOperationLimits } from '../graphql/plugins/operation-limits.js';
+import { useOperationMetrics } from '../graphql/plugins/operation-metrics.js';
+import { RateLimiter } from './rate-limiter.js';
+import { registerRateLimit } from './rate-limit.hook.js';
 import type { Actor } from '../auth/actor.js';
+import { attachSubscriptionServer } from '../subscriptions/subscription-server.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 
@@ -24,6 +33,9 @@ export interface HttpServerOptions {
   services: Services;
   database: Database;
   metrics: Metrics;
+  /** Shared rate-limit counters; null counts per instance. */
+  redis: Redis | null;
+  logStream?: NodeJS.WritableStream;
   /** Readiness probe; resolves to the failing dependency or null when ready. */
   readiness: () => Promise<string | null>;
 }
@@ -38,13 +50,16 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     bodyLimit: config.bodyLimitBytes,
     logger: {
       level: config.logLevel,
+      ...(options.logStream ? { stream: options.logStream } : {}),
       // Keys are bearer tokens; they must never reach a log line.
       redact: {
         paths: ['req.headers.authorization', 'req.headers.cookie', '*.apiKey', '*.key'],
         censor: '[redacted]',
       },
     },
-    disableRequestLogging: config.nodeEnv !== 'development',
+    // Per-request log lines only in development: at thousands of requests a second they would
+    // cost more than the requests. Errors are always logged, with the request id.
+    logController: new LogController({ disableRequestLogging: config.nodeEnv !== 'development' }),
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -61,10 +76,45 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   );
 
   const actorOf = createRequestActorResolver(services.apiKeys);
+  if (config.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
+      allowedHeaders: ['content-type', 'authorization', 'x-request-id', 'apollo-require-preflight'],
+      exposedHeaders: [
+        'x-request-id',
+        'retry-after',
+        'ratelimit-limit',
+        'ratelimit-remaining',
+        'ratelimit-reset',
+      ],
+      maxAge: 600,
+    });
+  }
+  const limiter = new RateLimiter(
+    options.redis,
+    config.rateLimit.windowSeconds * 1000,
+    config.redisKeyPrefix,
+  );
+  registerRateLimit(app, { config, limiter, actorOf, metrics: options.metrics });
+
+  const limits = createOperationLimits(
+    options.schema,
+    { ...config.graphql, maxDirectives: 50 },
+    config.isDevelopment,
+  );
   const apollo = createApolloServer({
     schema: options.schema,
     development: config.isDevelopment,
-    plugins: [fastifyApolloDrainPlugin(app)],
+    validationRules: limits.validationRules,
+    parseOptions: limits.parseOptions,
+    plugins: [
+      fastifyApolloDrainPlugin(app),
+      ...limits.plugins,
+      useOperationMetrics({
+        operations: options.metrics.graphqlOperations,
+        duration: options.metrics.graphqlDuration,
+      }),
+    ],
     onUnexpectedError: (error) => app.log.error({ err: error }, 'unexpected GraphQL error'),
   });
   await apollo.start();
@@ -86,6 +136,15 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
 
   registerAddonRoutes(app, services, actorOf);
   registerExecutionRoutes(app, services, actorOf);
+  // GraphQL subscriptions (graphql-ws) on the same port and path, through the HTTP upgrade.
+  attachSubscriptionServer(app, {
+    schema: options.schema,
+    services,
+    database,
+    development: config.isDevelopment,
+  });
+  registerWidgetRoutes(app, services, actorOf);
+  registerDashboardRoutes(app);
 
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', options.metrics.registry.contentType);

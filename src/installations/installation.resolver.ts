@@ -13,7 +13,10 @@ const siteArg = {
 
 @Resolver(() => Installation)
 export class InstallationResolver {
-  @Query(() => [Installation], { description: "The caller's site's installations." })
+  @Query(() => [Installation], {
+    description: "The caller's site's installations.",
+    complexity: ({ childComplexity }) => 1 + 20 * childComplexity,
+  })
   installations(@Arg('siteId', () => ID, siteArg) siteId: string | null, @Ctx() ctx: GraphQLContext) {
     return ctx.services.installations.list(ctx.actor, siteId);
   }

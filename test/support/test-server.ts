@@ -31,6 +31,8 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     ADMIN_API_KEY: adminKey,
     MIGRATE_ON_START: 'false',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    // Tests send bursts; the rate-limit tests set their own limits.
+    RATE_LIMIT_DEFAULT: '0',
     ...env,
   });
   let app: App;

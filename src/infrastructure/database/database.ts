@@ -28,6 +28,8 @@ export function createDatabase(options: DatabaseOptions): Database {
     connectionString: options.connectionString,
     max: options.max,
     idleTimeoutMillis: 30_000,
+    // Without it a query waits forever for a connection to a database that went away.
+    connectionTimeoutMillis: 5_000,
   });
   // An idle client that loses its connection emits 'error' on the pool; without a listener that
   // would crash the process. The next query reconnects.

@@ -1,0 +1,240 @@
+// Issue 3 benchmark: warm executeAddonFunction vs `{ __typename }` over HTTP on one server, cold
+// start of a never-used version, and the pool against a process-per-addon HTTP baseline.
+import autocannon from 'autocannon';
+import { fork } from 'node:child_process';
+import { Agent, request } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { SandboxPool, type AddonBundle, type HostCapabilities } from '../src/sandbox/index.js';
+import { gql, machine, percentile, startBenchServer } from './support/bench-server.js';
+
+const SOURCE = `module.exports = { functions: { echo: (data) => ({ ok: true, echo: data }) } };`;
+const PAYLOAD = {
+  items: Array.from({ length: 10 }, (_, i) => ({
+    sku: `SKU-${1000 + i}`,
+    name: `Product number ${i} with a name`,
+    qty: i + 1,
+    price: 12.5 * (i + 1),
+  })),
+};
+const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
+
+type Cannon = { rps: number; p50: number; p99: number; errors: number; non2xx: number };
+
+async function cannon(url: string, key: string, body: string, seconds = DURATION): Promise<Cannon> {
+  const result = await autocannon({
+    url: `${url}/graphql`,
+    method: 'POST',
+    connections: 10,
+    duration: seconds,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body,
+  });
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors,
+    non2xx: result.non2xx,
+  };
+}
+
+async function publishAndInstall(url: string, devKey: string, siteKey: string, name: string): Promise<void> {
+  const manifest = { name, version: '1.0.0', category: 'UTILITIES', functions: [{ name: 'echo' }] };
+  await gql(url, devKey, 'mutation($i: RegisterAddonInput!) { registerAddon(input: $i) { addon { id } } }', {
+    i: { manifest, source: SOURCE },
+  });
+  await gql(url, siteKey, 'mutation($id: ID!) { installAddon(id: $id, config: {}) { success } }', {
+    id: name,
+  });
+}
+
+const executeBody = (name: string) =>
+  JSON.stringify({
+    query: 'mutation($a: ID!, $d: JSON!) { executeAddonFunction(addonId: $a, function: "echo", data: $d) }',
+    variables: { a: name, d: PAYLOAD },
+  });
+
+async function overHttp(): Promise<string> {
+  const server = await startBenchServer();
+  try {
+    const { url, adminKey } = server;
+    const dev = await gql<{ createApiKey: { key: string } }>(
+      url,
+      adminKey,
+      'mutation { createApiKey(role: DEVELOPER, developerName: "bench") { key } }',
+    );
+    const site = await gql<{ createSite: { id: string } }>(
+      url,
+      adminKey,
+      'mutation { createSite(name: "bench") { id } }',
+    );
+    const siteKey = (
+      await gql<{ createApiKey: { key: string } }>(
+        url,
+        adminKey,
+        'mutation($s: ID) { createApiKey(role: SITE, siteId: $s) { key } }',
+        {
+          s: site.createSite.id,
+        },
+      )
+    ).createApiKey.key;
+    await publishAndInstall(url, dev.createApiKey.key, siteKey, 'bench-echo');
+
+    const typename = JSON.stringify({ query: '{ __typename }' });
+    // Warm up both paths (JIT, isolate, caches), then measure them back to back.
+    await cannon(url, siteKey, typename, 2);
+    await cannon(url, siteKey, executeBody('bench-echo'), 2);
+    const base = await cannon(url, siteKey, typename);
+    const exec = await cannon(url, siteKey, executeBody('bench-echo'));
+
+    // Cold start: the first call of never-used addon versions.
+    const cold: number[] = [];
+    const warm: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const name = `bench-cold-${i}`;
+      await publishAndInstall(url, dev.createApiKey.key, siteKey, name);
+      for (const bucket of [cold, warm]) {
+        const started = performance.now();
+        const response = await fetch(`${url}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${siteKey}` },
+          body: executeBody(name),
+        });
+        await response.json();
+        bucket.push(performance.now() - started);
+      }
+    }
+    cold.sort((a, b) => a - b);
+    warm.sort((a, b) => a - b);
+
+    const ratio = exec.rps / base.rps;
+    return [
+      `### Over HTTP, one server (autocannon, 10 connections, ${DURATION} s each, same run)`,
+      '',
+      '| operation | req/s | p50 ms | p99 ms | errors |',
+      '| --- | ---: | ---: | ---: | ---: |',
+      `| \`{ __typename }\` | ${base.rps.toFixed(0)} | ${base.p50} | ${base.p99} | ${base.errors + base.non2xx} |`,
+      `| warm \`executeAddonFunction\` (1 KB in, 1 KB out) | ${exec.rps.toFixed(0)} | ${exec.p50} | ${exec.p99} | ${exec.errors + exec.non2xx} |`,
+      '',
+      `- throughput ratio: **${(ratio * 100).toFixed(0)}%** of \`{ __typename }\` (target ≥ 50%)`,
+      `- p50 difference: **${(exec.p50 - base.p50).toFixed(2)} ms** (target ≤ 0.5 ms); p99 ${exec.p99} ms (target < 5 ms)`,
+      `- cold start, first call of a never-used version over HTTP (10 versions): p50 **${percentile(cold, 50).toFixed(1)} ms**, max ${cold.at(-1)!.toFixed(1)} ms (target < 20 ms); the second call: p50 ${percentile(warm, 50).toFixed(1)} ms`,
+      '',
+    ].join('\n');
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Closed loop of `concurrency` callers for `seconds`; returns throughput and latency. */
+async function closedLoop(call: () => Promise<unknown>, seconds: number, concurrency = 10) {
+  const latencies: number[] = [];
+  const end = performance.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        const started = performance.now();
+        await call();
+        latencies.push(performance.now() - started);
+      }
+    }),
+  );
+  latencies.sort((a, b) => a - b);
+  return { rps: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+async function poolVersusProcess(): Promise<string> {
+  const noCapabilities = new Proxy({} as HostCapabilities, {
+    get: () => () => Promise.reject(new Error('not used')),
+  });
+  const pool = new SandboxPool({ workers: 2, capabilities: noCapabilities });
+  await pool.start();
+  const bundle: AddonBundle = {
+    versionId: '00000000-0000-4000-8000-000000000001',
+    addonId: '00000000-0000-4000-8000-000000000002',
+    addonName: 'bench-echo',
+    version: '1.0.0',
+    source: SOURCE,
+    permissions: [],
+    dependencies: {},
+    httpAllow: [],
+    emits: [],
+  };
+  const viaPool = () =>
+    pool.execute({
+      bundle,
+      siteId: 'site',
+      installationId: null,
+      config: {},
+      entry: { kind: 'function', name: 'echo' },
+      input: PAYLOAD,
+    });
+
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'support/addon-http-process.js');
+  const child = fork(script, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve) =>
+    child.once('message', (m) => resolve((m as { port: number }).port)),
+  );
+  const agent = new Agent({ keepAlive: true, maxSockets: 10 });
+  const body = JSON.stringify({ data: PAYLOAD });
+  const viaProcess = () =>
+    new Promise<unknown>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: '/',
+          agent,
+          headers: { 'content-type': 'application/json' },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  try {
+    await closedLoop(viaPool, 2);
+    await closedLoop(viaProcess, 2);
+    const a = await closedLoop(viaPool, DURATION);
+    const b = await closedLoop(viaProcess, DURATION);
+    return [
+      `### Sandbox pool vs one HTTP process per addon (the original design), 10 concurrent callers, ${DURATION} s each`,
+      '',
+      'Both run the same `echo` function on the same 1 KB input, measured from one caller process: the',
+      'pool through `SandboxPool.execute` (IPC to a worker process, V8 isolate), the baseline through a',
+      'keep-alive HTTP request to a Node process serving only that addon (with no isolation at all).',
+      '',
+      '| executor | calls/s | p50 ms | p99 ms |',
+      '| --- | ---: | ---: | ---: |',
+      `| isolated-vm pool (2 workers) | ${a.rps.toFixed(0)} | ${a.p50.toFixed(3)} | ${a.p99.toFixed(3)} |`,
+      `| process per addon over HTTP | ${b.rps.toFixed(0)} | ${b.p50.toFixed(3)} | ${b.p99.toFixed(3)} |`,
+      '',
+      `- pool / baseline: throughput **${(a.rps / b.rps).toFixed(2)}×**, p50 latency **${(b.p50 / a.p50).toFixed(2)}×** lower`,
+      '',
+    ].join('\n');
+  } finally {
+    agent.destroy();
+    child.kill();
+    await pool.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const sections = [`## Addon execution (issue 3)`, '', `Machine: ${await machine()}`, ''];
+  sections.push(await overHttp());
+  sections.push(await poolVersusProcess());
+  console.log(sections.join('\n'));
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,119 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { createServer } from 'node:net';
+import { generateApiKey } from '../../src/auth/api-key.js';
+import { createTestDatabase } from '../../test/support/test-database.js';
+
+const mainJs = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/main.js');
+
+export interface BenchServer {
+  url: string;
+  adminKey: string;
+  databaseUrl: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+/**
+ * Starts the real server as its own process (production mode, logs off) so the load generator in
+ * this process does not share its event loop. A fresh database unless `databaseUrl` is given
+ * (a second instance of the same deployment).
+ */
+export async function startBenchServer(
+  options: {
+    databaseUrl?: string;
+    adminKey?: string;
+    env?: Record<string, string>;
+    nodeArgs?: string[];
+  } = {},
+): Promise<BenchServer> {
+  const database = options.databaseUrl ? null : await createTestDatabase();
+  const databaseUrl = options.databaseUrl ?? database!.url;
+  const adminKey = options.adminKey ?? generateApiKey();
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--no-node-snapshot', ...(options.nodeArgs ?? []), mainJs], {
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'silent',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+      ADMIN_API_KEY: adminKey,
+      // Load generators exceed any sensible per-key limit; the limiter's own cost is still paid.
+      RATE_LIMIT_DEFAULT: '10000000',
+      ...options.env,
+    },
+    stdio: ['ignore', process.env.BENCH_SERVER_STDOUT ? 'inherit' : 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error('server did not become ready in 60 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    url,
+    adminKey,
+    databaseUrl,
+    process: child,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      await database?.drop();
+    },
+  };
+}
+
+/** Sends one GraphQL operation and returns its data, throwing on errors. */
+export async function gql<T = Record<string, unknown>>(
+  url: string,
+  key: string | null,
+  query: string,
+  variables?: Record<string, unknown>,
+): Promise<T> {
+  const response = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { data?: T; errors?: unknown[] };
+  if (body.errors || !body.data) throw new Error(`GraphQL error: ${JSON.stringify(body.errors)}`);
+  return body.data;
+}
+
+/** Percentile of sorted numbers. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Machine description for result headers. */
+export async function machine(): Promise<string> {
+  const os = await import('node:os');
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  return `${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, ${os.platform()} ${os.release()}`;
+}

@@ -1,0 +1,86 @@
+import { ApolloArmor } from '@escape.tech/graphql-armor';
+import type { ApolloServerPlugin } from '@apollo/server';
+import { GraphQLError, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { fieldExtensionsEstimator, getComplexity, simpleEstimator } from 'graphql-query-complexity';
+import { ErrorCode } from '../../errors/index.js';
+
+export interface OperationLimits {
+  maxDepth: number;
+  maxAliases: number;
+  maxTokens: number;
+  maxDirectives: number;
+  /** Highest total cost; each field costs 1 unless its `complexity` says otherwise. */
+  maxCost: number;
+}
+
+export const DEFAULT_OPERATION_LIMITS: OperationLimits = {
+  maxDepth: 10,
+  maxAliases: 15,
+  maxTokens: 2000,
+  maxDirectives: 50,
+  maxCost: 5000,
+};
+
+/**
+ * Limits checked before execution: depth, aliases, tokens and directives (graphql-armor), field
+ * suggestions hidden outside development, and cost from per-field complexities (type-graphql's
+ * `complexity` option) multiplied by requested list sizes.
+ */
+export function createOperationLimits(
+  schema: GraphQLSchema,
+  limits: OperationLimits,
+  development: boolean,
+): { plugins: ApolloServerPlugin[]; validationRules: ValidationRule[]; parseOptions: { maxTokens: number } } {
+  const armor = new ApolloArmor({
+    maxDepth: { n: limits.maxDepth, ignoreIntrospection: true, flattenFragments: true },
+    maxAliases: { n: limits.maxAliases },
+    // Tokens are limited by graphql-js's own parser (Apollo's parseOptions), which reports a
+    // proper GRAPHQL_PARSE_FAILED; armor's plugin turns parse errors into 500s.
+    maxTokens: { enabled: false },
+    maxDirectives: { n: limits.maxDirectives },
+    // Cost is computed below with per-field costs, which graphql-armor's cost limit lacks.
+    costLimit: { enabled: false },
+    blockFieldSuggestion: { enabled: !development },
+  }).protect();
+  // graphql-armor's typings resolve to @apollo/server's CommonJS declarations; the objects are the same.
+  const armorPlugins = armor.plugins as unknown as ApolloServerPlugin[];
+  return {
+    plugins: [...armorPlugins, useQueryCost(schema, limits.maxCost)],
+    validationRules: armor.validationRules,
+    parseOptions: { maxTokens: limits.maxTokens },
+  };
+}
+
+/** Refuses operations whose estimated cost exceeds `maxCost`, before any resolver runs. */
+export function useQueryCost(schema: GraphQLSchema, maxCost: number): ApolloServerPlugin {
+  const estimators = [fieldExtensionsEstimator(), simpleEstimator({ defaultComplexity: 1 })];
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ request, document }) {
+          let cost: number;
+          try {
+            cost = getComplexity({
+              schema,
+              query: document,
+              operationName: request.operationName,
+              variables: request.variables,
+              estimators,
+            });
+          } catch {
+            // Variables that do not coerce: execution reports them as BAD_USER_INPUT, naming them.
+            return;
+          }
+          if (cost > maxCost) {
+            throw new GraphQLError(
+              `The operation costs ${cost}; the limit is ${maxCost}. Ask for fewer items or fields.`,
+              {
+                extensions: { code: ErrorCode.QueryTooComplex, cost, maxCost, http: { status: 400 } },
+              },
+            );
+          }
+        },
+      };
+    },
+  };
+}
