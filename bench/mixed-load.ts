@@ -109,7 +109,7 @@ async function main(): Promise<void> {
         send: (i) =>
           post({
             query:
-              'query Quote($d: JSON) { executeAddonFunction(addonId: "bench-shop", function: "quote", data: $d) { success result } }',
+              'query Quote($d: JSON!) { executeAddonFunction(addonId: "bench-shop", function: "quote", data: $d) }',
             variables: { d: { sku: skus[i % skus.length], qty: (i % 5) + 1 } },
           }),
       },

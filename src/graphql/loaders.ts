@@ -5,11 +5,7 @@ import { byKey } from '../addons/addon.loaders.js';
 import { SiteRepository, type SiteRecord } from '../sites/site.repository.js';
 import { createEventLoaders } from '../events/event.loaders.js';
 
-/**
- * A fresh set per request: batches the relation lookups of one operation and never serves one
- * caller's cached rows to another.
- */
-export function createLoaders(db: DbClient) {
+function createAllLoaders(db: DbClient) {
   const sites = new SiteRepository(db);
   return {
     ...createAddonLoaders(db),
@@ -20,4 +16,16 @@ export function createLoaders(db: DbClient) {
   };
 }
 
-export type Loaders = ReturnType<typeof createLoaders>;
+export type Loaders = ReturnType<typeof createAllLoaders>;
+
+/**
+ * A fresh set per request: batches the relation lookups of one operation and never serves one
+ * caller's cached rows to another. Built on first use, since most operations (executions, renders,
+ * emits) resolve no relation at all.
+ */
+export function createLoaders(db: DbClient): Loaders {
+  let loaders: Loaders | null = null;
+  return new Proxy({} as Loaders, {
+    get: (_target, name) => (loaders ??= createAllLoaders(db))[name as keyof Loaders],
+  });
+}

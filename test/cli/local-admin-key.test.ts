@@ -1,3 +1,4 @@
+import { testRedisEnv } from '../support/test-server.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
@@ -85,7 +86,7 @@ describe('development admin key (<DATA_DIR>/admin-key)', () => {
         HOST: '127.0.0.1',
         PORT: '0',
         DATABASE_URL: database.url,
-        REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+        ...testRedisEnv(database.url),
         MIGRATE_ON_START: 'false',
         LOG_LEVEL: 'debug',
         DATA_DIR: dataDir,

@@ -1,3 +1,4 @@
+import { testRedisEnv } from '../support/test-server.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -91,7 +92,7 @@ describe('a server killed with SIGKILL in the middle of deliveries', () => {
     const adminKey = generateApiKey();
     const env = {
       DATABASE_URL: database.url,
-      REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+      ...testRedisEnv(database.url),
       ADMIN_API_KEY: adminKey,
       MIGRATE_ON_START: 'false',
       RATE_LIMIT_DEFAULT: '0',

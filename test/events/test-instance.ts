@@ -1,3 +1,4 @@
+import { testRedisEnv } from '../support/test-server.js';
 import { loadConfig } from '../../src/config/app-config.js';
 import { createApp, type App } from '../../src/app/create-app.js';
 import { GraphQLClient } from '../support/graphql-client.js';
@@ -24,7 +25,7 @@ export async function startTestServerOn(
       HOST: '127.0.0.1',
       PORT: '0',
       DATABASE_URL: databaseUrl,
-      REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+      ...testRedisEnv(databaseUrl),
       ADMIN_API_KEY: adminKey,
       MIGRATE_ON_START: 'false',
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',

@@ -10,6 +10,7 @@ import { generateApiKey } from '../../src/auth/api-key.js';
 import { loadConfig } from '../../src/config/app-config.js';
 import { createApp, type App } from '../../src/app/create-app.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { testRedisEnv } from '../support/test-server.js';
 import { GraphQLClient } from '../support/graphql-client.js';
 import { givenDeveloper, givenPublished, givenSite, manifest } from '../support/fixtures.js';
 import { ExecuteAddonFunctionDocument, InstallAddonDocument } from '../generated/graphql.js';
@@ -77,7 +78,7 @@ describe('operating the server', () => {
         HOST: '127.0.0.1',
         PORT: '0',
         DATABASE_URL: dbUrl.toString(),
-        REDIS_URL: 'redis://127.0.0.1:6379',
+        ...testRedisEnv(database.url),
         ADMIN_API_KEY: adminKey,
         MIGRATE_ON_START: 'false',
         LOG_LEVEL: 'debug',
@@ -213,7 +214,7 @@ describe('graceful shutdown', () => {
         HOST: '127.0.0.1',
         PORT: String(port),
         DATABASE_URL: database.url,
-        REDIS_URL: 'redis://127.0.0.1:6379',
+        ...testRedisEnv(database.url),
         ADMIN_API_KEY: adminKey,
         RATE_LIMIT_DEFAULT: '0',
       },

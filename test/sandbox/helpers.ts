@@ -23,6 +23,8 @@ export class MemoryCapabilities implements HostCapabilities {
   readonly addons = new Map<string, AddonBundle>();
   pool: SandboxPool | null = null;
   failNext: Error | null = null;
+  /** Milliseconds every storage read waits before answering (0: at once). */
+  storageDelayMs = 0;
 
   private key(scope: CapabilityScope, key: string): string {
     return `${scope.addonId}\u0000${scope.siteId}\u0000${key}`;
@@ -39,6 +41,7 @@ export class MemoryCapabilities implements HostCapabilities {
 
   async storageGet(scope: CapabilityScope, key: string): Promise<unknown | null> {
     this.check(scope);
+    if (this.storageDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.storageDelayMs));
     return this.store.has(this.key(scope, key))
       ? structuredClone(this.store.get(this.key(scope, key)))
       : null;

@@ -16,6 +16,20 @@ export interface TestServer {
 }
 
 /**
+ * The Redis settings of a test deployment: the shared Redis on 127.0.0.1, under a key prefix of
+ * the deployment's own database, so test files running at once never see each other's channels
+ * (an admin subscriber would otherwise receive another file's events) while two instances of one
+ * deployment still share theirs.
+ */
+export function testRedisEnv(databaseUrl: string): { REDIS_URL: string; REDIS_KEY_PREFIX: string } {
+  const name = new URL(databaseUrl).pathname.slice(1).replace(/[^A-Za-z0-9_]/g, '_');
+  return {
+    REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    REDIS_KEY_PREFIX: `test:${name}:`.slice(0, 64),
+  };
+}
+
+/**
  * Starts the real server on a free port over a fresh database of its own (dropped on close),
  * with the real Redis on 127.0.0.1.
  */
@@ -27,7 +41,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     HOST: '127.0.0.1',
     PORT: '0',
     DATABASE_URL: database.url,
-    REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    ...testRedisEnv(database.url),
     ADMIN_API_KEY: adminKey,
     MIGRATE_ON_START: 'false',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',

@@ -51,25 +51,48 @@ export function createOperationLimits(
   };
 }
 
+/**
+ * The part of an operation's variables its cost can depend on: page sizes (`first`) and
+ * `@include`/`@skip` conditions are scalars; JSON inputs (objects, arrays) never price a field.
+ */
+function costVariablesKey(operationName: string | null | undefined, variables: unknown): string {
+  let key = operationName ?? '';
+  if (variables && typeof variables === 'object') {
+    for (const [name, value] of Object.entries(variables)) {
+      if (value === null || typeof value !== 'object') key += `\u0000${name}=${JSON.stringify(value)}`;
+    }
+  }
+  return key;
+}
+
 /** Refuses operations whose estimated cost exceeds `maxCost`, before any resolver runs. */
 export function useQueryCost(schema: GraphQLSchema, maxCost: number): ApolloServerPlugin {
   const estimators = [fieldExtensionsEstimator(), simpleEstimator({ defaultComplexity: 1 })];
+  // Apollo reuses one parsed DocumentNode per query text, so costs are remembered per document
+  // and cost-relevant variables: walking the document on every request was ~5% of a small query.
+  const costs = new WeakMap<object, Map<string, number>>();
   return {
     async requestDidStart() {
       return {
         async didResolveOperation({ request, document }) {
-          let cost: number;
-          try {
-            cost = getComplexity({
-              schema,
-              query: document,
-              operationName: request.operationName,
-              variables: request.variables,
-              estimators,
-            });
-          } catch {
-            // Variables that do not coerce: execution reports them as BAD_USER_INPUT, naming them.
-            return;
+          const key = costVariablesKey(request.operationName, request.variables);
+          let known = costs.get(document);
+          let cost = known?.get(key);
+          if (cost === undefined) {
+            try {
+              cost = getComplexity({
+                schema,
+                query: document,
+                operationName: request.operationName,
+                variables: request.variables,
+                estimators,
+              });
+            } catch {
+              // Variables that do not coerce: execution reports them as BAD_USER_INPUT, naming them.
+              return;
+            }
+            if (!known) costs.set(document, (known = new Map()));
+            if (known.size < 100) known.set(key, cost);
           }
           if (cost > maxCost) {
             throw new GraphQLError(
