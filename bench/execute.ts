@@ -217,7 +217,7 @@ async function poolVersusProcess(): Promise<string> {
       `| isolated-vm pool (2 workers) | ${a.rps.toFixed(0)} | ${a.p50.toFixed(3)} | ${a.p99.toFixed(3)} |`,
       `| process per addon over HTTP | ${b.rps.toFixed(0)} | ${b.p50.toFixed(3)} | ${b.p99.toFixed(3)} |`,
       '',
-      `- pool / baseline: throughput **${(a.rps / b.rps).toFixed(2)}×**, p50 latency **${(b.p50 / a.p50).toFixed(2)}×** lower`,
+      `- pool / baseline: throughput **${(a.rps / b.rps).toFixed(2)}×** (above 1: the pool serves more), p50 latency **${(a.p50 / b.p50).toFixed(2)}×** (below 1: the pool answers faster)`,
       '',
     ].join('\n');
   } finally {
