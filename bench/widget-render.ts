@@ -4,8 +4,11 @@
 import autocannon from 'autocannon';
 import { performance } from 'node:perf_hooks';
 import { gql, machine, percentile, startBenchServer } from './support/bench-server.js';
+import { interleaved } from './support/interleaved.js';
 
-const DURATION = Number(process.env.BENCH_SECONDS ?? 5);
+const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
+/** Alternating rounds, so every request type sees the same machine load (see support/interleaved). */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
 const UNCACHED_RENDERS = Number(process.env.BENCH_UNCACHED ?? 200);
 
 const SOURCE = `module.exports = { widgets: {
@@ -116,37 +119,26 @@ async function main(): Promise<void> {
     if (!(await fetch(`${url}${restPath}`, { headers })).ok) throw new Error('REST warm-up failed');
     await cannon('warm-up', { url: `${url}/graphql`, method: 'POST', headers, body: typename, duration: 2 });
 
-    const rows: Row[] = [];
-    rows.push(
-      await cannon('`{ __typename }` (GraphQL)', {
-        url: `${url}/graphql`,
-        method: 'POST',
-        headers,
-        body: typename,
-      }),
-    );
-    rows.push(
-      await cannon('cached render, `Query.renderWidget` (GraphQL)', {
-        url: `${url}/graphql`,
-        method: 'POST',
-        headers,
-        body: renderQuery,
-      }),
-    );
-    rows.push(
-      await cannon('cached render, `widget { render }` (GraphQL)', {
-        url: `${url}/graphql`,
-        method: 'POST',
-        headers,
-        body: fieldQuery,
-      }),
-    );
-    rows.push(
-      await cannon('cached render, `GET /api/widgets/...` (REST)', {
-        url: `${url}${restPath}`,
-        method: 'GET',
-        headers,
-      }),
+    const rows = await interleaved(
+      [
+        {
+          name: '`{ __typename }` (GraphQL)',
+          request: { url: `${url}/graphql`, method: 'POST', headers, body: typename },
+        },
+        {
+          name: 'cached render, `Query.renderWidget` (GraphQL)',
+          request: { url: `${url}/graphql`, method: 'POST', headers, body: renderQuery },
+        },
+        {
+          name: 'cached render, `widget { render }` (GraphQL)',
+          request: { url: `${url}/graphql`, method: 'POST', headers, body: fieldQuery },
+        },
+        {
+          name: 'cached render, `GET /api/widgets/...` (REST)',
+          request: { url: `${url}${restPath}`, method: 'GET', headers },
+        },
+      ],
+      { rounds: ROUNDS, seconds: Math.max(1, Math.round(DURATION / ROUNDS)) },
     );
 
     // Uncached: distinct configs, one at a time, end to end over HTTP.
@@ -176,15 +168,14 @@ async function main(): Promise<void> {
       )?.[1] ?? NaN,
     );
 
-    const base = rows[0].rps;
     console.log(`\n### Widget rendering (${await machine()})\n`);
     console.log(
-      `One server (NODE_ENV=production, PostgreSQL + Redis), autocannon 10 connections, ${DURATION} s each.\n`,
+      `One server (NODE_ENV=production, PostgreSQL + Redis), autocannon 10 connections; ${ROUNDS} alternating rounds of ${Math.max(1, Math.round(DURATION / ROUNDS))} s per request, rotating which goes first; medians (the ratio is the median of the per-round ratios).\n`,
     );
     console.log('| request | req/s | vs `{ __typename }` | p50 ms | p99 ms | errors |');
     console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
     for (const row of rows) {
-      const ratio = `${Math.round((row.rps / base) * 100)} %`;
+      const ratio = `${Math.round(row.ratio * 100)} %`;
       console.log(
         `| ${row.name} | ${Math.round(row.rps)} | ${ratio} | ${row.p50} | ${row.p99} | ${row.errors} |`,
       );
