@@ -102,5 +102,37 @@ export interface StatsMessage {
 
 export type WorkerToParent = ReadyMessage | ResultMessage | CapRequestMessage | EvictedMessage | StatsMessage;
 
+/** Several messages sent as one IPC write (see {@link createBatchedSender}). */
+export interface BatchMessage<M> {
+  t: 'batch';
+  messages: M[];
+}
+
+/**
+ * Queues messages and writes them once per event-loop turn: one IPC write (and one
+ * deserialisation on the other side) for every call that started in the same turn, instead of one
+ * each. Under load most turns carry several; alone, a message waits only for the current turn.
+ */
+export function createBatchedSender<M>(write: (message: M | BatchMessage<M>) => void): (message: M) => void {
+  let queue: M[] = [];
+  const flush = () => {
+    const messages = queue;
+    queue = [];
+    write(messages.length === 1 ? messages[0] : { t: 'batch', messages });
+  };
+  return (message) => {
+    if (queue.push(message) === 1) setImmediate(flush);
+  };
+}
+
+/** Calls `handle` for a message, or for each message of a batch, in order. */
+export function unbatch<M>(message: M | BatchMessage<M>, handle: (message: M) => void): void {
+  if ((message as BatchMessage<M>).t === 'batch') {
+    for (const item of (message as BatchMessage<M>).messages) handle(item);
+  } else {
+    handle(message as M);
+  }
+}
+
 /** Environment variable that carries the JSON {@link WorkerConfig} to a forked worker. */
 export const WORKER_CONFIG_ENV = 'THEMEPRESS_SANDBOX_WORKER_CONFIG';

@@ -2,6 +2,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
   WORKER_CONFIG_ENV,
+  createBatchedSender,
+  unbatch,
+  type BatchMessage,
   type ParentToWorker,
   type StatsMessage,
   type WorkerConfig,
@@ -41,15 +44,23 @@ export class WorkerHandle {
           new Error(`sandbox worker ${slot} exited before it was ready (code ${code}, signal ${signal})`),
         ),
       );
-      this.child.on('message', (message: WorkerToParent) => {
-        if (message.t === 'ready' && !this.ready) {
-          this.ready = true;
-          resolve();
-        }
-      });
+      this.child.on('message', (message: WorkerToParent | BatchMessage<WorkerToParent>) =>
+        unbatch(message, (item) => {
+          if (item.t === 'ready' && !this.ready) {
+            this.ready = true;
+            resolve();
+          }
+        }),
+      );
     });
     this.readyPromise.catch(() => undefined);
-    this.child.on('message', (message: WorkerToParent) => onMessage(this, message));
+    this.child.on('message', (message: WorkerToParent | BatchMessage<WorkerToParent>) =>
+      unbatch(message, (item) => onMessage(this, item)),
+    );
+    this.write = createBatchedSender<ParentToWorker>((message) => {
+      // Messages queued for a worker that died meanwhile are dropped: its calls fail on 'exit'.
+      if (!this.exited && this.child.connected) this.child.send(message);
+    });
     this.child.on('exit', (code, signal) => {
       this.exited = true;
       this.ready = false;
@@ -63,9 +74,12 @@ export class WorkerHandle {
     return this.child.pid ?? null;
   }
 
+  private readonly write: (message: ParentToWorker) => void;
+
+  /** Queues a message for this turn's write; false when the worker is gone. */
   send(message: ParentToWorker): boolean {
     if (this.exited || !this.child.connected) return false;
-    this.child.send(message);
+    this.write(message);
     return true;
   }
 

@@ -224,9 +224,10 @@ describe('ecosystem story: checkout, inventory and email through events', () => 
     assert.deepEqual(completed.events.data.customer, { name: 'Ada <Lovelace>', email: 'ada@example.com' });
 
     // ... inventory decrements the paid items (MUG falls to the threshold) ...
+    // (the handler writes item by item: wait until both changed, not just the first)
     await eventually(async () => {
       const stock = await stockOf('TEE-M', 'MUG');
-      return stock['TEE-M'].stock !== 10 ? stock : undefined;
+      return stock['TEE-M'].stock !== 10 && stock.MUG.stock !== 4 ? stock : undefined;
     }, 'the stock to go down');
     assert.deepEqual(await stockOf('TEE-M', 'MUG'), {
       'TEE-M': { stock: 8, available: 8 },

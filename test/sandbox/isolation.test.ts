@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { performance } from 'node:perf_hooks';
 import {
   call,
   codeOf,
@@ -164,6 +165,26 @@ describe('concurrency and workers', () => {
     assert.ok(Date.now() - started < 4000);
     assert.equal((await call(p, bundle, 'ping')).output, 'pong');
     assert.notEqual(p.stats().perWorker[0].pid, pid);
+  });
+
+  it('starts calls of quick versions on the worker thread, but never keeps a slow one there', async () => {
+    // given: one worker, an addon whose first calls are quick (so its calls start synchronously)
+    const p = await pool({ workers: 1 });
+    const spinner = makeBundle(slowAddon);
+    const other = makeBundle(slowAddon);
+    for (let i = 0; i < 5; i += 1) await call(p, spinner, 'wait', { ms: 0 });
+    await call(p, other, 'ping');
+    // when: it turns slow once (this start holds the worker), then runs slowly again
+    await call(p, spinner, 'wait', { ms: 300 });
+    const slow = call(p, spinner, 'wait', { ms: 400 });
+    await sleep(50);
+    const started = performance.now();
+    const pong = await call(p, other, 'ping');
+    const waited = performance.now() - started;
+    // then: the other addon's call is answered while the slow call still runs on the pool's threads
+    assert.equal(pong.output, 'pong');
+    assert.ok(waited < 200, `ping waited ${waited.toFixed(0)} ms behind the slow call`);
+    assert.equal((await slow).output, 'done');
   });
 
   it('refuses calls after close', async () => {

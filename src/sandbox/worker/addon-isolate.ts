@@ -1,6 +1,6 @@
 import ivm from 'isolated-vm';
 import { ErrorCode } from '../../errors/index.js';
-import { BOOTSTRAP_GLOBALS, type RunFunction } from '../in-isolate/bootstrap.js';
+import { BOOTSTRAP_GLOBALS, type BootstrapDriver } from '../in-isolate/bootstrap.js';
 import type { WireSource } from '../protocol.js';
 import { SandboxError, truncateMessage } from '../sandbox-error.js';
 import { BOOTSTRAP_SOURCE } from './bootstrap-source.js';
@@ -14,11 +14,16 @@ export type HostCallHandler = (
   argsJson: unknown,
 ) => Promise<string>;
 
+/** Worker-side function the bootstrap calls with the envelope of a call that waited for the host. */
+export type DoneHandler = (execId: unknown, envelope: unknown) => void;
+
 /** One site's context: its own globals and builtins, with the addon's module loaded once. */
 export interface SiteContext {
   readonly key: string;
   readonly context: ivm.Context;
-  readonly run: ivm.Reference<RunFunction>;
+  /** The bootstrap's {@link BootstrapDriver} methods. */
+  readonly start: ivm.Reference<BootstrapDriver['start']>;
+  readonly take: ivm.Reference<BootstrapDriver['take']>;
   active: number;
   lastUsedAt: number;
 }
@@ -28,6 +33,13 @@ export interface DisposeReason {
   code: ErrorCode;
   message: string;
 }
+
+/** A start longer than this (ms) is slow: the version's next calls start on the thread pool. */
+export const SYNC_START_BUDGET_MS = 2;
+/** Short starts in a row before a version starts synchronously. */
+export const FAST_STARTS_TO_SYNC = 3;
+/** Slow starts after which a version never starts synchronously again (in this isolate). */
+export const MAX_SLOW_STARTS = 3;
 
 /** Contexts kept per isolate; the least recently used idle one is released beyond this. */
 export const MAX_CONTEXTS_PER_ISOLATE = 32;
@@ -45,6 +57,15 @@ export class AddonIsolate {
   /** CPU time at the moment the isolate last became idle; growth beyond it means background work. */
   idleCpuMark = 0n;
   disposeReason: DisposeReason | null = null;
+  /**
+   * Whether calls start synchronously on the worker's thread (~10 µs) rather than on isolated-vm's
+   * thread pool (~70 µs of hand-off). A synchronous start blocks the worker's event loop while it
+   * runs, so only a version whose recent starts were all short earns it; a long one sends the
+   * version back to the pool, and after {@link MAX_SLOW_STARTS} it stays there.
+   */
+  startSync = false;
+  private fastStarts = 0;
+  private slowStarts = 0;
   private bootstrapScript: ivm.Script | null = null;
   private addonScript: ivm.Script | null = null;
   private readonly contexts = new Map<string, Promise<SiteContext>>();
@@ -56,12 +77,24 @@ export class AddonIsolate {
     private readonly source: WireSource,
     readonly memoryMb: number,
     private readonly onHostCall: HostCallHandler,
+    private readonly onDone: DoneHandler,
     private readonly crashTest: boolean,
   ) {
     this.isolate = new ivm.Isolate({ memoryLimit: memoryMb });
     this.ready = this.compile();
     // Observed by callers; keep an unobserved rejection from crashing the worker.
     this.ready.catch(() => undefined);
+  }
+
+  /** Records how long a call's start held the isolate, and picks how the next call starts. */
+  noteStart(ms: number): void {
+    if (ms > SYNC_START_BUDGET_MS) {
+      this.startSync = false;
+      this.fastStarts = 0;
+      this.slowStarts += 1;
+    } else if (this.slowStarts < MAX_SLOW_STARTS && ++this.fastStarts >= FAST_STARTS_TO_SYNC) {
+      this.startSync = true;
+    }
   }
 
   get disposed(): boolean {
@@ -127,6 +160,10 @@ export class AddonIsolate {
           this.onHostCall(this, siteKey, execId, op, argsJson),
         ),
       );
+      await global.set(
+        BOOTSTRAP_GLOBALS.done,
+        new ivm.Reference((execId: unknown, envelope: unknown) => this.onDone(execId, envelope)),
+      );
       if (this.source.wasm !== null) {
         await global.set(
           BOOTSTRAP_GLOBALS.wasm,
@@ -135,12 +172,16 @@ export class AddonIsolate {
       }
       if (this.crashTest) await global.set(BOOTSTRAP_GLOBALS.crashTest, true);
       const started = Date.now();
-      let run: ivm.Reference<RunFunction>;
+      let start: SiteContext['start'];
+      let take: SiteContext['take'];
       try {
-        run = (await this.bootstrapScript!.run(context, {
+        const driver = (await this.bootstrapScript!.run(context, {
           reference: true,
           timeout: timeoutMs,
-        })) as ivm.Reference<RunFunction>;
+        })) as ivm.Reference<BootstrapDriver>;
+        start = (await driver.get('start', { reference: true })) as SiteContext['start'];
+        take = (await driver.get('take', { reference: true })) as SiteContext['take'];
+        driver.release();
       } catch (err) {
         throw loadError(this.source, err, 'WebAssembly module');
       }
@@ -150,7 +191,7 @@ export class AddonIsolate {
       } catch (err) {
         throw loadError(this.source, err, 'module');
       }
-      return { key: siteKey, context, run, active: 0, lastUsedAt: Date.now() };
+      return { key: siteKey, context, start, take, active: 0, lastUsedAt: Date.now() };
     } catch (err) {
       context.release();
       throw err;
@@ -175,7 +216,8 @@ export class AddonIsolate {
   private releaseContext(key: string, site: SiteContext): void {
     this.sites.delete(key);
     this.contexts.delete(key);
-    site.run.release();
+    site.start.release();
+    site.take.release();
     site.context.release();
   }
 

@@ -3,6 +3,7 @@ import { ErrorCode } from '../../errors/index.js';
 import { sanitizeLogs } from '../capabilities/log.js';
 import type { RunEnvelope } from '../in-isolate/bootstrap.js';
 import type {
+  CallMeta,
   CapResultMessage,
   ExecMessage,
   ResultMessage,
@@ -23,6 +24,8 @@ import {
 
 /** Capability requests one call may have outstanding at once. */
 export const MAX_PENDING_CAPABILITY_CALLS = 16;
+/** How close to its deadline an SDK timeout counts as the call's own timeout, in ms. */
+const OWN_DEADLINE_SLACK_MS = 250;
 /** Watchdog period: CPU limits and idle isolates are checked this often. */
 const WATCHDOG_MS = 20;
 /** CPU an isolate may burn while none of its calls runs before it is treated as runaway. */
@@ -62,6 +65,8 @@ export class SandboxWorker {
   private readonly sources = new Map<string, WireSource>();
   private readonly calls = new Map<number, ActiveCall>();
   private readonly caps = new Map<number, PendingCap>();
+  /** Calls whose entry waited for the host: their envelope comes through the context's `done`. */
+  private readonly waiters = new Map<number, (envelope: RunEnvelope) => void>();
   private nextCapId = 1;
   private watchdog: NodeJS.Timeout | null = null;
   private statsScheduled = false;
@@ -163,6 +168,12 @@ export class SandboxWorker {
         source,
         msg.limits.memoryMb,
         (isolate, siteKey, execId, op, argsJson) => this.onHostCall(isolate, siteKey, execId, op, argsJson),
+        (execId, envelope) => {
+          if (typeof execId !== 'number') return;
+          const waiter = this.waiters.get(execId);
+          this.waiters.delete(execId);
+          waiter?.(envelope as RunEnvelope);
+        },
         this.config.allowCrashTest,
       );
       this.isolates.set(msg.versionId, iso);
@@ -190,18 +201,30 @@ export class SandboxWorker {
     call.site = site;
     site.active += 1;
     site.lastUsedAt = Date.now();
-    let envelope: RunEnvelope;
+    let envelope: RunEnvelope | undefined;
     try {
-      envelope = await site.run.apply(undefined, [msg.meta, msg.inputJson, msg.configJson], {
-        arguments: { copy: true },
-        result: { promise: true, copy: true },
-        timeout: this.budget(call),
-      });
+      // The entry and its microtasks run now, under the call's budget: on this thread for versions
+      // known to start quickly, otherwise on isolated-vm's pool so a slow one leaves this event
+      // loop (other addons' calls, SDK answers) free.
+      const args: [CallMeta, string, string] = [msg.meta, msg.inputJson, msg.configJson];
+      const options = { arguments: { copy: true }, timeout: this.budget(call) } as const;
+      const began = performance.now();
+      if (current.startSync) site.start.applySync(undefined, args, options);
+      else await site.start.apply(undefined, args, options);
+      current.noteStart(performance.now() - began);
+      envelope = site.take.applySync(undefined, [msg.meta.execId], { result: { copy: true } }) as
+        RunEnvelope | undefined;
+      if (call.settled) return;
     } catch (err) {
       // `run` catches everything the entry throws; what still escapes is a limit, or a promise
       // rejection the addon left unhandled, which isolated-vm reports as the call's failure.
       if (isTimeoutError(err) || isMemoryError(err) || current.disposed) throw err;
       throw new SandboxError(ErrorCode.AddonError, describeIsolateError(err));
+    }
+    if (envelope === undefined) {
+      // The entry awaits the host (SDK calls); the watchdog bounds its CPU, the deadline its time.
+      if (call.settled) return;
+      envelope = await new Promise<RunEnvelope>((resolve) => this.waiters.set(msg.meta.execId, resolve));
     }
     if (call.settled) return;
     this.finish(call, this.envelopeResult(call, envelope, cold));
@@ -221,7 +244,12 @@ export class SandboxWorker {
     if (!envelope.ok) {
       let code = String(envelope.code);
       if (envelope.sdk === true) {
-        if (!PROPAGATED_SDK_CODES.has(code)) code = ErrorCode.AddonError;
+        // An SDK call cut short by this call's own deadline (http.fetch is bounded by it) means
+        // the call ran out of time, as the wall timer it races would say; a nested addon's timeout
+        // long before the deadline stays ADDON_ERROR.
+        const ownDeadline =
+          code === ErrorCode.ExecutionTimeout && call.deadline - performance.now() < OWN_DEADLINE_SLACK_MS;
+        if (!ownDeadline && !PROPAGATED_SDK_CODES.has(code)) code = ErrorCode.AddonError;
       } else if (!BOOTSTRAP_CODES.has(code)) {
         code = ErrorCode.AddonError;
       }
@@ -330,6 +358,7 @@ export class SandboxWorker {
     call.settled = true;
     clearTimeout(call.timer);
     this.calls.delete(call.msg.meta.execId);
+    this.waiters.delete(call.msg.meta.execId);
     for (const capId of call.pendingCaps) this.caps.delete(capId);
     call.pendingCaps.clear();
     if (call.site !== null) {

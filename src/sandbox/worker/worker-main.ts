@@ -4,6 +4,9 @@
  */
 import {
   WORKER_CONFIG_ENV,
+  createBatchedSender,
+  unbatch,
+  type BatchMessage,
   type ParentToWorker,
   type WorkerConfig,
   type WorkerToParent,
@@ -24,12 +27,14 @@ if (typeof process.send !== 'function') {
   process.exit(1);
 }
 
-const send = (message: WorkerToParent): void => {
+const send = createBatchedSender<WorkerToParent>((message) => {
   if (process.connected) process.send!(message);
-};
+});
 const worker = new SandboxWorker(readConfig(), send);
 
-process.on('message', (message: ParentToWorker) => {
+process.on('message', (message: ParentToWorker | BatchMessage<ParentToWorker>) => unbatch(message, receive));
+
+function receive(message: ParentToWorker): void {
   switch (message.t) {
     case 'exec':
       worker.execute(message);
@@ -42,7 +47,7 @@ process.on('message', (message: ParentToWorker) => {
       process.disconnect();
       break;
   }
-});
+}
 // Orphaned workers must not linger.
 process.on('disconnect', () => {
   worker.shutdown();
