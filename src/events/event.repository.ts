@@ -45,6 +45,8 @@ export interface EventListFilter {
   /** Only events emitted by these addons (a developer's view). */
   sourceAddonIds: string[] | null;
   take: number;
+  /** The newest `take` events (still returned oldest first) instead of the oldest after the cursor. */
+  newest?: boolean;
 }
 
 const COLUMNS = Prisma.sql`id, seq, name, "sourceAddonId", source, "siteId", data, "requestId", "createdAt"`;
@@ -153,7 +155,7 @@ export class EventRepository {
    * statement's own snapshot (exact); pg_stat_activity only tells which of them belong to other
    * databases of the cluster, which are ignored.
    */
-  list(filter: EventListFilter): Promise<EventRecord[]> {
+  async list(filter: EventListFilter): Promise<EventRecord[]> {
     const where: Prisma.Sql[] = [Prisma.sql`txid < (SELECT horizon FROM horizon)`];
     if (filter.afterSeq !== null) where.push(Prisma.sql`seq > ${filter.afterSeq}`);
     if (filter.siteId) where.push(Prisma.sql`"siteId" = ${filter.siteId}::uuid`);
@@ -165,7 +167,8 @@ export class EventRepository {
       const regexes = filter.names.filter((n) => n.includes('*')).map(patternToRegex);
       where.push(Prisma.sql`(name = ANY(${exact}::text[]) OR name ~ ANY(${regexes}::text[]))`);
     }
-    return this.db.$queryRaw<EventRecord[]>`
+    const order = filter.newest ? Prisma.sql`seq DESC` : Prisma.sql`seq`;
+    const rows = await this.db.$queryRaw<EventRecord[]>`
       WITH snap AS (SELECT txid_current_snapshot() AS s),
       open_ AS (SELECT x FROM snap, txid_snapshot_xip(snap.s) AS x),
       elsewhere AS (
@@ -178,7 +181,8 @@ export class EventRepository {
           (SELECT txid_snapshot_xmax(s) FROM snap)) AS horizon
       )
       SELECT ${COLUMNS} FROM "Event" WHERE ${Prisma.join(where, ' AND ')}
-      ORDER BY seq LIMIT ${filter.take}`;
+      ORDER BY ${order} LIMIT ${filter.take}`;
+    return filter.newest ? rows.reverse() : rows;
   }
 
   /** Ids of the addons a developer owns (a developer's view of events and deliveries). */

@@ -48,18 +48,24 @@ export class EventResolver {
   async events(
     @Arg('after', () => String, { nullable: true }) after: string | null,
     @Arg('first', () => Int, { nullable: true, defaultValue: 100 }) first: number,
+    @Arg('last', () => Int, {
+      nullable: true,
+      description:
+        'The newest events instead (1 to 500, still oldest first), e.g. to fill a dashboard; its endCursor then pages forward with after.',
+    })
+    last: number | null,
     @Arg('names', () => [String], namesArg) names: string[] | null,
     @Arg('source', () => String, { nullable: true }) source: string | null,
     @Arg('siteId', () => ID, { nullable: true }) siteId: string | null,
     @Ctx() ctx: GraphQLContext,
   ) {
-    const page = await ctx.services.events.list(ctx.actor, { after, first, names, source, siteId });
+    const page = await ctx.services.events.list(ctx.actor, { after, first, last, names, source, siteId });
     const edges = page.rows.map((row) => ({ cursor: page.encode(row), node: row }));
     return {
       edges,
       pageInfo: {
         hasNextPage: page.hasNextPage,
-        hasPreviousPage: after !== null,
+        hasPreviousPage: page.hasPreviousPage,
         startCursor: edges[0]?.cursor ?? null,
         endCursor: edges.at(-1)?.cursor ?? after,
       },

@@ -24,6 +24,8 @@ export const PLATFORM_SOURCE = 'platform';
 export interface EventListArgs {
   after?: string | null;
   first?: number | null;
+  /** The newest events instead (oldest first); not with `after`. */
+  last?: number | null;
   names?: string[] | null;
   source?: string | null;
   siteId?: string | null;
@@ -32,6 +34,8 @@ export interface EventListArgs {
 export interface EventPage {
   rows: EventRecord[];
   hasNextPage: boolean;
+  /** Older events exist before the first row (pages from `last`). */
+  hasPreviousPage: boolean;
   encode: (row: EventRecord) => string;
 }
 
@@ -169,9 +173,16 @@ export class EventService {
   /** Query.events: stored events in order (seq), after a cursor, as far as the caller may see. */
   async list(actor: Actor, args: EventListArgs): Promise<EventPage> {
     const visibility = await this.deps.visibility.of(actor);
-    const first = args.first ?? 100;
+    const last = args.last ?? null;
+    const first = last ?? args.first ?? 100;
+    if (last !== null && args.after) {
+      throw ValidationError.of('arguments', [
+        { field: 'last', message: 'pages back from the newest event; it cannot follow a cursor (after)' },
+      ]);
+    }
     if (!Number.isInteger(first) || first < 1 || first > 500) {
-      throw ValidationError.of('arguments', [{ field: 'first', message: 'must be from 1 to 500' }]);
+      const field = last !== null ? 'last' : 'first';
+      throw ValidationError.of('arguments', [{ field, message: 'must be from 1 to 500' }]);
     }
     const names = checkEventPatterns(args.names);
     let siteId = args.siteId ?? null;
@@ -183,7 +194,7 @@ export class EventService {
     } else if (visibility.kind === 'addons') {
       sourceAddonIds = [...visibility.addonIds];
     }
-    const empty = { rows: [], hasNextPage: false, encode: encodeCursor };
+    const empty = { rows: [], hasNextPage: false, hasPreviousPage: false, encode: encodeCursor };
     if ((siteId && !isUuid(siteId)) || sourceAddonIds?.length === 0) return empty;
     const rows = await new EventRepository(this.deps.database.prisma).list({
       afterSeq: args.after ? decodeCursor(args.after) : null,
@@ -192,8 +203,24 @@ export class EventService {
       siteId,
       sourceAddonIds,
       take: first + 1,
+      newest: last !== null,
     });
-    return { rows: rows.slice(0, first), hasNextPage: rows.length > first, encode: encodeCursor };
+    if (last !== null) {
+      // The newest `last` (oldest first); the extra row, the oldest, only says more exist.
+      const more = rows.length > last;
+      return {
+        rows: more ? rows.slice(1) : rows,
+        hasNextPage: false,
+        hasPreviousPage: more,
+        encode: encodeCursor,
+      };
+    }
+    return {
+      rows: rows.slice(0, first),
+      hasNextPage: rows.length > first,
+      hasPreviousPage: Boolean(args.after),
+      encode: encodeCursor,
+    };
   }
 
   private async store(db: DbClient, event: NewEvent): Promise<EventRecord> {

@@ -86,7 +86,7 @@ describe('dashboard in a browser', { timeout: 180_000 }, () => {
     await server?.close();
   });
 
-  it('asks for an API key, says clearly when one is refused, then lists the installed addon and its version', async () => {
+  it('asks for an API key, says clearly when one is refused, then lists the installed addon, its version and recent events', async () => {
     // when: a key the server does not know
     await page.goto(`${server.url}/dashboard`);
     await page.fill('#key-input', 'tp_thisKeyDoesNotExistAnywhere000000');
@@ -95,7 +95,8 @@ describe('dashboard in a browser', { timeout: 180_000 }, () => {
     await page.locator('#login-error', { hasText: 'This API key was refused (HTTP 401)' }).waitFor();
     assert.equal(await page.evaluate('sessionStorage.length'), 0);
 
-    // when: the site's key
+    // when: the site's key (after an event the page can only know from the stored history)
+    await site.client.ok(EmitEventDocument, { name: 'history.before', data: { n: 1 } });
     await page.fill('#key-input', site.key);
     await page.click('#key-form button[type="submit"]');
     // then
@@ -107,6 +108,8 @@ describe('dashboard in a browser', { timeout: 180_000 }, () => {
     assert.equal(cells[3], 'enabled');
     await page.locator('#live-status[data-state="live"]').waitFor();
     assert.equal(await page.evaluate("sessionStorage.getItem('themepress.dashboard.apiKey')"), site.key);
+    // the event stream starts with the newest stored events (Query.events(last:))
+    await page.locator('#events-list li.event', { hasText: 'history.before' }).waitFor();
   });
 
   it('shows emitted events live, as text even when their data looks like HTML', async () => {

@@ -213,4 +213,34 @@ describe('emitting events', () => {
     assert.deepEqual(data(asAdmin), ['other']);
     assert.equal(badPattern.errors?.[0].extensions?.code, 'BAD_USER_INPUT');
   });
+
+  it('gives the newest events with last, whose end cursor then pages forward to what came after', async () => {
+    // given: five events on a site, and one on another site
+    const site = await givenSite(server.admin);
+    const other = await givenSite(server.admin);
+    for (let i = 0; i < 5; i += 1)
+      await site.client.ok(EmitEventDocument, { name: 'tick.sent', data: { i } });
+    await other.client.ok(EmitEventDocument, { name: 'tick.sent', data: { i: 'other' } });
+    // when: a dashboard loads the newest two, then more events come
+    const recent = await site.client.ok(EventsDocument, { last: 2 });
+    await site.client.ok(EmitEventDocument, { name: 'tick.sent', data: { i: 5 } });
+    const caughtUp = await site.client.ok(EventsDocument, { after: recent.events.pageInfo.endCursor });
+    const all = await site.client.ok(EventsDocument, { last: 500 });
+    const withCursor = await site.client.request(EventsDocument, {
+      last: 2,
+      after: recent.events.pageInfo.endCursor,
+    });
+    const tooMany = await site.client.request(EventsDocument, { last: 501 });
+    // then
+    const data = (page: typeof recent) => page.events.edges.map((e) => (e.node.data as { i: unknown }).i);
+    assert.deepEqual(data(recent), [3, 4], 'the newest two, oldest first');
+    assert.equal(recent.events.pageInfo.hasPreviousPage, true);
+    assert.deepEqual(data(caughtUp), [5]);
+    assert.deepEqual(data(all), [0, 1, 2, 3, 4, 5]);
+    assert.equal(all.events.pageInfo.hasPreviousPage, false);
+    for (const refused of [withCursor, tooMany]) {
+      assert.equal(refused.errors?.[0].extensions?.code, 'BAD_USER_INPUT');
+      assert.equal((refused.errors?.[0].extensions?.fields as { field: string }[])[0].field, 'last');
+    }
+  });
 });

@@ -13,6 +13,7 @@ const MAX_DATA_CHARS = 300;
 const DELIVERY_FIELDS = `id eventName addonName handler status attempts maxAttempts lastError createdAt updatedAt`;
 const EXECUTION_FIELDS = `id addonName kind entry status errorMessage durationMs createdAt`;
 
+const EVENT_FIELDS = 'id name source siteId data createdAt';
 const QUERIES = {
   viewer: `query DashboardViewer { viewer { role siteId developerId } }`,
   sites: `query DashboardSites { sites { id name domain } }`,
@@ -37,11 +38,17 @@ const QUERIES = {
     deliveries(first: 50, status: $status) { edges { node { ${DELIVERY_FIELDS} } } }
   }`,
   executions: `query DashboardExecutions { executions(first: 25) { edges { node { ${EXECUTION_FIELDS} } } } }`,
+  recentEvents: `query DashboardRecentEvents($last: Int!) {
+    events(last: $last) { edges { node { ${EVENT_FIELDS} } } pageInfo { endCursor } }
+  }`,
+  eventsAfter: `query DashboardEventsAfter($after: String!) {
+    events(after: $after, first: 500) { edges { node { ${EVENT_FIELDS} } } pageInfo { hasNextPage endCursor } }
+  }`,
   retry: `mutation DashboardRetryDelivery($id: ID!) { retryDelivery(id: $id) { ${DELIVERY_FIELDS} } }`,
 };
 
 const SUBSCRIPTIONS = {
-  events: `subscription DashboardEvents { events { id name source siteId data createdAt } }`,
+  events: `subscription DashboardEvents { events { ${EVENT_FIELDS} } }`,
   executions: `subscription DashboardExecutions { executions { ${EXECUTION_FIELDS} } }`,
   deliveries: `subscription DashboardDeliveries { deliveries { ${DELIVERY_FIELDS} } }`,
 };
@@ -573,20 +580,55 @@ function startSession(key, viewer) {
 
   // ---- live feeds ------------------------------------------------------------------------------
   const addEvent = (event) => {
+    // History, catch-up and the live feed overlap: each event is shown once.
+    if (ui.events.querySelector(`[data-event="${CSS.escape(event.id)}"]`)) return;
     const item = el(
       'li',
-      { className: 'event', attrs: { 'data-event': event.id } },
+      {
+        className: 'event',
+        attrs: { 'data-event': event.id, 'data-at': String(Date.parse(event.createdAt)) },
+      },
       el('span', { className: 'when', text: time(event.createdAt) }),
       el('strong', { className: 'name', text: event.name }),
       el('span', { className: 'source', text: event.source }),
       el('code', { className: 'data', text: preview(event.data) }),
     );
-    ui.events.prepend(item);
+    // Newest first, whatever order history and live events arrive in.
+    const at = Date.parse(event.createdAt);
+    const later = [...ui.events.querySelectorAll('li.event')].find((li) => Number(li.dataset.at) <= at);
+    if (later) ui.events.insertBefore(item, later);
+    else ui.events.append(item);
     while (ui.events.children.length > MAX_ITEMS) ui.events.lastElementChild?.remove();
   };
   const addMarker = (text) => {
     ui.events.prepend(el('li', { className: 'marker', text }));
   };
+
+  // Where stored history was read up to: after a reconnect, Query.events(after:) fills the gap
+  // that at-most-once live delivery leaves.
+  let eventsCursor = null;
+  const loadRecentEvents = async () => {
+    const data = await call(QUERIES.recentEvents, { last: MAX_ITEMS });
+    if (!data) return;
+    data.events.edges.forEach((edge) => addEvent(edge.node));
+    eventsCursor = data.events.pageInfo.endCursor ?? eventsCursor;
+  };
+  const catchUpEvents = async () => {
+    if (eventsCursor === null) return loadRecentEvents().then(() => 0);
+    let missed = 0;
+    for (let page = 0; page < 5; page += 1) {
+      const data = await call(QUERIES.eventsAfter, { after: eventsCursor });
+      if (!data) break;
+      for (const edge of data.events.edges) {
+        if (!ui.events.querySelector(`[data-event="${CSS.escape(edge.node.id)}"]`)) missed += 1;
+        addEvent(edge.node);
+      }
+      eventsCursor = data.events.pageInfo.endCursor ?? eventsCursor;
+      if (!data.events.pageInfo.hasNextPage) break;
+    }
+    return missed;
+  };
+  void loadRecentEvents().catch(report('Event history'));
 
   let lostAt = null;
   const live = createLiveClient({
@@ -604,11 +646,12 @@ function startSession(key, viewer) {
       }[status];
       if (status === 'reconnecting' && lostAt === null) lostAt = new Date();
       if (status === 'live' && detail.reconnected) {
-        // Live delivery is at most once: say plainly that the stream has a hole.
-        addMarker(
-          `Reconnected: events between ${lostAt?.toLocaleTimeString() ?? '?'} and ${new Date().toLocaleTimeString()} are not shown.`,
-        );
+        // Live delivery is at most once: the stored events fill the hole.
+        const since = lostAt?.toLocaleTimeString() ?? '?';
         lostAt = null;
+        void catchUpEvents()
+          .then((missed) => addMarker(`Reconnected: ${missed} event(s) missed since ${since} caught up.`))
+          .catch(report('Event catch-up'));
         void loadDeliveries();
       }
       if (status === 'forbidden') {
