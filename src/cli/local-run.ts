@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -48,7 +47,7 @@ export interface EntryRun {
   /** Wall time in the worker, loading the module included (each entry starts a fresh isolate). */
   durationMs: number | null;
   cpuTimeMs: number | null;
-  /** Peak growth of the sandbox worker's resident memory during the call; null where unmeasurable. */
+  /** The addon isolate's used heap after the call (what its memory limit measures); null on failure. */
   memoryBytes: number | null;
   /** UTF-8 bytes of the JSON output, the size `maxOutputBytes` limits. */
   outputBytes: number | null;
@@ -57,41 +56,6 @@ export interface EntryRun {
   logsTruncated: boolean;
   /** Events the entry emitted (kept in memory by the local run). */
   events: { name: string; data: unknown }[];
-}
-
-/**
- * Reads the peak resident memory of the sandbox worker around one call through Linux's
- * `/proc/<pid>/clear_refs` (5 resets the peak) and `VmHWM`. The sandbox reports no per-call heap
- * figure, and the worker's peak growth includes the fresh isolate, module load and the call. On
- * other systems the figure is null ("n/a").
- */
-class PeakMemory {
-  private static readField(pid: number, field: string): number | null {
-    try {
-      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
-      return match ? Number(match[1]) * 1024 : null;
-    } catch {
-      return null;
-    }
-  }
-
-  /** Starts a measurement; returns the baseline or null when peaks cannot be read. */
-  static start(pid: number | null): number | null {
-    if (pid === null) return null;
-    try {
-      writeFileSync(`/proc/${pid}/clear_refs`, '5');
-    } catch {
-      return null;
-    }
-    return PeakMemory.readField(pid, 'VmRSS');
-  }
-
-  static growth(pid: number | null, baseline: number | null): number | null {
-    if (pid === null || baseline === null) return null;
-    const peak = PeakMemory.readField(pid, 'VmHWM');
-    return peak === null ? null : Math.max(0, peak - baseline);
-  }
 }
 
 function errorCode(error: unknown): string {
@@ -443,8 +407,6 @@ export class LocalRunner {
     base: EntryRun,
     call: { input: unknown; widgetConfig?: unknown },
   ): Promise<EntryRun> {
-    const pid = this.pool.stats().perWorker[0]?.pid ?? null;
-    const baseline = PeakMemory.start(pid);
     const eventsBefore = this.emitted.length;
     const started = performance.now();
     try {
@@ -458,12 +420,13 @@ export class LocalRunner {
         widgetConfig: call.widgetConfig,
         callDepth: 0,
         requestId: 'local-run',
+        measureHeap: true,
       });
       return {
         ...base,
         durationMs: result.durationMs,
         cpuTimeMs: result.cpuTimeMs,
-        memoryBytes: PeakMemory.growth(pid, baseline),
+        memoryBytes: result.heapUsedBytes ?? null,
         outputBytes: Buffer.byteLength(JSON.stringify(result.output ?? null)),
         output: result.output,
         logs: result.logs,
@@ -477,7 +440,7 @@ export class LocalRunner {
         code: errorCode(error),
         message: errorMessage(error),
         durationMs: performance.now() - started,
-        memoryBytes: PeakMemory.growth(pid, baseline),
+        memoryBytes: null,
         events: this.emittedSince(eventsBefore, addon),
       };
     }

@@ -39,6 +39,8 @@ export interface ExecMessage {
   meta: CallMeta;
   inputJson: string;
   configJson: string;
+  /** Report the isolate's used heap after the call (local runs of the CLI). */
+  measureHeap?: boolean;
 }
 
 export type CapResultMessage =
@@ -74,6 +76,8 @@ export type ResultMessage =
       durationMs: number;
       cpuTimeMs: number;
       cold: boolean;
+      /** With `measureHeap`: the isolate's used heap after the call, in bytes. */
+      heapUsedBytes?: number;
     }
   | { t: 'result'; id: number; ok: false; code: string; message: string }
   | { t: 'need-source'; id: number };

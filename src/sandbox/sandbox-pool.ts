@@ -172,6 +172,7 @@ export class SandboxPool {
         inputJson,
         configJson,
         env,
+        measureHeap: req.measureHeap === true,
       });
       let output: unknown;
       try {
@@ -187,6 +188,7 @@ export class SandboxPool {
         cpuTimeMs: message.cpuTimeMs,
         workerId,
         cold: message.cold,
+        ...(message.heapUsedBytes === undefined ? {} : { heapUsedBytes: message.heapUsedBytes }),
       };
     } finally {
       this.inFlight -= 1;

@@ -61,6 +61,8 @@ export interface ExecutionRequest {
    * from the installation config in `ctx.config`. Defaults to `config`.
    */
   widgetConfig?: unknown;
+  /** Report {@link ExecutionResult.heapUsedBytes} (costs a heap statistics read; local runs only). */
+  measureHeap?: boolean;
   /** 0 for a call from outside; `ctx.addons.call` adds one per hop. */
   callDepth?: number;
   requestId?: string;
@@ -85,6 +87,8 @@ export interface ExecutionResult {
   workerId: number;
   /** True when this call loaded the module: a new isolate, or a new context for this site. */
   cold: boolean;
+  /** With `measureHeap`: the addon isolate's used heap after the call (its memory limit's measure). */
+  heapUsedBytes?: number;
 }
 
 /** Who is asking, handed to every {@link HostCapabilities} method. */

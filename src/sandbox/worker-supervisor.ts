@@ -33,6 +33,7 @@ export interface DispatchJob {
   inputJson: string;
   configJson: string;
   env: CapabilityEnv;
+  measureHeap?: boolean;
 }
 
 export type SuccessMessage = Extract<ResultMessage, { ok: true }>;
@@ -216,6 +217,7 @@ export class WorkerSupervisor {
       meta: { ...job.meta, execId: call.execId },
       inputJson: job.inputJson,
       configJson: job.configJson,
+      ...(job.measureHeap ? { measureHeap: true } : {}),
     });
     if (!sent) {
       this.settle(call, new SandboxError(ErrorCode.SandboxCrashed, 'The sandbox worker is not reachable.'));

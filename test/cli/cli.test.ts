@@ -93,8 +93,11 @@ describe('themepress CLI', () => {
     for (const entry of report.localRun!.entries) {
       assert.ok(entry.durationMs! > 0 && entry.cpuTimeMs! >= 0, `${entry.name} timed`);
       assert.ok(entry.outputBytes! > 0, `${entry.name} output measured`);
-      if (process.platform === 'linux')
-        assert.ok(entry.memoryBytes !== null, `${entry.name} memory measured`);
+      // the isolate's heap: more than nothing, far less than its 64 MB limit
+      assert.ok(
+        entry.memoryBytes !== null && entry.memoryBytes > 100_000 && entry.memoryBytes < 64 * 2 ** 20,
+        `${entry.name} memory measured: ${entry.memoryBytes}`,
+      );
     }
     assert.deepEqual(report.localRun!.entries[0].output, { message: 'Hello, Ada!', count: 1 });
     assert.match(human.stdout, /TIME\s+CPU\s+MEMORY\s+OUTPUT/);

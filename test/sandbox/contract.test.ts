@@ -30,6 +30,7 @@ describe('addon module contract', () => {
         date: () => ({ at: new Date(0) }),
         big: () => 10n,
         circular: () => { const a = {}; a.self = a; return a; },
+        hoard: (data) => { globalThis.kept = (globalThis.kept || []).concat(new Array(data.n).fill('x').map((x, i) => x + i)); return globalThis.kept.length; },
       }`),
       { addonName: 'calc', version: '2.1.0' },
     );
@@ -37,6 +38,20 @@ describe('addon module contract', () => {
     it('runs sync and async functions with their input', async () => {
       assert.equal((await call(pool, bundle, 'sum', { a: 2, b: 40 })).output, 42);
       assert.deepEqual((await call(pool, bundle, 'later', { n: 21 })).output, { doubled: 42 });
+    });
+
+    it('reports the isolate heap after a call only when asked', async () => {
+      const site = { siteId: 'heap-site' };
+      const plain = await call(pool, bundle, 'hoard', { n: 1 }, site);
+      const small = await call(pool, bundle, 'hoard', { n: 1 }, { ...site, measureHeap: true });
+      const large = await call(pool, bundle, 'hoard', { n: 200_000 }, { ...site, measureHeap: true });
+      assert.equal(plain.heapUsedBytes, undefined);
+      assert.ok(small.heapUsedBytes! > 0);
+      // 200,000 retained strings take megabytes more than the heap held before
+      assert.ok(
+        large.heapUsedBytes! - small.heapUsedBytes! > 2_000_000,
+        `${small.heapUsedBytes} -> ${large.heapUsedBytes}`,
+      );
     });
 
     it('turns undefined into null and copies output as JSON', async () => {

@@ -146,6 +146,7 @@ export interface CallOptions {
   kind?: EntryKind;
   config?: unknown;
   widgetConfig?: unknown;
+  measureHeap?: boolean;
   installationId?: string | null;
   callDepth?: number;
 }
@@ -165,6 +166,7 @@ export function call(
     entry: { kind: opts.kind ?? 'function', name },
     input,
     ...(opts.widgetConfig === undefined ? {} : { widgetConfig: opts.widgetConfig }),
+    ...(opts.measureHeap ? { measureHeap: true } : {}),
     callDepth: opts.callDepth,
   };
   return pool.execute(req);

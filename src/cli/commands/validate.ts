@@ -112,9 +112,6 @@ export async function validateAddonFolder(
           report.warnings.push(`${entry.kind} ${entry.name}: logs were cut at the log limit`);
         }
       }
-      if (entries.length > 0 && entries.every((e) => e.memoryBytes === null)) {
-        report.warnings.push("memory is measured on Linux only (the sandbox worker's peak resident memory)");
-      }
     }
   } finally {
     await runner.close();
@@ -222,7 +219,7 @@ Checks, in order:
   3. a local run: each function and widget (and each handler with a sample event) runs once in the
      real sandbox, a fresh isolate each, under the limits the server applies (the manifest's
      "limits", else 64 MB memory, 1000 ms, 500 ms CPU, 1 MB output), reporting time, CPU time,
-     memory (the sandbox worker's peak resident memory growth; Linux only) and output size.
+     memory (the isolate's used heap after the entry, what the memory limit measures) and output size.
      ctx.storage, ctx.events, ctx.addons.call and ctx.http are in-memory fakes: nothing reaches a
      server. A dependency called with ctx.addons.call runs from a sibling folder (../<name>) when
      there is one.

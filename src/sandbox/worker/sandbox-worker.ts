@@ -282,7 +282,12 @@ export class SandboxWorker {
     const logs = sanitizeLogs(envelope.logs, msg.limits.maxLogBytes);
     const iso = call.iso;
     const cpuNs = iso === null || iso.disposed ? 0n : iso.cpuTime - call.cpuStart;
+    const heapUsedBytes =
+      msg.measureHeap === true && iso !== null && !iso.disposed
+        ? iso.isolate.getHeapStatisticsSync().used_heap_size
+        : undefined;
     return {
+      ...(heapUsedBytes === undefined ? {} : { heapUsedBytes }),
       t: 'result',
       id: msg.id,
       ok: true,
