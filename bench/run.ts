@@ -37,7 +37,9 @@ async function main(): Promise<void> {
   // Sections of benchmarks not run this time are kept, so `npm run bench -- widget` refreshes one.
   const sections = await previousSections();
   let failed = 0;
-  const command = `npm run bench${filters.length ? ` -- ${filters.join(' ')}` : ''}`;
+  // A run with another duration is a variant with a section of its own (e.g. a longer soak).
+  const variant = process.env.BENCH_SECONDS ? ` (BENCH_SECONDS=${process.env.BENCH_SECONDS})` : '';
+  const command = `${variant ? `BENCH_SECONDS=${process.env.BENCH_SECONDS} ` : ''}npm run bench${filters.length ? ` -- ${filters.join(' ')}` : ''}`;
   const host = await machine();
   for (const name of files) {
     process.stderr.write(`\n==> ${name}\n`);
@@ -47,8 +49,8 @@ async function main(): Promise<void> {
     if (code !== 0) failed += 1;
     const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
     sections.set(
-      name,
-      `<!-- ${name}: \`${command}\`, ${when} UTC, exit ${code}, ${seconds} s -->\n${output.trim() || `(printed nothing; exit code ${code})`}`,
+      `${name}${variant}`,
+      `<!-- ${name}${variant}: \`${command}\`, ${when} UTC, exit ${code}, ${seconds} s -->\n${output.trim() || `(printed nothing; exit code ${code})`}`,
     );
   }
   const header = [
@@ -70,8 +72,8 @@ async function main(): Promise<void> {
 async function previousSections(): Promise<Map<string, string>> {
   const sections = new Map<string, string>();
   const text = await readFile(resultsFile, 'utf8').catch(() => '');
-  for (const part of text.split(/(?=^<!-- [\w.-]+\.js: )/m).slice(1)) {
-    const name = /^<!-- ([\w.-]+\.js): /.exec(part)?.[1];
+  for (const part of text.split(/(?=^<!-- [\w.-]+\.js(?: \([^)]*\))?: )/m).slice(1)) {
+    const name = /^<!-- ([\w.-]+\.js(?: \([^)]*\))?): /.exec(part)?.[1];
     if (name) sections.set(name, part.trim());
   }
   return sections;
