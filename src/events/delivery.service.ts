@@ -1,4 +1,5 @@
 import type { Database } from '../infrastructure/database/database.js';
+import { decodeTimeCursor, encodeTimeCursor } from '../shared/time-cursor.js';
 import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors/index.js';
 import type { Actor } from '../auth/actor.js';
@@ -17,20 +18,6 @@ export interface DeliveryListArgs {
   status?: DeliveryStatusName | null;
   first?: number | null;
   after?: string | null;
-}
-
-const encode = (row: DeliveryRecord) =>
-  Buffer.from(`${row.createdAt.toISOString()}|${row.id}`).toString('base64url');
-
-function decode(cursor: string): { createdAt: Date; id: string } {
-  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const createdAt = new Date(at);
-  if (!id || !isUuid(id) || Number.isNaN(createdAt.getTime())) {
-    throw ValidationError.of('arguments', [
-      { field: 'after', message: 'is not a cursor returned by this API' },
-    ]);
-  }
-  return { createdAt, id };
 }
 
 /**
@@ -58,7 +45,7 @@ export class DeliveryService {
     if (!Number.isInteger(first) || first < 1 || first > 100) {
       throw ValidationError.of('arguments', [{ field: 'first', message: 'must be from 1 to 100' }]);
     }
-    const empty = { rows: [] as DeliveryRecord[], hasNextPage: false, encode };
+    const empty = { rows: [] as DeliveryRecord[], hasNextPage: false, encode: encodeTimeCursor };
     let siteId = args.siteId ?? null;
     let addonIds: string[] | null = null;
     if (args.addon) {
@@ -80,10 +67,10 @@ export class DeliveryService {
       addonIds,
       eventId: args.eventId ?? null,
       status: args.status ?? null,
-      before: args.after ? decode(args.after) : null,
+      before: args.after ? decodeTimeCursor(args.after) : null,
       take: first + 1,
     });
-    return { rows: rows.slice(0, first), hasNextPage: rows.length > first, encode };
+    return { rows: rows.slice(0, first), hasNextPage: rows.length > first, encode: encodeTimeCursor };
   }
 
   async get(actor: Actor, id: string): Promise<DeliveryRecord> {

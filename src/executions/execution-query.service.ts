@@ -1,9 +1,10 @@
 import type { Database } from '../infrastructure/database/database.js';
+import { decodeTimeCursor, encodeTimeCursor } from '../shared/time-cursor.js';
 import { requireAuthenticated, type Actor } from '../auth/actor.js';
 import { ForbiddenError, ValidationError } from '../errors/index.js';
 import { isUuid } from '../shared/ids.js';
 import { AddonRepository } from '../addons/addon.repository.js';
-import { ExecutionRepository, type ExecutionRecord } from './execution.repository.js';
+import { ExecutionRepository } from './execution.repository.js';
 
 export interface ExecutionQueryArgs {
   siteId?: string | null;
@@ -13,20 +14,6 @@ export interface ExecutionQueryArgs {
   kind?: string | null;
   first?: number | null;
   after?: string | null;
-}
-
-const encode = (row: ExecutionRecord) =>
-  Buffer.from(`${row.createdAt.toISOString()}|${row.id}`).toString('base64url');
-
-function decode(cursor: string): { createdAt: Date; id: string } {
-  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const createdAt = new Date(at);
-  if (!id || !isUuid(id) || Number.isNaN(createdAt.getTime())) {
-    throw ValidationError.of('arguments', [
-      { field: 'after', message: 'is not a cursor returned by this API' },
-    ]);
-  }
-  return { createdAt, id };
 }
 
 /** Lists execution records: a site sees its own, a developer its addons', an admin everything. */
@@ -43,7 +30,7 @@ export class ExecutionQueryService {
     let addonId: string | null = null;
     if (args.addon) {
       const addon = await new AddonRepository(this.database.prisma).findByIdOrName(args.addon);
-      if (!addon) return { rows: [], hasNextPage: false, encode };
+      if (!addon) return { rows: [], hasNextPage: false, encode: encodeTimeCursor };
       if (actor.kind === 'developer' && addon.ownerId !== actor.developerId) {
         throw new ForbiddenError('A developer key sees executions of its own addons only.');
       }
@@ -58,16 +45,16 @@ export class ExecutionQueryService {
         throw new ForbiddenError('A site key sees its own executions only.');
       siteId = actor.siteId;
     }
-    if (siteId && !isUuid(siteId)) return { rows: [], hasNextPage: false, encode };
+    if (siteId && !isUuid(siteId)) return { rows: [], hasNextPage: false, encode: encodeTimeCursor };
     const rows = await new ExecutionRepository(this.database.prisma).list({
       siteId,
       addonId,
       entry: args.entry,
       status: args.status,
       kind: args.kind,
-      before: args.after ? decode(args.after) : null,
+      before: args.after ? decodeTimeCursor(args.after) : null,
       take: first + 1,
     });
-    return { rows: rows.slice(0, first), hasNextPage: rows.length > first, encode };
+    return { rows: rows.slice(0, first), hasNextPage: rows.length > first, encode: encodeTimeCursor };
   }
 }
