@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SandboxPool, type AddonBundle, type HostCapabilities } from '../src/sandbox/index.js';
-import { gql, machine, percentile, startBenchServer } from './support/bench-server.js';
+import { gql, machine, percentile, startBenchServer, givenBenchSite } from './support/bench-server.js';
 
 const SOURCE = `module.exports = { functions: { echo: (data) => ({ ok: true, echo: data }) } };`;
 const PAYLOAD = {
@@ -63,27 +63,8 @@ async function overHttp(): Promise<string> {
   const server = await startBenchServer();
   try {
     const { url, adminKey } = server;
-    const dev = await gql<{ createApiKey: { key: string } }>(
-      url,
-      adminKey,
-      'mutation { createApiKey(role: DEVELOPER, developerName: "bench") { key } }',
-    );
-    const site = await gql<{ createSite: { id: string } }>(
-      url,
-      adminKey,
-      'mutation { createSite(name: "bench") { id } }',
-    );
-    const siteKey = (
-      await gql<{ createApiKey: { key: string } }>(
-        url,
-        adminKey,
-        'mutation($s: ID) { createApiKey(role: SITE, siteId: $s) { key } }',
-        {
-          s: site.createSite.id,
-        },
-      )
-    ).createApiKey.key;
-    await publishAndInstall(url, dev.createApiKey.key, siteKey, 'bench-echo');
+    const { devKey, siteKey } = await givenBenchSite(url, adminKey);
+    await publishAndInstall(url, devKey, siteKey, 'bench-echo');
 
     const typename = JSON.stringify({ query: '{ __typename }' });
     // Warm up both paths (JIT, isolate, caches), then measure them back to back.
@@ -108,7 +89,7 @@ async function overHttp(): Promise<string> {
     const warm: number[] = [];
     for (let i = 0; i < 10; i++) {
       const name = `bench-cold-${i}`;
-      await publishAndInstall(url, dev.createApiKey.key, siteKey, name);
+      await publishAndInstall(url, devKey, siteKey, name);
       for (const bucket of [cold, warm]) {
         const started = performance.now();
         const response = await fetch(`${url}/graphql`, {

@@ -4,7 +4,7 @@
 // server's resident memory sampled every 5 s (flat after warm-up = no leak at this rate).
 // Run: node --no-node-snapshot dist/bench/mixed-load.js  (BENCH_SECONDS default 60, BENCH_RATE 200)
 import { performance } from 'node:perf_hooks';
-import { gql, machine, percentile, startBenchServer } from './support/bench-server.js';
+import { gql, machine, percentile, startBenchServer, givenBenchSite } from './support/bench-server.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const RATE = Number(process.env.BENCH_RATE ?? 200);
@@ -55,28 +55,7 @@ async function main(): Promise<void> {
   const { url, adminKey } = server;
   const rssSamples: { second: number; rssMb: number; heapMb: number }[] = [];
   try {
-    const dev = (
-      await gql<{ createApiKey: { key: string } }>(
-        url,
-        adminKey,
-        'mutation { createApiKey(role: DEVELOPER, developerName: "bench") { key } }',
-      )
-    ).createApiKey.key;
-    const siteId = (
-      await gql<{ createSite: { id: string } }>(
-        url,
-        adminKey,
-        'mutation { createSite(name: "bench") { id } }',
-      )
-    ).createSite.id;
-    const siteKey = (
-      await gql<{ createApiKey: { key: string } }>(
-        url,
-        adminKey,
-        'mutation($s: ID) { createApiKey(role: SITE, siteId: $s) { key } }',
-        { s: siteId },
-      )
-    ).createApiKey.key;
+    const { devKey: dev, siteKey } = await givenBenchSite(url, adminKey);
     await gql(url, dev, 'mutation($i: RegisterAddonInput!) { registerAddon(input: $i) { addon { id } } }', {
       i: { manifest: MANIFEST, source: SOURCE },
     });

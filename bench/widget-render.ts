@@ -3,7 +3,7 @@
 // Run: node --no-node-snapshot dist/bench/widget-render.js (BENCH_SECONDS, default 5).
 import autocannon from 'autocannon';
 import { performance } from 'node:perf_hooks';
-import { gql, machine, percentile, startBenchServer } from './support/bench-server.js';
+import { gql, machine, percentile, startBenchServer, givenBenchSite } from './support/bench-server.js';
 import { interleaved } from './support/interleaved.js';
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
@@ -67,27 +67,10 @@ async function main(): Promise<void> {
   const server = await startBenchServer({ env: { RATE_LIMIT_DEFAULT: '0' } });
   try {
     const { url, adminKey } = server;
-    const dev = await gql<{ createApiKey: { key: string } }>(
-      url,
-      adminKey,
-      'mutation { createApiKey(role: DEVELOPER, developerName: "bench") { key } }',
-    );
-    const site = await gql<{ createSite: { id: string } }>(
-      url,
-      adminKey,
-      'mutation { createSite(name: "bench") { id } }',
-    );
-    const siteKey = (
-      await gql<{ createApiKey: { key: string } }>(
-        url,
-        adminKey,
-        'mutation($s: ID) { createApiKey(role: SITE, siteId: $s) { key } }',
-        { s: site.createSite.id },
-      )
-    ).createApiKey.key;
+    const { devKey, siteKey } = await givenBenchSite(url, adminKey);
     await gql(
       url,
-      dev.createApiKey.key,
+      devKey,
       'mutation($i: RegisterAddonInput!) { registerAddon(input: $i) { addon { id } } }',
       {
         i: { manifest: MANIFEST, source: SOURCE },

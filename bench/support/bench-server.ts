@@ -105,6 +105,27 @@ export async function gql<T = Record<string, unknown>>(
   return body.data;
 }
 
+/** A developer key, and a site with its key, on a bench server (admin key): what most benchmarks set up. */
+export async function givenBenchSite(
+  url: string,
+  adminKey: string,
+): Promise<{ devKey: string; siteId: string; siteKey: string }> {
+  const keyOf = async (variables: Record<string, unknown>) =>
+    (
+      await gql<{ createApiKey: { key: string } }>(
+        url,
+        adminKey,
+        'mutation($r: ApiKeyRole!, $s: ID, $d: String) { createApiKey(role: $r, siteId: $s, developerName: $d) { key } }',
+        variables,
+      )
+    ).createApiKey.key;
+  const devKey = await keyOf({ r: 'DEVELOPER', d: 'bench' });
+  const siteId = (
+    await gql<{ createSite: { id: string } }>(url, adminKey, 'mutation { createSite(name: "bench") { id } }')
+  ).createSite.id;
+  return { devKey, siteId, siteKey: await keyOf({ r: 'SITE', s: siteId }) };
+}
+
 /** Percentile of sorted numbers. */
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
