@@ -1,4 +1,5 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { toConnection } from '../graphql/connection.js';
 import { AddonCategory, WidgetCategory } from '../generated/prisma/enums.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import {
@@ -37,7 +38,7 @@ export class AddonResolver {
     @Arg('after', () => String, { nullable: true }) after: string | null,
     @Ctx() ctx: GraphQLContext,
   ) {
-    return toConnection(await ctx.services.addons.list({ category, search, first, after }), after);
+    return toAddonConnection(await ctx.services.addons.list({ category, search, first, after }), after);
   }
 
   @Mutation(() => RegisterAddonResult, {
@@ -163,16 +164,11 @@ function toDependencies(rows: { addonName: string; range: string }[]): AddonDepe
   return rows.map((d) => ({ name: d.addonName, range: d.range }));
 }
 
-function toConnection(page: AddonPage, after: string | null) {
-  const edges = page.addons.map((addon) => ({ cursor: encodeCursor(addon.name), node: addon }));
-  return {
-    edges,
-    pageInfo: {
-      hasNextPage: page.hasNextPage,
-      hasPreviousPage: after !== null,
-      startCursor: edges[0]?.cursor ?? null,
-      endCursor: edges.at(-1)?.cursor ?? null,
-    },
-    countTotal: page.totalCount,
+function toAddonConnection(page: AddonPage, after: string | null) {
+  const rows = {
+    rows: page.addons,
+    hasNextPage: page.hasNextPage,
+    encode: (a: AddonRecord) => encodeCursor(a.name),
   };
+  return { ...toConnection(rows, after), countTotal: page.totalCount };
 }

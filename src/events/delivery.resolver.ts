@@ -1,3 +1,4 @@
+import { toConnection } from '../graphql/connection.js';
 import {
   Arg,
   Ctx,
@@ -42,16 +43,7 @@ export class DeliveryResolver {
       first,
       after,
     });
-    const edges = page.rows.map((row) => ({ cursor: page.encode(row), node: row }));
-    return {
-      edges,
-      pageInfo: {
-        hasNextPage: page.hasNextPage,
-        hasPreviousPage: after !== null,
-        startCursor: edges[0]?.cursor ?? null,
-        endCursor: edges.at(-1)?.cursor ?? null,
-      },
-    };
+    return toConnection(page, after);
   }
 
   @Query(() => Delivery)

@@ -1,3 +1,4 @@
+import { toConnection } from '../graphql/connection.js';
 import {
   Arg,
   Ctx,
@@ -60,16 +61,7 @@ export class EventResolver {
     @Ctx() ctx: GraphQLContext,
   ) {
     const page = await ctx.services.events.list(ctx.actor, { after, first, last, names, source, siteId });
-    const edges = page.rows.map((row) => ({ cursor: page.encode(row), node: row }));
-    return {
-      edges,
-      pageInfo: {
-        hasNextPage: page.hasNextPage,
-        hasPreviousPage: page.hasPreviousPage,
-        startCursor: edges[0]?.cursor ?? null,
-        endCursor: edges.at(-1)?.cursor ?? after,
-      },
-    };
+    return toConnection(page, after, { keepCursorWhenEmpty: true });
   }
 
   @Subscription(() => Event, {

@@ -1,3 +1,4 @@
+import { toConnection } from '../graphql/connection.js';
 import { Arg, Ctx, ID, Int, Mutation, Query, Resolver } from 'type-graphql';
 import { GraphQLJSON } from 'graphql-scalars';
 import type { GraphQLContext } from '../graphql/context.js';
@@ -78,15 +79,6 @@ export class ExecutionResolver {
       first,
       after,
     });
-    const edges = page.rows.map((row) => ({ cursor: page.encode(row), node: row }));
-    return {
-      edges,
-      pageInfo: {
-        hasNextPage: page.hasNextPage,
-        hasPreviousPage: after !== null,
-        startCursor: edges[0]?.cursor ?? null,
-        endCursor: edges.at(-1)?.cursor ?? null,
-      },
-    };
+    return toConnection(page, after);
   }
 }
