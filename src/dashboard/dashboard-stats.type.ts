@@ -1,20 +1,15 @@
 import { Field, Float, ID, Int, ObjectType } from 'type-graphql';
 
-@ObjectType({ description: 'Execution figures of one addon over the window.' })
-export class AddonExecutionStats {
-  @Field(() => ID)
-  addonId!: string;
-
-  @Field(() => String)
-  addonName!: string;
-
+/** The figures every execution summary has: counts and wall-time percentiles over the window. */
+@ObjectType()
+abstract class ExecutionFigures {
   @Field(() => Int)
   executions!: number;
 
   @Field(() => Int, { description: 'Runs whose status is not SUCCESS.' })
   errors!: number;
 
-  @Field(() => Float, { description: 'errors / executions.' })
+  @Field(() => Float, { description: 'errors / executions; 0 without executions.' })
   errorRate!: number;
 
   @Field(() => Float, { nullable: true, description: 'Median wall time in milliseconds.' })
@@ -25,6 +20,15 @@ export class AddonExecutionStats {
 
   @Field(() => Float, { nullable: true })
   maxMs!: number | null;
+}
+
+@ObjectType({ description: 'Execution figures of one addon over the window.' })
+export class AddonExecutionStats extends ExecutionFigures {
+  @Field(() => ID)
+  addonId!: string;
+
+  @Field(() => String)
+  addonName!: string;
 }
 
 @ObjectType({
@@ -49,33 +53,15 @@ export class WidgetCacheStats {
   description:
     'What the dashboard shows, over the last windowSeconds: from the execution records shared by every instance.',
 })
-export class DashboardStats {
+export class DashboardStats extends ExecutionFigures {
   @Field(() => Int)
   windowSeconds!: number;
 
   @Field(() => Date, { description: 'Start of the window.' })
   since!: Date;
 
-  @Field(() => Int)
-  executions!: number;
-
   @Field(() => Float)
   executionsPerSecond!: number;
-
-  @Field(() => Int, { description: 'Runs whose status is not SUCCESS.' })
-  errors!: number;
-
-  @Field(() => Float, { description: 'errors / executions; 0 without executions.' })
-  errorRate!: number;
-
-  @Field(() => Float, { nullable: true, description: 'Median wall time in milliseconds.' })
-  p50Ms!: number | null;
-
-  @Field(() => Float, { nullable: true, description: '95th percentile wall time in milliseconds.' })
-  p95Ms!: number | null;
-
-  @Field(() => Float, { nullable: true })
-  maxMs!: number | null;
 
   @Field(() => [AddonExecutionStats], {
     description: 'Per addon, the most errors first, then the most runs (at most 50).',
