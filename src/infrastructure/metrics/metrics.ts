@@ -1,5 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** Seconds, from half a millisecond (a cached render) to 5 s (an addon at its time limit). */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
 /**
  * The Prometheus metrics of one server process. A registry per app (not prom-client's global one)
  * so several apps in one test process do not collide.
@@ -19,7 +22,7 @@ export function createMetrics() {
       name: 'addon_response_time_seconds',
       help: 'Wall time of addon code runs, as seen by the server.',
       labelNames: ['addon_id', 'function_name'] as const,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      buckets: LATENCY_BUCKETS,
       registers: [registry],
     }),
     graphqlOperations: new Counter({
@@ -32,7 +35,7 @@ export function createMetrics() {
       name: 'graphql_operation_duration_seconds',
       help: 'Time from receiving a GraphQL operation to sending its response.',
       labelNames: ['operation_name', 'operation_type'] as const,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      buckets: LATENCY_BUCKETS,
       registers: [registry],
     }),
     rateLimited: new Counter({
@@ -45,7 +48,7 @@ export function createMetrics() {
       name: 'widget_render_time_seconds',
       help: 'Time to render a widget on a cache miss (sandbox run, CSS scoping), by addon and widget name.',
       labelNames: ['addon_id', 'widget_id'] as const,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      buckets: LATENCY_BUCKETS,
       registers: [registry],
     }),
     widgetCacheHits: new Counter({
