@@ -6,7 +6,10 @@ import { PageInfo } from '../graphql/page-info.type.js';
 registerEnumType(AddonCategory, { name: 'AddonCategory', description: 'What an addon is for.' });
 registerEnumType(WidgetCategory, { name: 'WidgetCategory', description: 'How a widget is used on a page.' });
 
-@ObjectType({ description: 'A function an addon exposes to sites (executeAddonFunction).' })
+@ObjectType({
+  simpleResolvers: true,
+  description: 'A function an addon exposes to sites (executeAddonFunction).',
+})
 export class ApiEndpoint {
   @Field(() => ID)
   id!: string;
@@ -24,7 +27,7 @@ export class ApiEndpoint {
   inputSchema!: unknown;
 }
 
-@ObjectType({ description: 'A server-rendered UI component of an addon.' })
+@ObjectType({ simpleResolvers: true, description: 'A server-rendered UI component of an addon.' })
 export class Widget {
   @Field(() => ID)
   id!: string;
@@ -54,7 +57,7 @@ export class Widget {
   varyOn!: string[];
 }
 
-@ObjectType({ description: 'Another addon this version needs, as a semver range.' })
+@ObjectType({ simpleResolvers: true, description: 'Another addon this version needs, as a semver range.' })
 export class AddonDependency {
   @Field(() => String, { description: 'Name of the addon depended on.' })
   name!: string;
@@ -63,7 +66,7 @@ export class AddonDependency {
   range!: string;
 }
 
-@ObjectType({ description: 'One immutable published version of an addon.' })
+@ObjectType({ simpleResolvers: true, description: 'One immutable published version of an addon.' })
 export class AddonVersion {
   @Field(() => ID)
   id!: string;
@@ -84,7 +87,10 @@ export class AddonVersion {
   createdAt!: Date;
 }
 
-@ObjectType({ description: 'An addon in the registry; version-specific fields describe its latest version.' })
+@ObjectType({
+  simpleResolvers: true,
+  description: 'An addon in the registry; version-specific fields describe its latest version.',
+})
 export class Addon {
   @Field(() => ID)
   id!: string;
@@ -111,7 +117,7 @@ export class Addon {
   updatedAt!: Date;
 }
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class AddonEdge {
   @Field(() => String)
   cursor!: string;
@@ -120,7 +126,7 @@ export class AddonEdge {
   node!: Addon;
 }
 
-@ObjectType({ description: 'A page of addons (Relay connection).' })
+@ObjectType({ simpleResolvers: true, description: 'A page of addons (Relay connection).' })
 export class AddonConnection {
   @Field(() => [AddonEdge])
   edges!: AddonEdge[];
@@ -143,7 +149,7 @@ export class RegisterAddonInput {
   wasmBase64?: string | null;
 }
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class RegisterAddonResult {
   @Field(() => Addon)
   addon!: Addon;

@@ -6,7 +6,7 @@ registerEnumType(ApiKeyRole, {
   description: 'admin: platform; developer: publishes; site: installs.',
 });
 
-@ObjectType({ description: 'An API key as listed: never the key itself.' })
+@ObjectType({ simpleResolvers: true, description: 'An API key as listed: never the key itself.' })
 export class ApiKey {
   @Field(() => ID)
   id!: string;
@@ -30,7 +30,7 @@ export class ApiKey {
   revokedAt!: Date | null;
 }
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class CreatedApiKey {
   @Field(() => String, { description: 'The key. Shown once: only its hash is stored.' })
   key!: string;
@@ -39,7 +39,7 @@ export class CreatedApiKey {
   apiKey!: ApiKey;
 }
 
-@ObjectType({ description: 'Who the presented key belongs to.' })
+@ObjectType({ simpleResolvers: true, description: 'Who the presented key belongs to.' })
 export class Viewer {
   @Field(() => String, { description: 'anonymous, admin, developer or site.' })
   role!: string;

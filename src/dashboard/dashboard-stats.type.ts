@@ -1,7 +1,7 @@
 import { Field, Float, ID, Int, ObjectType } from 'type-graphql';
 
 /** The figures every execution summary has: counts and wall-time percentiles over the window. */
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 abstract class ExecutionFigures {
   @Field(() => Int)
   executions!: number;
@@ -22,7 +22,7 @@ abstract class ExecutionFigures {
   maxMs!: number | null;
 }
 
-@ObjectType({ description: 'Execution figures of one addon over the window.' })
+@ObjectType({ simpleResolvers: true, description: 'Execution figures of one addon over the window.' })
 export class AddonExecutionStats extends ExecutionFigures {
   @Field(() => ID)
   addonId!: string;
@@ -32,6 +32,7 @@ export class AddonExecutionStats extends ExecutionFigures {
 }
 
 @ObjectType({
+  simpleResolvers: true,
   description:
     'Widget render cache counters of the instance that answered, since it started (not shared between instances).',
 })
@@ -50,6 +51,7 @@ export class WidgetCacheStats {
 }
 
 @ObjectType({
+  simpleResolvers: true,
   description:
     'What the dashboard shows, over the last windowSeconds: from the execution records shared by every instance.',
 })

@@ -69,6 +69,33 @@ const INSERT_FAST = `
   )
   SELECT * FROM e`;
 
+/**
+ * Many events and their deliveries in one statement (see {@link EventRepository.insertBatch}). The
+ * rows travel as two JSON documents: one parameter each, whatever the batch size. Events are
+ * inserted in the order given, so their seq follows it.
+ */
+const INSERT_BATCH = `
+  WITH e AS (
+    INSERT INTO "Event" (id, name, "sourceAddonId", source, "siteId", data, "requestId")
+    SELECT x.id, x.name, x."sourceAddonId", x.source, x."siteId", x.data, x."requestId"
+      FROM jsonb_to_recordset($1::jsonb)
+           AS x(id uuid, name text, "sourceAddonId" uuid, source text, "siteId" uuid, data jsonb,
+                "requestId" text, n int)
+     ORDER BY x.n
+    RETURNING id, seq::text AS seq, name, "sourceAddonId", source, "siteId", data, "requestId",
+              "createdAt" AT TIME ZONE 'UTC' AS "createdAt"
+  ), d AS (
+    INSERT INTO "Delivery" (id, "eventId", "eventName", "siteId", "installationId", "addonId",
+                            "addonName", handler, "maxAttempts")
+    SELECT gen_random_uuid(), e.id, e.name, e."siteId", t.installation, t.addon, t."addonName",
+           t.handler, $3
+      FROM jsonb_to_recordset($2::jsonb)
+           AS t("eventId" uuid, installation uuid, addon uuid, "addonName" text, handler text)
+      JOIN e ON e.id = t."eventId"
+    RETURNING 1
+  )
+  SELECT * FROM e`;
+
 /** Stored events: the record of what happened, written before anyone is told. */
 export class EventRepository {
   constructor(private readonly db: DbClient) {}
@@ -102,6 +129,33 @@ export class EventRepository {
       ],
     });
     return { ...rows[0], seq: BigInt(rows[0].seq) };
+  }
+
+  /**
+   * Several events with their deliveries in one statement (all or nothing), outside any
+   * transaction: the group commit of {@link EventBatchWriter}. Returns the stored rows by event id.
+   */
+  static async insertBatch(
+    pool: pg.Pool,
+    items: ReadonlyArray<{ event: NewEvent; deliveries: NewDelivery[] }>,
+    maxAttempts: number,
+  ): Promise<Map<string, EventRecord>> {
+    const events = items.map(({ event }, n) => ({ ...event, data: event.data ?? null, n }));
+    const deliveries = items.flatMap(({ event, deliveries }) =>
+      deliveries.map((d) => ({
+        eventId: event.id,
+        installation: d.installationId,
+        addon: d.addonId,
+        addonName: d.addonName,
+        handler: d.handler,
+      })),
+    );
+    const { rows } = await pool.query<Omit<EventRecord, 'seq'> & { seq: string }>({
+      name: 'themepress-event-insert-batch',
+      text: INSERT_BATCH,
+      values: [JSON.stringify(events), JSON.stringify(deliveries), maxAttempts],
+    });
+    return new Map(rows.map((row) => [row.id, { ...row, seq: BigInt(row.seq) }]));
   }
 
   /**

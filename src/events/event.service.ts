@@ -11,6 +11,7 @@ import { LiveTopic, type LivePubSub } from '../subscriptions/pub-sub.js';
 import { EventRepository, type EventRecord, type NewEvent } from './event.repository.js';
 import type { SubscriberIndex } from './subscriber-index.js';
 import { toLiveEvent } from './live-payloads.js';
+import { EventBatchWriter } from './event-batch-writer.js';
 import type { VisibilityResolver } from './visibility.js';
 import { EVENT_MAX_DATA_BYTES, EVENT_MAX_NAME_CHARS, EVENT_NAME, EVENT_PATTERN } from './event-name.js';
 
@@ -80,8 +81,11 @@ export class EventService {
       maxAttempts: number;
       onError?: (error: unknown, message: string) => void;
     },
-  ) {}
+  ) {
+    this.writer = new EventBatchWriter(deps.database.pool, { maxAttempts: deps.maxAttempts });
+  }
 
+  private readonly writer: EventBatchWriter;
   private readonly storedListeners: Array<(event: { siteId: string | null; name: string }) => void> = [];
 
   /**
@@ -234,12 +238,7 @@ export class EventService {
     const { maxAttempts } = this.deps;
     const record = inTransaction
       ? await new EventRepository(db).insertWithDeliveries(event, deliveries, maxAttempts)
-      : await EventRepository.insertWithDeliveriesFast(
-          this.deps.database.pool,
-          event,
-          deliveries,
-          maxAttempts,
-        );
+      : await this.writer.insert(event, deliveries);
     // Not awaited: the event is stored, the caller need not wait for Redis. Publishes leave in
     // order on one connection, so live listeners still see events in the order they were stored.
     if (inTransaction) void this.publishAfterCommit(record, deliveries.length);

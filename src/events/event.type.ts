@@ -9,6 +9,7 @@ registerEnumType(DeliveryStatus, {
 });
 
 @ObjectType({
+  simpleResolvers: true,
   description: 'Something that happened, emitted by an addon or the platform; stored before anyone is told.',
 })
 export class Event {
@@ -37,7 +38,7 @@ export class Event {
   createdAt!: Date;
 }
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class EventEdge {
   @Field(() => String, { description: 'Pass as `after` to continue after this event.' })
   cursor!: string;
@@ -46,7 +47,7 @@ export class EventEdge {
   node!: Event;
 }
 
-@ObjectType({ description: 'Stored events in the order they were stored.' })
+@ObjectType({ simpleResolvers: true, description: 'Stored events in the order they were stored.' })
 export class EventConnection {
   @Field(() => [EventEdge])
   edges!: EventEdge[];
@@ -55,7 +56,7 @@ export class EventConnection {
   pageInfo!: PageInfo;
 }
 
-@ObjectType({ description: 'One run of a delivery handler.' })
+@ObjectType({ simpleResolvers: true, description: 'One run of a delivery handler.' })
 export class DeliveryAttempt {
   @Field(() => Int)
   attempt!: number;
@@ -78,7 +79,10 @@ export class DeliveryAttempt {
   finishedAt!: Date;
 }
 
-@ObjectType({ description: "An event on its way to one subscribing installation's handler (at least once)." })
+@ObjectType({
+  simpleResolvers: true,
+  description: "An event on its way to one subscribing installation's handler (at least once).",
+})
 export class Delivery {
   @Field(() => ID)
   id!: string;
@@ -129,7 +133,7 @@ export class Delivery {
   completedAt!: Date | null;
 }
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class DeliveryEdge {
   @Field(() => String)
   cursor!: string;
@@ -138,7 +142,7 @@ export class DeliveryEdge {
   node!: Delivery;
 }
 
-@ObjectType({ description: 'Deliveries, newest first.' })
+@ObjectType({ simpleResolvers: true, description: 'Deliveries, newest first.' })
 export class DeliveryConnection {
   @Field(() => [DeliveryEdge])
   edges!: DeliveryEdge[];

@@ -2,7 +2,7 @@ import { Field, Float, ID, ObjectType } from 'type-graphql';
 import { GraphQLJSON } from 'graphql-scalars';
 import { PageInfo } from '../graphql/page-info.type.js';
 
-@ObjectType({ description: 'One run of addon code.' })
+@ObjectType({ simpleResolvers: true, description: 'One run of addon code.' })
 export class Execution {
   @Field(() => ID)
   id!: string;
@@ -53,7 +53,7 @@ export class Execution {
   createdAt!: Date;
 }
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class ExecutionEdge {
   @Field(() => String)
   cursor!: string;
@@ -62,7 +62,7 @@ export class ExecutionEdge {
   node!: Execution;
 }
 
-@ObjectType({ description: 'Execution records, newest first.' })
+@ObjectType({ simpleResolvers: true, description: 'Execution records, newest first.' })
 export class ExecutionConnection {
   @Field(() => [ExecutionEdge])
   edges!: ExecutionEdge[];

@@ -38,6 +38,8 @@ export const resolvers = [
 /** Builds the executable schema from the decorated classes. */
 export async function createSchema(options: { pubSub?: LivePubSub } = {}): Promise<GraphQLSchema> {
   // Services validate their own input (with messages naming fields); class-validator is not used.
+  // No global middlewares either: object types declare `simpleResolvers`, so their plain data
+  // fields use graphql's default resolver instead of a middleware wrapper per field and request.
   // Subscriptions take their feeds from the context's services; type-graphql still wants a pubSub.
   return buildSchema({ resolvers, validate: false, pubSub: options.pubSub ?? createLocalPubSub() });
 }

@@ -1,7 +1,10 @@
 import { Field, ID, ObjectType } from 'type-graphql';
 import { GraphQLJSON } from 'graphql-scalars';
 
-@ObjectType({ description: 'An addon installed on a site, pinned to one published version.' })
+@ObjectType({
+  simpleResolvers: true,
+  description: 'An addon installed on a site, pinned to one published version.',
+})
 export class Installation {
   @Field(() => ID)
   id!: string;
@@ -21,7 +24,7 @@ export class Installation {
   updatedAt!: Date;
 }
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class AddonInstallResult {
   @Field(() => Boolean)
   success!: boolean;

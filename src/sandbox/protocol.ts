@@ -113,19 +113,32 @@ export interface BatchMessage<M> {
 }
 
 /**
- * Queues messages and writes them once per event-loop turn: one IPC write (and one
- * deserialisation on the other side) for every call that started in the same turn, instead of one
- * each. Under load most turns carry several; alone, a message waits only for the current turn.
+ * Writes a message at once when the sender is idle, and batches what follows: messages sent while
+ * a write of this turn already went out are queued and leave together at the end of the turn (and
+ * so on, while messages keep coming). A lone call pays no wait; under load one IPC write (and one
+ * deserialisation on the other side) carries every call that started in the same turn.
  */
 export function createBatchedSender<M>(write: (message: M | BatchMessage<M>) => void): (message: M) => void {
   let queue: M[] = [];
-  const flush = () => {
+  let busy = false;
+  const endOfTurn = () => {
+    if (queue.length === 0) {
+      busy = false;
+      return;
+    }
     const messages = queue;
     queue = [];
     write(messages.length === 1 ? messages[0] : { t: 'batch', messages });
+    setImmediate(endOfTurn);
   };
   return (message) => {
-    if (queue.push(message) === 1) setImmediate(flush);
+    if (busy) {
+      queue.push(message);
+      return;
+    }
+    busy = true;
+    write(message);
+    setImmediate(endOfTurn);
   };
 }
 

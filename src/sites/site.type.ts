@@ -1,6 +1,6 @@
 import { Field, ID, ObjectType } from 'type-graphql';
 
-@ObjectType({ description: 'A tenant: one website that installs addons.' })
+@ObjectType({ simpleResolvers: true, description: 'A tenant: one website that installs addons.' })
 export class Site {
   @Field(() => ID)
   id!: string;

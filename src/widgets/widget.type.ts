@@ -1,6 +1,6 @@
 import { Field, ObjectType } from 'type-graphql';
 
-@ObjectType({ description: 'A rendered widget, ready to mount.' })
+@ObjectType({ simpleResolvers: true, description: 'A rendered widget, ready to mount.' })
 export class WidgetOutput {
   @Field(() => String, {
     description: 'Markup inside the widget root element <div data-tp-widget="...">; mount it whole.',
