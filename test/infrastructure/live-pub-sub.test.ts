@@ -1,0 +1,64 @@
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { createRedisPubSub, LiveTopic, type LivePubSub } from '../../src/subscriptions/pub-sub.js';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+describe('live pub/sub over Redis (two instances)', () => {
+  const opened: LivePubSub[] = [];
+  const instance = (prefix: string) => {
+    const pubSub = createRedisPubSub(REDIS_URL, prefix);
+    opened.push(pubSub);
+    return pubSub;
+  };
+  after(async () => {
+    await Promise.all(opened.map((pubSub) => pubSub.close()));
+  });
+
+  it('hands every payload published in one turn to the other instance, in order', async () => {
+    // given
+    const prefix = `test:${randomUUID()}:`;
+    const publisher = instance(prefix);
+    const listener = instance(prefix);
+    const received: unknown[] = [];
+    const listening = listener.listen(LiveTopic.Events, (payload) => received.push(payload));
+    await listening.ready;
+    // when: one turn's publishes travel as one Redis message
+    const published = [1, 2, 3, 4, 5].map((n) => publisher.publish(LiveTopic.Events, { n }));
+    await Promise.all(published);
+    // then
+    for (let waited = 0; received.length < 5 && waited < 2000; waited += 10) await sleep(10);
+    assert.deepEqual(received, [{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }, { n: 5 }]);
+    listening.stop();
+  });
+
+  it('holds execution records back briefly, so a burst of them shares one Redis message', async () => {
+    // given: a listening instance, and a plain Redis client counting the channel's messages
+    const prefix = `test:${randomUUID()}:`;
+    const publisher = instance(prefix);
+    const listener = instance(prefix);
+    const received: unknown[] = [];
+    const listening = listener.listen(LiveTopic.Executions, (payload) => received.push(payload));
+    await listening.ready;
+    const raw = new Redis(REDIS_URL);
+    let messages = 0;
+    raw.on('message', () => (messages += 1));
+    await raw.subscribe(`${prefix}${LiveTopic.Executions}`);
+    // when: published over three turns
+    const first = publisher.publish(LiveTopic.Executions, { n: 1 });
+    await sleep(1);
+    const second = publisher.publish(LiveTopic.Executions, { n: 2 });
+    await sleep(1);
+    const third = publisher.publish(LiveTopic.Executions, { n: 3 });
+    await Promise.all([first, second, third]);
+    // then
+    for (let waited = 0; received.length < 3 && waited < 2000; waited += 10) await sleep(10);
+    assert.deepEqual(received, [{ n: 1 }, { n: 2 }, { n: 3 }]);
+    assert.equal(messages, 1);
+    raw.disconnect();
+    listening.stop();
+  });
+});
