@@ -51,12 +51,20 @@ export interface DeliveryListFilter {
   take: number;
 }
 
+// The window reads each status on its own: with `status IN (...)` PostgreSQL cannot walk the
+// (status, nextAttemptAt) index in order and sorts every due row (a seq scan: 10.7 ms per claim
+// with 20,000 waiting, growing with the table); per status it stops after $2 index entries (0.13 ms).
 const CLAIM_SQL = `
   WITH window_ AS (
-    SELECT id, "addonId", "nextAttemptAt" FROM "Delivery"
-     WHERE status IN ('PENDING', 'RUNNING') AND "nextAttemptAt" <= now()
-       AND NOT ("addonId" = ANY($1::uuid[]))
-     ORDER BY "nextAttemptAt" LIMIT $2
+    SELECT * FROM (
+      (SELECT id, "addonId", "nextAttemptAt" FROM "Delivery"
+        WHERE status = 'PENDING' AND "nextAttemptAt" <= now() AND NOT ("addonId" = ANY($1::uuid[]))
+        ORDER BY "nextAttemptAt" LIMIT $2)
+      UNION ALL
+      (SELECT id, "addonId", "nextAttemptAt" FROM "Delivery"
+        WHERE status = 'RUNNING' AND "nextAttemptAt" <= now() AND NOT ("addonId" = ANY($1::uuid[]))
+        ORDER BY "nextAttemptAt" LIMIT $2)
+    ) due_ ORDER BY "nextAttemptAt" LIMIT $2
   ), picked AS (
     SELECT id, "nextAttemptAt" FROM (
       SELECT id, "nextAttemptAt",
