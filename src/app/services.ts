@@ -17,6 +17,7 @@ import { VisibilityResolver } from '../events/visibility.js';
 import type { LivePubSub } from '../subscriptions/pub-sub.js';
 import { LiveFeedService } from '../subscriptions/live-feed.service.js';
 import { LiveExecutionRecorder } from '../subscriptions/live-execution-recorder.js';
+import { createGuardedFetch } from '../sandbox/network-guard.js';
 import { AddonBundleLoader } from '../executions/addon-bundle.loader.js';
 import { AddonHostCapabilities } from '../executions/addon-host-capabilities.js';
 import { ExecutionRecorder } from '../executions/execution-recorder.js';
@@ -85,6 +86,8 @@ export function createServices(deps: {
     workers: config.sandbox.workers,
     capabilities,
     allowCrashTest: config.sandbox.allowCrashTest,
+    // Addon requests stay on the public internet unless the operator says otherwise.
+    fetchImpl: config.sandbox.fetchPrivateNetworks ? undefined : createGuardedFetch(),
   });
   const recorder: ExecutionRecorder = new LiveExecutionRecorder(
     database,

@@ -27,6 +27,8 @@ export interface AppConfig {
     workers: number;
     /** Test-only hook that lets addon code kill its worker; refused outside NODE_ENV=test. */
     allowCrashTest: boolean;
+    /** Lets ctx.http.fetch reach private, loopback and link-local addresses (off: refused after DNS). */
+    fetchPrivateNetworks: boolean;
   };
   /** Execution records older than this are deleted. */
   executionRetentionDays: number;
@@ -154,6 +156,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     sandbox: {
       workers: readInt(env, 'SANDBOX_WORKERS', 2, 1, 64),
       allowCrashTest: nodeEnv === 'test' && readBool(env, 'SANDBOX_ALLOW_CRASH_TEST', false),
+      fetchPrivateNetworks: readBool(env, 'SANDBOX_FETCH_PRIVATE_NETWORKS', false),
     },
     executionRetentionDays: readInt(env, 'EXECUTION_RETENTION_DAYS', 7, 1, 3650),
     rateLimit: readRateLimits(env),

@@ -98,6 +98,8 @@ describe('a server killed with SIGKILL in the middle of deliveries', () => {
       RATE_LIMIT_DEFAULT: '0',
       DELIVERY_LEASE_MS: LEASE_MS,
       DELIVERY_CONCURRENCY: '8',
+      // The slow handler's server listens on 127.0.0.1.
+      SANDBOX_FETCH_PRIVATE_NETWORKS: 'true',
     };
     const started = await startChildServer(env);
     child = started.child;

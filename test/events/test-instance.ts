@@ -30,6 +30,7 @@ export async function startTestServerOn(
       MIGRATE_ON_START: 'false',
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
       RATE_LIMIT_DEFAULT: '0',
+      SANDBOX_FETCH_PRIVATE_NETWORKS: 'true',
       ...env,
     }),
   );

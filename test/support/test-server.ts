@@ -47,6 +47,8 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     // Tests send bursts; the rate-limit tests set their own limits.
     RATE_LIMIT_DEFAULT: '0',
+    // Addons in tests call mock servers on 127.0.0.1; the network-guard test turns this off.
+    SANDBOX_FETCH_PRIVATE_NETWORKS: 'true',
     ...env,
   });
   let app: App;

@@ -1,5 +1,6 @@
 import { AppError, ErrorCode } from '../../errors/index.js';
 import { SandboxError } from '../sandbox-error.js';
+import { PrivateAddressError } from '../network-guard.js';
 import {
   badArgument,
   isPlainRecord,
@@ -109,7 +110,8 @@ function parseTarget(env: CapabilityEnv, args: Record<string, unknown>): URL {
 /**
  * `ctx.http.fetch(url, { method?, headers?, body? })`: permission `http.fetch` and the URL's host must be
  * in the bundle's `httpAllow`. Redirects are returned, not followed, so an allowed host cannot bounce
- * the request elsewhere. Bounded by the call's remaining wall time and `HTTP_MAX_RESPONSE_BYTES`.
+ * the request elsewhere. With the platform's guarded fetch (the default of the app), a host that is or
+ * resolves to a private address is refused as well (PERMISSION_DENIED). Bounded by the call's remaining wall time and `HTTP_MAX_RESPONSE_BYTES`.
  */
 export const httpFetch: CapabilityHandler = async (env, args) => {
   requirePermission(env, 'http.fetch', 'ctx.http.fetch');
@@ -139,6 +141,14 @@ export const httpFetch: CapabilityHandler = async (env, args) => {
   } catch (err) {
     if (signal.aborted)
       throw new SandboxError(ErrorCode.ExecutionTimeout, `ctx.http.fetch: ${url.host} timed out.`);
+    const cause = (err as { cause?: unknown }).cause;
+    if (cause instanceof PrivateAddressError) {
+      throw new SandboxError(
+        ErrorCode.PermissionDenied,
+        `ctx.http.fetch: ${cause.message}, which addons may not reach (permission http.fetch covers public hosts only).`,
+        { permission: 'http.fetch', host: url.host },
+      );
+    }
     throw new AppError(
       ErrorCode.ServiceUnavailable,
       `ctx.http.fetch: request to ${url.host} failed (${(err as Error).message.slice(0, 200)}).`,
