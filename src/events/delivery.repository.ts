@@ -73,9 +73,14 @@ const CLAIM_SQL = `
      WHERE rank <= $3
      ORDER BY "nextAttemptAt" LIMIT $4
   ), due AS (
+    -- The picked ids as one array, and a status test no index serves: a primary-key lookup each,
+    -- whatever the planner believes about the table. As a join, statistics from before a burst
+    -- of inserts made it walk every due row once per picked row (183 ms per claim with 20,000
+    -- waiting, measured with EXPLAIN ANALYZE; under 1 ms this way).
     SELECT d.id, d.status AS "previousStatus", d."claimedBy" AS "previousClaimedBy"
-      FROM "Delivery" d JOIN picked p ON p.id = d.id
-     WHERE d.status IN ('PENDING', 'RUNNING') AND d."nextAttemptAt" <= now()
+      FROM "Delivery" d
+     WHERE d.id = ANY (ARRAY(SELECT id FROM picked))
+       AND d.status::text IN ('PENDING', 'RUNNING') AND d."nextAttemptAt" <= now()
        FOR UPDATE OF d SKIP LOCKED
   )
   UPDATE "Delivery" d
