@@ -58,7 +58,7 @@ export class ExecutionRecorder {
       for (let i = 0; i < batch.length; i += this.maxBatch) {
         const slice = batch.slice(i, i + this.maxBatch);
         try {
-          await new ExecutionRepository(this.database.prisma).insertMany(slice);
+          await ExecutionRepository.insertMany(this.database.pool, slice);
         } catch (error) {
           this.options.onError?.(error);
         }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
 import type { DbClient } from '../infrastructure/database/database.js';
 import type { Execution, Prisma } from '../generated/prisma/client.js';
 
@@ -16,42 +17,41 @@ export interface ExecutionFilter {
   take: number;
 }
 
+const INSERT_MANY = `
+  INSERT INTO "Execution" ("id", "addonId", "addonName", "addonVersionId", "version", "siteId", "kind", "entry",
+    "status", "errorMessage", "durationMs", "cpuTimeMs", "cold", "logs", "logsTruncated", "requestId", "createdAt")
+  SELECT x."id", x."addonId", x."addonName", x."addonVersionId", x."version", x."siteId", x."kind", x."entry",
+         x."status", x."errorMessage", x."durationMs", x."cpuTimeMs", x."cold", x."logs", x."logsTruncated",
+         x."requestId", x."createdAt"
+    FROM jsonb_to_recordset($1::jsonb) AS x("id" uuid, "addonId" uuid, "addonName" text, "addonVersionId" uuid,
+         "version" text, "siteId" uuid, "kind" text, "entry" text, "status" text, "errorMessage" text,
+         "durationMs" float8, "cpuTimeMs" float8, "cold" bool, "logs" jsonb, "logsTruncated" bool,
+         "requestId" text, "createdAt" timestamp(3))`;
+
 /** Execution records, written in batches and read newest first. */
 export class ExecutionRepository {
   constructor(private readonly db: DbClient) {}
 
   /**
-   * Inserts a batch in one statement of column arrays: its cost stays flat with the batch size,
-   * where a generated multi-row INSERT grows in parameters and in query-building time.
+   * Inserts a batch in one statement, on the pg pool: the rows travel as one JSON document. Its
+   * cost stays flat with the batch size (a generated multi-row INSERT grows in parameters and
+   * query-building time), and encoding is one native JSON.stringify rather than pg's per-element
+   * array escaping and Prisma's raw-query layer: the recorder runs once per addon call.
    */
-  async insertMany(rows: NewExecution[]): Promise<void> {
+  static async insertMany(pool: pg.Pool, rows: readonly NewExecution[]): Promise<void> {
     if (rows.length === 0) return;
-    const column = <T>(pick: (row: NewExecution) => T) => rows.map(pick);
-    await this.db.$executeRawUnsafe(
-      `INSERT INTO "Execution" ("id", "addonId", "addonName", "addonVersionId", "version", "siteId", "kind", "entry",
-         "status", "errorMessage", "durationMs", "cpuTimeMs", "cold", "logs", "logsTruncated", "requestId", "createdAt")
-       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::uuid[], $7::text[],
-         $8::text[], $9::text[], $10::text[], $11::float8[], $12::float8[], $13::bool[], $14::jsonb[], $15::bool[],
-         $16::text[], $17::timestamp(3)[])`,
-      column((r) => r.id ?? randomUUID()),
-      column((r) => r.addonId),
-      column((r) => r.addonName),
-      column((r) => r.addonVersionId),
-      column((r) => r.version),
-      column((r) => r.siteId),
-      column((r) => r.kind),
-      column((r) => r.entry),
-      column((r) => r.status),
-      column((r) => r.errorMessage),
-      column((r) => r.durationMs),
-      column((r) => r.cpuTimeMs),
-      column((r) => r.cold),
-      column((r) => JSON.stringify(r.logs ?? [])),
-      column((r) => r.logsTruncated),
-      column((r) => r.requestId),
+    const document = rows.map((row) => ({
+      ...row,
+      id: row.id ?? randomUUID(),
+      logs: row.logs ?? [],
       // Prisma keeps timestamps as UTC wall time in timestamp(3) columns.
-      column((r) => r.createdAt.toISOString().replace('Z', '')),
-    );
+      createdAt: row.createdAt.toISOString().replace('Z', ''),
+    }));
+    await pool.query({
+      name: 'themepress-execution-insert',
+      text: INSERT_MANY,
+      values: [JSON.stringify(document)],
+    });
   }
 
   list(filter: ExecutionFilter): Promise<ExecutionRecord[]> {

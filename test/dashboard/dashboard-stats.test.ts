@@ -90,7 +90,7 @@ describe('dashboard statistics (service over the Execution table)', () => {
       createdAt: new Date(now - 5_000),
       ...overrides,
     });
-    await new ExecutionRepository(database.prisma).insertMany([
+    await ExecutionRepository.insertMany(database.pool, [
       ...ownedDurations.map((durationMs, i) =>
         row({
           durationMs,
