@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../app/services.js';
 import type { RequestActorResolver } from '../http/request-actor.js';
@@ -14,7 +15,8 @@ interface Params {
  * `GET /api/widgets/:addonName/:widgetName?config=<json>&context=<json>&siteId=<id>` and `POST` to
  * the same path with `{ config, context, siteId }` as the JSON body. Answers the WidgetOutput as
  * JSON, or with `Accept: text/html` a whole HTML document under a nonce-based CSP, for
- * `<iframe sandbox="allow-scripts">`. Errors are JSON whatever the Accept header.
+ * `<iframe sandbox="allow-scripts">`. Errors are JSON whatever the Accept header. A `Server-Timing`
+ * header tells the time the server spent (`render;dur=<ms>`) and whether the render was cached.
  */
 export function registerWidgetRoutes(
   app: FastifyInstance,
@@ -22,6 +24,7 @@ export function registerWidgetRoutes(
   actorOf: RequestActorResolver,
 ): void {
   const handle = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply, input: Input) => {
+    const started = performance.now();
     const actor = await actorOf(request);
     const args: RenderWidgetArgs = {
       addon: request.params.addonName,
@@ -32,6 +35,11 @@ export function registerWidgetRoutes(
       requestId: request.id,
     };
     const render = await services.widgets.render(actor, args);
+    // For browser devtools and benchmarks: the server's share of the request, and whether it rendered.
+    reply.header(
+      'server-timing',
+      `render;dur=${(performance.now() - started).toFixed(2)};desc="${render.cached ? 'cache hit' : 'rendered'}"`,
+    );
     if (wantsHtml(request)) return sendDocument(reply, render, `${args.addon}/${args.widget}`);
     reply.header('content-type', 'application/json; charset=utf-8');
     return render.json ?? JSON.stringify({ ...render.output, cached: render.cached });

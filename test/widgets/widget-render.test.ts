@@ -172,6 +172,9 @@ describe('widget rendering', () => {
     assert.match(output.html, /<h2>Pay now<\/h2>/);
     assert.equal(output.version, '1.0.0');
     assert.equal(((await post.json()) as { cached: boolean; html: string }).html, output.html);
+    // The first request of this query rendered; the next ones were served from the cache.
+    assert.match(json.headers.get('server-timing')!, /^render;dur=\d+\.\d\d;desc="rendered"$/);
+    assert.match(post.headers.get('server-timing')!, /^render;dur=\d+\.\d\d;desc="cache hit"$/);
 
     assert.equal(document.status, 200);
     assert.match(document.headers.get('content-type')!, /^text\/html/);
