@@ -15,6 +15,7 @@ describe('isPublicAddress', () => {
       '100.64.0.1',
       '0.0.0.0',
       '224.0.0.1',
+      '203.0.113.7',
       '255.255.255.255',
     ]) {
       assert.equal(isPublicAddress(address), false, address);
@@ -33,6 +34,7 @@ describe('isPublicAddress', () => {
       '::ffff:a9fe:a9fe',
       '[::1]',
       '64:ff9b::a00:1',
+      '2001:db8::1',
     ]) {
       assert.equal(isPublicAddress(address), false, address);
     }

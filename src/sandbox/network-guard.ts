@@ -18,6 +18,10 @@ for (const [network, prefix] of [
   ['192.0.0.0', 24],
   ['192.168.0.0', 16],
   ['198.18.0.0', 15],
+  // Documentation ranges (TEST-NET-1, 2 and 3): never a real destination.
+  ['192.0.2.0', 24],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
 ] as const) {
@@ -29,6 +33,7 @@ for (const [network, prefix] of [
   ['fe80::', 10],
   ['ff00::', 8],
   ['64:ff9b::', 96], // NAT64: an IPv4 address in disguise
+  ['2001:db8::', 32], // documentation
 ] as const) {
   NON_PUBLIC.addSubnet(network, prefix, 'ipv6');
 }
