@@ -77,22 +77,14 @@ export class EventBatchWriter {
   }
 
   private async write(batch: Pending[]): Promise<void> {
-    const { maxAttempts } = this.options;
-    if (batch.length === 1) {
-      const [only] = batch;
-      try {
-        only.resolve(
-          await EventRepository.insertWithDeliveriesFast(this.pool, only.event, only.deliveries, maxAttempts),
-        );
-      } catch (error) {
-        only.reject(error);
-      }
-      return;
-    }
     let records: Map<string, EventRecord>;
     try {
-      records = await EventRepository.insertBatch(this.pool, batch, maxAttempts);
-    } catch {
+      records = await EventRepository.insertBatch(this.pool, batch, this.options.maxAttempts);
+    } catch (error) {
+      if (batch.length === 1) {
+        batch[0].reject(error);
+        return;
+      }
       // Nothing of the batch was written (one statement): find the culprit one event at a time.
       await Promise.all(batch.map((item) => this.write([item])));
       return;

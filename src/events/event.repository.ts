@@ -51,24 +51,6 @@ export interface EventListFilter {
 
 const COLUMNS = Prisma.sql`id, seq, name, "sourceAddonId", source, "siteId", data, "requestId", "createdAt"`;
 
-/** The outbox insert, for {@link EventRepository.insertWithDeliveriesFast} (a prepared statement). */
-const INSERT_FAST = `
-  WITH e AS (
-    INSERT INTO "Event" (id, name, "sourceAddonId", source, "siteId", data, "requestId")
-    VALUES ($1::uuid, $2, $3::uuid, $4, $5::uuid, $6::jsonb, $7)
-    RETURNING id, seq::text AS seq, name, "sourceAddonId", source, "siteId", data, "requestId",
-              "createdAt" AT TIME ZONE 'UTC' AS "createdAt"
-  ), d AS (
-    INSERT INTO "Delivery" (id, "eventId", "eventName", "siteId", "installationId", "addonId",
-                            "addonName", handler, "maxAttempts")
-    SELECT gen_random_uuid(), e.id, e.name, e."siteId", t.installation, t.addon, t.addon_name,
-           t.handler, $12
-      FROM e, unnest($8::uuid[], $9::uuid[], $10::text[], $11::text[])
-              AS t(installation, addon, addon_name, handler)
-    RETURNING 1
-  )
-  SELECT * FROM e`;
-
 /**
  * Many events and their deliveries in one statement (see {@link EventRepository.insertBatch}). The
  * rows travel as two JSON documents: one parameter each, whatever the batch size. Events are
@@ -101,39 +83,10 @@ export class EventRepository {
   constructor(private readonly db: DbClient) {}
 
   /**
-   * {@link insertWithDeliveries} outside any transaction, as a prepared statement on the pool:
-   * the emit hot path, where Prisma's raw-query layer costs about three times the statement.
-   */
-  static async insertWithDeliveriesFast(
-    pool: pg.Pool,
-    event: NewEvent,
-    deliveries: NewDelivery[],
-    maxAttempts: number,
-  ): Promise<EventRecord> {
-    const { rows } = await pool.query<Omit<EventRecord, 'seq'> & { seq: string }>({
-      name: 'themepress-event-insert',
-      text: INSERT_FAST,
-      values: [
-        event.id,
-        event.name,
-        event.sourceAddonId,
-        event.source,
-        event.siteId,
-        JSON.stringify(event.data ?? null),
-        event.requestId,
-        deliveries.map((d) => d.installationId),
-        deliveries.map((d) => d.addonId),
-        deliveries.map((d) => d.addonName),
-        deliveries.map((d) => d.handler),
-        maxAttempts,
-      ],
-    });
-    return { ...rows[0], seq: BigInt(rows[0].seq) };
-  }
-
-  /**
-   * Several events with their deliveries in one statement (all or nothing), outside any
-   * transaction: the group commit of {@link EventBatchWriter}. Returns the stored rows by event id.
+   * Events with their deliveries in one statement (all or nothing), outside any transaction: the
+   * emit hot path and the group commit of {@link EventBatchWriter}. A prepared statement on the pg
+   * pool, where Prisma's raw-query layer would cost about three times the statement. Returns the
+   * stored rows by event id.
    */
   static async insertBatch(
     pool: pg.Pool,
