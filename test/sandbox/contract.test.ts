@@ -106,6 +106,35 @@ describe('addon module contract', () => {
       assert.deepEqual(await codeOf(call(pool, thrower, 'num')), { code: 'ADDON_ERROR', message: '42' });
     });
 
+    it('settles thenables as await would, a throwing then getter and a rejection included', async () => {
+      const thenables = makeBundle(
+        functionsAddon(`{
+          thenable: (data) => ({ then: (resolve) => resolve({ got: data.n }) }),
+          rejecting: () => ({ then: (_resolve, reject) => reject(new Error('declined later')) }),
+          getterThrows: () => ({ get then() { throw new Error('no then for you'); } }),
+          syncThrow: () => { throw new Error('declined at once'); },
+          rejected: async () => { throw new Error('declined async'); },
+        }`),
+      );
+      assert.deepEqual((await call(pool, thenables, 'thenable', { n: 7 })).output, { got: 7 });
+      assert.deepEqual(await codeOf(call(pool, thenables, 'rejecting')), {
+        code: 'ADDON_ERROR',
+        message: 'declined later',
+      });
+      assert.deepEqual(await codeOf(call(pool, thenables, 'getterThrows')), {
+        code: 'ADDON_ERROR',
+        message: 'no then for you',
+      });
+      assert.deepEqual(await codeOf(call(pool, thenables, 'syncThrow')), {
+        code: 'ADDON_ERROR',
+        message: 'declined at once',
+      });
+      assert.deepEqual(await codeOf(call(pool, thenables, 'rejected')), {
+        code: 'ADDON_ERROR',
+        message: 'declined async',
+      });
+    });
+
     it('truncates long error messages', async () => {
       const thrower = makeBundle(functionsAddon(`{ fail: () => { throw new Error('x'.repeat(100000)); } }`));
       const failure = await codeOf(call(pool, thrower, 'fail'));

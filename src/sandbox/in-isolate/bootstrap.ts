@@ -14,7 +14,12 @@ export type RunEnvelope =
   | { ok: true; output: string; logs: unknown[]; logsTruncated: boolean }
   | { ok: false; code: string; message: string; sdk: boolean; logs: unknown[]; logsTruncated: boolean };
 
-export type RunFunction = (meta: CallMeta, inputJson: string, configJson: string) => Promise<RunEnvelope>;
+/** Settles at once (an envelope) when the entry returns a plain value, else through a promise. */
+export type RunFunction = (
+  meta: CallMeta,
+  inputJson: string,
+  configJson: string,
+) => RunEnvelope | Promise<RunEnvelope>;
 
 /**
  * What the bootstrap hands the worker. `start` begins a call (the worker calls it synchronously:
@@ -24,7 +29,8 @@ export type RunFunction = (meta: CallMeta, inputJson: string, configJson: string
  * through the worker's `done` reference.
  */
 export interface BootstrapDriver {
-  start(meta: CallMeta, inputJson: string, configJson: string): void;
+  /** Runs an entry; returns its envelope when it settled at once, else it comes through `take`/`done`. */
+  start(meta: CallMeta, inputJson: string, configJson: string): RunEnvelope | undefined;
   take(execId: number): RunEnvelope | undefined;
 }
 
@@ -62,6 +68,7 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
   // Primordials: addon code may replace globals and prototype methods of its own context later on.
   const hostApply = host.apply;
   const doneApplyIgnored = done.applyIgnored;
+  const PromiseCtor = Promise;
   const promiseThen = Promise.prototype.then;
   const reflectApply = Reflect.apply;
   const jsonParse = JSON.parse;
@@ -204,11 +211,19 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
     return out;
   }
 
+  /** What `await` would treat as a promise (reading `then` may run addon code: it is the addon's). */
+  function isThenable(value: unknown): boolean {
+    return (
+      ((typeof value === 'object' && value !== null) || typeof value === 'function') &&
+      typeof (value as { then?: unknown }).then === 'function'
+    );
+  }
+
   function nullProto<T extends object>(value: T): T {
     return setPrototypeOf(value, null) as T;
   }
 
-  const run: RunFunction = async function run(meta, inputJson, configJson) {
+  const run: RunFunction = function run(meta, inputJson, configJson) {
     const logs: unknown[] = [];
     let logChars = 0;
     let logsTruncated = false;
@@ -306,65 +321,7 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
       wasm: wasmModule === null ? null : freeze({ module: wasmModule }),
     });
 
-    const previousConsole = consoleTarget;
-    consoleTarget = log;
-    try {
-      const exported = mod.exports;
-      const missing = (what: string) => ({
-        ok: false as const,
-        code: 'NOT_FOUND',
-        message: `Addon "${meta.addonName}" has no ${what} "${meta.name}".`,
-        sdk: false,
-        logs,
-        logsTruncated,
-      });
-      let value: unknown;
-      switch (meta.kind) {
-        case 'function': {
-          const fn = lookup(exported, 'functions', meta.name);
-          if (typeof fn !== 'function') return missing('function');
-          value = await (fn as AnyFunction)(input, ctx);
-          break;
-        }
-        case 'handler': {
-          const fn = lookup(exported, 'handlers', meta.name);
-          if (typeof fn !== 'function') return missing('handler');
-          value = await (fn as AnyFunction)(input, ctx);
-          break;
-        }
-        case 'widget': {
-          const widget = lookup(exported, 'widgets', meta.name);
-          // The pool sends a widget's [widgetConfig, context] pair as its input.
-          const [widgetConfig, context] = input as [unknown, unknown];
-          let rendered: unknown;
-          if (typeof widget === 'function')
-            rendered = await (widget as AnyFunction)(widgetConfig, context, ctx);
-          else if (
-            typeof widget === 'object' &&
-            widget !== null &&
-            typeof (widget as { render?: unknown }).render === 'function'
-          ) {
-            rendered = await (widget as { render: AnyFunction }).render(widgetConfig, context, ctx);
-          } else return missing('widget');
-          value = widgetOutput(rendered);
-          break;
-        }
-        case 'hook': {
-          // Lifecycle hooks are optional: a missing one succeeds with null.
-          const fn = lookup(exported, 'hooks', meta.name);
-          if (typeof fn !== 'function') value = null;
-          else if (meta.name === 'upgrade') {
-            const from =
-              typeof input === 'object' && input !== null
-                ? (input as { fromVersion?: unknown }).fromVersion
-                : input;
-            value = await (fn as AnyFunction)(from ?? null, ctx);
-          } else value = await (fn as AnyFunction)(ctx);
-          break;
-        }
-        default:
-          return missing('entry');
-      }
+    const envelopeOf = (value: unknown): RunEnvelope => {
       let output: string | undefined;
       try {
         output = jsonStringify(value);
@@ -383,7 +340,8 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
         };
       }
       return { ok: true, output, logs, logsTruncated };
-    } catch (err) {
+    };
+    const failure = (err: unknown): RunEnvelope => {
       let code = 'ADDON_ERROR';
       let sdk = false;
       if (typeof err === 'object' && err !== null && reflectApply(weakSetHas, sdkErrors, [err])) {
@@ -394,10 +352,97 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
       }
       const message = describe(err);
       return { ok: false, code, message: message.slice(0, 2000), sdk, logs, logsTruncated };
-    } finally {
+    };
+    const previousConsole = consoleTarget;
+    const end = () => {
       active = false;
       if (consoleTarget === log) consoleTarget = previousConsole;
+    };
+    // A widget's output is checked once its render settled.
+    const finishValue = (value: unknown): RunEnvelope =>
+      envelopeOf(meta.kind === 'widget' ? widgetOutput(value) : value);
+
+    consoleTarget = log;
+    let produced: unknown;
+    let pending = false;
+    try {
+      const exported = mod.exports;
+      const missing = (what: string): RunEnvelope => ({
+        ok: false as const,
+        code: 'NOT_FOUND',
+        message: `Addon "${meta.addonName}" has no ${what} "${meta.name}".`,
+        sdk: false,
+        logs,
+        logsTruncated,
+      });
+      switch (meta.kind) {
+        case 'function': {
+          const fn = lookup(exported, 'functions', meta.name);
+          if (typeof fn !== 'function') return missing('function');
+          produced = (fn as AnyFunction)(input, ctx);
+          break;
+        }
+        case 'handler': {
+          const fn = lookup(exported, 'handlers', meta.name);
+          if (typeof fn !== 'function') return missing('handler');
+          produced = (fn as AnyFunction)(input, ctx);
+          break;
+        }
+        case 'widget': {
+          const widget = lookup(exported, 'widgets', meta.name);
+          // The pool sends a widget's [widgetConfig, context] pair as its input.
+          const [widgetConfig, context] = input as [unknown, unknown];
+          if (typeof widget === 'function') produced = (widget as AnyFunction)(widgetConfig, context, ctx);
+          else if (
+            typeof widget === 'object' &&
+            widget !== null &&
+            typeof (widget as { render?: unknown }).render === 'function'
+          ) {
+            produced = (widget as { render: AnyFunction }).render(widgetConfig, context, ctx);
+          } else return missing('widget');
+          break;
+        }
+        case 'hook': {
+          // Lifecycle hooks are optional: a missing one succeeds with null.
+          const fn = lookup(exported, 'hooks', meta.name);
+          if (typeof fn !== 'function') produced = null;
+          else if (meta.name === 'upgrade') {
+            const from =
+              typeof input === 'object' && input !== null
+                ? (input as { fromVersion?: unknown }).fromVersion
+                : input;
+            produced = (fn as AnyFunction)(from ?? null, ctx);
+          } else produced = (fn as AnyFunction)(ctx);
+          break;
+        }
+        default:
+          return missing('entry');
+      }
+      pending = isThenable(produced);
+      if (!pending) return finishValue(produced);
+    } catch (err) {
+      return failure(err);
+    } finally {
+      if (!pending) end();
     }
+    // The entry returned a promise (or a thenable): the call settles when it does. Resolved through
+    // a promise of this context's own, so a hostile `then` runs as addon code under the call's limits.
+    const settled = new PromiseCtor<unknown>((resolve) => resolve(produced));
+    return reflectApply(promiseThen, settled, [
+      (value: unknown) => {
+        try {
+          return finishValue(value);
+        } catch (err) {
+          return failure(err);
+        } finally {
+          end();
+        }
+      },
+      (err: unknown) => {
+        end();
+        return failure(err);
+      },
+    ]) as Promise<RunEnvelope>;
   };
 
   // Null-prototype records and captured methods: addon code may patch Object, Map or Promise
@@ -418,20 +463,30 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
   return freeze(
     setPrototypeOf(
       {
-        start(meta: CallMeta, inputJson: string, configJson: string): void {
+        start(meta: CallMeta, inputJson: string, configJson: string): RunEnvelope | undefined {
           const execId = meta.execId;
-          reflectApply(promiseThen, run(meta, inputJson, configJson), [
+          const failed = (err: unknown): RunEnvelope => ({
+            ok: false,
+            code: 'ADDON_ERROR',
+            message: describe(err).slice(0, 2000),
+            sdk: false,
+            logs: [],
+            logsTruncated: false,
+          });
+          let result: RunEnvelope | Promise<RunEnvelope>;
+          try {
+            result = run(meta, inputJson, configJson);
+          } catch (err) {
+            return failed(err);
+          }
+          // Settled already (the entry returned a plain value): the envelope goes back as the
+          // result of this very call, without a second call to take it.
+          if (!(result instanceof PromiseCtor)) return result;
+          reflectApply(promiseThen, result, [
             (envelope: RunEnvelope) => settle(execId, envelope),
-            (err: unknown) =>
-              settle(execId, {
-                ok: false,
-                code: 'ADDON_ERROR',
-                message: describe(err).slice(0, 2000),
-                sdk: false,
-                logs: [],
-                logsTruncated: false,
-              }),
+            (err: unknown) => settle(execId, failed(err)),
           ]);
+          return undefined;
         },
         take(execId: number): RunEnvelope | undefined {
           const envelope = finished[execId];

@@ -207,12 +207,21 @@ export class SandboxWorker {
       // known to start quickly, otherwise on isolated-vm's pool so a slow one leaves this event
       // loop (other addons' calls, SDK answers) free.
       const args: [CallMeta, string, string] = [msg.meta, msg.inputJson, msg.configJson];
-      const options = { arguments: { copy: true }, timeout: this.budget(call) } as const;
+      const options = {
+        arguments: { copy: true },
+        result: { copy: true },
+        timeout: this.budget(call),
+      } as const;
       const began = performance.now();
-      if (current.startSync) site.start.applySync(undefined, args, options);
-      else await site.start.apply(undefined, args, options);
+      // An entry that returns a plain value hands its envelope back at once; one that awaits
+      // leaves it to `take` (settled by now) or to the context's `done`.
+      envelope = (
+        current.startSync
+          ? site.start.applySync(undefined, args, options)
+          : await site.start.apply(undefined, args, options)
+      ) as RunEnvelope | undefined;
       current.noteStart(performance.now() - began);
-      envelope = site.take.applySync(undefined, [msg.meta.execId], { result: { copy: true } }) as
+      envelope ??= site.take.applySync(undefined, [msg.meta.execId], { result: { copy: true } }) as
         RunEnvelope | undefined;
       if (call.settled) return;
     } catch (err) {
