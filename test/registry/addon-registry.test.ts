@@ -7,6 +7,7 @@ import {
   AddonByNameDocument,
   ListAddonsDocument,
   ListWidgetsDocument,
+  type ListAddonsQuery,
   RegisterAddonDocument,
   WidgetByNameDocument,
 } from '../generated/graphql.js';
@@ -242,10 +243,17 @@ describe('addon registry', () => {
   it('lists 50 addons with their widgets and apis in a constant number of SQL queries', async () => {
     // given
     const word = uniqueName('batch');
+    // The count is process-wide, and background work (the delivery worker's poll, record flushes)
+    // can only add to it: the least of three runs is the request's own.
     const count = async (first: number) => {
-      const before = server.app.database.queryCount();
-      const result = await server.anonymous.ok(ListAddonsDocument, { first, search: word });
-      return { queries: server.app.database.queryCount() - before, result };
+      let best: { queries: number; result: ListAddonsQuery } | null = null;
+      for (let run = 0; run < 3; run += 1) {
+        const before = server.app.database.queryCount();
+        const result = await server.anonymous.ok(ListAddonsDocument, { first, search: word });
+        const queries = server.app.database.queryCount() - before;
+        if (best === null || queries < best.queries) best = { queries, result };
+      }
+      return best!;
     };
     for (let i = 0; i < 50; i++) await givenPublished(developer, manifest({ description: word }));
     // when
