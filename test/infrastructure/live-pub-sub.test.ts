@@ -1,7 +1,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { createRedisPubSub, LiveTopic, type LivePubSub } from '../../src/subscriptions/pub-sub.js';
 
@@ -9,12 +9,15 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 describe('live pub/sub over Redis (two instances)', () => {
   const opened: LivePubSub[] = [];
+  // Run in `after` even when an assertion failed: an open Redis connection would keep the test alive.
+  const cleanups: Array<() => void> = [];
   const instance = (prefix: string) => {
     const pubSub = createRedisPubSub(REDIS_URL, prefix);
     opened.push(pubSub);
     return pubSub;
   };
   after(async () => {
+    for (const cleanup of cleanups) cleanup();
     await Promise.all(opened.map((pubSub) => pubSub.close()));
   });
 
@@ -25,6 +28,7 @@ describe('live pub/sub over Redis (two instances)', () => {
     const listener = instance(prefix);
     const received: unknown[] = [];
     const listening = listener.listen(LiveTopic.Events, (payload) => received.push(payload));
+    cleanups.push(listening.stop);
     await listening.ready;
     // when: one turn's publishes travel as one Redis message
     const published = [1, 2, 3, 4, 5].map((n) => publisher.publish(LiveTopic.Events, { n }));
@@ -32,7 +36,6 @@ describe('live pub/sub over Redis (two instances)', () => {
     // then
     for (let waited = 0; received.length < 5 && waited < 2000; waited += 10) await sleep(10);
     assert.deepEqual(received, [{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }, { n: 5 }]);
-    listening.stop();
   });
 
   it('holds execution records back briefly, so a burst of them shares one Redis message', async () => {
@@ -42,23 +45,23 @@ describe('live pub/sub over Redis (two instances)', () => {
     const listener = instance(prefix);
     const received: unknown[] = [];
     const listening = listener.listen(LiveTopic.Executions, (payload) => received.push(payload));
+    cleanups.push(listening.stop);
     await listening.ready;
     const raw = new Redis(REDIS_URL);
+    cleanups.push(() => raw.disconnect());
     let messages = 0;
     raw.on('message', () => (messages += 1));
     await raw.subscribe(`${prefix}${LiveTopic.Executions}`);
-    // when: published over three turns
+    // when: published over three event-loop turns (without the linger, three messages)
     const first = publisher.publish(LiveTopic.Executions, { n: 1 });
-    await sleep(1);
+    await nextTurn();
     const second = publisher.publish(LiveTopic.Executions, { n: 2 });
-    await sleep(1);
+    await nextTurn();
     const third = publisher.publish(LiveTopic.Executions, { n: 3 });
     await Promise.all([first, second, third]);
     // then
     for (let waited = 0; received.length < 3 && waited < 2000; waited += 10) await sleep(10);
     assert.deepEqual(received, [{ n: 1 }, { n: 2 }, { n: 3 }]);
     assert.equal(messages, 1);
-    raw.disconnect();
-    listening.stop();
   });
 });
