@@ -78,6 +78,29 @@ const INSERT_BATCH = `
   )
   SELECT * FROM e`;
 
+/** A row as {@link INSERT_BATCH} returns it (seq as text: read the same through pg and Prisma). */
+type InsertedRow = Omit<EventRecord, 'seq'> & { seq: string };
+
+const toRecord = (row: InsertedRow): EventRecord => ({ ...row, seq: BigInt(row.seq) });
+
+/** {@link INSERT_BATCH}'s parameters: the events (in order) and their deliveries as JSON documents. */
+function insertValues(
+  items: ReadonlyArray<{ event: NewEvent; deliveries: NewDelivery[] }>,
+  maxAttempts: number,
+): [string, string, number] {
+  const events = items.map(({ event }, n) => ({ ...event, data: event.data ?? null, n }));
+  const deliveries = items.flatMap(({ event, deliveries }) =>
+    deliveries.map((d) => ({
+      eventId: event.id,
+      installation: d.installationId,
+      addon: d.addonId,
+      addonName: d.addonName,
+      handler: d.handler,
+    })),
+  );
+  return [JSON.stringify(events), JSON.stringify(deliveries), maxAttempts];
+}
+
 /** Stored events: the record of what happened, written before anyone is told. */
 export class EventRepository {
   constructor(private readonly db: DbClient) {}
@@ -93,53 +116,28 @@ export class EventRepository {
     items: ReadonlyArray<{ event: NewEvent; deliveries: NewDelivery[] }>,
     maxAttempts: number,
   ): Promise<Map<string, EventRecord>> {
-    const events = items.map(({ event }, n) => ({ ...event, data: event.data ?? null, n }));
-    const deliveries = items.flatMap(({ event, deliveries }) =>
-      deliveries.map((d) => ({
-        eventId: event.id,
-        installation: d.installationId,
-        addon: d.addonId,
-        addonName: d.addonName,
-        handler: d.handler,
-      })),
-    );
-    const { rows } = await pool.query<Omit<EventRecord, 'seq'> & { seq: string }>({
+    const { rows } = await pool.query<InsertedRow>({
       name: 'themepress-event-insert-batch',
       text: INSERT_BATCH,
-      values: [JSON.stringify(events), JSON.stringify(deliveries), maxAttempts],
+      values: insertValues(items, maxAttempts),
     });
-    return new Map(rows.map((row) => [row.id, { ...row, seq: BigInt(row.seq) }]));
+    return new Map(rows.map((row) => [row.id, toRecord(row)]));
   }
 
   /**
-   * Inserts the event and its deliveries in ONE statement, so they are atomic even outside a
-   * transaction (and part of the caller's transaction when `db` is one): the outbox.
+   * The same statement for one event, through `db`: part of the caller's transaction when `db` is
+   * one (a lifecycle hook's emits: an outbox), atomic on its own otherwise.
    */
   async insertWithDeliveries(
     event: NewEvent,
     deliveries: NewDelivery[],
     maxAttempts: number,
   ): Promise<EventRecord> {
-    const rows = await this.db.$queryRaw<EventRecord[]>`
-      WITH e AS (
-        INSERT INTO "Event" (id, name, "sourceAddonId", source, "siteId", data, "requestId")
-        VALUES (${event.id}::uuid, ${event.name}, ${event.sourceAddonId}::uuid, ${event.source},
-                ${event.siteId}::uuid, ${JSON.stringify(event.data ?? null)}::jsonb, ${event.requestId})
-        RETURNING ${COLUMNS}
-      ), d AS (
-        INSERT INTO "Delivery" (id, "eventId", "eventName", "siteId", "installationId", "addonId",
-                                "addonName", handler, "maxAttempts")
-        SELECT gen_random_uuid(), e.id, e.name, e."siteId", t.installation, t.addon, t.addon_name,
-               t.handler, ${maxAttempts}
-          FROM e, unnest(${deliveries.map((d) => d.installationId)}::uuid[],
-                         ${deliveries.map((d) => d.addonId)}::uuid[],
-                         ${deliveries.map((d) => d.addonName)}::text[],
-                         ${deliveries.map((d) => d.handler)}::text[])
-                  AS t(installation, addon, addon_name, handler)
-        RETURNING 1
-      )
-      SELECT ${COLUMNS} FROM e`;
-    return rows[0];
+    const rows = await this.db.$queryRawUnsafe<InsertedRow[]>(
+      INSERT_BATCH,
+      ...insertValues([{ event, deliveries }], maxAttempts),
+    );
+    return toRecord(rows[0]);
   }
 
   async exists(id: string): Promise<boolean> {
