@@ -82,7 +82,7 @@ export class EventService {
       onError?: (error: unknown, message: string) => void;
     },
   ) {
-    this.writer = new EventBatchWriter(deps.database.pool, { maxAttempts: deps.maxAttempts });
+    this.writer = new EventBatchWriter(deps.database.pool, deps.maxAttempts);
   }
 
   private readonly writer: EventBatchWriter;

@@ -47,7 +47,7 @@ describe('EventBatchWriter (group commit of emitted events)', () => {
 
   it('stores events emitted in one turn in a few statements, in emit order, each with its deliveries', async () => {
     // given
-    const writer = new EventBatchWriter(pool, { maxAttempts: 7 });
+    const writer = new EventBatchWriter(pool, 7);
     const events = Array.from({ length: 30 }, (_, i) => newEvent({ i, note: `it's "quoted" \\ ${i}` }));
     statements = 0;
     // when
@@ -72,7 +72,7 @@ describe('EventBatchWriter (group commit of emitted events)', () => {
 
   it('fails only the event PostgreSQL refuses when it shares a batch with others', async () => {
     // given: jsonb cannot hold the NUL character, so this event's row is refused
-    const writer = new EventBatchWriter(pool, { maxAttempts: 3 });
+    const writer = new EventBatchWriter(pool, 3);
     const good = [newEvent({ ok: 1 }), newEvent({ ok: 2 }), newEvent({ ok: 3 })];
     const bad = newEvent({ text: 'nul \u0000 here' });
     // when

@@ -111,7 +111,8 @@ function parseTarget(env: CapabilityEnv, args: Record<string, unknown>): URL {
  * `ctx.http.fetch(url, { method?, headers?, body? })`: permission `http.fetch` and the URL's host must be
  * in the bundle's `httpAllow`. Redirects are returned, not followed, so an allowed host cannot bounce
  * the request elsewhere. With the platform's guarded fetch (the default of the app), a host that is or
- * resolves to a private address is refused as well (PERMISSION_DENIED). Bounded by the call's remaining wall time and `HTTP_MAX_RESPONSE_BYTES`.
+ * resolves to a private address is refused as well (PERMISSION_DENIED). Bounded by the call's
+ * remaining wall time and `HTTP_MAX_RESPONSE_BYTES`.
  */
 export const httpFetch: CapabilityHandler = async (env, args) => {
   requirePermission(env, 'http.fetch', 'ctx.http.fetch');

@@ -451,6 +451,18 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
   const waiting = setPrototypeOf({}, null) as Record<number, true>;
   const doneOptions = setPrototypeOf({ arguments: setPrototypeOf({ copy: true }, null) }, null) as object;
 
+  /** What escaped `run` itself (not the entry, whose errors `run` reports with their codes). */
+  function startFailure(err: unknown): RunEnvelope {
+    return {
+      ok: false,
+      code: 'ADDON_ERROR',
+      message: describe(err).slice(0, 2000),
+      sdk: false,
+      logs: [],
+      logsTruncated: false,
+    };
+  }
+
   function settle(execId: number, envelope: RunEnvelope): void {
     if (waiting[execId] === true) {
       delete waiting[execId];
@@ -465,26 +477,18 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
       {
         start(meta: CallMeta, inputJson: string, configJson: string): RunEnvelope | undefined {
           const execId = meta.execId;
-          const failed = (err: unknown): RunEnvelope => ({
-            ok: false,
-            code: 'ADDON_ERROR',
-            message: describe(err).slice(0, 2000),
-            sdk: false,
-            logs: [],
-            logsTruncated: false,
-          });
           let result: RunEnvelope | Promise<RunEnvelope>;
           try {
             result = run(meta, inputJson, configJson);
           } catch (err) {
-            return failed(err);
+            return startFailure(err);
           }
           // Settled already (the entry returned a plain value): the envelope goes back as the
           // result of this very call, without a second call to take it.
           if (!(result instanceof PromiseCtor)) return result;
           reflectApply(promiseThen, result, [
             (envelope: RunEnvelope) => settle(execId, envelope),
-            (err: unknown) => settle(execId, failed(err)),
+            (err: unknown) => settle(execId, startFailure(err)),
           ]);
           return undefined;
         },
