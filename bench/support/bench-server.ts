@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { createServer } from 'node:net';
+import { Agent, request } from 'node:http';
 import { generateApiKey } from '../../src/auth/api-key.js';
 import { createTestDatabase } from '../../test/support/test-database.js';
 
@@ -124,6 +125,40 @@ export async function givenBenchSite(
     await gql<{ createSite: { id: string } }>(url, adminKey, 'mutation { createSite(name: "bench") { id } }')
   ).createSite.id;
   return { devKey, siteId, siteKey: await keyOf({ r: 'SITE', s: siteId }) };
+}
+
+export interface PlainResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/**
+ * A sequential HTTP client on one kept-alive connection, built on node:http. Latency benchmarks
+ * use it rather than `fetch`, whose own per-request work (streams, Headers objects) adds several
+ * hundred microseconds on this machine and would be counted as the server's.
+ */
+export function createPlainClient(baseUrl: string): {
+  get(path: string, headers?: Record<string, string>): Promise<PlainResponse>;
+  close(): void;
+} {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  return {
+    get(path, headers = {}) {
+      return new Promise((resolve, reject) => {
+        const req = request(`${baseUrl}${path}`, { agent, headers }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    },
+    close: () => agent.destroy(),
+  };
 }
 
 /** Percentile of sorted numbers. */

@@ -35,8 +35,8 @@ export function encodeJsonInput(value: unknown, what: string, maxBytes: number):
     );
   }
   json ??= 'null';
-  // UTF-8 takes at least one byte per UTF-16 unit: skip the exact count when the length alone decides.
-  if (json.length > maxBytes || Buffer.byteLength(json) > maxBytes) {
+  // UTF-8 takes one to three bytes per UTF-16 unit: count exactly only when the length cannot decide.
+  if (json.length > maxBytes || (json.length * 3 > maxBytes && Buffer.byteLength(json) > maxBytes)) {
     throw new SandboxError(
       ErrorCode.InputTooLarge,
       `The ${what} is larger than the addon's limit of ${maxBytes} bytes.`,

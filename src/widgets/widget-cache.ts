@@ -30,10 +30,15 @@ export const DEFAULT_WIDGET_CACHE_OPTIONS: WidgetCacheOptions = {
   prefix: 'themepress:widget:',
 };
 
-/** A cached render: the output, and its JSON for the REST route's hit path. */
+/** A render as clients receive it: the output and whether it came from the cache. */
+export type WidgetView = RenderedWidget & { cached: boolean };
+
+/** A cached render: the output, and what a hit sends, built once at insert. */
 export interface CachedRender {
   output: RenderedWidget;
-  /** `JSON.stringify({ ...output, cached: true })`, serialised once at insert. */
+  /** `{ ...output, cached: true }`, frozen: every hit of the entry returns this same object. */
+  view: Readonly<WidgetView>;
+  /** `view` as JSON, for the REST route. */
   json: string;
 }
 
@@ -302,5 +307,6 @@ export class WidgetCache {
 }
 
 function toCached(output: RenderedWidget): CachedRender {
-  return { output, json: JSON.stringify({ ...output, cached: true }) };
+  const view = Object.freeze({ ...output, cached: true });
+  return { output, view, json: JSON.stringify(view) };
 }

@@ -42,7 +42,7 @@ export function registerWidgetRoutes(
     );
     if (wantsHtml(request)) return sendDocument(reply, render, `${args.addon}/${args.widget}`);
     reply.header('content-type', 'application/json; charset=utf-8');
-    return render.json ?? JSON.stringify({ ...render.output, cached: render.cached });
+    return render.json ?? JSON.stringify(render.view);
   };
 
   app.get<{ Params: Params; Querystring: Record<string, unknown> }>(

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors/index.js';
 import type { Actor } from '../auth/actor.js';
@@ -12,7 +12,7 @@ import type { ExecutionService } from '../executions/execution.service.js';
 import type { InstallationLookup } from '../installations/installation-lookup.js';
 import type { InstallationChangeListener } from '../installations/installation.service.js';
 import type { SubscriberIndex } from '../events/subscriber-index.js';
-import { WidgetCache } from './widget-cache.js';
+import { WidgetCache, type WidgetView } from './widget-cache.js';
 import { finishRender, type RenderedWidget } from './widget-output.js';
 
 export interface RenderWidgetArgs {
@@ -32,7 +32,9 @@ export interface WidgetRender {
   output: RenderedWidget;
   /** True when served from L1 or L2. */
   cached: boolean;
-  /** The output with `cached: true` as JSON, ready to send (cache hits only). */
+  /** The output with `cached` added: what clients receive (frozen; shared by every hit of an entry). */
+  view: Readonly<WidgetView>;
+  /** `view` as JSON, ready to send (cache hits only). */
   json: string | null;
 }
 
@@ -85,17 +87,17 @@ export class WidgetRenderService {
     const varied = pick(context as Record<string, unknown>, widget.varyOn);
     // The raw config is keyed: the same text under the same (immutable) version validates the same
     // way, so a hit needs no validation; invalid configs never reach the cache.
-    const digest = createHash('sha256')
-      .update(
-        `${versionId}\u0000${widget.name}\u0000${canonicalJson(args.config)}\u0000${canonicalJson(varied)}`,
-      )
-      .digest('base64url');
+    const digest = hash(
+      'sha256',
+      `${versionId}\u0000${widget.name}\u0000${canonicalJson(args.config)}\u0000${canonicalJson(varied)}`,
+      'base64url',
+    );
     const addonId = target.addon.id;
     const generation = await this.deps.cache.generation(siteId, addonId);
     const key = this.deps.cache.key(siteId, addonId, generation, digest);
 
     const hit = this.deps.cache.getL1(key);
-    if (hit) return { output: hit.output, cached: true, json: hit.json };
+    if (hit) return { output: hit.output, cached: true, view: hit.view, json: hit.json };
 
     const { render, cached } = await this.deps.cache.resolve(key, async () => {
       const validated = validateWithDefaults(widget.configSchema, args.config, 'config');
@@ -109,7 +111,7 @@ export class WidgetRenderService {
         widgetConfig: validated.value,
         requestId: args.requestId,
       });
-      const cacheKey = createHash('sha256').update(key).digest('base64url').slice(0, 32);
+      const cacheKey = hash('sha256', key, 'base64url').slice(0, 32);
       const output = finishRender(result.output as Record<string, unknown>, {
         rootId: `w${Buffer.from(cacheKey, 'base64url').toString('hex').slice(0, 16)}`,
         cacheKey,
@@ -121,7 +123,8 @@ export class WidgetRenderService {
       );
       return output;
     });
-    return { output: render.output, cached, json: cached ? render.json : null };
+    if (cached) return { output: render.output, cached, view: render.view, json: render.json };
+    return { output: render.output, cached, view: Object.freeze({ ...render.output, cached }), json: null };
   }
 
   /**
@@ -213,10 +216,23 @@ function pick(context: Record<string, unknown>, fields: readonly string[]): Reco
 /** JSON with object keys sorted at every level, so equal values give equal text. */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  // Every cache lookup runs this on the request's config and context: plain loops, no
+  // intermediate arrays.
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i += 1) out += (i === 0 ? '' : ',') + canonicalJson(value[i]);
+    return `${out}]`;
+  }
   const record = value as Record<string, unknown>;
-  const keys = Object.keys(record)
-    .filter((k) => record[k] !== undefined)
-    .sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`).join(',')}}`;
+  const keys = Object.keys(record);
+  if (keys.length > 1) keys.sort();
+  let out = '{';
+  let first = true;
+  for (const key of keys) {
+    const item = record[key];
+    if (item === undefined) continue;
+    out += `${first ? '' : ','}${JSON.stringify(key)}:${canonicalJson(item)}`;
+    first = false;
+  }
+  return `${out}}`;
 }

@@ -4,7 +4,6 @@ import type { GraphQLContext } from '../graphql/context.js';
 import { Widget } from '../addons/addon.type.js';
 import type { WidgetRecord } from '../addons/addon.repository.js';
 import { WidgetOutput } from './widget.type.js';
-import type { WidgetRender } from './widget-render.service.js';
 
 const siteIdDescription =
   'Site whose installation renders; defaults to the site of a site key, required otherwise.';
@@ -32,7 +31,7 @@ export class WidgetRenderResolver {
       siteId,
       requestId: ctx.requestId,
     };
-    return toOutput(await ctx.services.widgets.render(ctx.actor, args));
+    return (await ctx.services.widgets.render(ctx.actor, args)).view;
   }
 
   @Query(() => WidgetOutput, {
@@ -47,10 +46,6 @@ export class WidgetRenderResolver {
     @Ctx() ctx: GraphQLContext,
   ) {
     const args = { addon, widget, config, context, siteId, requestId: ctx.requestId };
-    return toOutput(await ctx.services.widgets.render(ctx.actor, args));
+    return (await ctx.services.widgets.render(ctx.actor, args)).view;
   }
-}
-
-function toOutput(render: WidgetRender): WidgetOutput {
-  return { ...render.output, cached: render.cached };
 }

@@ -164,6 +164,10 @@ describe('addon module contract', () => {
         'INPUT_TOO_LARGE',
       );
       assert.equal((await call(pool, small, 'echo', 'ok')).output, 'ok');
+      // Counted in UTF-8 bytes, not characters: 60 characters of 2 or 3 bytes each are too many.
+      assert.equal((await codeOf(call(pool, small, 'echo', 'é'.repeat(60)))).code, 'INPUT_TOO_LARGE');
+      assert.equal((await codeOf(call(pool, small, 'echo', '€'.repeat(40)))).code, 'INPUT_TOO_LARGE');
+      assert.equal((await call(pool, small, 'echo', 'é'.repeat(45))).output, 'é'.repeat(45));
     });
 
     it('rejects malformed requests with BAD_USER_INPUT', async () => {
