@@ -12,33 +12,41 @@ function givenSender() {
 }
 
 describe('createBatchedSender', () => {
-  it('writes the first message of an idle sender at once, unbatched', () => {
+  it('writes a lone message at the end of the turn, unbatched', async () => {
     const { writes, send } = givenSender();
     send({ t: 'm', n: 1 });
+    assert.deepEqual(writes, []);
+    await nextTurn();
     assert.deepEqual(writes, [{ t: 'm', n: 1 }]);
   });
 
-  it('batches the messages that follow in the same turn into one write at the end of the turn', async () => {
+  it('writes the messages of one turn as one batch, in order', async () => {
     const { writes, send } = givenSender();
     for (let n = 1; n <= 4; n += 1) send({ t: 'm', n });
-    assert.equal(writes.length, 1);
+    assert.equal(writes.length, 0);
     await nextTurn();
-    assert.equal(writes.length, 2);
+    assert.equal(writes.length, 1);
+    assert.equal((writes[0] as BatchMessage<Message>).t, 'batch');
     const received: number[] = [];
-    for (const write of writes) unbatch(write, (message) => received.push(message.n));
+    unbatch(writes[0], (message) => received.push(message.n));
     assert.deepEqual(received, [1, 2, 3, 4]);
-    assert.equal((writes[1] as BatchMessage<Message>).t, 'batch');
   });
 
-  it('is idle again after a turn without messages', async () => {
+  it('starts a new write for messages sent in a later turn', async () => {
     const { writes, send } = givenSender();
     send({ t: 'm', n: 1 });
     await nextTurn();
-    await nextTurn();
     send({ t: 'm', n: 2 });
-    assert.deepEqual(writes, [
-      { t: 'm', n: 1 },
-      { t: 'm', n: 2 },
-    ]);
+    send({ t: 'm', n: 3 });
+    await nextTurn();
+    assert.equal(writes.length, 2);
+    assert.deepEqual(writes[0], { t: 'm', n: 1 });
+    assert.deepEqual(writes[1], {
+      t: 'batch',
+      messages: [
+        { t: 'm', n: 2 },
+        { t: 'm', n: 3 },
+      ],
+    });
   });
 });
