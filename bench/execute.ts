@@ -9,6 +9,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SandboxPool, type AddonBundle, type HostCapabilities } from '../src/sandbox/index.js';
 import { gql, machine, percentile, startBenchServer, givenBenchSite } from './support/bench-server.js';
+import { post } from './events-common.js';
 
 const SOURCE = `module.exports = { functions: { echo: (data) => ({ ok: true, echo: data }) } };`;
 const PAYLOAD = {
@@ -20,6 +21,9 @@ const PAYLOAD = {
   })),
 };
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
+/** Fixed request rates of the open-loop comparison, and the seconds of each of its rounds. */
+const OPEN_LOOP_RATES = [250, 500];
+const OPEN_LOOP_SECONDS = 2;
 /** The HTTP comparison alternates short rounds so both sides see the same machine load. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
 
@@ -84,6 +88,34 @@ async function overHttp(): Promise<string> {
       { rounds: ROUNDS, seconds: Math.max(1, Math.round(DURATION / ROUNDS)) },
     );
 
+    // The same two operations at fixed rates below saturation (open loop, alternating rounds):
+    // the latency an execution adds when requests do not queue behind each other.
+    const variables = JSON.parse(executeBody('bench-echo')) as {
+      query: string;
+      variables: Record<string, unknown>;
+    };
+    const openLoopRows: string[] = [];
+    for (const rate of OPEN_LOOP_RATES) {
+      const samples = { typename: [] as number[], execute: [] as number[] };
+      let failures = 0;
+      for (let round = 0; round < 4; round += 1) {
+        const name = round % 2 === 0 ? 'typename' : 'execute';
+        const send = () =>
+          name === 'typename'
+            ? post(url, siteKey, '{ __typename }', {})
+            : post(url, siteKey, variables.query, variables.variables);
+        const result = await openLoop(rate, OPEN_LOOP_SECONDS, send);
+        samples[name].push(...result.latencies);
+        failures += result.failures;
+      }
+      const base = [...samples.typename].sort((a, b) => a - b);
+      const exec = [...samples.execute].sort((a, b) => a - b);
+      const fmt = (n: number) => n.toFixed(2);
+      openLoopRows.push(
+        `| ${rate}/s | ${fmt(percentile(base, 50))} | ${fmt(percentile(base, 99))} | ${fmt(percentile(exec, 50))} | ${fmt(percentile(exec, 99))} | **${fmt(percentile(exec, 50) - percentile(base, 50))}** | ${failures} |`,
+      );
+    }
+
     // Cold start: the first call of never-used addon versions.
     const cold: number[] = [];
     const warm: number[] = [];
@@ -117,10 +149,47 @@ async function overHttp(): Promise<string> {
       `- p50 difference: **${(exec.p50 - base.p50).toFixed(2)} ms** (target ≤ 0.5 ms); p99 ${exec.p99} ms (target < 5 ms)`,
       `- cold start, first call of a never-used version over HTTP (10 versions): p50 **${percentile(cold, 50).toFixed(1)} ms**, max ${cold.at(-1)!.toFixed(1)} ms (target < 20 ms); the second call: p50 ${percentile(warm, 50).toFixed(1)} ms`,
       '',
+      `At fixed rates below saturation (open loop from one process on node:http kept-alive connections, requests sent on schedule whatever the answers; 2 rounds of ${OPEN_LOOP_SECONDS} s per operation, alternating; latency from send to response). Under the closed loop above, latency is queueing (10 connections / throughput); here it is what one request costs:`,
+      '',
+      '| rate | `{ __typename }` p50 ms | p99 ms | `executeAddonFunction` p50 ms | p99 ms | p50 difference ms | failures |',
+      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...openLoopRows,
+      '',
     ].join('\n');
   } finally {
     await server.stop();
   }
+}
+
+/**
+ * Sends `rate` requests a second for `seconds`, each at its own scheduled time, without waiting for
+ * answers (open loop); returns each request's latency from its send, and the failures.
+ */
+async function openLoop(
+  rate: number,
+  seconds: number,
+  send: () => Promise<unknown>,
+): Promise<{ latencies: number[]; failures: number }> {
+  const total = rate * seconds;
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  let failures = 0;
+  const start = performance.now();
+  for (let i = 0; i < total;) {
+    for (; i < total && start + (i * 1000) / rate <= performance.now(); i += 1) {
+      const sent = performance.now();
+      pending.push(
+        send().then(
+          () => void latencies.push(performance.now() - sent),
+          () => void (failures += 1),
+        ),
+      );
+    }
+    const wait = start + (i * 1000) / rate - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+  await Promise.all(pending);
+  return { latencies, failures };
 }
 
 /** Closed loop of `concurrency` callers for `seconds`; returns throughput and latency. */
