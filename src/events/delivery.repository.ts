@@ -114,13 +114,13 @@ const COMPLETE_SQL = `
          "updatedAt" = now()
     FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::boolean[], $6::text[])
          AS u(id, attempts, status, delay, uncount, error)
-   WHERE d.id = u.id AND d.attempts = u.attempts AND d.status = 'RUNNING'
+   WHERE d.id = u.id AND d.attempts = u.attempts AND d.status::text = 'RUNNING'
   RETURNING d.*`;
 
 /**
  * Deliveries and their attempts. The worker's hot statements ({@link claimFast},
- * {@link completeFast}) are prepared statements on the pg pool: one round trip each, without
- * Prisma's raw-query layer, which costs more than the statements themselves at thousands a second.
+ * {@link completeFast}) go straight to the pg pool: one round trip each, without Prisma's
+ * raw-query layer, which costs more than the statements themselves at thousands a second.
  */
 export class DeliveryRepository {
   constructor(private readonly db: DbClient) {}
@@ -134,8 +134,12 @@ export class DeliveryRepository {
     pool: pg.Pool,
     args: { workerId: string; limit: number; perAddon: number; busyAddonIds: string[]; leaseMs: number },
   ): Promise<ClaimedDelivery[]> {
+    // Unnamed, so planned at every claim: a named statement keeps the generic plan it settles on
+    // after five runs, and one made while the table was small kept a sequential scan for the
+    // picked ids as the backlog grew (20,000 rows waiting: 15 ms per claim, 650 deliveries/s
+    // drained, found with auto_explain). Planning every claim costs less than that scan: the
+    // same drain now runs at 900 to 1,070 deliveries/s.
     const { rows } = await pool.query<ClaimedDelivery>({
-      name: 'themepress-delivery-claim',
       text: CLAIM_SQL,
       values: [
         args.busyAddonIds,
@@ -158,8 +162,10 @@ export class DeliveryRepository {
     outcomes: DeliveryOutcome[],
     attempts: NewAttempt[],
   ): Promise<DeliveryRecord[]> {
+    // Unnamed and with a status test no index serves, as the claim: a primary-key lookup per
+    // outcome. Otherwise, under a backlog, the planner read every RUNNING entry of the status
+    // index, most of them dead versions left by earlier claims (4 to 7 ms per batch).
     const { rows } = await pool.query<DeliveryRecord>({
-      name: 'themepress-delivery-complete',
       text: COMPLETE_SQL,
       values: [
         outcomes.map((o) => o.id),
