@@ -90,7 +90,7 @@ async function overHttp(): Promise<string> {
 
     // The same two operations at fixed rates below saturation (open loop, alternating rounds):
     // the latency an execution adds when requests do not queue behind each other.
-    const variables = JSON.parse(executeBody('bench-echo')) as {
+    const executeRequest = JSON.parse(executeBody('bench-echo')) as {
       query: string;
       variables: Record<string, unknown>;
     };
@@ -103,7 +103,7 @@ async function overHttp(): Promise<string> {
         const send = () =>
           name === 'typename'
             ? post(url, siteKey, '{ __typename }', {})
-            : post(url, siteKey, variables.query, variables.variables);
+            : post(url, siteKey, executeRequest.query, executeRequest.variables);
         const result = await openLoop(rate, OPEN_LOOP_SECONDS, send);
         samples[name].push(...result.latencies);
         failures += result.failures;

@@ -38,7 +38,7 @@ export function registerWidgetRoutes(
     // For browser devtools and benchmarks: the server's share of the request, and whether it rendered.
     reply.header(
       'server-timing',
-      `render;dur=${(performance.now() - started).toFixed(2)};desc="${render.cached ? 'cache hit' : 'rendered'}"`,
+      `render;dur=${(performance.now() - started).toFixed(2)};desc="${render.view.cached ? 'cache hit' : 'rendered'}"`,
     );
     if (wantsHtml(request)) return sendDocument(reply, render, `${args.addon}/${args.widget}`);
     reply.header('content-type', 'application/json; charset=utf-8');
@@ -109,5 +109,5 @@ function sendDocument(reply: FastifyReply, render: WidgetRender, title: string):
     .header('referrer-policy', 'no-referrer')
     // The nonce is fresh per response, so the document itself must not be cached.
     .header('cache-control', 'no-store');
-  return widgetDocument(render.output, title, nonce);
+  return widgetDocument(render.view, title, nonce);
 }

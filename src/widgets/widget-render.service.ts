@@ -13,7 +13,7 @@ import type { InstallationLookup } from '../installations/installation-lookup.js
 import type { InstallationChangeListener } from '../installations/installation.service.js';
 import type { SubscriberIndex } from '../events/subscriber-index.js';
 import { WidgetCache, type WidgetView } from './widget-cache.js';
-import { finishRender, type RenderedWidget } from './widget-output.js';
+import { finishRender } from './widget-output.js';
 
 export interface RenderWidgetArgs {
   /** Addon id or name. */
@@ -29,10 +29,10 @@ export interface RenderWidgetArgs {
 }
 
 export interface WidgetRender {
-  output: RenderedWidget;
-  /** True when served from L1 or L2. */
-  cached: boolean;
-  /** The output with `cached` added: what clients receive (frozen; shared by every hit of an entry). */
+  /**
+   * What clients receive: the output, and `cached` (true when served from L1 or L2). Frozen: every
+   * hit of a cache entry returns the same object.
+   */
   view: Readonly<WidgetView>;
   /** `view` as JSON, ready to send (cache hits only). */
   json: string | null;
@@ -97,7 +97,7 @@ export class WidgetRenderService {
     const key = this.deps.cache.key(siteId, addonId, generation, digest);
 
     const hit = this.deps.cache.getL1(key);
-    if (hit) return { output: hit.output, cached: true, view: hit.view, json: hit.json };
+    if (hit) return { view: hit.view, json: hit.json };
 
     const { render, cached } = await this.deps.cache.resolve(key, async () => {
       const validated = validateWithDefaults(widget.configSchema, args.config, 'config');
@@ -123,8 +123,8 @@ export class WidgetRenderService {
       );
       return output;
     });
-    if (cached) return { output: render.output, cached, view: render.view, json: render.json };
-    return { output: render.output, cached, view: Object.freeze({ ...render.output, cached }), json: null };
+    if (cached) return { view: render.view, json: render.json };
+    return { view: Object.freeze({ ...render.output, cached: false }), json: null };
   }
 
   /**
