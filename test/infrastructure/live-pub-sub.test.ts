@@ -16,6 +16,16 @@ describe('live pub/sub over Redis (two instances)', () => {
     opened.push(pubSub);
     return pubSub;
   };
+  /** Two instances sharing a fresh key prefix, the second listening to `topic` (ready). */
+  const givenListeningPair = async (topic: LiveTopic) => {
+    const prefix = `test:${randomUUID()}:`;
+    const publisher = instance(prefix);
+    const received: unknown[] = [];
+    const listening = instance(prefix).listen(topic, (payload) => received.push(payload));
+    cleanups.push(listening.stop);
+    await listening.ready;
+    return { prefix, publisher, received };
+  };
   after(async () => {
     for (const cleanup of cleanups) cleanup();
     await Promise.all(opened.map((pubSub) => pubSub.close()));
@@ -23,13 +33,7 @@ describe('live pub/sub over Redis (two instances)', () => {
 
   it('hands every payload published in one turn to the other instance, in order', async () => {
     // given
-    const prefix = `test:${randomUUID()}:`;
-    const publisher = instance(prefix);
-    const listener = instance(prefix);
-    const received: unknown[] = [];
-    const listening = listener.listen(LiveTopic.Events, (payload) => received.push(payload));
-    cleanups.push(listening.stop);
-    await listening.ready;
+    const { publisher, received } = await givenListeningPair(LiveTopic.Events);
     // when: one turn's publishes travel as one Redis message
     const published = [1, 2, 3, 4, 5].map((n) => publisher.publish(LiveTopic.Events, { n }));
     await Promise.all(published);
@@ -40,13 +44,7 @@ describe('live pub/sub over Redis (two instances)', () => {
 
   it('holds execution records back briefly, so a burst of them shares one Redis message', async () => {
     // given: a listening instance, and a plain Redis client counting the channel's messages
-    const prefix = `test:${randomUUID()}:`;
-    const publisher = instance(prefix);
-    const listener = instance(prefix);
-    const received: unknown[] = [];
-    const listening = listener.listen(LiveTopic.Executions, (payload) => received.push(payload));
-    cleanups.push(listening.stop);
-    await listening.ready;
+    const { prefix, publisher, received } = await givenListeningPair(LiveTopic.Executions);
     const raw = new Redis(REDIS_URL);
     cleanups.push(() => raw.disconnect());
     let messages = 0;
