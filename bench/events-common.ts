@@ -1,5 +1,6 @@
 // Shared parts of the events benchmarks: a minimal graphql-ws subscriber (the benchmark process
-// hosts up to a thousand of them, so no client library overhead per message) and a paced emitter.
+// hosts up to a thousand of them, so no client library overhead per message) and an open-loop load
+// generator.
 import { Agent, request } from 'node:http';
 import WebSocket from 'ws';
 import { performance } from 'node:perf_hooks';
@@ -34,7 +35,7 @@ export function rawSubscriber(
   });
 }
 
-/** Keep-alive connections for paced load (node:http; fetch would add its own overhead). */
+/** Keep-alive connections for open-loop load (node:http; fetch would add its own overhead). */
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
 /** POSTs one GraphQL operation; rejects on GraphQL errors. */
@@ -73,26 +74,36 @@ export function post(
 }
 
 /**
- * Calls `send(i)` `rate` times a second for `seconds`, in 10 ms ticks, without waiting for
- * responses (open loop, so a slow server shows up as latency, not as a lower rate).
- * Resolves when every call has settled; returns the failures.
+ * Open loop at a fixed rate: calls `send(i)` `rate` times a second for `seconds`, each call at its
+ * own scheduled time (evenly spaced, 1 ms timer resolution), without waiting for answers, so a slow
+ * server shows up as latency rather than as a lower rate. Resolves once every call has settled,
+ * with each call's latency from its send and the number that failed.
  */
-export async function paced(
+export async function openLoop(
   rate: number,
   seconds: number,
   send: (i: number) => Promise<unknown>,
-): Promise<number> {
-  const total = rate * seconds;
-  const pending: Promise<unknown>[] = [];
+): Promise<{ latencies: number[]; failures: number }> {
+  const total = Math.round(rate * seconds);
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
   let failures = 0;
   const start = performance.now();
   for (let i = 0; i < total;) {
-    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate) + 1);
-    for (; i < due; i += 1) pending.push(send(i).catch(() => void (failures += 1)));
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    for (; i < total && start + (i * 1000) / rate <= performance.now(); i += 1) {
+      const sent = performance.now();
+      pending.push(
+        send(i).then(
+          () => void latencies.push(performance.now() - sent),
+          () => void (failures += 1),
+        ),
+      );
+    }
+    const wait = start + (i * 1000) / rate - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   }
   await Promise.all(pending);
-  return failures;
+  return { latencies, failures };
 }
 
 export function summary(latencies: number[]) {

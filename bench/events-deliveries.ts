@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { gql, machine, startBenchServer, type BenchServer } from './support/bench-server.js';
-import { EMIT, paced, post } from './events-common.js';
+import { EMIT, openLoop, post } from './events-common.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const RATE = Number(process.env.BENCH_RATE ?? 500);
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
       );
     }, 1000);
     const started = performance.now();
-    const failures = await paced(RATE, SECONDS, (i) =>
+    const { failures } = await openLoop(RATE, SECONDS, (i) =>
       post(server.url, key, EMIT, { n: 'order.created', d: { i } }),
     );
     const emitSeconds = (performance.now() - started) / 1000;

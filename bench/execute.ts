@@ -9,7 +9,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SandboxPool, type AddonBundle, type HostCapabilities } from '../src/sandbox/index.js';
 import { gql, machine, percentile, startBenchServer, givenBenchSite } from './support/bench-server.js';
-import { post } from './events-common.js';
+import { openLoop, post } from './events-common.js';
 
 const SOURCE = `module.exports = { functions: { echo: (data) => ({ ok: true, echo: data }) } };`;
 const PAYLOAD = {
@@ -159,37 +159,6 @@ async function overHttp(): Promise<string> {
   } finally {
     await server.stop();
   }
-}
-
-/**
- * Sends `rate` requests a second for `seconds`, each at its own scheduled time, without waiting for
- * answers (open loop); returns each request's latency from its send, and the failures.
- */
-async function openLoop(
-  rate: number,
-  seconds: number,
-  send: () => Promise<unknown>,
-): Promise<{ latencies: number[]; failures: number }> {
-  const total = rate * seconds;
-  const latencies: number[] = [];
-  const pending: Promise<void>[] = [];
-  let failures = 0;
-  const start = performance.now();
-  for (let i = 0; i < total;) {
-    for (; i < total && start + (i * 1000) / rate <= performance.now(); i += 1) {
-      const sent = performance.now();
-      pending.push(
-        send().then(
-          () => void latencies.push(performance.now() - sent),
-          () => void (failures += 1),
-        ),
-      );
-    }
-    const wait = start + (i * 1000) / rate - performance.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-  }
-  await Promise.all(pending);
-  return { latencies, failures };
 }
 
 /** Closed loop of `concurrency` callers for `seconds`; returns throughput and latency. */
