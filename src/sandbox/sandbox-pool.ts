@@ -265,7 +265,7 @@ function toWireSource(bundle: AddonBundle): WireSource {
     addonName: bundle.addonName,
     version: bundle.version,
     source: bundle.source,
-    wasm: bundle.wasm ?? null,
+    wasmBase64: bundle.wasm ? Buffer.from(bundle.wasm).toString('base64') : null,
   };
 }
 

@@ -34,7 +34,7 @@ export class WorkerHandle {
   ) {
     this.child = fork(WORKER_ENTRY, [], {
       execArgv: ['--no-node-snapshot'],
-      serialization: 'advanced',
+      serialization: 'json',
       env: { ...process.env, [WORKER_CONFIG_ENV]: JSON.stringify(config) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -71,6 +71,8 @@ export class AddonIsolate {
   private readonly contexts = new Map<string, Promise<SiteContext>>();
   /** Settled contexts, in least recently used order. */
   private readonly sites = new Map<string, SiteContext>();
+  /** The version's wasm module, decoded once for every context that instantiates it. */
+  private readonly wasm: Uint8Array | null;
 
   constructor(
     readonly versionId: string,
@@ -81,6 +83,7 @@ export class AddonIsolate {
     private readonly crashTest: boolean,
   ) {
     this.isolate = new ivm.Isolate({ memoryLimit: memoryMb });
+    this.wasm = source.wasmBase64 === null ? null : new Uint8Array(Buffer.from(source.wasmBase64, 'base64'));
     this.ready = this.compile();
     // Observed by callers; keep an unobserved rejection from crashing the worker.
     this.ready.catch(() => undefined);
@@ -164,11 +167,8 @@ export class AddonIsolate {
         BOOTSTRAP_GLOBALS.done,
         new ivm.Reference((execId: unknown, envelope: unknown) => this.onDone(execId, envelope)),
       );
-      if (this.source.wasm !== null) {
-        await global.set(
-          BOOTSTRAP_GLOBALS.wasm,
-          new ivm.ExternalCopy(this.source.wasm).copyInto({ release: true }),
-        );
+      if (this.wasm !== null) {
+        await global.set(BOOTSTRAP_GLOBALS.wasm, new ivm.ExternalCopy(this.wasm).copyInto({ release: true }));
       }
       if (this.crashTest) await global.set(BOOTSTRAP_GLOBALS.crashTest, true);
       const started = Date.now();
