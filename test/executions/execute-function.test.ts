@@ -395,13 +395,14 @@ describe('the addon SDK through GraphQL', () => {
         ok: () => 'fine',
       } };`,
     );
-    // The memory bomb has a wall time of its own: V8 collects again and again as the heap nears
-    // its limit (about 70 ms here when idle), which a loaded machine stretched past 300 ms.
+    // The memory bomb has time limits of its own: V8 collects again and again as the heap nears
+    // its limit (about 70 ms here when idle), which a loaded machine stretched past 300 ms, and
+    // once past the default 500 ms of CPU time.
     const bomber = await givenInstalledAddon(
       server.admin,
       developer,
       {
-        limits: { timeoutMs: 5000, memoryMb: 16 },
+        limits: { timeoutMs: 5000, cpuTimeMs: 5000, memoryMb: 16 },
         functions: [{ name: 'bomb' }, { name: 'ok' }],
       },
       `module.exports = { functions: {

@@ -11,6 +11,7 @@ import {
   sleep,
 } from './helpers.js';
 import type { SandboxPool, SandboxPoolOptions } from '../../src/sandbox/index.js';
+import { FAST_STARTS_TO_SYNC, MAX_SLOW_STARTS } from '../../src/sandbox/worker/sync-start-policy.js';
 
 const pools: SandboxPool[] = [];
 async function pool(opts: Partial<SandboxPoolOptions> = {}): Promise<SandboxPool> {
@@ -185,6 +186,30 @@ describe('concurrency and workers', () => {
     assert.equal(pong.output, 'pong');
     assert.ok(waited < 200, `ping waited ${waited.toFixed(0)} ms behind the slow call`);
     assert.equal((await slow).output, 'done');
+  });
+
+  it('keeps a version that spins into its time limit on the pool for good, though its isolate is replaced', async () => {
+    // given: one worker, and an addon that earns synchronous starts with quick calls, then spins
+    // until its CPU limit (which replaces its isolate), again and again
+    const p = await pool({ workers: 1 });
+    const spinner = makeBundle(slowAddon, { limits: { cpuTimeMs: 300, timeoutMs: 2000 } });
+    const other = makeBundle(slowAddon);
+    await call(p, other, 'ping');
+    for (let round = 0; round < MAX_SLOW_STARTS; round += 1) {
+      for (let i = 0; i < FAST_STARTS_TO_SYNC + 1; i += 1) await call(p, spinner, 'ping');
+      assert.equal((await codeOf(call(p, spinner, 'wait', { ms: 10_000 }))).code, 'EXECUTION_TIMEOUT');
+    }
+    // when: it earns its quick calls once more and spins again
+    for (let i = 0; i < FAST_STARTS_TO_SYNC + 1; i += 1) await call(p, spinner, 'ping');
+    const spin = codeOf(call(p, spinner, 'wait', { ms: 10_000 }));
+    await sleep(50);
+    const started = performance.now();
+    const pong = await call(p, other, 'ping');
+    const waited = performance.now() - started;
+    // then: the spin runs on the pool's threads, and the other addon is answered meanwhile
+    assert.equal(pong.output, 'pong');
+    assert.ok(waited < 150, `ping waited ${waited.toFixed(0)} ms behind the spinning call`);
+    assert.equal((await spin).code, 'EXECUTION_TIMEOUT');
   });
 
   it('refuses calls after close', async () => {

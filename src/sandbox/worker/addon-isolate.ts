@@ -34,13 +34,6 @@ export interface DisposeReason {
   message: string;
 }
 
-/** A start longer than this (ms) is slow: the version's next calls start on the thread pool. */
-export const SYNC_START_BUDGET_MS = 2;
-/** Short starts in a row before a version starts synchronously. */
-export const FAST_STARTS_TO_SYNC = 3;
-/** Slow starts after which a version never starts synchronously again (in this isolate). */
-export const MAX_SLOW_STARTS = 3;
-
 /** Contexts kept per isolate; the least recently used idle one is released beyond this. */
 export const MAX_CONTEXTS_PER_ISOLATE = 32;
 
@@ -57,15 +50,6 @@ export class AddonIsolate {
   /** CPU time at the moment the isolate last became idle; growth beyond it means background work. */
   idleCpuMark = 0n;
   disposeReason: DisposeReason | null = null;
-  /**
-   * Whether calls start synchronously on the worker's thread (~10 µs) rather than on isolated-vm's
-   * thread pool (~70 µs of hand-off). A synchronous start blocks the worker's event loop while it
-   * runs, so only a version whose recent starts were all short earns it; a long one sends the
-   * version back to the pool, and after {@link MAX_SLOW_STARTS} it stays there.
-   */
-  startSync = false;
-  private fastStarts = 0;
-  private slowStarts = 0;
   private bootstrapScript: ivm.Script | null = null;
   private addonScript: ivm.Script | null = null;
   private readonly contexts = new Map<string, Promise<SiteContext>>();
@@ -87,17 +71,6 @@ export class AddonIsolate {
     this.ready = this.compile();
     // Observed by callers; keep an unobserved rejection from crashing the worker.
     this.ready.catch(() => undefined);
-  }
-
-  /** Records how long a call's start held the isolate, and picks how the next call starts. */
-  noteStart(ms: number): void {
-    if (ms > SYNC_START_BUDGET_MS) {
-      this.startSync = false;
-      this.fastStarts = 0;
-      this.slowStarts += 1;
-    } else if (this.slowStarts < MAX_SLOW_STARTS && ++this.fastStarts >= FAST_STARTS_TO_SYNC) {
-      this.startSync = true;
-    }
   }
 
   get disposed(): boolean {

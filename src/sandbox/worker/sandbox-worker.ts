@@ -13,6 +13,7 @@ import type {
   WorkerToParent,
 } from '../protocol.js';
 import { PROPAGATED_SDK_CODES, SandboxError, truncateMessage } from '../sandbox-error.js';
+import { SyncStartPolicy } from './sync-start-policy.js';
 import {
   AddonIsolate,
   describeIsolateError,
@@ -30,6 +31,8 @@ const OWN_DEADLINE_SLACK_MS = 250;
 const WATCHDOG_MS = 20;
 /** CPU an isolate may burn while none of its calls runs before it is treated as runaway. */
 const IDLE_CPU_BUDGET_NS = 50_000_000n;
+/** Versions whose start record a worker keeps (the oldest is forgotten beyond this). */
+const MAX_START_POLICIES = 10_000;
 /** Codes the bootstrap itself may report (not via an SDK error). */
 const BOOTSTRAP_CODES: ReadonlySet<string> = new Set([
   ErrorCode.NotFound,
@@ -63,6 +66,8 @@ interface PendingCap {
 export class SandboxWorker {
   private readonly isolates = new Map<string, AddonIsolate>();
   private readonly sources = new Map<string, WireSource>();
+  /** By version: whether its calls start on this thread (see SyncStartPolicy). */
+  private readonly startPolicies = new Map<string, SyncStartPolicy>();
   private readonly calls = new Map<number, ActiveCall>();
   private readonly caps = new Map<number, PendingCap>();
   /** Calls whose entry waited for the host: their envelope comes through the context's `done`. */
@@ -212,15 +217,24 @@ export class SandboxWorker {
         result: { copy: true },
         timeout: this.budget(call),
       } as const;
-      const began = performance.now();
-      // An entry that returns a plain value hands its envelope back at once; one that awaits
-      // leaves it to `take` (settled by now) or to the context's `done`.
-      envelope = (
-        current.startSync
-          ? site.start.applySync(undefined, args, options)
-          : await site.start.apply(undefined, args, options)
-      ) as RunEnvelope | undefined;
-      current.noteStart(performance.now() - began);
+      // Timed in the isolate's CPU time (see SyncStartPolicy).
+      const starts = this.startPolicy(msg.versionId);
+      const cpuBefore = current.cpuTime;
+      try {
+        // An entry that returns a plain value hands its envelope back at once; one that awaits
+        // leaves it to `take` (settled by now) or to the context's `done`.
+        envelope = (
+          starts.startSync
+            ? site.start.applySync(undefined, args, options)
+            : await site.start.apply(undefined, args, options)
+        ) as RunEnvelope | undefined;
+      } catch (err) {
+        // A start that spun into its time limit is the slowest kind; that the isolate is replaced
+        // for it must not give the version a clean record.
+        if (isTimeoutError(err)) starts.note(Infinity);
+        throw err;
+      }
+      starts.note(Number(current.cpuTime - cpuBefore) / 1e6);
       envelope ??= site.take.applySync(undefined, [msg.meta.execId], { result: { copy: true } }) as
         RunEnvelope | undefined;
       if (call.settled) return;
@@ -394,6 +408,19 @@ export class SandboxWorker {
     for (const call of [...iso.activeCalls] as ActiveCall[]) {
       this.finish(call, this.failure(call.msg.id, reason.code, reason.message));
     }
+  }
+
+  /** The start policy of a version; kept across isolate replacements, for a bounded number of versions. */
+  private startPolicy(versionId: string): SyncStartPolicy {
+    let policy = this.startPolicies.get(versionId);
+    if (policy === undefined) {
+      if (this.startPolicies.size >= MAX_START_POLICIES) {
+        this.startPolicies.delete(this.startPolicies.keys().next().value!);
+      }
+      policy = new SyncStartPolicy();
+      this.startPolicies.set(versionId, policy);
+    }
+    return policy;
   }
 
   private rememberSource(versionId: string, source: WireSource): void {
