@@ -10,7 +10,7 @@ import {
   MemoryCapabilities,
   sleep,
 } from './helpers.js';
-import type { SandboxPool, SandboxPoolOptions } from '../../src/sandbox/index.js';
+import type { AddonBundle, SandboxPool, SandboxPoolOptions } from '../../src/sandbox/index.js';
 import { FAST_STARTS_TO_SYNC, MAX_SLOW_STARTS } from '../../src/sandbox/worker/sync-start-policy.js';
 
 const pools: SandboxPool[] = [];
@@ -30,6 +30,14 @@ const globalsAddon = functionsAddon(`{
 const slowAddon = functionsAddon(
   `{ wait: (d) => { const end = Date.now() + d.ms; while (Date.now() < end) {} return 'done'; }, ping: () => 'pong' }`,
 );
+
+/** Once a call of another addon is under way, pings `other` on the same pool: how long it waited. */
+async function pingMeanwhile(p: SandboxPool, other: AddonBundle) {
+  await sleep(50);
+  const started = performance.now();
+  const pong = await call(p, other, 'ping');
+  return { pong, waited: performance.now() - started };
+}
 
 describe('isolation', () => {
   it('keeps globals of one site invisible to another site of the same addon', async () => {
@@ -178,10 +186,7 @@ describe('concurrency and workers', () => {
     // when: it turns slow once (this start holds the worker), then runs slowly again
     await call(p, spinner, 'wait', { ms: 300 });
     const slow = call(p, spinner, 'wait', { ms: 400 });
-    await sleep(50);
-    const started = performance.now();
-    const pong = await call(p, other, 'ping');
-    const waited = performance.now() - started;
+    const { pong, waited } = await pingMeanwhile(p, other);
     // then: the other addon's call is answered while the slow call still runs on the pool's threads
     assert.equal(pong.output, 'pong');
     assert.ok(waited < 200, `ping waited ${waited.toFixed(0)} ms behind the slow call`);
@@ -202,10 +207,7 @@ describe('concurrency and workers', () => {
     // when: it earns its quick calls once more and spins again
     for (let i = 0; i < FAST_STARTS_TO_SYNC + 1; i += 1) await call(p, spinner, 'ping');
     const spin = codeOf(call(p, spinner, 'wait', { ms: 10_000 }));
-    await sleep(50);
-    const started = performance.now();
-    const pong = await call(p, other, 'ping');
-    const waited = performance.now() - started;
+    const { pong, waited } = await pingMeanwhile(p, other);
     // then: the spin runs on the pool's threads, and the other addon is answered meanwhile
     assert.equal(pong.output, 'pong');
     assert.ok(waited < 150, `ping waited ${waited.toFixed(0)} ms behind the spinning call`);
