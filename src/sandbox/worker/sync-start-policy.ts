@@ -24,7 +24,10 @@ export const MAX_SLOW_STARTS = 3;
  *   and otherwise for at most {@link SLOW_START_MS} once per {@link FAST_STARTS_TO_SYNC} + 1 calls.
  *
  * Durations are the isolate's CPU time, not the wall clock: under load the OS preempts a 20 µs
- * start for milliseconds, which says nothing about the addon.
+ * start for milliseconds, which says nothing about the addon. A start on the pool is measured
+ * from its dispatch to its end, so calls of the same version that ran meanwhile count too: a
+ * version busy enough for that to pass {@link SLOW_START_MS} stays on the pool, where its calls
+ * no longer hold the worker's thread.
  */
 export class SyncStartPolicy {
   private sync = false;
