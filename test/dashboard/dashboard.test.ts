@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page, type WebSocketRoute } from 'playwright-core';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { givenDeveloper, givenInstalledAddon } from '../support/fixtures.js';
 import { DeliveryDocument, EmitEventDocument, ExecuteAddonFunctionDocument } from '../generated/graphql.js';
@@ -238,6 +238,43 @@ describe('dashboard in a browser', { timeout: 180_000 }, () => {
       }))`);
     // then: refused once, and no reconnect attempt followed
     assert.deepEqual(outcome, { statuses: ['connecting', 'forbidden'], code: 4403 });
+  });
+
+  it('after the connection drops, reconnects and catches up on the events stored meanwhile', async () => {
+    // given: a second tab whose WebSocket passes through a route the test can cut
+    let cut = false;
+    const links: Array<{ page: WebSocketRoute; server: WebSocketRoute }> = [];
+    const tab = await browser.newPage();
+    const tabProblems: string[] = [];
+    tab.on('pageerror', (error) => tabProblems.push(error.message));
+    await tab.routeWebSocket(/\/graphql$/, (ws) => {
+      if (cut) return void ws.close({ code: 1012, reason: 'test outage' });
+      links.push({ page: ws, server: ws.connectToServer() });
+    });
+    await tab.goto(`${server.url}/dashboard`);
+    await tab.fill('#key-input', site.key);
+    await tab.click('#key-form button[type="submit"]');
+    await tab.locator('#live-status[data-state="live"]').waitFor();
+
+    // when: the connection drops; two events are stored while the tab cannot connect
+    cut = true;
+    for (const link of links) {
+      await link.server.close();
+      await link.page.close({ code: 1012, reason: 'test outage' });
+    }
+    await tab.locator('#live-status[data-state="reconnecting"]').waitFor();
+    await site.client.ok(EmitEventDocument, { name: 'outage.first', data: {} });
+    await site.client.ok(EmitEventDocument, { name: 'outage.second', data: {} });
+    cut = false;
+
+    // then: live again, both events listed from the stored history, and the gap is said
+    await tab.locator('#live-status[data-state="live"]').waitFor({ timeout: 30_000 });
+    await tab.locator('#events-list li.marker', { hasText: /Reconnected: 2 event\(s\) missed/ }).waitFor();
+    for (const name of ['outage.first', 'outage.second']) {
+      await tab.locator('#events-list li.event', { hasText: name }).waitFor();
+    }
+    assert.deepEqual(tabProblems, []);
+    await tab.close();
   });
 
   it('raised no console error and no CSP violation on the way', async () => {
