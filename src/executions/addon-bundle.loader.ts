@@ -1,7 +1,7 @@
 import type { Database, DbClient } from '../infrastructure/database/database.js';
 import { AddonRepository } from '../addons/addon.repository.js';
 import type { AddonManifest } from '../addons/addon-manifest.js';
-import type { AddonBundle } from '../sandbox/index.js';
+import { sealBundle, type AddonBundle } from '../sandbox/index.js';
 import { NotFoundError } from '../errors/index.js';
 
 export interface LoadedVersion {
@@ -47,7 +47,8 @@ export class AddonBundleLoader {
     const manifest = version.manifest as unknown as AddonManifest;
     return {
       manifest,
-      bundle: {
+      // Sealed: every call of this version shares it, and the pool need not copy it per call.
+      bundle: sealBundle({
         versionId: version.id,
         addonId: addon.id,
         addonName: addon.name,
@@ -59,7 +60,7 @@ export class AddonBundleLoader {
         dependencies: manifest.dependencies,
         httpAllow: manifest.http.allow,
         emits: manifest.events.emits.map((e) => e.name),
-      },
+      }),
     };
   }
 }

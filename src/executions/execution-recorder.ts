@@ -33,11 +33,14 @@ export class ExecutionRecorder {
     this.maxBuffered = options.maxBuffered ?? 50_000;
   }
 
-  /** Buffers a record and returns its id. */
+  /**
+   * Buffers a record and returns its id. The record is kept as given (given an id, it is not
+   * copied), so the caller must not change it afterwards.
+   */
   record(execution: NewExecution): string {
     const id = execution.id ?? randomUUID();
     if (this.buffer.length >= this.maxBuffered) this.buffer.shift();
-    this.buffer.push({ ...execution, id });
+    this.buffer.push(execution.id === undefined ? { ...execution, id } : execution);
     if (this.buffer.length >= this.maxBatch) void this.flush();
     else if (!this.timer) {
       this.timer = setTimeout(() => void this.flush(), this.flushIntervalMs);

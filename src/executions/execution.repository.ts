@@ -22,11 +22,11 @@ const INSERT_MANY = `
     "status", "errorMessage", "durationMs", "cpuTimeMs", "cold", "logs", "logsTruncated", "requestId", "createdAt")
   SELECT x."id", x."addonId", x."addonName", x."addonVersionId", x."version", x."siteId", x."kind", x."entry",
          x."status", x."errorMessage", x."durationMs", x."cpuTimeMs", x."cold", x."logs", x."logsTruncated",
-         x."requestId", x."createdAt"
+         x."requestId", (x."createdAt" AT TIME ZONE 'UTC')::timestamp(3)
     FROM jsonb_to_recordset($1::jsonb) AS x("id" uuid, "addonId" uuid, "addonName" text, "addonVersionId" uuid,
          "version" text, "siteId" uuid, "kind" text, "entry" text, "status" text, "errorMessage" text,
          "durationMs" float8, "cpuTimeMs" float8, "cold" bool, "logs" jsonb, "logsTruncated" bool,
-         "requestId" text, "createdAt" timestamp(3))`;
+         "requestId" text, "createdAt" timestamptz)`;
 
 /** Execution records, written in batches and read newest first. */
 export class ExecutionRepository {
@@ -40,13 +40,11 @@ export class ExecutionRepository {
    */
   static async insertMany(pool: pg.Pool, rows: readonly NewExecution[]): Promise<void> {
     if (rows.length === 0) return;
-    const document = rows.map((row) => ({
-      ...row,
-      id: row.id ?? randomUUID(),
-      logs: row.logs ?? [],
-      // Prisma keeps timestamps as UTC wall time in timestamp(3) columns.
-      createdAt: row.createdAt.toISOString().replace('Z', ''),
-    }));
+    // Rows go out as they are (no per-row copy): dates become ISO instants in JSON, and the
+    // statement turns them into the UTC wall time Prisma keeps in timestamp(3) columns.
+    const document = rows.some((row) => row.id === undefined || row.logs === undefined)
+      ? rows.map((row) => ({ ...row, id: row.id ?? randomUUID(), logs: row.logs ?? [] }))
+      : rows;
     await pool.query({
       name: 'themepress-execution-insert',
       text: INSERT_MANY,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { SandboxPool, AddonBundle, EntryKind, ExecutionResult } from '../sandbox/index.js';
 import { AppError, ErrorCode, NotFoundError, ValidationError } from '../errors/index.js';
@@ -125,6 +126,7 @@ export class ExecutionService {
       this.deps.metrics.addonExecutions.inc({ ...labels, status });
       this.deps.metrics.addonResponseTime.observe(labels, seconds);
       this.deps.recorder.record({
+        id: randomUUID(),
         addonId: bundle.addonId,
         addonName: bundle.addonName,
         addonVersionId: bundle.versionId,

@@ -2,7 +2,7 @@
  * Sandbox engine: runs untrusted addon JavaScript in isolated-vm isolates inside supervised worker
  * processes. See README.md in this folder.
  */
-export { SandboxPool, MAX_CAPABILITY_CALLS_PER_EXECUTION } from './sandbox-pool.js';
+export { SandboxPool, MAX_CAPABILITY_CALLS_PER_EXECUTION, sealBundle } from './sandbox-pool.js';
 export { SandboxError } from './sandbox-error.js';
 export { DEFAULT_ADDON_LIMITS, DEFAULT_PLATFORM_LIMITS, MAX_CALL_DEPTH, resolveLimits } from './limits.js';
 export { parseUntrustedJson } from './safe-json.js';

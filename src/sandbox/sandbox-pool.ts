@@ -37,6 +37,27 @@ const silentLogger: SandboxLogger = {
   error: () => undefined,
 };
 
+/** Bundles made by {@link sealBundle}: deeply frozen, so the pool need not copy them per call. */
+const sealedBundles = new WeakSet<AddonBundle>();
+
+/**
+ * A deeply frozen copy of a bundle, for callers that run the same version many times (the bundle
+ * loader): the pool then resolves its limits once and skips the per-call snapshot it takes of
+ * bundles that could change under a running call.
+ */
+export function sealBundle(bundle: AddonBundle): AddonBundle {
+  const sealed: AddonBundle = Object.freeze({
+    ...bundle,
+    permissions: Object.freeze([...bundle.permissions]) as string[],
+    limits: bundle.limits ? Object.freeze({ ...bundle.limits }) : undefined,
+    dependencies: Object.freeze({ ...bundle.dependencies }),
+    httpAllow: Object.freeze([...bundle.httpAllow]) as string[],
+    emits: Object.freeze([...bundle.emits]) as string[],
+  });
+  sealedBundles.add(sealed);
+  return sealed;
+}
+
 /**
  * Runs addon code in a supervised pool of worker processes, each holding isolated-vm isolates.
  *
@@ -52,7 +73,10 @@ export class SandboxPool {
   private readonly fetchImpl: typeof fetch;
   private readonly logger: SandboxLogger;
   private readonly concurrent = new Map<string, number>();
+  private readonly limitsOfSealed = new WeakMap<AddonBundle, AddonLimits>();
   private starting: Promise<void> | null = null;
+  /** Set once the workers are up: calls then skip awaiting `start` (one microtask each). */
+  private started = false;
   private closed = false;
   private inFlight = 0;
 
@@ -83,13 +107,22 @@ export class SandboxPool {
   /** Forks the workers. `execute` calls it on first use; call it at boot to fail fast. */
   start(): Promise<void> {
     if (this.closed) return Promise.reject(new Error('SandboxPool is closed.'));
-    this.starting ??= this.supervisor.start();
+    this.starting ??= this.supervisor.start().then(() => {
+      this.started = true;
+    });
     return this.starting;
   }
 
   /** The limits a call of `bundle` runs with: its own, else the defaults, capped by the platform. */
   effectiveLimits(bundle: Pick<AddonBundle, 'limits'>): AddonLimits {
     return resolveLimits(bundle.limits, this.defaultLimits, this.platformLimits);
+  }
+
+  /** {@link effectiveLimits} of a sealed bundle, resolved once. */
+  private sealedLimits(bundle: AddonBundle): AddonLimits {
+    let limits = this.limitsOfSealed.get(bundle);
+    if (!limits) this.limitsOfSealed.set(bundle, (limits = this.effectiveLimits(bundle)));
+    return limits;
   }
 
   /**
@@ -108,7 +141,8 @@ export class SandboxPool {
       );
     }
     const { bundle } = req;
-    const limits = this.effectiveLimits(bundle);
+    const sealed = sealedBundles.has(bundle);
+    const limits = sealed ? this.sealedLimits(bundle) : this.effectiveLimits(bundle);
     // A widget gets two arguments from the caller; they travel as one pair so the input limit
     // covers both and the worker protocol stays one input string.
     const input =
@@ -128,7 +162,7 @@ export class SandboxPool {
     this.concurrent.set(bundle.addonId, running + 1);
     this.inFlight += 1;
     try {
-      await this.start();
+      if (!this.started) await this.start();
       const scope: CapabilityScope = {
         addonId: bundle.addonId,
         addonName: bundle.addonName,
@@ -140,14 +174,17 @@ export class SandboxPool {
       };
       const env: CapabilityEnv = {
         scope,
-        // Snapshot what permission checks read, so a caller mutating its bundle mid-call changes nothing.
-        bundle: {
-          ...bundle,
-          permissions: [...bundle.permissions],
-          dependencies: { ...bundle.dependencies },
-          httpAllow: [...bundle.httpAllow],
-          emits: [...bundle.emits],
-        },
+        // Snapshot what permission checks read, so a caller mutating its bundle mid-call changes
+        // nothing (a sealed bundle cannot change).
+        bundle: sealed
+          ? bundle
+          : {
+              ...bundle,
+              permissions: [...bundle.permissions],
+              dependencies: { ...bundle.dependencies },
+              httpAllow: [...bundle.httpAllow],
+              emits: [...bundle.emits],
+            },
         limits,
         capabilities: this.capabilities,
         fetchImpl: this.fetchImpl,

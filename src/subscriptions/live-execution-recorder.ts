@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Database } from '../infrastructure/database/database.js';
 import { ExecutionRecorder, type ExecutionRecorderOptions } from '../executions/execution-recorder.js';
 import type { NewExecution } from '../executions/execution.repository.js';
@@ -21,9 +22,10 @@ export class LiveExecutionRecorder extends ExecutionRecorder {
   }
 
   override record(execution: NewExecution): string {
-    const id = super.record(execution);
-    const payload: LiveExecution = { ...execution, id, createdAt: execution.createdAt.toISOString() };
-    this.live.publish(LiveTopic.Executions, payload).catch(() => undefined);
-    return id;
+    const withId = execution.id === undefined ? { ...execution, id: randomUUID() } : execution;
+    // Published as is: every pub/sub delivers JSON, where the Date arrives as the ISO string of
+    // LiveExecution. The recorder keeps the same object, unchanged, until it is stored.
+    this.live.publish(LiveTopic.Executions, withId).catch(() => undefined);
+    return super.record(withId);
   }
 }

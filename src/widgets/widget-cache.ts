@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
@@ -60,6 +61,17 @@ export const UNKNOWN_GENERATION = -1;
 
 /** A scope is one (site, addon): the unit of invalidation. */
 const scopeOf = (siteId: string, addonId: string) => `${siteId}:${addonId}`;
+
+/** Where a key's material starts: after `site:addon:generation:` (ids and numbers hold no colon). */
+function materialStart(key: string): number {
+  return key.indexOf(':', key.indexOf(':', key.indexOf(':') + 1) + 1) + 1;
+}
+
+/** The generation a key was made under. */
+function generationOf(key: string): number {
+  const start = key.indexOf(':', key.indexOf(':') + 1) + 1;
+  return Number(key.slice(start, key.indexOf(':', start)));
+}
 
 /**
  * The two-level render cache shared by every instance.
@@ -125,9 +137,13 @@ export class WidgetCache {
     });
   }
 
-  /** The full key of a render: its scope and generation, then a digest of everything else. */
-  key(siteId: string, addonId: string, generation: number, digest: string): string {
-    return `${scopeOf(siteId, addonId)}:${generation}:${digest}`;
+  /**
+   * The full key of a render: its scope and generation, then `material` (everything else that
+   * selects the output) as it is. L1 keys on that text, so a hit hashes nothing; L2 keys on its
+   * SHA-256 (see {@link l2Key}).
+   */
+  key(siteId: string, addonId: string, generation: number, material: string): string {
+    return `${scopeOf(siteId, addonId)}:${generation}:${material}`;
   }
 
   /** An L1 hit (counted), or undefined. */
@@ -155,7 +171,7 @@ export class WidgetCache {
   ): Promise<{ render: CachedRender; cached: boolean }> {
     const pending = this.inFlight.get(key);
     if (pending) return pending;
-    const shared = !key.includes(`:${UNKNOWN_GENERATION}:`);
+    const shared = generationOf(key) !== UNKNOWN_GENERATION;
     const work = (async () => {
       const fromL2 = shared ? await this.getL2(key) : null;
       if (fromL2) {
@@ -227,7 +243,8 @@ export class WidgetCache {
   private setL1(key: string, value: CachedRender): void {
     const bytes =
       2 *
-      (value.json.length +
+      (key.length +
+        value.json.length +
         value.output.html.length +
         value.output.css.length +
         value.output.javascript.length);
@@ -255,7 +272,7 @@ export class WidgetCache {
   }
 
   private async getL2(key: string): Promise<RenderedWidget | null> {
-    const text = (await this.redisCall((redis) => redis.get(this.options.prefix + key)))?.value;
+    const text = (await this.redisCall((redis) => redis.get(this.l2Key(key))))?.value;
     if (!text) return null;
     try {
       return JSON.parse(text) as RenderedWidget;
@@ -266,7 +283,7 @@ export class WidgetCache {
 
   private async setL2(key: string, output: RenderedWidget): Promise<void> {
     await this.redisCall((redis) =>
-      redis.set(this.options.prefix + key, JSON.stringify(output), 'EX', this.options.l2TtlSeconds),
+      redis.set(this.l2Key(key), JSON.stringify(output), 'EX', this.options.l2TtlSeconds),
     );
   }
 
@@ -277,6 +294,12 @@ export class WidgetCache {
     if (answer.value === null) return 0;
     const value = Number(answer.value);
     return Number.isSafeInteger(value) ? value : null;
+  }
+
+  /** Scope and generation stay readable in Redis; the material, unbounded in length, is hashed. */
+  private l2Key(key: string): string {
+    const end = materialStart(key);
+    return `${this.options.prefix}${key.slice(0, end)}${hash('sha256', key.slice(end), 'base64url')}`;
   }
 
   private generationKey(scope: string): string {

@@ -87,14 +87,10 @@ export class WidgetRenderService {
     const varied = pick(context as Record<string, unknown>, widget.varyOn);
     // The raw config is keyed: the same text under the same (immutable) version validates the same
     // way, so a hit needs no validation; invalid configs never reach the cache.
-    const digest = hash(
-      'sha256',
-      `${versionId}\u0000${widget.name}\u0000${canonicalJson(args.config)}\u0000${canonicalJson(varied)}`,
-      'base64url',
-    );
+    const material = `${versionId}\u0000${widget.name}\u0000${canonicalJson(args.config)}\u0000${canonicalJson(varied)}`;
     const addonId = target.addon.id;
     const generation = await this.deps.cache.generation(siteId, addonId);
-    const key = this.deps.cache.key(siteId, addonId, generation, digest);
+    const key = this.deps.cache.key(siteId, addonId, generation, material);
 
     const hit = this.deps.cache.getL1(key);
     if (hit) return { view: hit.view, json: hit.json };
