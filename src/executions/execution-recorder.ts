@@ -17,7 +17,8 @@ export interface ExecutionRecorderOptions {
  * with one INSERT each. A record is listable within one flush interval.
  */
 export class ExecutionRecorder {
-  private buffer: NewExecution[] = [];
+  /** Records as JSON: each is serialised once, when recorded, for the batch and the live feed. */
+  private buffer: string[] = [];
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
   private readonly flushIntervalMs: number;
@@ -33,20 +34,26 @@ export class ExecutionRecorder {
     this.maxBuffered = options.maxBuffered ?? 50_000;
   }
 
-  /**
-   * Buffers a record and returns its id. The record is kept as given (given an id, it is not
-   * copied), so the caller must not change it afterwards.
-   */
+  /** Buffers a record and returns its id. */
   record(execution: NewExecution): string {
-    const id = execution.id ?? randomUUID();
+    const row = execution.id === undefined ? { ...execution, id: randomUUID() } : execution;
+    // Serialised now rather than at flush: a flush of hundreds of records would hold the event
+    // loop for milliseconds, and the live feed reuses the same text.
+    const json = JSON.stringify(row);
+    this.recorded(json);
     if (this.buffer.length >= this.maxBuffered) this.buffer.shift();
-    this.buffer.push(execution.id === undefined ? { ...execution, id } : execution);
+    this.buffer.push(json);
     if (this.buffer.length >= this.maxBatch) void this.flush();
     else if (!this.timer) {
       this.timer = setTimeout(() => void this.flush(), this.flushIntervalMs);
       this.timer.unref();
     }
-    return id;
+    return row.id!;
+  }
+
+  /** Called with each record's JSON as it is buffered (the live feed publishes it). */
+  protected recorded(_json: string): void {
+    // Nothing to do here; subclasses publish.
   }
 
   /** Writes everything buffered; resolves when it is stored. */
@@ -61,7 +68,7 @@ export class ExecutionRecorder {
       for (let i = 0; i < batch.length; i += this.maxBatch) {
         const slice = batch.slice(i, i + this.maxBatch);
         try {
-          await ExecutionRepository.insertMany(this.database.pool, slice);
+          await ExecutionRepository.insertJson(this.database.pool, slice);
         } catch (error) {
           this.options.onError?.(error);
         }

@@ -38,17 +38,24 @@ export class ExecutionRepository {
    * query-building time), and encoding is one native JSON.stringify rather than pg's per-element
    * array escaping and Prisma's raw-query layer: the recorder runs once per addon call.
    */
-  static async insertMany(pool: pg.Pool, rows: readonly NewExecution[]): Promise<void> {
+  static insertMany(pool: pg.Pool, rows: readonly NewExecution[]): Promise<void> {
+    return ExecutionRepository.insertJson(
+      pool,
+      rows.map((row) => JSON.stringify({ ...row, id: row.id ?? randomUUID(), logs: row.logs ?? [] })),
+    );
+  }
+
+  /**
+   * {@link insertMany} for rows already serialised, each a JSON object with every column (the
+   * recorder serialises each record once). Dates are ISO instants; the statement turns them into
+   * the UTC wall time Prisma keeps in timestamp(3) columns.
+   */
+  static async insertJson(pool: pg.Pool, rows: readonly string[]): Promise<void> {
     if (rows.length === 0) return;
-    // Rows go out as they are (no per-row copy): dates become ISO instants in JSON, and the
-    // statement turns them into the UTC wall time Prisma keeps in timestamp(3) columns.
-    const document = rows.some((row) => row.id === undefined || row.logs === undefined)
-      ? rows.map((row) => ({ ...row, id: row.id ?? randomUUID(), logs: row.logs ?? [] }))
-      : rows;
     await pool.query({
       name: 'themepress-execution-insert',
       text: INSERT_MANY,
-      values: [JSON.stringify(document)],
+      values: [`[${rows.join(',')}]`],
     });
   }
 

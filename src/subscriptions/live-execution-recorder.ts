@@ -1,8 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type { Database } from '../infrastructure/database/database.js';
 import { ExecutionRecorder, type ExecutionRecorderOptions } from '../executions/execution-recorder.js';
 import type { NewExecution } from '../executions/execution.repository.js';
-import { LiveTopic, type LivePubSub } from './pub-sub.js';
+import { LiveTopic, RawJson, type LivePubSub } from './pub-sub.js';
 
 /** An execution record as the live feed carries it (JSON: the date as a string). */
 export type LiveExecution = Omit<NewExecution, 'createdAt'> & { id: string; createdAt: string };
@@ -21,11 +20,8 @@ export class LiveExecutionRecorder extends ExecutionRecorder {
     super(database, options);
   }
 
-  override record(execution: NewExecution): string {
-    const withId = execution.id === undefined ? { ...execution, id: randomUUID() } : execution;
-    // Published as is: every pub/sub delivers JSON, where the Date arrives as the ISO string of
-    // LiveExecution. The recorder keeps the same object, unchanged, until it is stored.
-    this.live.publish(LiveTopic.Executions, withId).catch(() => undefined);
-    return super.record(withId);
+  /** Published as the recorder serialised it: dates arrive as the ISO strings of LiveExecution. */
+  protected override recorded(json: string): void {
+    this.live.publish(LiveTopic.Executions, new RawJson(json)).catch(() => undefined);
   }
 }

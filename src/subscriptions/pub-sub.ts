@@ -15,6 +15,17 @@ export type LiveTopic = (typeof LiveTopic)[keyof typeof LiveTopic];
 export type LiveHandler = (payload: unknown) => void;
 
 /**
+ * A payload already serialised as JSON (an execution record the recorder serialised for its
+ * batch): published as that text, so it is not serialised twice. Listeners receive it parsed.
+ */
+export class RawJson {
+  constructor(readonly json: string) {}
+}
+
+const toJson = (payload: unknown): string =>
+  payload instanceof RawJson ? payload.json : (JSON.stringify(payload) ?? 'null');
+
+/**
  * Live fan-out to GraphQL subscriptions on every instance: at most once, so only for things that are
  * already stored (events, delivery states, execution records). Also satisfies type-graphql's
  * `PubSub` (`publish` + `subscribe` returning an AsyncIterable).
@@ -44,7 +55,7 @@ export function createLocalPubSub(): LivePubSub {
     async publish(topic, payload) {
       if (emitter.listenerCount(topic) === 0) return;
       // Listeners get the same JSON shapes as through Redis (dates as strings, no shared objects).
-      const copy: unknown = JSON.parse(JSON.stringify(payload));
+      const copy: unknown = JSON.parse(toJson(payload));
       queueMicrotask(() => emitter.emit(topic, copy));
     },
     listen(topic, handler) {
@@ -98,8 +109,12 @@ export function createRedisPubSub(url: string, prefix = 'themepress:live:'): Liv
     const batch = pending.get(topic);
     pending.delete(topic);
     if (!batch) return;
-    const message: LiveBatch = { b: batch.payloads };
-    redis.publish(prefix + topic, message).then(
+    // The LiveBatch JSON, built here so RawJson payloads go in as they are (a Buffer is
+    // published untouched by RedisPubSub).
+    let json = '{"b":[';
+    for (let i = 0; i < batch.payloads.length; i += 1)
+      json += (i === 0 ? '' : ',') + toJson(batch.payloads[i]);
+    redis.publish(prefix + topic, Buffer.from(`${json}]}`)).then(
       () => batch.settle.forEach((settle) => settle()),
       (error: unknown) => batch.settle.forEach((settle) => settle(error ?? new Error('publish failed'))),
     );

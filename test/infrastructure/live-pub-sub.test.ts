@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { createRedisPubSub, LiveTopic, type LivePubSub } from '../../src/subscriptions/pub-sub.js';
+import { createRedisPubSub, LiveTopic, RawJson, type LivePubSub } from '../../src/subscriptions/pub-sub.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -40,6 +40,19 @@ describe('live pub/sub over Redis (two instances)', () => {
     // then
     for (let waited = 0; received.length < 5 && waited < 2000; waited += 10) await sleep(10);
     assert.deepEqual(received, [{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }, { n: 5 }]);
+  });
+
+  it('sends a payload given as JSON text as that text, parsed on the other side like any other', async () => {
+    // given
+    const { publisher, received } = await givenListeningPair(LiveTopic.Events);
+    // when
+    await Promise.all([
+      publisher.publish(LiveTopic.Events, new RawJson('{"raw":true,"at":"2026-01-02T03:04:05.006Z"}')),
+      publisher.publish(LiveTopic.Events, { raw: false }),
+    ]);
+    // then
+    for (let waited = 0; received.length < 2 && waited < 2000; waited += 10) await sleep(10);
+    assert.deepEqual(received, [{ raw: true, at: '2026-01-02T03:04:05.006Z' }, { raw: false }]);
   });
 
   it('holds execution records back briefly, so a burst of them shares one Redis message', async () => {
