@@ -161,6 +161,12 @@ const hostiles: Hostile[] = [
     expect: 'EXECUTION_TIMEOUT',
   },
   {
+    name: 'infinite loop in the continuation after an SDK answer',
+    source: functionsAddon(`{ f: async (d, ctx) => { await ctx.storage.get('k'); for (;;) {} } }`),
+    bundle: { permissions: ['storage.read'] },
+    expect: 'EXECUTION_TIMEOUT',
+  },
+  {
     name: 'promise that never settles',
     source: functionsAddon(`{ f: () => new Promise(() => {}) }`),
     expect: 'EXECUTION_TIMEOUT',

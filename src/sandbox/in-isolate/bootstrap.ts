@@ -32,6 +32,12 @@ export interface BootstrapDriver {
   /** Runs an entry; returns its envelope when it settled at once, else it comes through `take`/`done`. */
   start(meta: CallMeta, inputJson: string, configJson: string): RunEnvelope | undefined;
   take(execId: number): RunEnvelope | undefined;
+  /**
+   * Settles the SDK call `capId` with the host's JSON reply. The worker calls it synchronously
+   * where it can, so the continuation runs at once, under a time limit, without the hops through
+   * isolated-vm's thread pool that resolving a host promise costs.
+   */
+  resume(capId: number, replyJson: string): void;
 }
 
 /** Global names the worker sets before the bootstrap runs; the bootstrap deletes them. */
@@ -43,7 +49,7 @@ export const BOOTSTRAP_GLOBALS = {
 } as const;
 
 interface HostReference {
-  apply(receiver: undefined, args: unknown[], options: object): Promise<string>;
+  applyIgnored(receiver: undefined, args: unknown[], options: object): void;
 }
 
 interface DoneReference {
@@ -66,7 +72,7 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
   delete g.__tp_crash;
 
   // Primordials: addon code may replace globals and prototype methods of its own context later on.
-  const hostApply = host.apply;
+  const hostApplyIgnored = host.applyIgnored;
   const doneApplyIgnored = done.applyIgnored;
   const PromiseCtor = Promise;
   const promiseThen = Promise.prototype.then;
@@ -86,13 +92,7 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
   const isArray = Array.isArray;
 
   // Option objects without a prototype, so a polluted Object.prototype cannot change how values cross.
-  const applyOptions = setPrototypeOf(
-    {
-      arguments: setPrototypeOf({ copy: true }, null),
-      result: setPrototypeOf({ promise: true, copy: true }, null),
-    },
-    null,
-  ) as object;
+  const applyOptions = setPrototypeOf({ arguments: setPrototypeOf({ copy: true }, null) }, null) as object;
 
   class AddonSdkError extends ErrorCtor {
     code: string;
@@ -109,12 +109,16 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
     return err;
   }
 
+  // SDK calls waiting for the host, by id; only the worker's `resume` settles them.
+  const replies = setPrototypeOf({}, null) as Record<number, (json: string) => void>;
+  let nextCapId = 1;
+
   function hostCall(execId: number, op: string, argsJson: string): Promise<string> {
-    return reflectApply(hostApply, host, [
-      undefined,
-      [execId, op, argsJson],
-      applyOptions,
-    ]) as Promise<string>;
+    const capId = nextCapId++;
+    return new PromiseCtor<string>((resolve) => {
+      replies[capId] = resolve;
+      reflectApply(hostApplyIgnored, host, [undefined, [execId, capId, op, argsJson], applyOptions]);
+    });
   }
 
   const kit = createHtmlKit();
@@ -500,6 +504,12 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
           }
           waiting[execId] = true;
           return undefined;
+        },
+        resume(capId: number, replyJson: string): void {
+          const settle = replies[capId];
+          if (settle === undefined) return;
+          delete replies[capId];
+          settle(replyJson);
         },
       },
       null,

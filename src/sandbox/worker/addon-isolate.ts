@@ -5,14 +5,18 @@ import type { WireSource } from '../protocol.js';
 import { SandboxError, truncateMessage } from '../sandbox-error.js';
 import { BOOTSTRAP_SOURCE } from './bootstrap-source.js';
 
-/** Worker-side host function the bootstrap calls for every SDK capability; always resolves to JSON. */
+/**
+ * Worker-side host function the bootstrap calls for every SDK capability. It answers later, with
+ * JSON, through the context's `resume` (or never, for a request it refuses to serve).
+ */
 export type HostCallHandler = (
   isolate: AddonIsolate,
   siteKey: string,
   execId: unknown,
+  capId: unknown,
   op: unknown,
   argsJson: unknown,
-) => Promise<string>;
+) => void;
 
 /** Worker-side function the bootstrap calls with the envelope of a call that waited for the host. */
 export type DoneHandler = (execId: unknown, envelope: unknown) => void;
@@ -24,6 +28,7 @@ export interface SiteContext {
   /** The bootstrap's {@link BootstrapDriver} methods. */
   readonly start: ivm.Reference<BootstrapDriver['start']>;
   readonly take: ivm.Reference<BootstrapDriver['take']>;
+  readonly resume: ivm.Reference<BootstrapDriver['resume']>;
   active: number;
   lastUsedAt: number;
 }
@@ -132,8 +137,8 @@ export class AddonIsolate {
       const global = context.global;
       await global.set(
         BOOTSTRAP_GLOBALS.host,
-        new ivm.Reference((execId: unknown, op: unknown, argsJson: unknown) =>
-          this.onHostCall(this, siteKey, execId, op, argsJson),
+        new ivm.Reference((execId: unknown, capId: unknown, op: unknown, argsJson: unknown) =>
+          this.onHostCall(this, siteKey, execId, capId, op, argsJson),
         ),
       );
       await global.set(
@@ -147,6 +152,7 @@ export class AddonIsolate {
       const started = Date.now();
       let start: SiteContext['start'];
       let take: SiteContext['take'];
+      let resume: SiteContext['resume'];
       try {
         const driver = (await this.bootstrapScript!.run(context, {
           reference: true,
@@ -154,6 +160,7 @@ export class AddonIsolate {
         })) as ivm.Reference<BootstrapDriver>;
         start = (await driver.get('start', { reference: true })) as SiteContext['start'];
         take = (await driver.get('take', { reference: true })) as SiteContext['take'];
+        resume = (await driver.get('resume', { reference: true })) as SiteContext['resume'];
         driver.release();
       } catch (err) {
         throw loadError(this.source, err, 'WebAssembly module');
@@ -164,7 +171,7 @@ export class AddonIsolate {
       } catch (err) {
         throw loadError(this.source, err, 'module');
       }
-      return { key: siteKey, context, start, take, active: 0, lastUsedAt: Date.now() };
+      return { key: siteKey, context, start, take, resume, active: 0, lastUsedAt: Date.now() };
     } catch (err) {
       context.release();
       throw err;
@@ -191,6 +198,7 @@ export class AddonIsolate {
     this.contexts.delete(key);
     site.start.release();
     site.take.release();
+    site.resume.release();
     site.context.release();
   }
 
