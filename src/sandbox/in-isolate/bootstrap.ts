@@ -113,10 +113,17 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
   const replies = setPrototypeOf({}, null) as Record<number, (json: string) => void>;
   let nextCapId = 1;
 
-  function hostCall(execId: number, op: string, argsJson: string): Promise<string> {
+  /** Sends an SDK request; `owned` collects the ids of one call's requests (see `end`). */
+  function hostCall(
+    execId: number,
+    op: string,
+    argsJson: string,
+    owned: Record<number, true>,
+  ): Promise<string> {
     const capId = nextCapId++;
     return new PromiseCtor<string>((resolve) => {
       replies[capId] = resolve;
+      owned[capId] = true;
       reflectApply(hostApplyIgnored, host, [undefined, [execId, capId, op, argsJson], applyOptions]);
     });
   }
@@ -157,7 +164,7 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
   }
   if (crashTest) {
     g.__sandboxCrashWorkerForTest = () => {
-      void hostCall(0, 'debug.crash', '{}');
+      void hostCall(0, 'debug.crash', '{}', setPrototypeOf({}, null) as Record<number, true>);
     };
   }
 
@@ -232,6 +239,9 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
     let logChars = 0;
     let logsTruncated = false;
     let active = true;
+    // This call's SDK requests: those still unanswered when it ends are forgotten (a request the
+    // addon did not await would otherwise keep its resolver for the isolate's lifetime).
+    const owned = nullProto({}) as Record<number, true>;
 
     const log: Logger = (level, args) => {
       if (logsTruncated) return;
@@ -249,7 +259,7 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
     async function call(op: string, args: Record<string, unknown>): Promise<unknown> {
       if (!active) throw sdkError('ADDON_ERROR', `ctx was used after its call ended (${op}).`);
       const argsJson = jsonStringify(args);
-      const replyJson = await hostCall(meta.execId, op, argsJson);
+      const replyJson = await hostCall(meta.execId, op, argsJson, owned);
       // An answer that lands after the call ended (the worker may not know yet) never resumes
       // the addon: its continuation would run outside every limit of the call.
       if (!active) return new Promise<never>(() => undefined);
@@ -360,6 +370,7 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
     const previousConsole = consoleTarget;
     const end = () => {
       active = false;
+      for (const capId in owned) delete replies[capId as unknown as number];
       if (consoleTarget === log) consoleTarget = previousConsole;
     };
     // A widget's output is checked once its render settled.
