@@ -62,15 +62,18 @@ export const UNKNOWN_GENERATION = -1;
 /** A scope is one (site, addon): the unit of invalidation. */
 const scopeOf = (siteId: string, addonId: string) => `${siteId}:${addonId}`;
 
-/** Where a key's material starts: after `site:addon:generation:` (ids and numbers hold no colon). */
-function materialStart(key: string): number {
-  return key.indexOf(':', key.indexOf(':', key.indexOf(':') + 1) + 1) + 1;
-}
-
-/** The generation a key was made under. */
-function generationOf(key: string): number {
-  const start = key.indexOf(':', key.indexOf(':') + 1) + 1;
-  return Number(key.slice(start, key.indexOf(':', start)));
+/**
+ * The parts of a render key `site:addon:generation:material` (ids and numbers hold no colon; the
+ * material may): its scope, its generation and where its material starts.
+ */
+function keyParts(key: string): { scope: string; generation: number; materialStart: number } {
+  const scopeEnd = key.indexOf(':', key.indexOf(':') + 1);
+  const generationEnd = key.indexOf(':', scopeEnd + 1);
+  return {
+    scope: key.slice(0, scopeEnd),
+    generation: Number(key.slice(scopeEnd + 1, generationEnd)),
+    materialStart: generationEnd + 1,
+  };
 }
 
 /**
@@ -171,7 +174,7 @@ export class WidgetCache {
   ): Promise<{ render: CachedRender; cached: boolean }> {
     const pending = this.inFlight.get(key);
     if (pending) return pending;
-    const shared = generationOf(key) !== UNKNOWN_GENERATION;
+    const shared = keyParts(key).generation !== UNKNOWN_GENERATION;
     const work = (async () => {
       const fromL2 = shared ? await this.getL2(key) : null;
       if (fromL2) {
@@ -250,7 +253,7 @@ export class WidgetCache {
         value.output.javascript.length);
     if (bytes > this.options.maxBytes / 4) return;
     this.remove(key);
-    const scope = key.slice(0, key.indexOf(':', key.indexOf(':') + 1));
+    const { scope } = keyParts(key);
     this.l1.set(key, { value, scope, bytes, expiresAt: Date.now() + this.options.l1TtlMs });
     this.bytes += bytes;
     let keys = this.byScope.get(scope);
@@ -298,7 +301,7 @@ export class WidgetCache {
 
   /** Scope and generation stay readable in Redis; the material, unbounded in length, is hashed. */
   private l2Key(key: string): string {
-    const end = materialStart(key);
+    const end = keyParts(key).materialStart;
     return `${this.options.prefix}${key.slice(0, end)}${hash('sha256', key.slice(end), 'base64url')}`;
   }
 

@@ -137,15 +137,11 @@ export class SandboxWorker {
       site.resume.apply(undefined, args, options).catch((err: unknown) => this.resumeFailed(call, err));
       return;
     }
-    const cpuBefore = iso.cpuTime;
     try {
-      site.resume.applySync(undefined, args, options);
+      timed(iso, policy, () => site.resume.applySync(undefined, args, options));
     } catch (err) {
-      if (isTimeoutError(err)) policy.note(Infinity);
       this.resumeFailed(call, err);
-      return;
     }
-    if (!iso.disposed) policy.note(Number(iso.cpuTime - cpuBefore) / 1e6);
   }
 
   private resumeFailed(call: ActiveCall, err: unknown): void {
@@ -254,24 +250,15 @@ export class SandboxWorker {
         result: { copy: true },
         timeout: this.budget(call),
       } as const;
-      // Timed in the isolate's CPU time (see SyncStartPolicy).
       const starts = this.startPolicy(msg.versionId);
-      const cpuBefore = current.cpuTime;
-      try {
-        // An entry that returns a plain value hands its envelope back at once; one that awaits
-        // leaves it to `take` (settled by now) or to the context's `done`.
-        envelope = (
-          starts.startSync
-            ? site.start.applySync(undefined, args, options)
-            : await site.start.apply(undefined, args, options)
-        ) as RunEnvelope | undefined;
-      } catch (err) {
-        // A start that spun into its time limit is the slowest kind; that the isolate is replaced
-        // for it must not give the version a clean record.
-        if (isTimeoutError(err)) starts.note(Infinity);
-        throw err;
-      }
-      starts.note(Number(current.cpuTime - cpuBefore) / 1e6);
+      // An entry that returns a plain value hands its envelope back at once; one that awaits
+      // leaves it to `take` (settled by now) or to the context's `done`.
+      const entered = timed(current, starts, () =>
+        starts.startSync
+          ? site.start.applySync(undefined, args, options)
+          : site.start.apply(undefined, args, options),
+      );
+      envelope = (entered instanceof Promise ? await entered : entered) as RunEnvelope | undefined;
       envelope ??= site.take.applySync(undefined, [msg.meta.execId], { result: { copy: true } }) as
         RunEnvelope | undefined;
       if (call.settled) return;
@@ -593,6 +580,31 @@ export class SandboxWorker {
       this.watchdog = null;
     }
   }
+}
+
+/**
+ * Enters an isolate through `enter` and tells the version's policy how much of the isolate's CPU
+ * time it took (for an entry on the pool, with whatever else the isolate ran meanwhile). An entry
+ * that spun into its time limit is the slowest kind: that the isolate is replaced for it must not
+ * give the version a clean record.
+ */
+function timed<T>(iso: AddonIsolate, policy: SyncStartPolicy, enter: () => T): T {
+  const cpuBefore = iso.cpuTime;
+  const noted = (value: unknown) => {
+    if (!iso.disposed) policy.note(Number(iso.cpuTime - cpuBefore) / 1e6);
+    return value;
+  };
+  const failed = (err: unknown): never => {
+    if (isTimeoutError(err)) policy.note(Infinity);
+    throw err;
+  };
+  let value: T;
+  try {
+    value = enter();
+  } catch (err) {
+    return failed(err);
+  }
+  return (value instanceof Promise ? value.then(noted, failed) : noted(value)) as T;
 }
 
 function reply(code: string, message: string): string {
