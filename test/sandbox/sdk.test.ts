@@ -370,4 +370,19 @@ describe('addon SDK', () => {
       assert.equal(next.cold, false, 'the isolate was not disposed for running code outside a call');
     });
   });
+  it('forgets SDK requests a call did not await once it ends: such calls never pile up in the isolate', async () => {
+    // given: an addon that fires SDK calls without awaiting them, in an isolate of 8 MB
+    const bundle = makeBundle(
+      functionsAddon(
+        `{ f: (d, ctx) => { for (let i = 0; i < 16; i++) ctx.storage.get('k' + i); return d; } }`,
+      ),
+      { permissions: ['storage.read'], limits: { memoryMb: 8 } },
+    );
+    // when: it runs thousands of times (each left request would keep its resolver and continuation)
+    let last = await call(pool, bundle, 'f', 0);
+    for (let i = 1; i < 4000; i += 1) last = await call(pool, bundle, 'f', i);
+    // then: every call succeeded in the same isolate
+    assert.equal(last.output, 3999);
+    assert.equal(last.cold, false);
+  });
 });
