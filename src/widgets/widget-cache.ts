@@ -174,9 +174,10 @@ export class WidgetCache {
   ): Promise<{ render: CachedRender; cached: boolean }> {
     const pending = this.inFlight.get(key);
     if (pending) return pending;
-    const shared = keyParts(key).generation !== UNKNOWN_GENERATION;
+    // Keys of an unknown generation skip L2 (see `generation`).
+    const l2Key = keyParts(key).generation === UNKNOWN_GENERATION ? null : this.l2Key(key);
     const work = (async () => {
-      const fromL2 = shared ? await this.getL2(key) : null;
+      const fromL2 = l2Key === null ? null : await this.getL2(l2Key);
       if (fromL2) {
         this.deps.metrics.widgetCacheHits.inc({ level: 'l2' });
         const value = toCached(fromL2);
@@ -187,7 +188,7 @@ export class WidgetCache {
       const output = await render();
       const value = toCached(output);
       this.setL1(key, value);
-      if (shared) void this.setL2(key, output);
+      if (l2Key !== null) void this.setL2(l2Key, output);
       return { render: value, cached: false };
     })();
     this.inFlight.set(key, work);
@@ -274,8 +275,8 @@ export class WidgetCache {
     if (keys?.size === 0) this.byScope.delete(entry.scope);
   }
 
-  private async getL2(key: string): Promise<RenderedWidget | null> {
-    const text = (await this.redisCall((redis) => redis.get(this.l2Key(key))))?.value;
+  private async getL2(l2Key: string): Promise<RenderedWidget | null> {
+    const text = (await this.redisCall((redis) => redis.get(l2Key)))?.value;
     if (!text) return null;
     try {
       return JSON.parse(text) as RenderedWidget;
@@ -284,9 +285,9 @@ export class WidgetCache {
     }
   }
 
-  private async setL2(key: string, output: RenderedWidget): Promise<void> {
+  private async setL2(l2Key: string, output: RenderedWidget): Promise<void> {
     await this.redisCall((redis) =>
-      redis.set(this.l2Key(key), JSON.stringify(output), 'EX', this.options.l2TtlSeconds),
+      redis.set(l2Key, JSON.stringify(output), 'EX', this.options.l2TtlSeconds),
     );
   }
 
