@@ -114,9 +114,7 @@ export class SandboxWorker {
     this.resume(
       pending.call,
       pending.isoCapId,
-      msg.ok
-        ? `{"ok":true,"value":${msg.valueJson}}`
-        : JSON.stringify({ ok: false, code: msg.code, message: msg.message }),
+      msg.ok ? `{"ok":true,"value":${msg.valueJson}}` : reply(msg.code, msg.message),
     );
   }
 
@@ -607,6 +605,7 @@ function timed<T>(iso: AddonIsolate, policy: SyncStartPolicy, enter: () => T): T
   return (value instanceof Promise ? value.then(noted, failed) : noted(value)) as T;
 }
 
+/** The JSON of a failed SDK call, as the isolate's `resume` receives it. */
 function reply(code: string, message: string): string {
   return JSON.stringify({ ok: false, code, message });
 }
