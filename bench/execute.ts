@@ -93,7 +93,11 @@ async function overHttp(): Promise<string> {
         { name: 'typename', request: request(typename) },
         { name: 'execute', request: request(executeBody('bench-echo')) },
       ],
-      { rounds: ROUNDS, seconds: Math.max(1, Math.round(DURATION / ROUNDS)) },
+      {
+        rounds: ROUNDS,
+        seconds: Math.max(1, Math.round(DURATION / ROUNDS)),
+        serverPid: server.process.pid,
+      },
     );
 
     // The same two operations at fixed rates below saturation (open loop, alternating rounds):
@@ -148,10 +152,13 @@ async function overHttp(): Promise<string> {
     return [
       `### Over HTTP, one server (autocannon, 10 connections; ${ROUNDS} alternating rounds of ${Math.max(1, Math.round(DURATION / ROUNDS))} s, medians)`,
       '',
-      '| operation | req/s | p50 ms | p99 ms | errors |',
-      '| --- | ---: | ---: | ---: | ---: |',
-      `| \`{ __typename }\` | ${base.rps.toFixed(0)} | ${base.p50} | ${base.p99} | ${base.errors} |`,
-      `| warm \`executeAddonFunction\` (1 KB in, 1 KB out) | ${exec.rps.toFixed(0)} | ${exec.p50} | ${exec.p99} | ${exec.errors} |`,
+      '| operation | req/s | p50 ms | p99 ms | errors | API process CPU µs/req | sandbox workers CPU µs/req |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+      `| \`{ __typename }\` | ${base.rps.toFixed(0)} | ${base.p50} | ${base.p99} | ${base.errors} | ${cpuCell(base.cpu?.server)} | ${cpuCell(base.cpu?.children)} |`,
+      `| warm \`executeAddonFunction\` (1 KB in, 1 KB out) | ${exec.rps.toFixed(0)} | ${exec.p50} | ${exec.p99} | ${exec.errors} | ${cpuCell(exec.cpu?.server)} | ${cpuCell(exec.cpu?.children)} |`,
+      '',
+      "CPU per request is read from /proc around each round (medians); it moves less with the machine's",
+      'noise than throughput does. The API process, single-threaded, is the busiest process in both rows.',
       '',
       `- throughput ratio (median of the per-round ratios): **${(ratio * 100).toFixed(0)}%** of \`{ __typename }\` (target ≥ 50%)`,
       `- p50 difference: **${(exec.p50 - base.p50).toFixed(2)} ms** (target ≤ 0.5 ms); p99 ${exec.p99} ms (target < 5 ms)`,
@@ -168,6 +175,9 @@ async function overHttp(): Promise<string> {
     await server.stop();
   }
 }
+
+/** A CPU-per-request cell: microseconds, or a dash where /proc could not tell. */
+const cpuCell = (micros: number | undefined) => (micros === undefined ? '–' : micros.toFixed(0));
 
 /** Closed loop of `concurrency` callers for `seconds`; returns throughput and latency. */
 async function closedLoop(call: () => Promise<unknown>, seconds: number, concurrency = 10) {

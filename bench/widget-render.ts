@@ -128,7 +128,11 @@ async function main(): Promise<void> {
           request: { url: `${url}${restPath}`, method: 'GET', headers },
         },
       ],
-      { rounds: ROUNDS, seconds: Math.max(1, Math.round(DURATION / ROUNDS)) },
+      {
+        rounds: ROUNDS,
+        seconds: Math.max(1, Math.round(DURATION / ROUNDS)),
+        serverPid: server.process.pid,
+      },
     );
 
     // Uncached: distinct configs, one at a time, end to end over HTTP on one kept-alive connection.
@@ -191,14 +195,18 @@ async function main(): Promise<void> {
     console.log(
       `One server (NODE_ENV=production, PostgreSQL + Redis), autocannon 10 connections; ${ROUNDS} alternating rounds of ${Math.max(1, Math.round(DURATION / ROUNDS))} s per request, rotating which goes first; medians (the ratio is the median of the per-round ratios).\n`,
     );
-    console.log('| request | req/s | vs `{ __typename }` | p50 ms | p99 ms | errors |');
-    console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+    console.log('| request | req/s | vs `{ __typename }` | p50 ms | p99 ms | errors | server CPU µs/req |');
+    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const row of rows) {
       const ratio = `${Math.round(row.ratio * 100)} %`;
+      const cpu = row.cpu ? row.cpu.server.toFixed(0) : '–';
       console.log(
-        `| ${row.name} | ${Math.round(row.rps)} | ${ratio} | ${row.p50} | ${row.p99} | ${row.errors} |`,
+        `| ${row.name} | ${Math.round(row.rps)} | ${ratio} | ${row.p50} | ${row.p99} | ${row.errors} | ${cpu} |`,
       );
     }
+    console.log(
+      "\nServer CPU per request is read from /proc around each round (medians): it moves less with the machine's noise than throughput does.",
+    );
     const ms = (sorted: number[], p: number) => percentile(sorted, p).toFixed(2);
     console.log(
       `\nUncached render of the checkout form, ${UNCACHED_RENDERS} sequential renders of distinct configs ` +

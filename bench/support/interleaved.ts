@@ -1,4 +1,5 @@
 import autocannon from 'autocannon';
+import { readFileSync } from 'node:fs';
 
 /** One load scenario: a name and the autocannon request it repeats. */
 export interface Scenario {
@@ -17,6 +18,41 @@ export interface InterleavedRow {
   p50: number;
   p99: number;
   errors: number;
+  /**
+   * Medians of the per-round CPU time per request, in microseconds, of the server process and of
+   * its child processes (the sandbox workers), when `serverPid` was given and /proc can tell.
+   */
+  cpu: { server: number; children: number } | null;
+}
+
+/**
+ * CPU time (user + system) of a process and, apart, of its direct children, in microseconds, read
+ * from /proc; null where there is no /proc (the columns are then left out).
+ */
+export function processCpu(pid: number): { self: number; children: number } | null {
+  const ticks = (p: string) => {
+    const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime, in clock ticks (USER_HZ, 100 on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  };
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean);
+    let childTotal = 0;
+    for (const child of children) {
+      try {
+        childTotal += ticks(child);
+      } catch {
+        // exited meanwhile (a replaced worker): its time is lost, which the median absorbs
+      }
+    }
+    return { self: ticks(String(pid)), children: childTotal };
+  } catch {
+    return null;
+  }
 }
 
 const median = (values: number[]): number => {
@@ -32,12 +68,14 @@ const median = (values: number[]): number => {
  */
 export async function interleaved(
   scenarios: Scenario[],
-  options: { rounds: number; seconds: number; connections?: number },
+  options: { rounds: number; seconds: number; connections?: number; serverPid?: number },
 ): Promise<InterleavedRow[]> {
   const samples = scenarios.map(() => ({
     rps: [] as number[],
     p50: [] as number[],
     p99: [] as number[],
+    cpuServer: [] as number[],
+    cpuChildren: [] as number[],
     errors: 0,
   }));
   const ratios = scenarios.map(() => [] as number[]);
@@ -45,11 +83,17 @@ export async function interleaved(
     const rps = new Array<number>(scenarios.length);
     for (let k = 0; k < scenarios.length; k += 1) {
       const index = (round + k) % scenarios.length;
+      const before = options.serverPid === undefined ? null : processCpu(options.serverPid);
       const result = await autocannon({
         connections: options.connections ?? 10,
         duration: options.seconds,
         ...scenarios[index].request,
       });
+      const after = options.serverPid === undefined ? null : processCpu(options.serverPid);
+      if (before && after && result.requests.total > 0) {
+        samples[index].cpuServer.push((after.self - before.self) / result.requests.total);
+        samples[index].cpuChildren.push((after.children - before.children) / result.requests.total);
+      }
       rps[index] = result.requests.average;
       samples[index].rps.push(result.requests.average);
       samples[index].p50.push(result.latency.p50);
@@ -65,5 +109,9 @@ export async function interleaved(
     p50: median(samples[i].p50),
     p99: median(samples[i].p99),
     errors: samples[i].errors,
+    cpu:
+      samples[i].cpuServer.length === 0
+        ? null
+        : { server: median(samples[i].cpuServer), children: median(samples[i].cpuChildren) },
   }));
 }
