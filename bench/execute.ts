@@ -8,7 +8,14 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SandboxPool, type AddonBundle, type HostCapabilities } from '../src/sandbox/index.js';
-import { gql, machine, percentile, startBenchServer, givenBenchSite } from './support/bench-server.js';
+import {
+  gql,
+  machine,
+  median,
+  percentile,
+  startBenchServer,
+  givenBenchSite,
+} from './support/bench-server.js';
 import { openLoop, post } from './events-common.js';
 
 const SOURCE = `module.exports = { functions: { echo: (data) => ({ ok: true, echo: data }) } };`;
@@ -195,12 +202,6 @@ async function closedLoop(call: () => Promise<unknown>, seconds: number, concurr
   latencies.sort((a, b) => a - b);
   return { rps: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
 
 async function poolVersusProcess(): Promise<string> {
   const noCapabilities = new Proxy({} as HostCapabilities, {

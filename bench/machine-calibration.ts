@@ -5,7 +5,7 @@
 // Run: node --no-node-snapshot dist/bench/machine-calibration.js
 import { performance } from 'node:perf_hooks';
 import ivm from 'isolated-vm';
-import { machine } from './support/bench-server.js';
+import { machine, median } from './support/bench-server.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const PAYLOAD = JSON.stringify({
@@ -20,7 +20,6 @@ const PAYLOAD = JSON.stringify({
 const IDLE_MS = 1;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 /**
  * Median wall time of `op` in microseconds: back to back (`hot`), and each after the process slept

@@ -1,5 +1,6 @@
 import autocannon from 'autocannon';
 import { readFileSync } from 'node:fs';
+import { median } from './bench-server.js';
 
 /** One load scenario: a name and the autocannon request it repeats. */
 export interface Scenario {
@@ -29,7 +30,7 @@ export interface InterleavedRow {
  * CPU time (user + system) of a process and, apart, of its direct children, in microseconds, read
  * from /proc; null where there is no /proc (the columns are then left out).
  */
-export function processCpu(pid: number): { self: number; children: number } | null {
+function processCpu(pid: number): { self: number; children: number } | null {
   const ticks = (p: string) => {
     const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -54,12 +55,6 @@ export function processCpu(pid: number): { self: number; children: number } | nu
     return null;
   }
 }
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
 
 /**
  * Runs the scenarios in short alternating rounds (the first one is the baseline), rotating which
