@@ -14,7 +14,6 @@ import type {
 } from '../protocol.js';
 import { PROPAGATED_SDK_CODES, SandboxError, truncateMessage } from '../sandbox-error.js';
 import { SyncStartPolicy } from './sync-start-policy.js';
-import { runTimeout } from './run-timeout.js';
 import {
   AddonIsolate,
   describeIsolateError,
@@ -276,9 +275,10 @@ export class SandboxWorker {
     this.finish(call, this.envelopeResult(call, envelope, cold));
   }
 
-  /** Time the next synchronous stretch may take: the rest of the wall budget, at most the CPU limit (on a grid). */
+  /** Time the next synchronous stretch may take: the rest of the wall budget, at most the CPU limit. */
   private budget(call: ActiveCall): number {
-    return runTimeout(performance.now(), call.deadline, call.msg.limits.cpuTimeMs);
+    const wallLeft = call.deadline - performance.now();
+    return Math.max(1, Math.floor(Math.min(wallLeft, call.msg.limits.cpuTimeMs)));
   }
 
   private envelopeResult(call: ActiveCall, envelope: RunEnvelope, cold: boolean): ResultMessage {
