@@ -8,25 +8,10 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SandboxPool, type AddonBundle, type HostCapabilities } from '../src/sandbox/index.js';
-import {
-  gql,
-  machine,
-  median,
-  percentile,
-  startBenchServer,
-  givenBenchSite,
-} from './support/bench-server.js';
+import { machine, median, percentile, startBenchServer, givenBenchSite } from './support/bench-server.js';
 import { openLoop, post } from './events-common.js';
+import { bodies, ECHO_SOURCE, PAYLOAD, publishEcho } from './support/fixtures.js';
 
-const SOURCE = `module.exports = { functions: { echo: (data) => ({ ok: true, echo: data }) } };`;
-const PAYLOAD = {
-  items: Array.from({ length: 10 }, (_, i) => ({
-    sku: `SKU-${1000 + i}`,
-    name: `Product number ${i} with a name`,
-    qty: i + 1,
-    price: 12.5 * (i + 1),
-  })),
-};
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
 /** Fixed request rates of the open-loop comparison, and the seconds of each of its rounds. */
 const OPEN_LOOP_RATES = [250, 500];
@@ -54,41 +39,17 @@ async function cannon(url: string, key: string, body: string, seconds = DURATION
   };
 }
 
-async function publishAndInstall(url: string, devKey: string, siteKey: string, name: string): Promise<void> {
-  // Calls in flight at once stay under 16 (the default limit) in the closed loop, but an open-loop
-  // rate queues more behind a stall of the machine; the benchmark measures speed, not that limit.
-  const manifest = {
-    name,
-    version: '1.0.0',
-    category: 'UTILITIES',
-    functions: [{ name: 'echo' }],
-    limits: { maxConcurrentCalls: 64 },
-  };
-  await gql(url, devKey, 'mutation($i: RegisterAddonInput!) { registerAddon(input: $i) { addon { id } } }', {
-    i: { manifest, source: SOURCE },
-  });
-  await gql(url, siteKey, 'mutation($id: ID!) { installAddon(id: $id, config: {}) { success } }', {
-    id: name,
-  });
-}
-
-const executeBody = (name: string) =>
-  JSON.stringify({
-    query: 'mutation($a: ID!, $d: JSON!) { executeAddonFunction(addonId: $a, function: "echo", data: $d) }',
-    variables: { a: name, d: PAYLOAD },
-  });
-
 async function overHttp(): Promise<string> {
   const server = await startBenchServer();
   try {
     const { url, adminKey } = server;
     const { devKey, siteKey } = await givenBenchSite(url, adminKey);
-    await publishAndInstall(url, devKey, siteKey, 'bench-echo');
+    await publishEcho(url, { devKey, siteKey }, 'bench-echo');
 
-    const typename = JSON.stringify({ query: '{ __typename }' });
+    const typename = bodies.typename;
     // Warm up both paths (JIT, isolate, caches), then measure them back to back.
     await cannon(url, siteKey, typename, 2);
-    await cannon(url, siteKey, executeBody('bench-echo'), 2);
+    await cannon(url, siteKey, bodies.execute('bench-echo'), 2);
     const request = (body: string) => ({
       url: `${url}/graphql`,
       method: 'POST' as const,
@@ -98,7 +59,7 @@ async function overHttp(): Promise<string> {
     const [base, exec] = await interleaved(
       [
         { name: 'typename', request: request(typename) },
-        { name: 'execute', request: request(executeBody('bench-echo')) },
+        { name: 'execute', request: request(bodies.execute('bench-echo')) },
       ],
       {
         rounds: ROUNDS,
@@ -109,7 +70,7 @@ async function overHttp(): Promise<string> {
 
     // The same two operations at fixed rates below saturation (open loop, alternating rounds):
     // the latency an execution adds when requests do not queue behind each other.
-    const executeRequest = JSON.parse(executeBody('bench-echo')) as {
+    const executeRequest = JSON.parse(bodies.execute('bench-echo')) as {
       query: string;
       variables: Record<string, unknown>;
     };
@@ -140,13 +101,13 @@ async function overHttp(): Promise<string> {
     const warm: number[] = [];
     for (let i = 0; i < 10; i++) {
       const name = `bench-cold-${i}`;
-      await publishAndInstall(url, devKey, siteKey, name);
+      await publishEcho(url, { devKey, siteKey }, name);
       for (const bucket of [cold, warm]) {
         const started = performance.now();
         const response = await fetch(`${url}/graphql`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${siteKey}` },
-          body: executeBody(name),
+          body: bodies.execute(name),
         });
         await response.json();
         bucket.push(performance.now() - started);
@@ -212,7 +173,7 @@ async function poolVersusProcess(): Promise<string> {
     addonId: '00000000-0000-4000-8000-000000000002',
     addonName: 'bench-echo',
     version: '1.0.0',
-    source: SOURCE,
+    source: ECHO_SOURCE,
     permissions: [],
     dependencies: {},
     httpAllow: [],

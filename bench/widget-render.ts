@@ -5,50 +5,25 @@ import autocannon from 'autocannon';
 import { performance } from 'node:perf_hooks';
 import {
   createPlainClient,
-  gql,
   machine,
   percentile,
   startBenchServer,
   givenBenchSite,
 } from './support/bench-server.js';
 import { interleaved } from './support/interleaved.js';
+import {
+  bodies,
+  CHECKOUT_CONFIG,
+  CHECKOUT_CONTEXT,
+  CHECKOUT_MANIFEST,
+  CHECKOUT_SOURCE,
+  publishAndInstall,
+} from './support/fixtures.js';
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
 /** Alternating rounds, so every request type sees the same machine load (see support/interleaved). */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
 const UNCACHED_RENDERS = Number(process.env.BENCH_UNCACHED ?? 200);
-
-const SOURCE = `module.exports = { widgets: {
-  'checkout-form': (config, context, ctx) => ({
-    html: ctx.html\`<form class="checkout" data-session="\${context.sessionId}">
-      <h2>\${config.title}</h2>
-      \${config.methods.map((m) => ctx.html\`<label class="method"><input type="radio" name="method" value="\${m}"> \${m}</label>\`)}
-      <input name="amount" type="number" min="1" value="\${config.amount}"><button type="submit">Pay</button></form>\`,
-    css: '.checkout { display: grid; gap: 8px } .method { padding: 4px } body { margin: 0 } @media (max-width: 600px) { .checkout { gap: 4px } }',
-    javascript: 'document.querySelector(".checkout").addEventListener("submit", (e) => { e.preventDefault(); parent.postMessage({ pay: true }, "*"); });',
-  }),
-} };`;
-
-const MANIFEST = {
-  name: 'bench-checkout',
-  version: '1.0.0',
-  category: 'ECOMMERCE',
-  widgets: [
-    {
-      name: 'checkout-form',
-      category: 'FORM',
-      varyOn: ['sessionId'],
-      configSchema: {
-        type: 'object',
-        properties: {
-          title: { type: 'string', default: 'Checkout' },
-          amount: { type: 'integer', minimum: 1, default: 1 },
-          methods: { type: 'array', items: { type: 'string' }, default: ['card', 'bank', 'kakao'] },
-        },
-      },
-    },
-  ],
-};
 
 interface Row {
   name: string;
@@ -75,25 +50,13 @@ async function main(): Promise<void> {
   try {
     const { url, adminKey } = server;
     const { devKey, siteKey } = await givenBenchSite(url, adminKey);
-    await gql(
-      url,
-      devKey,
-      'mutation($i: RegisterAddonInput!) { registerAddon(input: $i) { addon { id } } }',
-      {
-        i: { manifest: MANIFEST, source: SOURCE },
-      },
-    );
-    await gql(url, siteKey, 'mutation { installAddon(id: "bench-checkout", config: {}) { success } }');
+    await publishAndInstall(url, { devKey, siteKey }, CHECKOUT_MANIFEST, CHECKOUT_SOURCE);
 
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${siteKey}` };
-    const config = { title: 'Pay', methods: ['card', 'kakao'] };
-    const context = { sessionId: 'bench-session' };
-    const typename = JSON.stringify({ query: '{ __typename }' });
-    const renderQuery = JSON.stringify({
-      query:
-        'query($c: JSON!, $x: JSON!) { renderWidget(addon: "bench-checkout", widget: "checkout-form", config: $c, context: $x) { html css javascript cacheKey version cached } }',
-      variables: { c: config, x: context },
-    });
+    const config = CHECKOUT_CONFIG;
+    const context = CHECKOUT_CONTEXT;
+    const typename = bodies.typename;
+    const renderQuery = bodies.renderWidget;
     const fieldQuery = JSON.stringify({
       query:
         'query($c: JSON!, $x: JSON!) { widget(addon: "bench-checkout", name: "checkout-form") { render(config: $c, context: $x) { html css javascript cacheKey version cached } } }',

@@ -39,6 +39,8 @@ export async function startBenchServer(
     adminKey?: string;
     env?: Record<string, string>;
     nodeArgs?: string[];
+    /** The server's entry point: another build's `dist/src/main.js` (default: this build's). */
+    mainJs?: string;
   } = {},
 ): Promise<BenchServer> {
   const database = options.databaseUrl ? null : await createTestDatabase();
@@ -47,7 +49,7 @@ export async function startBenchServer(
   const port = await freePort();
   // The flags of `npm start` and the Dockerfile: benchmarks measure the server as it is run.
   const flags = ['--no-node-snapshot', '--max-semi-space-size=32', ...(options.nodeArgs ?? [])];
-  const child = spawn(process.execPath, [...flags, mainJs], {
+  const child = spawn(process.execPath, [...flags, options.mainJs ?? mainJs], {
     env: {
       ...process.env,
       NODE_ENV: 'production',

@@ -6,6 +6,8 @@ import { median } from './bench-server.js';
 export interface Scenario {
   name: string;
   request: Pick<autocannon.Options, 'url' | 'method' | 'headers' | 'body'>;
+  /** The server process whose CPU time this scenario is charged (default: the options' `serverPid`). */
+  serverPid?: number;
 }
 
 /** A scenario's result over all rounds. */
@@ -13,6 +15,8 @@ export interface InterleavedRow {
   name: string;
   /** Median of the per-round throughputs. */
   rps: number;
+  /** The throughput of each round, in round order (for ratios paired by round). */
+  roundRps: number[];
   /** Median over rounds of this scenario's throughput divided by the baseline's in the same round. */
   ratio: number;
   /** Medians of the per-round latency percentiles, in ms. */
@@ -78,13 +82,14 @@ export async function interleaved(
     const rps = new Array<number>(scenarios.length);
     for (let k = 0; k < scenarios.length; k += 1) {
       const index = (round + k) % scenarios.length;
-      const before = options.serverPid === undefined ? null : processCpu(options.serverPid);
+      const pid = scenarios[index].serverPid ?? options.serverPid;
+      const before = pid === undefined ? null : processCpu(pid);
       const result = await autocannon({
         connections: options.connections ?? 10,
         duration: options.seconds,
         ...scenarios[index].request,
       });
-      const after = options.serverPid === undefined ? null : processCpu(options.serverPid);
+      const after = pid === undefined ? null : processCpu(pid);
       if (before && after && result.requests.total > 0) {
         samples[index].cpuServer.push((after.self - before.self) / result.requests.total);
         samples[index].cpuChildren.push((after.children - before.children) / result.requests.total);
@@ -100,6 +105,7 @@ export async function interleaved(
   return scenarios.map((scenario, i) => ({
     name: scenario.name,
     rps: median(samples[i].rps),
+    roundRps: samples[i].rps,
     ratio: median(ratios[i]),
     p50: median(samples[i].p50),
     p99: median(samples[i].p99),

@@ -1,0 +1,190 @@
+// `npm run bench:compare -- <git ref> [execute] [render]`: the benchmarked operations served by a
+// build of <git ref> and by a build of this working tree, side by side in alternating rounds.
+//
+// Why: this machine is shared and its speed moves by 2x within minutes, so a change measured in one
+// run and its parent in another tells nothing. Here both servers run at once, every round visits
+// every (build, operation) pair in rotating order, and the ratios are paired by round. The output
+// goes to stdout only; bench/RESULTS.md keeps the benchmarks' own sections.
+//
+// BENCH_ROUNDS (default 10) rounds of BENCH_SECONDS (default 2) seconds per pair.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  givenBenchSite,
+  machine,
+  median,
+  startBenchServer,
+  type BenchServer,
+} from '../support/bench-server.js';
+import {
+  bodies,
+  CHECKOUT_MANIFEST,
+  CHECKOUT_SOURCE,
+  publishAndInstall,
+  publishEcho,
+} from '../support/fixtures.js';
+import { interleaved, type Scenario } from '../support/interleaved.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
+const OPERATIONS = ['execute', 'render'] as const;
+type Operation = (typeof OPERATIONS)[number];
+
+interface Build {
+  label: string;
+  /** The build's server entry point. */
+  mainJs: string;
+  /** The build's own test-database module, which migrates with the build's own migrations. */
+  testDatabaseJs: string;
+}
+
+/** A worktree of `ref` beside this one, built with this checkout's node_modules. */
+function buildRef(ref: string): { build: Build; remove(): void } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'themepress-compare-'));
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: repoRoot, stdio: 'pipe' });
+  git('worktree', 'add', '--detach', dir, ref);
+  const remove = () => {
+    git('worktree', 'remove', '--force', dir);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+    // The Prisma client is generated (and git-ignored); the ref's schema may differ from this one.
+    execFileSync(process.execPath, ['scripts/prisma-generate.mjs'], { cwd: dir, stdio: 'ignore' });
+    execFileSync(
+      process.execPath,
+      [path.join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'],
+      {
+        cwd: dir,
+        stdio: 'inherit',
+      },
+    );
+  } catch (error) {
+    remove();
+    throw error;
+  }
+  const short = git('rev-parse', '--short', ref).toString().trim();
+  return {
+    build: {
+      label: `${ref} (${short})`,
+      mainJs: path.join(dir, 'dist/src/main.js'),
+      testDatabaseJs: path.join(dir, 'dist/test/support/test-database.js'),
+    },
+    remove,
+  };
+}
+
+/** Starts a build's server on a database migrated by that build, with the benchmark addons. */
+async function startBuild(
+  build: Build,
+  operations: Operation[],
+): Promise<{ server: BenchServer; scenarios: Scenario[]; drop(): Promise<void> }> {
+  const { createTestDatabase } = (await import(build.testDatabaseJs)) as {
+    createTestDatabase(): Promise<{ url: string; drop(): Promise<void> }>;
+  };
+  const database = await createTestDatabase();
+  // The execution benchmark's setting: rate limiting on, at a limit load never reaches.
+  const server = await startBenchServer({ databaseUrl: database.url, mainJs: build.mainJs });
+  const { url, adminKey } = server;
+  const keys = await givenBenchSite(url, adminKey);
+  if (operations.includes('execute')) await publishEcho(url, keys, 'bench-echo');
+  if (operations.includes('render')) await publishAndInstall(url, keys, CHECKOUT_MANIFEST, CHECKOUT_SOURCE);
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${keys.siteKey}` };
+  const scenario = (operation: string, body: string): Scenario => ({
+    name: `${build.label} ${operation}`,
+    request: { url: `${url}/graphql`, method: 'POST', headers, body },
+    serverPid: server.process.pid,
+  });
+  const scenarios = [scenario('typename', bodies.typename)];
+  if (operations.includes('execute')) scenarios.push(scenario('execute', bodies.execute('bench-echo')));
+  if (operations.includes('render')) scenarios.push(scenario('render', bodies.renderWidget));
+  for (const { request } of scenarios) {
+    const response = await fetch(request.url!, { method: 'POST', headers, body: request.body as string });
+    const answer = (await response.json()) as { errors?: unknown };
+    if (answer.errors) throw new Error(`${build.label}: warm-up failed: ${JSON.stringify(answer.errors)}`);
+  }
+  return { server, scenarios, drop: () => database.drop() };
+}
+
+async function main(): Promise<void> {
+  const [ref, ...rest] = process.argv.slice(2);
+  if (!ref) throw new Error('usage: npm run bench:compare -- <git ref> [execute] [render]');
+  const unknown = rest.filter((op) => !(OPERATIONS as readonly string[]).includes(op));
+  if (unknown.length)
+    throw new Error(`unknown operations: ${unknown.join(', ')} (known: ${OPERATIONS.join(', ')})`);
+  const operations: Operation[] = rest.length ? (rest as Operation[]) : [...OPERATIONS];
+
+  process.stderr.write(`building ${ref} in a worktree...\n`);
+  const base = buildRef(ref);
+  const head: Build = {
+    label: 'working tree',
+    mainJs: path.join(repoRoot, 'dist/src/main.js'),
+    testDatabaseJs: path.join(repoRoot, 'dist/test/support/test-database.js'),
+  };
+  const started: Array<Awaited<ReturnType<typeof startBuild>>> = [];
+  try {
+    for (const build of [base.build, head]) started.push(await startBuild(build, operations));
+    const scenarios = started.flatMap((s) => s.scenarios);
+    // Warm-up round (JIT, isolates, caches), not reported.
+    await interleaved(scenarios, { rounds: 1, seconds: 2 });
+    const rows = await interleaved(scenarios, { rounds: ROUNDS, seconds: SECONDS });
+    const perBuild = scenarios.length / 2;
+    const [baseRows, headRows] = [rows.slice(0, perBuild), rows.slice(perBuild)];
+    const pairedRatio = (a: number[], b: number[]) => median(a.map((x, i) => x / b[i]));
+
+    const out: string[] = [];
+    out.push(`## ${base.build.label} against the working tree (${await machine()})`, '');
+    out.push(
+      `One server per build, each on its own database, both running throughout; autocannon, 10 connections; ` +
+        `${ROUNDS} alternating rounds of ${SECONDS} s per (build, operation); medians. "vs typename" pairs each ` +
+        `round's throughput with the same build's \`{ __typename }\` in that round.`,
+      '',
+    );
+    out.push(
+      '| operation | build | req/s | vs typename | API CPU µs/req | workers CPU µs/req | errors |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+    );
+    for (let i = 0; i < perBuild; i += 1) {
+      for (const [label, list] of [
+        [base.build.label, baseRows],
+        ['working tree', headRows],
+      ] as const) {
+        const row = list[i];
+        const operation = row.name.slice(row.name.lastIndexOf(' ') + 1);
+        const ratio =
+          i === 0 ? '100 %' : `${(pairedRatio(row.roundRps, list[0].roundRps) * 100).toFixed(1)} %`;
+        const cpu = row.cpu ? [row.cpu.server.toFixed(0), row.cpu.children.toFixed(0)] : ['-', '-'];
+        out.push(
+          `| ${operation} | ${label} | ${row.rps.toFixed(0)} | ${ratio} | ${cpu[0]} | ${cpu[1]} | ${row.errors} |`,
+        );
+      }
+    }
+    out.push(
+      '',
+      'Working tree against the base, paired by round (above 1: the working tree serves more):',
+      '',
+    );
+    for (let i = 0; i < perBuild; i += 1) {
+      const operation = headRows[i].name.slice(headRows[i].name.lastIndexOf(' ') + 1);
+      out.push(
+        `- ${operation}: ${pairedRatio(headRows[i].roundRps, baseRows[i].roundRps).toFixed(3)}× throughput`,
+      );
+    }
+    process.stdout.write(`${out.join('\n')}\n`);
+  } finally {
+    for (const { server, drop } of started) {
+      await server.stop();
+      await drop();
+    }
+    base.remove();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
