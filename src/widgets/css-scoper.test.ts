@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { scopeCss } from './css-scoper.js';
-import { neutraliseScript, widgetCsp, widgetDocument, wrapHtml } from './widget-output.js';
+import { neutraliseScript, scopeWidgetCss, widgetCsp, widgetDocument, wrapHtml } from './widget-output.js';
 
 const ROOT = '[data-tp-widget="w1"]';
 const scope = (css: string) => scopeCss(css, ROOT, 'w1');
@@ -120,6 +120,26 @@ describe('widget output', () => {
       ),
       '<div data-tp-widget="w1"><p title="&lt;style>">x</p>&lt;STYLE>b{}&lt;/STYLE>&lt;script>1&lt;/script>&lt;link rel=x>&lt;base href=/>&lt;meta http-equiv=refresh><styles></div>',
     );
+  });
+
+  it('scopes a stylesheet once and gives every root id the output scoping for that id would', () => {
+    const sheets = [
+      '.checkout { display: grid; gap: 8px } body { margin: 0 } @media (max-width: 600px) { .checkout { gap: 4px } }',
+      '@keyframes spin{from{transform:rotate(0)}to{transform:rotate(360deg)}} .a{animation:spin 1s} :root{--x:1}',
+      '.a{color:red; &:hover{color:blue} body:has(&){background:red}} .b::after{content:"w0123456789abcdef"}',
+      '</style><script>x</script>',
+    ];
+    const ids = ['w0123456789abcdef', 'wfedcba9876543210', 'w1'];
+    for (const css of sheets) {
+      for (const id of [...ids, ...ids]) {
+        assert.equal(scopeWidgetCss(css, id), scopeCss(css, `[data-tp-widget="${id}"]`, id), `${id}: ${css}`);
+      }
+    }
+  });
+
+  it('scopes directly for a root id that is not a plain identifier', () => {
+    const id = 'w"] *, x[y="';
+    assert.equal(scopeWidgetCss('.a{b:c}', id), scopeCss('.a{b:c}', `[data-tp-widget="${id}"]`, id));
   });
 
   it('keeps </script> and <!-- from ending the script element', () => {
