@@ -188,7 +188,9 @@ export class WidgetCache {
       const output = await render();
       const value = toCached(output);
       this.setL1(key, value);
-      if (l2Key !== null) void this.setL2(l2Key, output);
+      // After the response: stored now, the entry's JSON and its Redis write (a loopback round
+      // that wakes Redis) came before the caller's response went out.
+      if (l2Key !== null) setImmediate(() => void this.setL2(l2Key, output));
       return { render: value, cached: false };
     })();
     this.inFlight.set(key, work);
