@@ -78,6 +78,9 @@ function buildRef(ref: string): { build: Build; remove(): void } {
   };
 }
 
+/** The scenarios of each build, in order: `{ __typename }` (the baseline of its ratios), then the operations. */
+const scenarioNames = (operations: Operation[]) => ['typename', ...operations] as const;
+
 /** Starts a build's server on a database migrated by that build, with the benchmark addons. */
 async function startBuild(
   build: Build,
@@ -99,9 +102,12 @@ async function startBuild(
     request: { url: `${url}/graphql`, method: 'POST', headers, body },
     serverPid: server.process.pid,
   });
-  const scenarios = [scenario('typename', bodies.typename)];
-  if (operations.includes('execute')) scenarios.push(scenario('execute', bodies.execute('bench-echo')));
-  if (operations.includes('render')) scenarios.push(scenario('render', bodies.renderWidget));
+  const body = {
+    typename: bodies.typename,
+    execute: bodies.execute('bench-echo'),
+    render: bodies.renderWidget,
+  };
+  const scenarios = scenarioNames(operations).map((name) => scenario(name, body[name]));
   for (const { request } of scenarios) {
     const response = await fetch(request.url!, { method: 'POST', headers, body: request.body as string });
     const answer = (await response.json()) as { errors?: unknown };
@@ -132,7 +138,8 @@ async function main(): Promise<void> {
     // Warm-up round (JIT, isolates, caches), not reported.
     await interleaved(scenarios, { rounds: 1, seconds: 2 });
     const rows = await interleaved(scenarios, { rounds: ROUNDS, seconds: SECONDS });
-    const perBuild = scenarios.length / 2;
+    const names = scenarioNames(operations);
+    const perBuild = names.length;
     const [baseRows, headRows] = [rows.slice(0, perBuild), rows.slice(perBuild)];
     const pairedRatio = (a: number[], b: number[]) => median(a.map((x, i) => x / b[i]));
 
@@ -151,15 +158,14 @@ async function main(): Promise<void> {
     for (let i = 0; i < perBuild; i += 1) {
       for (const [label, list] of [
         [base.build.label, baseRows],
-        ['working tree', headRows],
+        [head.label, headRows],
       ] as const) {
         const row = list[i];
-        const operation = row.name.slice(row.name.lastIndexOf(' ') + 1);
         const ratio =
           i === 0 ? '100 %' : `${(pairedRatio(row.roundRps, list[0].roundRps) * 100).toFixed(1)} %`;
         const cpu = row.cpu ? [row.cpu.server.toFixed(0), row.cpu.children.toFixed(0)] : ['-', '-'];
         out.push(
-          `| ${operation} | ${label} | ${row.rps.toFixed(0)} | ${ratio} | ${cpu[0]} | ${cpu[1]} | ${row.errors} |`,
+          `| ${names[i]} | ${label} | ${row.rps.toFixed(0)} | ${ratio} | ${cpu[0]} | ${cpu[1]} | ${row.errors} |`,
         );
       }
     }
@@ -169,9 +175,8 @@ async function main(): Promise<void> {
       '',
     );
     for (let i = 0; i < perBuild; i += 1) {
-      const operation = headRows[i].name.slice(headRows[i].name.lastIndexOf(' ') + 1);
       out.push(
-        `- ${operation}: ${pairedRatio(headRows[i].roundRps, baseRows[i].roundRps).toFixed(3)}× throughput`,
+        `- ${names[i]}: ${pairedRatio(headRows[i].roundRps, baseRows[i].roundRps).toFixed(3)}× throughput`,
       );
     }
     process.stdout.write(`${out.join('\n')}\n`);

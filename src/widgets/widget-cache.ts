@@ -188,8 +188,8 @@ export class WidgetCache {
       const output = await render();
       const value = toCached(output);
       this.setL1(key, value);
-      // After the response: stored now, the entry's JSON and its Redis write (a loopback round
-      // that wakes Redis) came before the caller's response went out.
+      // Stored after the response leaves: written here, the entry's JSON and its Redis write (a
+      // loopback send that wakes Redis) would delay the caller's response.
       if (l2Key !== null) setImmediate(() => void this.setL2(l2Key, output));
       return { render: value, cached: false };
     })();
