@@ -1,7 +1,7 @@
 // Issue 3 benchmark: warm executeAddonFunction vs `{ __typename }` over HTTP on one server, cold
 // start of a never-used version, and the pool against a process-per-addon HTTP baseline.
 import autocannon from 'autocannon';
-import { interleaved } from './support/interleaved.js';
+import { cpuCell, interleaved } from './support/interleaved.js';
 import { fork } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
@@ -47,9 +47,10 @@ async function overHttp(): Promise<string> {
     await publishEcho(url, { devKey, siteKey }, 'bench-echo');
 
     const typename = bodies.typename;
+    const execute = bodies.execute('bench-echo');
     // Warm up both paths (JIT, isolate, caches), then measure them back to back.
     await cannon(url, siteKey, typename, 2);
-    await cannon(url, siteKey, bodies.execute('bench-echo'), 2);
+    await cannon(url, siteKey, execute, 2);
     const request = (body: string) => ({
       url: `${url}/graphql`,
       method: 'POST' as const,
@@ -59,7 +60,7 @@ async function overHttp(): Promise<string> {
     const [base, exec] = await interleaved(
       [
         { name: 'typename', request: request(typename) },
-        { name: 'execute', request: request(bodies.execute('bench-echo')) },
+        { name: 'execute', request: request(execute) },
       ],
       {
         rounds: ROUNDS,
@@ -70,7 +71,7 @@ async function overHttp(): Promise<string> {
 
     // The same two operations at fixed rates below saturation (open loop, alternating rounds):
     // the latency an execution adds when requests do not queue behind each other.
-    const executeRequest = JSON.parse(bodies.execute('bench-echo')) as {
+    const executeRequest = JSON.parse(execute) as {
       query: string;
       variables: Record<string, unknown>;
     };
@@ -143,9 +144,6 @@ async function overHttp(): Promise<string> {
     await server.stop();
   }
 }
-
-/** A CPU-per-request cell: microseconds, or a dash where /proc could not tell. */
-const cpuCell = (micros: number | undefined) => (micros === undefined ? '–' : micros.toFixed(0));
 
 /** Closed loop of `concurrency` callers for `seconds`; returns throughput and latency. */
 async function closedLoop(call: () => Promise<unknown>, seconds: number, concurrency = 10) {

@@ -6,16 +6,10 @@
 import { performance } from 'node:perf_hooks';
 import ivm from 'isolated-vm';
 import { machine, median } from './support/bench-server.js';
+import { PAYLOAD as BENCH_PAYLOAD } from './support/fixtures.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const PAYLOAD = JSON.stringify({
-  items: Array.from({ length: 10 }, (_, i) => ({
-    sku: `SKU-${1000 + i}`,
-    name: `Product number ${i} with a name`,
-    qty: i + 1,
-    price: 12.5 * (i + 1),
-  })),
-});
+const PAYLOAD = JSON.stringify(BENCH_PAYLOAD);
 /** The pause that lets a process fall asleep between two measured operations. */
 const IDLE_MS = 1;
 

@@ -10,7 +10,7 @@ import {
   startBenchServer,
   givenBenchSite,
 } from './support/bench-server.js';
-import { interleaved } from './support/interleaved.js';
+import { cpuCell, interleaved } from './support/interleaved.js';
 import {
   bodies,
   CHECKOUT_CONFIG,
@@ -162,9 +162,8 @@ async function main(): Promise<void> {
     console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const row of rows) {
       const ratio = `${Math.round(row.ratio * 100)} %`;
-      const cpu = row.cpu ? row.cpu.server.toFixed(0) : '–';
       console.log(
-        `| ${row.name} | ${Math.round(row.rps)} | ${ratio} | ${row.p50} | ${row.p99} | ${row.errors} | ${cpu} |`,
+        `| ${row.name} | ${Math.round(row.rps)} | ${ratio} | ${row.p50} | ${row.p99} | ${row.errors} | ${cpuCell(row.cpu?.server)} |`,
       );
     }
     console.log(

@@ -30,6 +30,10 @@ export interface InterleavedRow {
   cpu: { server: number; children: number } | null;
 }
 
+/** A CPU-per-request table cell: whole microseconds, or a dash where /proc could not tell. */
+export const cpuCell = (micros: number | undefined): string =>
+  micros === undefined ? '–' : micros.toFixed(0);
+
 /**
  * CPU time (user + system) of a process and, apart, of its direct children, in microseconds, read
  * from /proc; null where there is no /proc (the columns are then left out).

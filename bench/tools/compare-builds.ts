@@ -26,7 +26,7 @@ import {
   publishAndInstall,
   publishEcho,
 } from '../support/fixtures.js';
-import { interleaved, type Scenario } from '../support/interleaved.js';
+import { cpuCell, interleaved, type Scenario } from '../support/interleaved.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
@@ -163,9 +163,8 @@ async function main(): Promise<void> {
         const row = list[i];
         const ratio =
           i === 0 ? '100 %' : `${(pairedRatio(row.roundRps, list[0].roundRps) * 100).toFixed(1)} %`;
-        const cpu = row.cpu ? [row.cpu.server.toFixed(0), row.cpu.children.toFixed(0)] : ['-', '-'];
         out.push(
-          `| ${names[i]} | ${label} | ${row.rps.toFixed(0)} | ${ratio} | ${cpu[0]} | ${cpu[1]} | ${row.errors} |`,
+          `| ${names[i]} | ${label} | ${row.rps.toFixed(0)} | ${ratio} | ${cpuCell(row.cpu?.server)} | ${cpuCell(row.cpu?.children)} | ${row.errors} |`,
         );
       }
     }
