@@ -21,8 +21,8 @@ export class WorkerHandle {
   exited = false;
   /** Versions whose code the worker holds, so the next call can skip sending it. */
   readonly knownVersions = new Set<string>();
-  /** Calls sent to this worker and not answered yet, by exec id. */
-  readonly inFlight = new Map<number, unknown>();
+  /** Calls sent to this worker and not answered yet, by exec id, oldest first. */
+  readonly inFlight = new Map<number, { readonly sentAt: number }>();
   lastStats: StatsMessage | null = null;
   readonly readyPromise: Promise<void>;
 
@@ -75,6 +75,13 @@ export class WorkerHandle {
   }
 
   private readonly write: (message: ParentToWorker) => void;
+
+  /** How long ago (ms, from performance.now() `now`) the oldest call in flight was sent; 0 when idle. */
+  oldestCallAge(now: number): number {
+    // A Map iterates in insertion order and answered calls are deleted: the first is the oldest.
+    const oldest = this.inFlight.values().next();
+    return oldest.done === true ? 0 : now - oldest.value.sentAt;
+  }
 
   /** Queues a message for this turn's write; false when the worker is gone. */
   send(message: ParentToWorker): boolean {

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { ErrorCode } from '../errors/index.js';
 import type { CapabilityEnv } from './capabilities/index.js';
 import type {
@@ -15,8 +16,10 @@ import { WorkerHandle } from './worker-handle.js';
 
 /** Extra time a worker gets beyond a call's wall limit before the parent kills it. */
 export const DEADLINE_GRACE_MS = 2000;
-/** A warm worker is preferred unless it has this many more calls in flight than the least busy one. */
-const AFFINITY_SLACK = 4;
+/** Calls in flight a worker takes before a version's calls spill over to the next worker (see `pick`). */
+export const PACK_LIMIT = 16;
+/** A worker whose oldest call in flight was sent this long ago is passed over (see `pick`). */
+export const SPILL_AFTER_MS = 4;
 /** Crashes within `CRASH_WINDOW_MS` after which replacements are delayed, so a crash loop cannot spin. */
 const CRASH_STORM_COUNT = 5;
 const CRASH_WINDOW_MS = 10_000;
@@ -41,6 +44,8 @@ export type SuccessMessage = Extract<ResultMessage, { ok: true }>;
 /** A call sent to a worker and not answered yet. */
 export interface InFlightCall {
   readonly execId: number;
+  /** performance.now() when it was dispatched. */
+  readonly sentAt: number;
   readonly job: DispatchJob;
   readonly worker: WorkerHandle;
   settled: boolean;
@@ -103,6 +108,7 @@ export class WorkerSupervisor {
     return new Promise((resolve, reject) => {
       const call: InFlightCall = {
         execId,
+        sentAt: performance.now(),
         job,
         worker: chosen,
         settled: false,
@@ -171,27 +177,29 @@ export class WorkerSupervisor {
     return handle;
   }
 
+  /**
+   * Packs a version's calls onto one worker, its home (a hash of the version id spreads versions
+   * over the workers). The next worker in line gets the call when the home already has PACK_LIMIT
+   * calls in flight, or when its oldest call in flight was sent SPILL_AFTER_MS ago or more: a slow
+   * or spinning addon, or calls waiting on the host, so quick calls are not queued behind them and
+   * slow ones still spread over the cores. Why pack: a worker process that sleeps between calls pays
+   * a wake-up for each, which on small machines costs more CPU than a quick call itself. Measured
+   * side by side on 2 cores against spreading every call to the least busy worker: worker CPU per
+   * call ~110 -> ~80-90 µs, the API process's ~320-340 -> ~300 µs.
+   */
   private pick(versionId: string): WorkerHandle | null {
-    let leastBusy: WorkerHandle | null = null;
-    let warm: WorkerHandle | null = null;
-    for (const handle of this.slots) {
+    const count = this.slots.length;
+    const home = homeSlot(versionId, count);
+    const now = performance.now();
+    // When every worker is full or held up: the one whose oldest call in flight is the most recent.
+    let fallback: WorkerHandle | null = null;
+    for (let i = 0; i < count; i++) {
+      const handle = this.slots[(home + i) % count];
       if (handle === null || !handle.ready) continue;
-      if (leastBusy === null || handle.inFlight.size < leastBusy.inFlight.size) leastBusy = handle;
-      if (
-        handle.knownVersions.has(versionId) &&
-        (warm === null || handle.inFlight.size < warm.inFlight.size)
-      ) {
-        warm = handle;
-      }
+      if (handle.inFlight.size < PACK_LIMIT && handle.oldestCallAge(now) < SPILL_AFTER_MS) return handle;
+      if (fallback === null || handle.oldestCallAge(now) < fallback.oldestCallAge(now)) fallback = handle;
     }
-    if (
-      warm !== null &&
-      leastBusy !== null &&
-      warm.inFlight.size <= leastBusy.inFlight.size + AFFINITY_SLACK
-    ) {
-      return warm;
-    }
-    return leastBusy;
+    return fallback;
   }
 
   private waitForReady(timeoutMs: number): Promise<void> {
@@ -333,6 +341,14 @@ export class WorkerSupervisor {
     if (error !== null) call.reject(error);
     else call.resolve({ message: message!, workerId: call.worker.slot });
   }
+}
+
+/** The worker a version's calls go to first: a stable spread of versions over `count` workers. */
+export function homeSlot(versionId: string, count: number): number {
+  // FNV-1a over the UTF-16 units: tens of nanoseconds for a UUID.
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < versionId.length; i++) hash = Math.imul(hash ^ versionId.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % count;
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

@@ -12,6 +12,7 @@ import {
 } from './helpers.js';
 import type { AddonBundle, SandboxPool, SandboxPoolOptions } from '../../src/sandbox/index.js';
 import { FAST_STARTS_TO_SYNC, MAX_SLOW_STARTS } from '../../src/sandbox/worker/sync-start-policy.js';
+import { homeSlot, PACK_LIMIT, SPILL_AFTER_MS } from '../../src/sandbox/worker-supervisor.js';
 
 const pools: SandboxPool[] = [];
 async function pool(opts: Partial<SandboxPoolOptions> = {}): Promise<SandboxPool> {
@@ -30,6 +31,16 @@ const globalsAddon = functionsAddon(`{
 const slowAddon = functionsAddon(
   `{ wait: (d) => { const end = Date.now() + d.ms; while (Date.now() < end) {} return 'done'; }, ping: () => 'pong' }`,
 );
+
+/** Bundles of `slowAddon` whose versions are homed on the given workers of a 2-worker pool, in order. */
+function bundlesHomedOn(slots: number[], overrides: Partial<AddonBundle> = {}): AddonBundle[] {
+  return slots.map((slot) => {
+    for (;;) {
+      const bundle = makeBundle(slowAddon, overrides);
+      if (homeSlot(bundle.versionId, 2) === slot) return bundle;
+    }
+  });
+}
 
 /** Once a call of another addon is under way, pings `other` on the same pool: how long it waited. */
 async function pingMeanwhile(p: SandboxPool, other: AddonBundle) {
@@ -142,11 +153,65 @@ describe('concurrency and workers', () => {
     assert.equal(p.stats().inFlight, 0);
   });
 
-  it('spreads concurrent calls over the workers', async () => {
+  it('packs quick calls of one version onto its home worker', async () => {
+    // given: two workers, and a version whose calls answer at once
     const p = await pool({ workers: 2 });
-    const bundles = Array.from({ length: 6 }, () => makeBundle(slowAddon));
-    const results = await Promise.all(bundles.map((b) => call(p, b, 'wait', { ms: 50 })));
-    assert.deepEqual(new Set(results.map((r) => r.workerId)), new Set([0, 1]));
+    const bundle = makeBundle(slowAddon, { limits: { maxConcurrentCalls: 64 } });
+    await call(p, bundle, 'ping');
+    // when: eight of its calls are made at once
+    const results = await Promise.all(Array.from({ length: 8 }, () => call(p, bundle, 'ping')));
+    // then: they all ran on the version's home worker
+    assert.deepEqual(
+      results.map((r) => r.workerId),
+      results.map(() => homeSlot(bundle.versionId, 2)),
+    );
+  });
+
+  it('spreads versions over the workers by their home', async () => {
+    const p = await pool({ workers: 2 });
+    const bundles = bundlesHomedOn([0, 1, 0, 1]);
+    const results = await Promise.all(bundles.map((b) => call(p, b, 'ping')));
+    assert.deepEqual(
+      results.map((r) => r.workerId),
+      [0, 1, 0, 1],
+    );
+  });
+
+  it(`spills to the next worker beyond ${PACK_LIMIT} calls in flight`, async () => {
+    // given: a version homed on worker 0 whose calls stay in flight (they run one at a time per isolate)
+    const p = await pool({ workers: 2 });
+    const [bundle] = bundlesHomedOn([0], { limits: { maxConcurrentCalls: 64, timeoutMs: 5000 } });
+    // when: more calls than PACK_LIMIT are made in one turn
+    const results = await Promise.all(
+      Array.from({ length: PACK_LIMIT + 3 }, () => call(p, bundle, 'wait', { ms: 2 })),
+    );
+    // then: the home took PACK_LIMIT of them, the next worker the rest
+    const counts = [0, 0];
+    for (const r of results) counts[r.workerId] += 1;
+    assert.deepEqual(counts, [PACK_LIMIT, 3]);
+  });
+
+  it(`passes over a home worker whose oldest call is ${SPILL_AFTER_MS} ms old or more`, async () => {
+    // given: a version homed on worker 0, and worker 0 frozen with one of its calls in flight
+    const p = await pool({ workers: 2 });
+    const [bundle] = bundlesHomedOn([0], { limits: { timeoutMs: 5000 } });
+    await call(p, bundle, 'ping');
+    const frozenPid = p.stats().perWorker[0].pid!;
+    process.kill(frozenPid, 'SIGSTOP');
+    try {
+      const stuck = call(p, bundle, 'ping');
+      await sleep(SPILL_AFTER_MS * 5);
+      // when: the version is called again
+      const started = performance.now();
+      const next = await call(p, bundle, 'ping');
+      // then: the other worker answers it, and the stuck call completes once its worker runs again
+      assert.equal(next.workerId, 1);
+      assert.ok(performance.now() - started < 1000);
+      process.kill(frozenPid, 'SIGCONT');
+      assert.equal((await stuck).workerId, 0);
+    } finally {
+      process.kill(frozenPid, 'SIGCONT');
+    }
   });
 
   it('fails calls of a killed worker with SANDBOX_CRASHED and replaces it', async () => {
