@@ -9,7 +9,7 @@ export function registerExecutionRoutes(
   services: Services,
   actorOf: RequestActorResolver,
 ): void {
-  app.post<{ Params: { addonName: string } }>('/api/addons/:addonName/execute', async (request) => {
+  app.post<{ Params: { addonName: string } }>('/api/addons/:addonName/execute', async (request, reply) => {
     const actor = await actorOf(request);
     const body = (request.body ?? {}) as { action?: unknown; data?: unknown; siteId?: unknown };
     if (typeof body.action !== 'string' || body.action === '') {
@@ -25,6 +25,7 @@ export function registerExecutionRoutes(
       readonlyOnly: false,
       requestId: request.id,
     });
-    return { result: result ?? null };
+    // The output's JSON text goes out as it came from the sandbox (validated there, never parsed here).
+    return reply.type('application/json; charset=utf-8').send(`{"result":${result.json}}`);
   });
 }

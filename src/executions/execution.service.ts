@@ -9,6 +9,7 @@ import type { DbClient } from '../infrastructure/database/database.js';
 import type { InstallationLookup, ResolvedInstallation } from '../installations/installation-lookup.js';
 import type { AddonBundleLoader } from './addon-bundle.loader.js';
 import type { ExecutionRecorder } from './execution-recorder.js';
+import type { RawJson } from '../shared/raw-json.js';
 
 export interface ExecuteFunctionArgs {
   /** Addon id or name. */
@@ -30,6 +31,8 @@ export interface RunArgs {
   widgetConfig?: unknown;
   callDepth?: number;
   requestId?: string;
+  /** Hand back the output as a RawJson (see ExecutionRequest.rawOutput). */
+  rawOutput?: boolean;
 }
 
 /**
@@ -47,8 +50,8 @@ export class ExecutionService {
     },
   ) {}
 
-  /** executeAddonFunction for the caller's site (an admin names the site). */
-  async executeFunction(actor: Actor, args: ExecuteFunctionArgs): Promise<unknown> {
+  /** executeAddonFunction for the caller's site (an admin names the site): the output's JSON text. */
+  async executeFunction(actor: Actor, args: ExecuteFunctionArgs): Promise<RawJson> {
     const siteId = resolveSiteId(actor, args.siteId);
     const target = await this.deps.lookup.require(siteId, args.addon);
     return this.runFunction(target, args.functionName, args.data, {
@@ -58,13 +61,17 @@ export class ExecutionService {
     });
   }
 
-  /** Runs a declared function of an installed addon (also used by ctx.addons.call). */
+  /**
+   * Runs a declared function of an installed addon (also used by ctx.addons.call). The output
+   * comes back as its JSON text, since every caller passes it on: into a response, or to the
+   * calling addon's isolate.
+   */
   async runFunction(
     target: ResolvedInstallation,
     functionName: string,
     data: unknown,
     opts: { readonlyOnly?: boolean; requestId?: string; callDepth: number; db?: DbClient },
-  ): Promise<unknown> {
+  ): Promise<RawJson> {
     const { bundle, manifest } = await this.deps.bundles.load(target.installation.addonVersionId, opts.db);
     const declared = manifest.functions.find((f) => f.name === functionName);
     if (!declared) throw new NotFoundError('Function', `${target.addon.name}/${functionName}`);
@@ -89,8 +96,9 @@ export class ExecutionService {
       input,
       callDepth: opts.callDepth,
       requestId: opts.requestId,
+      rawOutput: true,
     });
-    return result.output;
+    return result.output as RawJson;
   }
 
   /** Runs any entry (function, widget, handler, hook), recording it whatever the outcome. */
@@ -110,6 +118,7 @@ export class ExecutionService {
         widgetConfig: args.widgetConfig,
         callDepth: args.callDepth ?? 0,
         requestId: args.requestId,
+        rawOutput: args.rawOutput,
       });
       return result;
     } catch (error) {

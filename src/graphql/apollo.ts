@@ -5,6 +5,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import type { GraphQLSchema, ValidationRule } from 'graphql';
 import type { GraphQLContext } from './context.js';
 import { createFormatError } from './format-error.js';
+import { stringifyWithRawJson } from '../shared/raw-json.js';
 
 export interface ApolloOptions {
   schema: GraphQLSchema;
@@ -29,6 +30,9 @@ export function createApolloServer(options: ApolloOptions): ApolloServer<GraphQL
     csrfPrevention: true,
     validationRules: options.validationRules,
     parseOptions: options.parseOptions,
+    // Addon outputs are resolved as RawJson and spliced in as the sandbox wrote them (see
+    // raw-json.ts); Apollo's default is JSON.stringify plus the same newline.
+    stringifyResult: (result) => `${stringifyWithRawJson(result)}\n`,
     // Batches would multiply every per-operation limit by the batch size.
     allowBatchedHttpRequests: false,
     introspection: true,

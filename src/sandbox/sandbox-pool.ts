@@ -10,6 +10,7 @@ import {
 } from './limits.js';
 import type { CapRequestMessage, CapResultMessage, WireSource } from './protocol.js';
 import { encodeJsonInput, parseUntrustedJson } from './safe-json.js';
+import { isJsonText, RawJson } from '../shared/raw-json.js';
 import { SandboxError, truncateMessage } from './sandbox-error.js';
 import type {
   AddonBundle,
@@ -212,10 +213,15 @@ export class SandboxPool {
         measureHeap: req.measureHeap === true,
       });
       let output: unknown;
-      try {
-        output = parseUntrustedJson(message.outputJson);
-      } catch {
-        throw new SandboxError(ErrorCode.SandboxCrashed, 'The sandbox returned malformed output.');
+      if (req.rawOutput === true) {
+        if (!isJsonText(message.outputJson)) throw malformedOutput();
+        output = new RawJson(message.outputJson);
+      } else {
+        try {
+          output = parseUntrustedJson(message.outputJson);
+        } catch {
+          throw malformedOutput();
+        }
       }
       return {
         output,
@@ -276,7 +282,8 @@ export class SandboxPool {
       const args = parseUntrustedJson(request.argsJson);
       if (!isPlainRecord(args)) throw new AppError(ErrorCode.BadUserInput, `${op}: malformed arguments.`);
       const value = await handler(call.job.env, args);
-      return { t: 'cap-result', capId, ok: true, valueJson: JSON.stringify(value ?? null) };
+      const valueJson = value instanceof RawJson ? value.json : JSON.stringify(value ?? null);
+      return { t: 'cap-result', capId, ok: true, valueJson };
     } catch (err) {
       if (err instanceof AppError) {
         return { t: 'cap-result', capId, ok: false, code: err.code, message: truncateMessage(err.message) };
@@ -295,6 +302,10 @@ export class SandboxPool {
     }
   }
 }
+
+/** The worker's answer is not the JSON text it must be: only a broken or compromised worker says that. */
+const malformedOutput = () =>
+  new SandboxError(ErrorCode.SandboxCrashed, 'The sandbox returned malformed output.');
 
 function toWireSource(bundle: AddonBundle): WireSource {
   return {

@@ -66,6 +66,11 @@ export interface ExecutionRequest {
   /** 0 for a call from outside; `ctx.addons.call` adds one per hop. */
   callDepth?: number;
   requestId?: string;
+  /**
+   * Return the output as a `RawJson` (src/shared/raw-json.ts) of the (validated) JSON text instead of parsing it: for
+   * callers that only pass it on (responses, `ctx.addons.call`).
+   */
+  rawOutput?: boolean;
 }
 
 export interface LogEntry {
@@ -76,7 +81,10 @@ export interface LogEntry {
 }
 
 export interface ExecutionResult {
-  /** The entry's return value after a JSON round trip (widgets: `{ html, css?, javascript? }`). */
+  /**
+   * The entry's return value after a JSON round trip (widgets: `{ html, css?, javascript? }`), or
+   * with `rawOutput` its JSON text as a `RawJson` (src/shared/raw-json.ts).
+   */
   output: unknown;
   logs: LogEntry[];
   logsTruncated: boolean;

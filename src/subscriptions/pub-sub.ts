@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
 import { RedisPubSub } from 'graphql-redis-subscriptions';
 import { createRedis } from '../infrastructure/redis/redis.js';
+import { RawJson } from '../shared/raw-json.js';
 import { createPushIterator } from './push-iterator.js';
 
 /** Topics of the live feeds (one Redis channel each). */
@@ -14,14 +15,8 @@ export type LiveTopic = (typeof LiveTopic)[keyof typeof LiveTopic];
 
 export type LiveHandler = (payload: unknown) => void;
 
-/**
- * A payload already serialised as JSON (an execution record the recorder serialised for its
- * batch): published as that text, so it is not serialised twice. Listeners receive it parsed.
- */
-export class RawJson {
-  constructor(readonly json: string) {}
-}
-
+// A RawJson payload (an execution record the recorder serialised for its batch) is published as
+// that text, so it is not serialised twice. Listeners receive it parsed.
 const toJson = (payload: unknown): string =>
   payload instanceof RawJson ? payload.json : (JSON.stringify(payload) ?? 'null');
 

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { createRedisPubSub, LiveTopic, RawJson, type LivePubSub } from '../../src/subscriptions/pub-sub.js';
+import { RawJson } from '../../src/shared/raw-json.js';
+import { createRedisPubSub, LiveTopic, type LivePubSub } from '../../src/subscriptions/pub-sub.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
