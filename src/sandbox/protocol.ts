@@ -107,7 +107,20 @@ export interface StatsMessage {
   activeCalls: number;
 }
 
-export type WorkerToParent = ReadyMessage | ResultMessage | CapRequestMessage | EvictedMessage | StatsMessage;
+/**
+ * How busy the worker's event loop was since its previous report (0 to 1): sent with results, at
+ * most every LOAD_REPORT_MS, so the parent can tell a worker with room from a saturated one.
+ */
+export interface LoadMessage {
+  t: 'load';
+  busy: number;
+}
+
+/** Shortest time between two {@link LoadMessage}s of a worker. */
+export const LOAD_REPORT_MS = 5;
+
+export type WorkerToParent =
+  ReadyMessage | ResultMessage | CapRequestMessage | EvictedMessage | StatsMessage | LoadMessage;
 
 /** Several messages sent as one IPC write (see {@link createBatchedSender}). */
 export interface BatchMessage<M> {

@@ -24,6 +24,8 @@ export class WorkerHandle {
   /** Calls sent to this worker and not answered yet, by exec id, oldest first. */
   readonly inFlight = new Map<number, { readonly sentAt: number }>();
   lastStats: StatsMessage | null = null;
+  /** The worker's last reported event-loop load (0 to 1; see LoadMessage). */
+  load = 0;
   readonly readyPromise: Promise<void>;
 
   constructor(

@@ -13,6 +13,7 @@ import {
 import type { AddonBundle, SandboxPool, SandboxPoolOptions } from '../../src/sandbox/index.js';
 import { FAST_STARTS_TO_SYNC, MAX_SLOW_STARTS } from '../../src/sandbox/worker/sync-start-policy.js';
 import { homeSlot, PACK_LIMIT, SPILL_AFTER_MS } from '../../src/sandbox/worker-supervisor.js';
+import { LOAD_REPORT_MS } from '../../src/sandbox/protocol.js';
 
 const pools: SandboxPool[] = [];
 async function pool(opts: Partial<SandboxPoolOptions> = {}): Promise<SandboxPool> {
@@ -154,10 +155,14 @@ describe('concurrency and workers', () => {
   });
 
   it('packs quick calls of one version onto its home worker', async () => {
-    // given: two workers, and a version whose calls answer at once
+    // given: two workers, and a version whose calls answer at once, called now and then (so its
+    // worker last reported an idle event loop, not the load of the cold start)
     const p = await pool({ workers: 2 });
     const bundle = makeBundle(slowAddon, { limits: { maxConcurrentCalls: 64 } });
-    await call(p, bundle, 'ping');
+    for (let i = 0; i < 3; i += 1) {
+      await call(p, bundle, 'ping');
+      await sleep(LOAD_REPORT_MS * 4);
+    }
     // when: eight of its calls are made at once
     const results = await Promise.all(Array.from({ length: 8 }, () => call(p, bundle, 'ping')));
     // then: they all ran on the version's home worker

@@ -2,7 +2,9 @@
  * Entry point of a sandbox worker process (forked by the pool with `--no-node-snapshot`). Wires
  * {@link SandboxWorker} to IPC; exits with its parent.
  */
+import { performance } from 'node:perf_hooks';
 import {
+  LOAD_REPORT_MS,
   WORKER_CONFIG_ENV,
   createBatchedSender,
   unbatch,
@@ -27,9 +29,22 @@ if (typeof process.send !== 'function') {
   process.exit(1);
 }
 
-const send = createBatchedSender<WorkerToParent>((message) => {
+const write = createBatchedSender<WorkerToParent>((message) => {
   if (process.connected) process.send!(message);
 });
+let loadSince = performance.eventLoopUtilization();
+let loadReportedAt = 0;
+/** Sends a message; results also carry the event loop's load now and then (see LoadMessage). */
+function send(message: WorkerToParent): void {
+  write(message);
+  if (message.t !== 'result') return;
+  const now = performance.now();
+  if (now - loadReportedAt < LOAD_REPORT_MS) return;
+  const current = performance.eventLoopUtilization();
+  write({ t: 'load', busy: performance.eventLoopUtilization(current, loadSince).utilization });
+  loadSince = current;
+  loadReportedAt = now;
+}
 const worker = new SandboxWorker(readConfig(), send);
 
 process.on('message', (message: ParentToWorker | BatchMessage<ParentToWorker>) => unbatch(message, receive));
