@@ -10,7 +10,7 @@ import {
 } from './limits.js';
 import type { CapRequestMessage, CapResultMessage, WireSource } from './protocol.js';
 import { encodeJsonInput, parseUntrustedJson } from './safe-json.js';
-import { isJsonText, RawJson } from '../shared/raw-json.js';
+import { isJsonText, RawJson, stringifyWithRawJson } from '../shared/raw-json.js';
 import { SandboxError, truncateMessage } from './sandbox-error.js';
 import type {
   AddonBundle,
@@ -282,8 +282,8 @@ export class SandboxPool {
       const args = parseUntrustedJson(request.argsJson);
       if (!isPlainRecord(args)) throw new AppError(ErrorCode.BadUserInput, `${op}: malformed arguments.`);
       const value = await handler(call.job.env, args);
-      const valueJson = value instanceof RawJson ? value.json : JSON.stringify(value ?? null);
-      return { t: 'cap-result', capId, ok: true, valueJson };
+      // A RawJson (a dependency's output) goes back as its text.
+      return { t: 'cap-result', capId, ok: true, valueJson: stringifyWithRawJson(value ?? null)! };
     } catch (err) {
       if (err instanceof AppError) {
         return { t: 'cap-result', capId, ok: false, code: err.code, message: truncateMessage(err.message) };

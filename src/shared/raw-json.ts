@@ -36,6 +36,7 @@ let splicing: string[] | null = null;
  * values in the order it writes them, so the n-th marker in its output is the n-th text recorded.
  */
 export function stringifyWithRawJson(value: unknown): string | undefined {
+  if (value instanceof RawJson) return value.json;
   const outer = splicing;
   const texts: string[] = [];
   splicing = texts;

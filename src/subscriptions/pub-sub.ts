@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
 import { RedisPubSub } from 'graphql-redis-subscriptions';
 import { createRedis } from '../infrastructure/redis/redis.js';
-import { RawJson } from '../shared/raw-json.js';
+import { stringifyWithRawJson } from '../shared/raw-json.js';
 import { createPushIterator } from './push-iterator.js';
 
 /** Topics of the live feeds (one Redis channel each). */
@@ -17,8 +17,7 @@ export type LiveHandler = (payload: unknown) => void;
 
 // A RawJson payload (an execution record the recorder serialised for its batch) is published as
 // that text, so it is not serialised twice. Listeners receive it parsed.
-const toJson = (payload: unknown): string =>
-  payload instanceof RawJson ? payload.json : (JSON.stringify(payload) ?? 'null');
+const toJson = (payload: unknown): string => stringifyWithRawJson(payload) ?? 'null';
 
 /**
  * Live fan-out to GraphQL subscriptions on every instance: at most once, so only for things that are
