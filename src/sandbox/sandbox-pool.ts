@@ -93,6 +93,7 @@ export class SandboxPool {
     const idleIsolateMs = Math.max(1, Math.floor(opts.idleIsolateMs ?? 5 * 60_000));
     this.supervisor = new WorkerSupervisor({
       workers,
+      spillAfterMs: opts.spillAfterMs,
       logger: this.logger,
       workerConfig: (slot) => ({
         workerId: slot,

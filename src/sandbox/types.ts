@@ -153,6 +153,11 @@ export interface SandboxPoolOptions {
   maxTotalIsolateMemoryMb?: number;
   /** An isolate unused for this long is disposed. Default 5 minutes. */
   idleIsolateMs?: number;
+  /**
+   * A version's home worker is passed over once its oldest call in flight is this old. Default
+   * SPILL_AFTER_MS (4 ms); tests of packing raise it so a slow test machine does not trigger it.
+   */
+  spillAfterMs?: number;
   capabilities: HostCapabilities;
   /** Used for `ctx.http.fetch`; default `globalThis.fetch`. */
   fetchImpl?: typeof fetch;

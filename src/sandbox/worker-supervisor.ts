@@ -65,6 +65,8 @@ export interface InFlightCall {
 
 export interface WorkerSupervisorOptions {
   workers: number;
+  /** Default SPILL_AFTER_MS. */
+  spillAfterMs?: number;
   workerConfig: (slot: number) => WorkerConfig;
   logger: SandboxLogger;
   onCapability: (call: InFlightCall, request: CapRequestMessage) => Promise<CapResultMessage>;
@@ -85,7 +87,10 @@ export class WorkerSupervisor {
   private readyWaiters: (() => void)[] = [];
   private readonly respawnTimers = new Set<NodeJS.Timeout>();
 
+  private readonly spillAfterMs: number;
+
   constructor(private readonly opts: WorkerSupervisorOptions) {
+    this.spillAfterMs = opts.spillAfterMs ?? SPILL_AFTER_MS;
     this.slots = new Array<WorkerHandle | null>(opts.workers).fill(null);
   }
 
@@ -209,7 +214,7 @@ export class WorkerSupervisor {
       const inFlight = handle.inFlight.size;
       if (inFlight === 0) return handle;
       const saturated = inFlight >= BUSY_QUEUE && handle.load >= BUSY_LOAD;
-      if (inFlight < PACK_LIMIT && !saturated && handle.oldestCallAge(now) < SPILL_AFTER_MS) return handle;
+      if (inFlight < PACK_LIMIT && !saturated && handle.oldestCallAge(now) < this.spillAfterMs) return handle;
       if (leastBusy === null || inFlight < leastBusy.inFlight.size) leastBusy = handle;
     }
     return leastBusy;

@@ -156,8 +156,9 @@ describe('concurrency and workers', () => {
 
   it('packs quick calls of one version onto its home worker', async () => {
     // given: two workers, and a version whose calls answer at once, called now and then (so its
-    // worker last reported an idle event loop, not the load of the cold start)
-    const p = await pool({ workers: 2 });
+    // worker last reported an idle event loop, not the load of the cold start); the age rule, tested
+    // below, is set out of reach so a descheduled test process cannot trigger it mid-dispatch
+    const p = await pool({ workers: 2, spillAfterMs: 60_000 });
     const bundle = makeBundle(slowAddon, { limits: { maxConcurrentCalls: 64 } });
     for (let i = 0; i < 3; i += 1) {
       await call(p, bundle, 'ping');
