@@ -184,8 +184,9 @@ describe('concurrency and workers', () => {
   });
 
   it(`spills to the next worker beyond ${PACK_LIMIT} calls in flight`, async () => {
-    // given: a version homed on worker 0 whose calls stay in flight (they run one at a time per isolate)
-    const p = await pool({ workers: 2 });
+    // given: a version homed on worker 0 whose calls stay in flight (they run one at a time per
+    // isolate), with the age rule out of reach as in the packing test
+    const p = await pool({ workers: 2, spillAfterMs: 60_000 });
     const [bundle] = bundlesHomedOn([0], { limits: { maxConcurrentCalls: 64, timeoutMs: 5000 } });
     // when: more calls than PACK_LIMIT are made in one turn
     const results = await Promise.all(
