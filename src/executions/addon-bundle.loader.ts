@@ -16,7 +16,11 @@ const MAX_CACHED_VERSIONS = 500;
  * from the database once per process (bounded; least recently used evicted).
  */
 export class AddonBundleLoader {
-  private readonly cache = new Map<string, Promise<LoadedVersion>>();
+  /** Least recently used first; `value` once the read has settled. */
+  private readonly cache = new Map<string, { loading: Promise<LoadedVersion>; value?: LoadedVersion }>();
+
+  /** The most recently used key (the last of `cache`). */
+  private newest: string | null = null;
 
   constructor(private readonly database: Database) {}
 
@@ -25,17 +29,36 @@ export class AddonBundleLoader {
    *   the embedded database has a single connection that the transaction holds.
    */
   load(versionId: string, db?: DbClient): Promise<LoadedVersion> {
-    const cached = this.cache.get(versionId);
-    if (cached) {
-      this.cache.delete(versionId);
-      this.cache.set(versionId, cached);
-      return cached;
-    }
-    const loading = this.read(versionId, db ?? this.database.prisma);
-    this.cache.set(versionId, loading);
-    loading.catch(() => this.cache.delete(versionId));
+    const cached = this.touch(versionId);
+    if (cached) return cached.loading;
+    const entry: { loading: Promise<LoadedVersion>; value?: LoadedVersion } = {
+      loading: this.read(versionId, db ?? this.database.prisma),
+    };
+    this.cache.set(versionId, entry);
+    this.newest = versionId;
+    entry.loading.then(
+      (value) => (entry.value = value),
+      () => this.cache.delete(versionId),
+    );
     if (this.cache.size > MAX_CACHED_VERSIONS) this.cache.delete(this.cache.keys().next().value!);
-    return loading;
+    return entry.loading;
+  }
+
+  /** A version already loaded, without a promise (hot paths await nothing on a hit), or undefined. */
+  loaded(versionId: string): LoadedVersion | undefined {
+    return this.touch(versionId)?.value;
+  }
+
+  /** The entry of a version, moved to the most recently used end. */
+  private touch(versionId: string) {
+    const entry = this.cache.get(versionId);
+    // Moving an entry that is already the newest would only cost two map operations per call.
+    if (entry && this.newest !== versionId) {
+      this.newest = versionId;
+      this.cache.delete(versionId);
+      this.cache.set(versionId, entry);
+    }
+    return entry;
   }
 
   private async read(versionId: string, db: DbClient): Promise<LoadedVersion> {

@@ -53,7 +53,8 @@ export class ExecutionService {
   /** executeAddonFunction for the caller's site (an admin names the site): the output's JSON text. */
   async executeFunction(actor: Actor, args: ExecuteFunctionArgs): Promise<RawJson> {
     const siteId = resolveSiteId(actor, args.siteId);
-    const target = await this.deps.lookup.require(siteId, args.addon);
+    const target =
+      this.deps.lookup.cached(siteId, args.addon) ?? (await this.deps.lookup.require(siteId, args.addon));
     return this.runFunction(target, args.functionName, args.data, {
       readonlyOnly: args.readonlyOnly,
       requestId: args.requestId,
@@ -72,7 +73,9 @@ export class ExecutionService {
     data: unknown,
     opts: { readonlyOnly?: boolean; requestId?: string; callDepth: number; db?: DbClient },
   ): Promise<RawJson> {
-    const { bundle, manifest } = await this.deps.bundles.load(target.installation.addonVersionId, opts.db);
+    const versionId = target.installation.addonVersionId;
+    const { bundle, manifest } =
+      this.deps.bundles.loaded(versionId) ?? (await this.deps.bundles.load(versionId, opts.db));
     const declared = manifest.functions.find((f) => f.name === functionName);
     if (!declared) throw new NotFoundError('Function', `${target.addon.name}/${functionName}`);
     if (opts.readonlyOnly && !declared.readonly) {

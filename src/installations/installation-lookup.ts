@@ -42,32 +42,43 @@ export class InstallationLookup {
    * inside a transaction passes its client as `db`.
    */
   async require(siteId: string, addonIdOrName: string, db?: DbClient): Promise<ResolvedInstallation> {
-    const key = `${siteId}\u0000${addonIdOrName}`;
-    const now = Date.now();
-    const hit = this.cache.get(key);
-    let resolved = hit && hit.expiresAt > now ? hit.value : null;
-    if (!resolved) {
-      const client = db ?? this.database.prisma;
-      const addon = await new AddonRepository(client).findByIdOrName(addonIdOrName);
-      if (!addon) throw new NotFoundError('Addon', addonIdOrName);
-      const installation = await new InstallationRepository(client).find(siteId, addon.id);
-      if (!installation) throw new NotFoundError('Installation', `${addon.name} on site ${siteId}`);
-      resolved = { addon, installation };
-      if (this.cache.size > 10_000) this.cache.clear();
-      this.cache.set(key, { value: resolved, expiresAt: now + this.ttlMs });
-    }
-    if (!resolved.installation.enabled) {
-      throw new ConflictError(`Addon "${resolved.addon.name}" is disabled on this site.`);
-    }
-    return resolved;
+    const cached = this.cached(siteId, addonIdOrName);
+    if (cached) return cached;
+    const client = db ?? this.database.prisma;
+    const addon = await new AddonRepository(client).findByIdOrName(addonIdOrName);
+    if (!addon) throw new NotFoundError('Addon', addonIdOrName);
+    const installation = await new InstallationRepository(client).find(siteId, addon.id);
+    if (!installation) throw new NotFoundError('Installation', `${addon.name} on site ${siteId}`);
+    const resolved = { addon, installation };
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(keyOf(siteId, addonIdOrName), { value: resolved, expiresAt: Date.now() + this.ttlMs });
+    return enabled(resolved);
+  }
+
+  /**
+   * {@link require} answered from memory, without a promise (hot paths await nothing on a hit):
+   * the installation, CONFLICT when it is disabled, or undefined when it is not cached.
+   */
+  cached(siteId: string, addonIdOrName: string): ResolvedInstallation | undefined {
+    const hit = this.cache.get(keyOf(siteId, addonIdOrName));
+    return hit && hit.expiresAt > Date.now() ? enabled(hit.value) : undefined;
   }
 
   private dropSite(siteId: string): void {
-    const prefix = `${siteId}\u0000`;
+    const prefix = keyOf(siteId, '');
     for (const key of this.cache.keys()) if (key.startsWith(prefix)) this.cache.delete(key);
   }
 
   close(): void {
     this.unsubscribe();
   }
+}
+
+const keyOf = (siteId: string, addonIdOrName: string) => `${siteId}\u0000${addonIdOrName}`;
+
+function enabled(resolved: ResolvedInstallation): ResolvedInstallation {
+  if (!resolved.installation.enabled) {
+    throw new ConflictError(`Addon "${resolved.addon.name}" is disabled on this site.`);
+  }
+  return resolved;
 }

@@ -48,6 +48,8 @@ interface L1Entry {
   scope: string;
   bytes: number;
   expiresAt: number;
+  /** When the entry last moved to the recently used end. */
+  touchedAt: number;
 }
 
 interface Generation {
@@ -153,13 +155,19 @@ export class WidgetCache {
   getL1(key: string): CachedRender | undefined {
     const entry = this.l1.get(key);
     if (!entry) return undefined;
-    if (entry.expiresAt <= Date.now()) {
+    const now = Date.now();
+    if (entry.expiresAt <= now) {
       this.remove(key);
       return undefined;
     }
-    // Least recently used order: a hit moves the entry to the end.
-    this.l1.delete(key);
-    this.l1.set(key, entry);
+    // Least recently used order, to the second: a hit moves the entry to the end unless it moved
+    // there within the last second (re-inserting a long key on every hit of a hot entry was a
+    // third of a cached render's time in the service).
+    if (now - entry.touchedAt > 1000) {
+      entry.touchedAt = now;
+      this.l1.delete(key);
+      this.l1.set(key, entry);
+    }
     this.deps.metrics.widgetCacheHits.inc({ level: 'l1' });
     return entry.value;
   }
@@ -257,7 +265,8 @@ export class WidgetCache {
     if (bytes > this.options.maxBytes / 4) return;
     this.remove(key);
     const { scope } = keyParts(key);
-    this.l1.set(key, { value, scope, bytes, expiresAt: Date.now() + this.options.l1TtlMs });
+    const now = Date.now();
+    this.l1.set(key, { value, scope, bytes, expiresAt: now + this.options.l1TtlMs, touchedAt: now });
     this.bytes += bytes;
     let keys = this.byScope.get(scope);
     if (!keys) this.byScope.set(scope, (keys = new Set()));

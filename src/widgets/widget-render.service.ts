@@ -78,9 +78,13 @@ export class WidgetRenderService {
     if (typeof context !== 'object' || Array.isArray(context)) {
       throw ValidationError.of('arguments', [{ field: 'context', message: 'must be a JSON object' }]);
     }
-    const target = await this.deps.lookup.require(siteId, args.addon);
+    // Cached renders are the hot path: installation, version and generation come from memory
+    // without a promise to wait for whenever they can.
+    const target =
+      this.deps.lookup.cached(siteId, args.addon) ?? (await this.deps.lookup.require(siteId, args.addon));
     const versionId = target.installation.addonVersionId;
-    const { bundle, manifest } = await this.deps.bundles.load(versionId);
+    const { bundle, manifest } =
+      this.deps.bundles.loaded(versionId) ?? (await this.deps.bundles.load(versionId));
     const widget = findWidget(manifest, args.widget);
     if (!widget) throw new NotFoundError('Widget', `${target.addon.name}/${args.widget}`);
 
@@ -89,7 +93,8 @@ export class WidgetRenderService {
     // way, so a hit needs no validation; invalid configs never reach the cache.
     const material = `${versionId}\u0000${widget.name}\u0000${canonicalJson(args.config)}\u0000${canonicalJson(varied)}`;
     const addonId = target.addon.id;
-    const generation = await this.deps.cache.generation(siteId, addonId);
+    const known = this.deps.cache.generation(siteId, addonId);
+    const generation = typeof known === 'number' ? known : await known;
     const key = this.deps.cache.key(siteId, addonId, generation, material);
 
     const hit = this.deps.cache.getL1(key);
