@@ -204,20 +204,8 @@ export class WorkerSupervisor {
    * ~80-90 µs, and the API process's ~320-340 -> ~300 µs.
    */
   private pick(versionId: string): WorkerHandle | null {
-    const count = this.slots.length;
-    const home = homeSlot(versionId, count);
-    const now = performance.now();
-    let leastBusy: WorkerHandle | null = null;
-    for (let i = 0; i < count; i++) {
-      const handle = this.slots[(home + i) % count];
-      if (handle === null || !handle.ready) continue;
-      const inFlight = handle.inFlight.size;
-      if (inFlight === 0) return handle;
-      const saturated = inFlight >= BUSY_QUEUE && handle.load >= BUSY_LOAD;
-      if (inFlight < PACK_LIMIT && !saturated && handle.oldestCallAge(now) < this.spillAfterMs) return handle;
-      if (leastBusy === null || inFlight < leastBusy.inFlight.size) leastBusy = handle;
-    }
-    return leastBusy;
+    const home = homeSlot(versionId, this.slots.length);
+    return pickWorker(this.slots, home, performance.now(), this.spillAfterMs);
   }
 
   private waitForReady(timeoutMs: number): Promise<void> {
@@ -362,6 +350,41 @@ export class WorkerSupervisor {
     if (error !== null) call.reject(error);
     else call.resolve({ message: message!, workerId: call.worker.slot });
   }
+}
+
+/** What routing reads of a worker (a {@link WorkerHandle}; plain objects in tests). */
+export interface RoutableWorker {
+  readonly ready: boolean;
+  readonly inFlight: { readonly size: number };
+  /** The worker's last reported event-loop load, 0 to 1. */
+  readonly load: number;
+  oldestCallAge(now: number): number;
+}
+
+/**
+ * The routing rule of {@link WorkerSupervisor} (see its `pick`), as a pure function of the
+ * workers' state: starting at the version's home slot, the first ready worker that is idle, or
+ * that has room (under PACK_LIMIT calls in flight, not saturated, oldest call younger than
+ * `spillAfterMs`); else the least busy ready worker; null when none is ready.
+ */
+export function pickWorker<W extends RoutableWorker>(
+  slots: readonly (W | null)[],
+  home: number,
+  now: number,
+  spillAfterMs: number,
+): W | null {
+  const count = slots.length;
+  let leastBusy: W | null = null;
+  for (let i = 0; i < count; i++) {
+    const handle = slots[(home + i) % count];
+    if (handle === null || !handle.ready) continue;
+    const inFlight = handle.inFlight.size;
+    if (inFlight === 0) return handle;
+    const saturated = inFlight >= BUSY_QUEUE && handle.load >= BUSY_LOAD;
+    if (inFlight < PACK_LIMIT && !saturated && handle.oldestCallAge(now) < spillAfterMs) return handle;
+    if (leastBusy === null || inFlight < leastBusy.inFlight.size) leastBusy = handle;
+  }
+  return leastBusy;
 }
 
 /** The worker a version's calls go to first: a stable spread of versions over `count` workers. */
