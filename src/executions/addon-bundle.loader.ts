@@ -38,7 +38,10 @@ export class AddonBundleLoader {
     this.newest = versionId;
     entry.loading.then(
       (value) => (entry.value = value),
-      () => this.cache.delete(versionId),
+      () => {
+        // Failed reads are not kept; a newer entry for the version (after an eviction) stays.
+        if (this.cache.get(versionId) === entry) this.cache.delete(versionId);
+      },
     );
     if (this.cache.size > MAX_CACHED_VERSIONS) this.cache.delete(this.cache.keys().next().value!);
     return entry.loading;

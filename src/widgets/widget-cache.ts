@@ -58,6 +58,9 @@ interface Generation {
   refreshing: boolean;
 }
 
+/** L1 keeps least-recently-used order to this resolution (see `getL1`). */
+const LRU_RESOLUTION_MS = 1000;
+
 /** The generation of a (site, addon) Redis could not tell; renders under it bypass L2. */
 export const UNKNOWN_GENERATION = -1;
 
@@ -163,7 +166,7 @@ export class WidgetCache {
     // Least recently used order, to the second: a hit moves the entry to the end unless it moved
     // there within the last second (re-inserting a long key on every hit of a hot entry was a
     // third of a cached render's time in the service).
-    if (now - entry.touchedAt > 1000) {
+    if (now - entry.touchedAt > LRU_RESOLUTION_MS) {
       entry.touchedAt = now;
       this.l1.delete(key);
       this.l1.set(key, entry);
