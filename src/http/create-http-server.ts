@@ -12,6 +12,7 @@ import { createLoaders } from '../graphql/loaders.js';
 import { registerAddonRoutes } from '../addons/addon-register.route.js';
 import { registerExecutionRoutes } from '../executions/execution.route.js';
 import { registerWidgetRoutes } from '../widgets/widget-render.route.js';
+import { useWidgetRenderFastPath } from '../widgets/widget-render.plugin.js';
 import { registerDashboardRoutes } from '../dashboard/dashboard.route.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import { createRestErrorHandler } from './error-reply.js';
@@ -114,6 +115,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
         operations: options.metrics.graphqlOperations,
         duration: options.metrics.graphqlDuration,
       }),
+      useWidgetRenderFastPath(options.schema, services.widgets),
     ],
     onUnexpectedError: (error) => app.log.error({ err: error }, 'unexpected GraphQL error'),
   });

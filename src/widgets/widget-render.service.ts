@@ -9,7 +9,7 @@ import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import type { AddonManifest, WidgetManifest } from '../addons/addon-manifest.js';
 import type { AddonBundleLoader } from '../executions/addon-bundle.loader.js';
 import type { ExecutionService } from '../executions/execution.service.js';
-import type { InstallationLookup } from '../installations/installation-lookup.js';
+import type { InstallationLookup, ResolvedInstallation } from '../installations/installation-lookup.js';
 import type { InstallationChangeListener } from '../installations/installation.service.js';
 import type { SubscriberIndex } from '../events/subscriber-index.js';
 import { WidgetCache, type WidgetView } from './widget-cache.js';
@@ -71,35 +71,59 @@ export class WidgetRenderService {
     },
   ) {}
 
+  /**
+   * The render when it is in L1 and everything that leads to it (installation, version,
+   * generation) is in memory: answered without a promise, so a cache hit waits for nothing (the
+   * resolvers and the GraphQL fast path use it). Null whenever {@link render} would have to wait or
+   * would fail; `render` then does the work and reports the error.
+   */
+  cachedRender(actor: Actor, args: RenderWidgetArgs): WidgetRender | null {
+    const siteId = permittedSite(actor, args.siteId);
+    if (siteId === null || !isContextObject(args.context)) return null;
+    let target: ResolvedInstallation | undefined;
+    try {
+      target = this.deps.lookup.cached(siteId, args.addon);
+    } catch {
+      return null; // a disabled installation: render() refuses it
+    }
+    const loaded = target && this.deps.bundles.loaded(target.installation.addonVersionId);
+    const widget = loaded && findWidget(loaded.manifest, args.widget);
+    if (!target || !widget) return null;
+    const generation = this.deps.cache.generation(siteId, target.addon.id);
+    if (typeof generation !== 'number') return null;
+    const hit = this.deps.cache.getL1(this.cacheKey(siteId, target, widget, generation, args));
+    return hit ? { view: hit.view, json: hit.json } : null;
+  }
+
+  /** What the resolvers return: the view, without a promise on a cache hit. */
+  view(actor: Actor, args: RenderWidgetArgs): Readonly<WidgetView> | Promise<Readonly<WidgetView>> {
+    return this.cachedRender(actor, args)?.view ?? this.render(actor, args).then((render) => render.view);
+  }
+
   /** Renders (or serves from cache) one widget for a site. */
   async render(actor: Actor, args: RenderWidgetArgs): Promise<WidgetRender> {
+    const hit = this.cachedRender(actor, args);
+    if (hit) return hit;
     const siteId = renderingSite(actor, args.siteId);
     const context = args.context ?? {};
-    if (typeof context !== 'object' || Array.isArray(context)) {
+    if (!isContextObject(context)) {
       throw ValidationError.of('arguments', [{ field: 'context', message: 'must be a JSON object' }]);
     }
-    // Cached renders are the hot path: installation, version and generation come from memory
-    // without a promise to wait for whenever they can.
-    const target =
-      this.deps.lookup.cached(siteId, args.addon) ?? (await this.deps.lookup.require(siteId, args.addon));
+    const target = await this.deps.lookup.require(siteId, args.addon);
     const versionId = target.installation.addonVersionId;
     const { bundle, manifest } =
       this.deps.bundles.loaded(versionId) ?? (await this.deps.bundles.load(versionId));
     const widget = findWidget(manifest, args.widget);
     if (!widget) throw new NotFoundError('Widget', `${target.addon.name}/${args.widget}`);
 
-    const varied = pick(context as Record<string, unknown>, widget.varyOn);
-    // The raw config is keyed: the same text under the same (immutable) version validates the same
-    // way, so a hit needs no validation; invalid configs never reach the cache.
-    const material = `${versionId}\u0000${widget.name}\u0000${canonicalJson(args.config)}\u0000${canonicalJson(varied)}`;
     const addonId = target.addon.id;
-    const known = this.deps.cache.generation(siteId, addonId);
-    const generation = typeof known === 'number' ? known : await known;
-    const key = this.deps.cache.key(siteId, addonId, generation, material);
+    const current = this.deps.cache.generation(siteId, addonId);
+    const generation = typeof current === 'number' ? current : await current;
+    const key = this.cacheKey(siteId, target, widget, generation, args);
+    const known = this.deps.cache.getL1(key);
+    if (known) return { view: known.view, json: known.json };
 
-    const hit = this.deps.cache.getL1(key);
-    if (hit) return { view: hit.view, json: hit.json };
-
+    const varied = pick(context, widget.varyOn);
     const { render, cached } = await this.deps.cache.resolve(key, async () => {
       const validated = validateWithDefaults(widget.configSchema, args.config, 'config');
       if (!validated.ok) throw ValidationError.of(`config of widget ${widget.name}`, validated.problems);
@@ -126,6 +150,23 @@ export class WidgetRenderService {
     });
     if (cached) return { view: render.view, json: render.json };
     return { view: Object.freeze({ ...render.output, cached: false }), json: null };
+  }
+
+  /**
+   * The cache key of a render. The raw config is keyed: the same text under the same (immutable)
+   * version validates the same way, so a hit needs no validation; invalid configs never reach the
+   * cache. Of the context, only the fields the widget varies on count.
+   */
+  private cacheKey(
+    siteId: string,
+    target: ResolvedInstallation,
+    widget: WidgetManifest,
+    generation: number,
+    args: RenderWidgetArgs,
+  ): string {
+    const varied = pick((args.context ?? {}) as Record<string, unknown>, widget.varyOn);
+    const material = `${target.installation.addonVersionId}\u0000${widget.name}\u0000${canonicalJson(args.config)}\u0000${canonicalJson(varied)}`;
+    return this.deps.cache.key(siteId, target.addon.id, generation, material);
   }
 
   /**
@@ -197,6 +238,17 @@ function renderingSite(actor: Actor, requested: string | null | undefined): stri
   }
   if (!isUuid(requested)) throw new NotFoundError('Site', requested);
   return requested;
+}
+
+/** {@link renderingSite} without the errors: the site, or null where it would refuse. */
+function permittedSite(actor: Actor, requested: string | null | undefined): string | null {
+  if (actor.kind === 'site') return requested && requested !== actor.siteId ? null : actor.siteId;
+  return requested && isUuid(requested) ? requested : null;
+}
+
+/** A page context is a JSON object (absent means empty). */
+function isContextObject(context: unknown): context is Record<string, unknown> | null | undefined {
+  return context == null || (typeof context === 'object' && !Array.isArray(context));
 }
 
 function findWidget(manifest: AddonManifest, name: string): WidgetManifest | undefined {

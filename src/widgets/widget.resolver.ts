@@ -16,7 +16,7 @@ export class WidgetRenderResolver {
       "Renders this widget at the version installed on the site. config: the widget's config (validated " +
       'against configSchema, defaults applied); context: page context, of which only the varyOn fields are used.',
   })
-  async render(
+  render(
     @Root() widget: WidgetRecord,
     @Arg('config', () => GraphQLJSON) config: unknown,
     @Arg('context', () => GraphQLJSON) context: unknown,
@@ -31,13 +31,13 @@ export class WidgetRenderResolver {
       siteId,
       requestId: ctx.requestId,
     };
-    return (await ctx.services.widgets.render(ctx.actor, args)).view;
+    return ctx.services.widgets.view(ctx.actor, args);
   }
 
   @Query(() => WidgetOutput, {
     description: 'Renders a widget of an addon installed on the site, without fetching the Widget first.',
   })
-  async renderWidget(
+  renderWidget(
     @Arg('addon', () => String, { description: 'Addon id or name.' }) addon: string,
     @Arg('widget', () => String) widget: string,
     @Arg('config', () => GraphQLJSON) config: unknown,
@@ -46,6 +46,6 @@ export class WidgetRenderResolver {
     @Ctx() ctx: GraphQLContext,
   ) {
     const args = { addon, widget, config, context, siteId, requestId: ctx.requestId };
-    return (await ctx.services.widgets.render(ctx.actor, args)).view;
+    return ctx.services.widgets.view(ctx.actor, args);
   }
 }

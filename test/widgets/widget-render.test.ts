@@ -3,7 +3,12 @@ import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { givenDeveloper, givenSite } from '../support/fixtures.js';
 import type { GraphQLClient } from '../support/graphql-client.js';
-import { RenderWidgetDocument, SetAddonEnabledDocument, WidgetRenderDocument } from '../generated/graphql.js';
+import {
+  RenderWidgetAliasedDocument,
+  RenderWidgetDocument,
+  SetAddonEnabledDocument,
+  WidgetRenderDocument,
+} from '../generated/graphql.js';
 import { givenWidgetAddon, restRender } from './widget-fixtures.js';
 
 const XSS = `"><img src=x onerror=alert(1)><script>alert(1)</script>'\``;
@@ -246,12 +251,42 @@ describe('widget rendering', () => {
     const { site, name } = await givenWidgetAddon(server.admin, developer);
     const render = () =>
       restRender(server.url, name, 'checkout-form', { config: {}, context: {} }, { key: site.key });
+    const variables = { addon: name, widget: 'checkout-form', config: {}, context: {} };
     assert.equal((await render()).status, 200);
+    await site.client.ok(RenderWidgetDocument, variables);
+    assert.equal((await site.client.ok(RenderWidgetDocument, variables)).renderWidget.cached, true);
     // when
     await site.client.ok(SetAddonEnabledDocument, { id: name, enabled: false });
     const disabled = await render();
+    const disabledQuery = await site.client.request(RenderWidgetDocument, variables);
     // then
     assert.equal(disabled.status, 409);
     assert.equal(((await disabled.json()) as { error: { code: string } }).error.code, 'CONFLICT');
+    assert.equal(disabledQuery.errors?.[0].extensions?.code, 'CONFLICT');
+  });
+
+  it('answers a repeated renderWidget operation from the cache as execution answered it, aliases included', async () => {
+    // given
+    const { site, name } = addon;
+    const variables = {
+      addon: name,
+      widget: 'checkout-form',
+      config: { title: 'Aliased' },
+      context: { sessionId: 's-aliased' },
+    };
+    const first = await site.client.ok(RenderWidgetAliasedDocument, variables);
+    // when
+    const repeated = await site.client.ok(RenderWidgetAliasedDocument, variables);
+    // then
+    assert.equal(first.form.cached, false);
+    assert.deepEqual(Object.keys(repeated), ['__typename', 'form', 'defaults']);
+    assert.deepEqual(Object.keys(repeated.form), ['kind', 'markup', 'cached', 'cacheKey']);
+    assert.deepEqual(repeated, {
+      __typename: 'Query',
+      form: { ...first.form, cached: true },
+      defaults: { ...first.defaults, cached: true },
+    });
+    assert.match(repeated.form.markup, /<h2>Aliased<\/h2>/);
+    assert.equal(repeated.form.kind, 'WidgetOutput');
   });
 });
