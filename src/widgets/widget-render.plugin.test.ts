@@ -1,12 +1,12 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { GraphQLRequestContext, GraphQLRequestListener } from '@apollo/server';
-import { execute, getOperationAST, parse, validate, type GraphQLSchema } from 'graphql';
+import { execute, getOperationAST, parse, validate, type DocumentNode, type GraphQLSchema } from 'graphql';
 import { createSchema } from '../graphql/schema.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import type { Actor } from '../auth/actor.js';
-import type { RenderWidgetArgs } from './widget-render.service.js';
-import type { WidgetView } from './widget-cache.js';
+import type { RenderHit, RenderWidgetArgs, WidgetRender } from './widget-render.service.js';
+import type { CachedRender, WidgetView } from './widget-cache.js';
 import { useWidgetRenderFastPath } from './widget-render.plugin.js';
 
 const SITE = '00000000-0000-4000-8000-000000000001';
@@ -21,23 +21,45 @@ const VIEW: WidgetView = Object.freeze({
 });
 
 /**
- * A render service whose cache holds renders of the addon `shop`, and which records the arguments
+ * A render service whose cache holds renders of widgets of the addon `shop` (replacing a view
+ * replaces its entry, as an invalidation and a new render would), and which records the arguments
  * it was asked with (the fast path must pass exactly what the resolver passes).
  */
 function givenRenders(views: Record<string, WidgetView | null> = { 'checkout-form': VIEW }) {
   const calls: RenderWidgetArgs[] = [];
+  const entries = new Map<string, CachedRender>();
+  const entryOf = (widget: string): CachedRender | null => {
+    const view = views[widget];
+    if (!view) return null;
+    const known = entries.get(widget);
+    if (known?.view === view) return known;
+    const entry = { output: view, view, json: JSON.stringify(view) };
+    entries.set(widget, entry);
+    return entry;
+  };
   const lookup = (args: RenderWidgetArgs) => {
     calls.push({ ...args, requestId: undefined });
-    return args.addon === 'shop' ? (views[args.widget] ?? null) : null;
+    return args.addon === 'shop' ? entryOf(args.widget) : null;
   };
+  let generation = 0;
   return {
     calls,
+    views,
+    /** Makes every hit read so far stale, as a generation bump would. */
+    invalidateAll: () => {
+      generation += 1;
+    },
     widgets: {
-      cachedRender: (_actor: Actor, args: RenderWidgetArgs) => {
-        const view = lookup(args);
-        return view ? { view, json: null } : null;
+      cachedRender: (_actor: Actor, args: RenderWidgetArgs): WidgetRender | null => {
+        const entry = lookup(args);
+        if (!entry) return null;
+        const hit = { siteId: SITE, addon: args.addon, target: null!, generation, key: args.widget, entry };
+        return { view: entry.view, json: entry.json, hit };
       },
-      view: (_actor: Actor, args: RenderWidgetArgs) => lookup(args) ?? Promise.reject(new Error('miss')),
+      stillCurrent: (hit: RenderHit) => hit.generation === generation && entryOf(hit.key) === hit.entry,
+      actorScope: (actor: Actor) => (actor.kind === 'site' ? actor.siteId : '*'),
+      view: (_actor: Actor, args: RenderWidgetArgs) =>
+        lookup(args)?.view ?? Promise.reject(new Error('miss')),
     },
   };
 }
@@ -46,34 +68,53 @@ type Renders = ReturnType<typeof givenRenders>;
 
 function contextOf(renders: Renders): GraphQLContext {
   return {
-    actor: { kind: 'site', siteId: SITE },
+    actor: { kind: 'site', keyId: 'k', siteId: SITE },
     requestId: 'req-1',
     services: { widgets: renders.widgets },
   } as unknown as GraphQLContext;
 }
 
-/** What the fast path answers for an operation: its data, or null when it leaves it to execution. */
-async function whenFastPath(
+/**
+ * A fast path over `renders`: `ask` returns what it answers for an operation (its result, or null
+ * when it leaves the operation to execution). One plugin, and one parsed document per query text,
+ * as Apollo reuses them.
+ */
+function givenFastPath(schema: GraphQLSchema, renders: Renders) {
+  const plugin = useWidgetRenderFastPath(schema, renders.widgets);
+  const documents = new Map<string, DocumentNode>();
+  return async (
+    query: string,
+    variables: Record<string, unknown> = {},
+    actor: Actor = { kind: 'site', keyId: 'k', siteId: SITE },
+  ): Promise<unknown> => {
+    let document = documents.get(query);
+    if (!document) documents.set(query, (document = parse(query)));
+    const requestContext = {
+      document,
+      operation: getOperationAST(document),
+      request: { query, variables },
+      contextValue: { ...contextOf(renders), actor },
+    } as unknown as GraphQLRequestContext<GraphQLContext>;
+    const listener = (await plugin.requestDidStart!(
+      requestContext,
+    )) as GraphQLRequestListener<GraphQLContext>;
+    const response = await listener.responseForOperation!(requestContext as never);
+    if (response === null) return null;
+    assert.equal(response.body.kind, 'single');
+    assert.equal(response.http?.status, undefined, 'the fast path sets no status');
+    assert.equal([...(response.http?.headers ?? [])].length, 0, 'the fast path sets no headers');
+    return JSON.parse(JSON.stringify(response.body.kind === 'single' ? response.body.singleResult : null));
+  };
+}
+
+/** What a fresh fast path answers for an operation. */
+function whenFastPath(
   schema: GraphQLSchema,
   renders: Renders,
   query: string,
   variables: Record<string, unknown> = {},
 ): Promise<unknown> {
-  const plugin = useWidgetRenderFastPath(schema, renders.widgets);
-  const document = parse(query);
-  const requestContext = {
-    document,
-    operation: getOperationAST(document),
-    request: { query, variables },
-    contextValue: contextOf(renders),
-  } as unknown as GraphQLRequestContext<GraphQLContext>;
-  const listener = (await plugin.requestDidStart!(requestContext)) as GraphQLRequestListener<GraphQLContext>;
-  const response = await listener.responseForOperation!(requestContext as never);
-  if (response === null) return null;
-  assert.equal(response.body.kind, 'single');
-  assert.equal(response.http?.status, undefined, 'the fast path sets no status');
-  assert.equal([...(response.http?.headers ?? [])].length, 0, 'the fast path sets no headers');
-  return JSON.parse(JSON.stringify(response.body.kind === 'single' ? response.body.singleResult : null));
+  return givenFastPath(schema, renders)(query, variables);
 }
 
 /** What graphql-js execution answers for the same operation, as JSON. */
@@ -238,5 +279,51 @@ describe('useWidgetRenderFastPath', () => {
     // then
     assert.equal(answer, null);
     assert.equal(renders.calls.length, 0);
+  });
+  const BENCH = `query($c: JSON!, $x: JSON!) { renderWidget(${RENDER_ARGS}) { html cached } }`;
+
+  it('reuses an answer for the same operation, variables and caller while its renders are current', async () => {
+    // given
+    const renders = givenRenders();
+    const ask = givenFastPath(schema, renders);
+    const first = await ask(BENCH, { c: {}, x: {} });
+    // when
+    const again = await ask(BENCH, { c: {}, x: {} });
+    // then
+    assert.deepEqual(again, first);
+    assert.equal(renders.calls.length, 1, 'the second answer needs no render lookup');
+  });
+
+  it('builds the answer again once a render it came from is no longer current', async () => {
+    // given
+    const renders = givenRenders();
+    const ask = givenFastPath(schema, renders);
+    await ask(BENCH, { c: {}, x: {} });
+    // when: the entry is replaced (a new render), then every entry goes stale (a generation bump)
+    renders.views['checkout-form'] = { ...VIEW, html: '<p>new</p>' };
+    const afterNewRender = await ask(BENCH, { c: {}, x: {} });
+    renders.invalidateAll();
+    const afterInvalidation = await ask(BENCH, { c: {}, x: {} });
+    // then
+    assert.deepEqual(afterNewRender, { data: { renderWidget: { html: '<p>new</p>', cached: true } } });
+    assert.deepEqual(afterInvalidation, afterNewRender);
+    assert.equal(renders.calls.length, 3);
+  });
+
+  it('keeps answers apart by variables and by calling site', async () => {
+    // given
+    const renders = givenRenders();
+    const ask = givenFastPath(schema, renders);
+    const otherSite: Actor = { kind: 'site', keyId: 'k2', siteId: '00000000-0000-4000-8000-000000000009' };
+    // when
+    await ask(BENCH, { c: { a: 1 }, x: {} });
+    await ask(BENCH, { c: { a: 2 }, x: {} });
+    await ask(BENCH, { c: { a: 1 }, x: {} }, otherSite);
+    await ask(BENCH, { c: { a: 1 }, x: {} }, { kind: 'anonymous' });
+    // then
+    assert.deepEqual(
+      renders.calls.map((call) => call.config),
+      [{ a: 1 }, { a: 2 }, { a: 1 }, { a: 1 }],
+    );
   });
 });

@@ -14,8 +14,7 @@ import {
   type OperationDefinitionNode,
 } from 'graphql';
 import type { GraphQLContext } from '../graphql/context.js';
-import type { RenderWidgetArgs, WidgetRender } from './widget-render.service.js';
-import type { Actor } from '../auth/actor.js';
+import type { RenderHit, WidgetRenderService } from './widget-render.service.js';
 
 /** The root field this plugin answers. */
 const FIELD = 'renderWidget';
@@ -39,13 +38,26 @@ interface RootPlan {
   leaves: LeafPlan[];
 }
 
-/** An operation the fast path can answer: its root fields, in response order. */
-type Plan = RootPlan[];
+/** An operation the fast path can answer: its root fields in response order, and recent answers. */
+interface Plan {
+  roots: RootPlan[];
+  /** Answers by caller scope and variables text, reused while their renders are current. */
+  answers: Map<string, Answer>;
+}
+
+/** The data of an answer, and the L1 hits it was built from. */
+interface Answer {
+  data: Record<string, unknown>;
+  hits: RenderHit[];
+}
+
+/** Answers kept per operation; the oldest half goes when full. */
+const MAX_ANSWERS = 1000;
+/** Variables longer than this (as JSON) are not keyed: their answers are rebuilt each time. */
+const MAX_VARIABLES_CHARS = 2048;
 
 /** What the plugin needs of the widget render service. */
-export interface CachedRenders {
-  cachedRender(actor: Actor, args: RenderWidgetArgs): WidgetRender | null;
-}
+export type CachedRenders = Pick<WidgetRenderService, 'cachedRender' | 'stillCurrent' | 'actorScope'>;
 
 /** The plugin's response head: nothing to add (Apollo merges it into the request's own head). */
 const NO_HEAD = { headers: new HeaderMap() };
@@ -63,6 +75,10 @@ const NO_HEAD = { headers: new HeaderMap() };
  * would report as an error) returns null, and Apollo executes the operation as usual; the render
  * service's `cachedRender` answers only what `render` would answer the same way. Validation, the
  * operation limits and every other request hook still run: this replaces execution only.
+ *
+ * The answer to an operation is kept per caller scope and variables text, with the L1 hits it was
+ * built from, and served again while the service says each hit is still current (the same
+ * installation, generation and L1 entry): a repeated render skips coercion and key building too.
  */
 export function useWidgetRenderFastPath(
   schema: GraphQLSchema,
@@ -78,7 +94,19 @@ export function useWidgetRenderFastPath(
     if (!operation) return null;
     let plan = plans.get(operation);
     if (plan === undefined) plans.set(operation, (plan = compile(operation, field, queryType.name)));
-    return plan && execute(plan, schema, field, operation, context, widgets);
+    if (plan === null) return null;
+    // The same operation with the same variables from the same kind of caller reads the same L1
+    // entries: while they are current, the answer built from them is the answer.
+    const variables = JSON.stringify(context.request.variables ?? {});
+    const key =
+      variables.length <= MAX_VARIABLES_CHARS
+        ? `${widgets.actorScope(context.contextValue.actor)}\u0000${variables}`
+        : null;
+    const known = key === null ? undefined : plan.answers.get(key);
+    if (known && known.hits.every((hit) => widgets.stillCurrent(hit))) return known.data;
+    const built = execute(plan.roots, schema, field, operation, context, widgets);
+    if (built && key !== null) remember(plan.answers, key, built);
+    return built?.data ?? null;
   };
   return {
     async requestDidStart() {
@@ -136,18 +164,29 @@ function compile(
     }
     roots.push({ key, node: selection, typename: output.name, leaves });
   }
-  return roots;
+  return { roots, answers: new Map() };
+}
+
+function remember(answers: Map<string, Answer>, key: string, answer: Answer): void {
+  if (answers.size >= MAX_ANSWERS) {
+    let drop = MAX_ANSWERS / 2;
+    for (const old of answers.keys()) {
+      answers.delete(old);
+      if (--drop === 0) break;
+    }
+  }
+  answers.set(key, answer);
 }
 
 /** The operation's data from cached renders, or null when execution must answer instead. */
 function execute(
-  plan: Plan,
+  plan: RootPlan[],
   schema: GraphQLSchema,
   field: GraphQLField<unknown, unknown>,
   operation: OperationDefinitionNode,
   context: GraphQLRequestContext<GraphQLContext>,
   widgets: CachedRenders,
-): Record<string, unknown> | null {
+): Answer | null {
   const variables = getVariableValues(
     schema,
     operation.variableDefinitions ?? [],
@@ -157,6 +196,7 @@ function execute(
   if (!variables.coerced) return null;
   const { actor, requestId } = context.contextValue;
   const data: Record<string, unknown> = {};
+  const hits: RenderHit[] = [];
   for (const root of plan) {
     if (root.node === null) {
       data[root.key] = root.typename;
@@ -176,12 +216,13 @@ function execute(
       siteId: args.siteId as string | null | undefined,
       requestId,
     });
-    if (!render) return null;
+    if (!render?.hit) return null;
     const value = project(root.leaves, render.view as unknown as Record<string, unknown>);
     if (!value) return null;
     data[root.key] = value;
+    hits.push(render.hit);
   }
-  return data;
+  return { data, hits };
 }
 
 /** The selected fields of a view, serialised as execution would; null where it would report an error. */

@@ -12,7 +12,7 @@ import type { ExecutionService } from '../executions/execution.service.js';
 import type { InstallationLookup, ResolvedInstallation } from '../installations/installation-lookup.js';
 import type { InstallationChangeListener } from '../installations/installation.service.js';
 import type { SubscriberIndex } from '../events/subscriber-index.js';
-import { WidgetCache, type WidgetView } from './widget-cache.js';
+import { WidgetCache, type CachedRender, type WidgetView } from './widget-cache.js';
 import { finishRender } from './widget-output.js';
 
 export interface RenderWidgetArgs {
@@ -36,6 +36,21 @@ export interface WidgetRender {
   view: Readonly<WidgetView>;
   /** `view` as JSON, ready to send (cache hits only). */
   json: string | null;
+  /** For an L1 hit answered by {@link WidgetRenderService.cachedRender}: what makes it current. */
+  hit?: RenderHit;
+}
+
+/**
+ * What an L1 hit was read through: while {@link WidgetRenderService.stillCurrent} holds, the same
+ * arguments would read the same entry, so a caller may reuse what it built from it.
+ */
+export interface RenderHit {
+  readonly siteId: string;
+  readonly addon: string;
+  readonly target: ResolvedInstallation;
+  readonly generation: number;
+  readonly key: string;
+  readonly entry: CachedRender;
 }
 
 /**
@@ -91,8 +106,43 @@ export class WidgetRenderService {
     if (!target || !widget) return null;
     const generation = this.deps.cache.generation(siteId, target.addon.id);
     if (typeof generation !== 'number') return null;
-    const hit = this.deps.cache.getL1(this.cacheKey(siteId, target, widget, generation, args));
-    return hit ? { view: hit.view, json: hit.json } : null;
+    const key = this.cacheKey(siteId, target, widget, generation, args);
+    const entry = this.deps.cache.getL1(key);
+    if (!entry) return null;
+    return {
+      view: entry.view,
+      json: entry.json,
+      hit: { siteId, addon: args.addon, target, generation, key, entry },
+    };
+  }
+
+  /**
+   * Whether {@link cachedRender} would read the same entry for the same arguments now: the same
+   * installation lookup, the same generation, and the entry still in L1. Each check goes through
+   * the same call as cachedRender does (the generation's background refresh, L1's expiry, LRU and
+   * hit counter included); what it skips (key building, schema and version lookups) is
+   * deterministic for the same arguments.
+   */
+  stillCurrent(hit: RenderHit): boolean {
+    let target: ResolvedInstallation | undefined;
+    try {
+      target = this.deps.lookup.cached(hit.siteId, hit.addon);
+    } catch {
+      return false;
+    }
+    return (
+      target === hit.target &&
+      this.deps.cache.generation(hit.siteId, hit.target.addon.id) === hit.generation &&
+      this.deps.cache.getL1(hit.key) === hit.entry
+    );
+  }
+
+  /**
+   * The part of the caller a render depends on: a site key's site, or nothing (any other caller
+   * names the site, and the render is the same for all of them). Callers reusing renders key on it.
+   */
+  actorScope(actor: Actor): string {
+    return actor.kind === 'site' ? `site:${actor.siteId}` : '*';
   }
 
   /** What the resolvers return: the view, without a promise on a cache hit. */
