@@ -57,11 +57,7 @@ async function main(): Promise<void> {
     const context = CHECKOUT_CONTEXT;
     const typename = bodies.typename;
     const renderQuery = bodies.renderWidget;
-    const fieldQuery = JSON.stringify({
-      query:
-        'query($c: JSON!, $x: JSON!) { widget(addon: "bench-checkout", name: "checkout-form") { render(config: $c, context: $x) { html css javascript cacheKey version cached } } }',
-      variables: { c: config, x: context },
-    });
+    const fieldQuery = bodies.widgetRender;
     const restPath = `/api/widgets/bench-checkout/checkout-form?config=${encodeURIComponent(JSON.stringify(config))}&context=${encodeURIComponent(JSON.stringify(context))}`;
 
     // Warm up: the first render fills the cache; every request below is a cache hit.

@@ -101,4 +101,10 @@ export const bodies = {
       'query($c: JSON!, $x: JSON!) { renderWidget(addon: "bench-checkout", widget: "checkout-form", config: $c, context: $x) { html css javascript cacheKey version cached } }',
     variables: { c: CHECKOUT_CONFIG, x: CHECKOUT_CONTEXT },
   }),
+  /** The same render through `Query.widget { render }` (the widget fetched first). */
+  widgetRender: JSON.stringify({
+    query:
+      'query($c: JSON!, $x: JSON!) { widget(addon: "bench-checkout", name: "checkout-form") { render(config: $c, context: $x) { html css javascript cacheKey version cached } } }',
+    variables: { c: CHECKOUT_CONFIG, x: CHECKOUT_CONTEXT },
+  }),
 };

@@ -1,4 +1,4 @@
-// `npm run bench:compare -- <git ref> [execute] [render]`: the benchmarked operations served by a
+// `npm run bench:compare -- <git ref> [execute] [render] [field]`: the benchmarked operations served by a
 // build of <git ref> and by a build of this working tree, side by side in alternating rounds.
 //
 // Why: this machine is shared and its speed moves by 2x within minutes, so a change measured in one
@@ -31,7 +31,7 @@ import { cpuCell, interleaved, type Scenario } from '../support/interleaved.js';
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
-const OPERATIONS = ['execute', 'render'] as const;
+const OPERATIONS = ['execute', 'render', 'field'] as const;
 type Operation = (typeof OPERATIONS)[number];
 
 interface Build {
@@ -95,7 +95,8 @@ async function startBuild(
   const { url, adminKey } = server;
   const keys = await givenBenchSite(url, adminKey);
   if (operations.includes('execute')) await publishEcho(url, keys, 'bench-echo');
-  if (operations.includes('render')) await publishAndInstall(url, keys, CHECKOUT_MANIFEST, CHECKOUT_SOURCE);
+  if (operations.includes('render') || operations.includes('field'))
+    await publishAndInstall(url, keys, CHECKOUT_MANIFEST, CHECKOUT_SOURCE);
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${keys.siteKey}` };
   const scenario = (operation: string, body: string): Scenario => ({
     name: `${build.label} ${operation}`,
@@ -106,6 +107,7 @@ async function startBuild(
     typename: bodies.typename,
     execute: bodies.execute('bench-echo'),
     render: bodies.renderWidget,
+    field: bodies.widgetRender,
   };
   const scenarios = scenarioNames(operations).map((name) => scenario(name, body[name]));
   for (const { request } of scenarios) {
@@ -118,7 +120,7 @@ async function startBuild(
 
 async function main(): Promise<void> {
   const [ref, ...rest] = process.argv.slice(2);
-  if (!ref) throw new Error('usage: npm run bench:compare -- <git ref> [execute] [render]');
+  if (!ref) throw new Error('usage: npm run bench:compare -- <git ref> [execute] [render] [field]');
   const unknown = rest.filter((op) => !(OPERATIONS as readonly string[]).includes(op));
   if (unknown.length)
     throw new Error(`unknown operations: ${unknown.join(', ')} (known: ${OPERATIONS.join(', ')})`);
