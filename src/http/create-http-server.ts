@@ -115,7 +115,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
         operations: options.metrics.graphqlOperations,
         duration: options.metrics.graphqlDuration,
       }),
-      useWidgetRenderFastPath(options.schema, services.widgets),
+      useWidgetRenderFastPath(options.schema, services),
     ],
     onUnexpectedError: (error) => app.log.error({ err: error }, 'unexpected GraphQL error'),
   });

@@ -7,6 +7,7 @@ import type { GraphQLContext } from '../graphql/context.js';
 import type { Actor } from '../auth/actor.js';
 import type { RenderHit, RenderWidgetArgs, WidgetRender } from './widget-render.service.js';
 import type { CachedRender, WidgetView } from './widget-cache.js';
+import type { WidgetRecord } from '../addons/addon.repository.js';
 import { useWidgetRenderFastPath } from './widget-render.plugin.js';
 
 const SITE = '00000000-0000-4000-8000-000000000001';
@@ -42,24 +43,47 @@ function givenRenders(views: Record<string, WidgetView | null> = { 'checkout-for
     return args.addon === 'shop' ? entryOf(args.widget) : null;
   };
   let generation = 0;
+  // AddonService.widget: one promise per (addon, widget) until a publish drops them.
+  const records = new Map<string, Promise<WidgetRecord>>();
+  const widgetLookups: string[] = [];
   return {
     calls,
     views,
+    widgetLookups,
     /** Makes every hit read so far stale, as a generation bump would. */
     invalidateAll: () => {
       generation += 1;
     },
-    widgets: {
-      cachedRender: (_actor: Actor, args: RenderWidgetArgs): WidgetRender | null => {
-        const entry = lookup(args);
-        if (!entry) return null;
-        const hit = { siteId: SITE, addon: args.addon, target: null!, generation, key: args.widget, entry };
-        return { view: entry.view, json: entry.json, hit };
+    /** Drops the widget lookups, as a publish does. */
+    publish: () => records.clear(),
+    services: {
+      widgets: {
+        cachedRender: (_actor: Actor, args: RenderWidgetArgs): WidgetRender | null => {
+          const entry = lookup(args);
+          if (!entry) return null;
+          const hit = { siteId: SITE, addon: args.addon, target: null!, generation, key: args.widget, entry };
+          return { view: entry.view, json: entry.json, hit };
+        },
+        stillCurrent: (hit: RenderHit) => hit.generation === generation && entryOf(hit.key) === hit.entry,
+        actorScope: (actor: Actor) => (actor.kind === 'site' ? actor.siteId : '*'),
+        view: (_actor: Actor, args: RenderWidgetArgs) =>
+          lookup(args)?.view ?? Promise.reject(new Error('miss')),
       },
-      stillCurrent: (hit: RenderHit) => hit.generation === generation && entryOf(hit.key) === hit.entry,
-      actorScope: (actor: Actor) => (actor.kind === 'site' ? actor.siteId : '*'),
-      view: (_actor: Actor, args: RenderWidgetArgs) =>
-        lookup(args)?.view ?? Promise.reject(new Error('miss')),
+      addons: {
+        widget: (addon: string, name: string): Promise<WidgetRecord> => {
+          const key = `${addon}/${name}`;
+          let record = records.get(key);
+          if (!record) {
+            widgetLookups.push(key);
+            record =
+              addon === 'shop' && name in views
+                ? Promise.resolve({ addonId: 'shop', name } as WidgetRecord)
+                : Promise.reject(new Error(`no widget ${key}`));
+            records.set(key, record);
+          }
+          return record;
+        },
+      },
     },
   };
 }
@@ -70,7 +94,7 @@ function contextOf(renders: Renders): GraphQLContext {
   return {
     actor: { kind: 'site', keyId: 'k', siteId: SITE },
     requestId: 'req-1',
-    services: { widgets: renders.widgets },
+    services: renders.services,
   } as unknown as GraphQLContext;
 }
 
@@ -80,7 +104,7 @@ function contextOf(renders: Renders): GraphQLContext {
  * as Apollo reuses them.
  */
 function givenFastPath(schema: GraphQLSchema, renders: Renders) {
-  const plugin = useWidgetRenderFastPath(schema, renders.widgets);
+  const plugin = useWidgetRenderFastPath(schema, renders.services);
   const documents = new Map<string, DocumentNode>();
   return async (
     query: string,
@@ -168,6 +192,22 @@ describe('useWidgetRenderFastPath', () => {
       variables: { s: 42 },
     },
     {
+      name: 'Query.widget { render } (the Widget.render of the seed)',
+      query: `query($c: JSON!, $x: JSON!) { widget(addon: "shop", name: "checkout-form") { __typename render(config: $c, context: $x) { html cached } } }`,
+      variables: { c: { title: 'Pay' }, x: { sessionId: 's-1' } },
+    },
+    {
+      name: 'widget renders and renderWidget side by side, with aliases and literal arguments',
+      query: `query($x: JSON!) {
+        w: widget(addon: "shop", name: "checkout-form") {
+          a: render(config: {}, context: {}) { css }
+          b: render(config: { n: 1 }, context: $x, siteId: "5") { version kind: __typename }
+        }
+        r: renderWidget(addon: "shop", widget: "checkout-form", config: {}, context: $x) { html }
+      }`,
+      variables: { x: { page: 2 } },
+    },
+    {
       name: 'JSON variables that are not objects',
       query: `query($c: JSON!, $x: JSON!) { renderWidget(addon: "shop", widget: "checkout-form", config: $c, context: $x) { version } }`,
       variables: { c: [1, 2], x: 'text' },
@@ -186,7 +226,10 @@ describe('useWidgetRenderFastPath', () => {
       // then
       assert.deepEqual(actual, expected);
       assert.equal((expected as { errors?: unknown }).errors, undefined, 'the example itself must succeed');
-      assert.deepEqual(fast.calls, executed.calls, 'the render service is asked the same');
+      // Execution runs root fields side by side (a widget lookup awaits), so only the set is equal.
+      const sorted = (calls: RenderWidgetArgs[]) =>
+        calls.map((call) => ({ ...call })).sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
+      assert.deepEqual(sorted(fast.calls), sorted(executed.calls), 'the render service is asked the same');
       // Key order is part of the response text.
       assert.equal(JSON.stringify(actual), JSON.stringify(expected));
     });
@@ -222,6 +265,16 @@ describe('useWidgetRenderFastPath', () => {
       name: 'an argument that does not coerce (validation would refuse it first)',
       query: `query($c: JSON!, $x: JSON) { renderWidget(${RENDER_ARGS}) { html } }`,
       variables: { c: {}, x: null },
+    },
+    {
+      name: 'a widget that does not exist',
+      query: `query($c: JSON!, $x: JSON!) { widget(addon: "shop", name: "missing") { render(config: $c, context: $x) { html } } }`,
+      variables: { c: {}, x: {} },
+    },
+    {
+      name: 'a widget field other than render',
+      query: `query($c: JSON!, $x: JSON!) { widget(addon: "shop", name: "checkout-form") { name render(config: $c, context: $x) { html } } }`,
+      variables: { c: {}, x: {} },
     },
     {
       name: 'a fragment',
@@ -325,5 +378,20 @@ describe('useWidgetRenderFastPath', () => {
       renders.calls.map((call) => call.config),
       [{ a: 1 }, { a: 2 }, { a: 1 }, { a: 1 }],
     );
+  });
+  it('builds a widget { render } answer again once the widget lookup is replaced (a publish)', async () => {
+    // given
+    const renders = givenRenders();
+    const ask = givenFastPath(schema, renders);
+    const query = `query($c: JSON!, $x: JSON!) { widget(addon: "shop", name: "checkout-form") { render(config: $c, context: $x) { html } } }`;
+    const first = await ask(query, { c: {}, x: {} });
+    await ask(query, { c: {}, x: {} });
+    // when
+    renders.publish();
+    const afterPublish = await ask(query, { c: {}, x: {} });
+    // then
+    assert.deepEqual(afterPublish, first);
+    assert.deepEqual(renders.widgetLookups, ['shop/checkout-form', 'shop/checkout-form']);
+    assert.equal(renders.calls.length, 2, 'rendered once per lookup');
   });
 });

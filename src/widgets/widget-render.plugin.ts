@@ -10,45 +10,67 @@ import {
   type FieldNode,
   type GraphQLField,
   type GraphQLLeafType,
+  type GraphQLObjectType,
   type GraphQLSchema,
   type OperationDefinitionNode,
+  type SelectionSetNode,
 } from 'graphql';
 import type { GraphQLContext } from '../graphql/context.js';
+import type { AddonService } from '../addons/addon.service.js';
+import type { WidgetRecord } from '../addons/addon.repository.js';
 import type { RenderHit, WidgetRenderService } from './widget-render.service.js';
 
-/** The root field this plugin answers. */
-const FIELD = 'renderWidget';
-
-/** A selected field of WidgetOutput (or `__typename`), under its response key. */
+/** A selected leaf of an object type (or `__typename`), under its response key. */
 interface LeafPlan {
   key: string;
-  /** The WidgetOutput property read, or null for `__typename` (answered with `typename`). */
+  /** The property read, or null for `__typename` (answered with `typename`). */
   name: string | null;
   typename: string;
   type: GraphQLLeafType | null;
   nonNull: boolean;
 }
 
-/** A root field of the operation: `renderWidget` with its leaf selections, or `__typename`. */
-interface RootPlan {
+/** A field that renders (`Query.renderWidget` or `Widget.render`), with its leaf selections. */
+interface RenderPlan {
   key: string;
-  /** The `renderWidget` field, or null for `__typename` (answered with `typename`). */
-  node: FieldNode | null;
-  typename: string;
+  node: FieldNode;
+  field: GraphQLField<unknown, unknown>;
   leaves: LeafPlan[];
 }
+
+/** `__typename`, answered without a field. */
+interface TypenamePlan {
+  key: string;
+  typename: string;
+}
+
+/** `Query.widget` selecting `render` fields (and `__typename`). */
+interface WidgetPlan {
+  key: string;
+  node: FieldNode;
+  children: Array<{ render: RenderPlan } | { typename: TypenamePlan }>;
+}
+
+type RootPlan = { render: RenderPlan } | { typename: TypenamePlan } | { widget: WidgetPlan };
 
 /** An operation the fast path can answer: its root fields in response order, and recent answers. */
 interface Plan {
   roots: RootPlan[];
-  /** Answers by caller scope and variables text, reused while their renders are current. */
+  /** Answers by caller scope and variables text, reused while what they were built from holds. */
   answers: Map<string, Answer>;
 }
 
-/** The data of an answer, and the L1 hits it was built from. */
+/** The data of an answer, the L1 hits it was built from, and the widget lookups it awaited. */
 interface Answer {
   data: Record<string, unknown>;
   hits: RenderHit[];
+  lookups: WidgetLookup[];
+}
+
+interface WidgetLookup {
+  addon: string;
+  name: string;
+  record: Promise<WidgetRecord>;
 }
 
 /** Answers kept per operation; the oldest half goes when full. */
@@ -56,55 +78,68 @@ const MAX_ANSWERS = 1000;
 /** Variables longer than this (as JSON) are not keyed: their answers are rebuilt each time. */
 const MAX_VARIABLES_CHARS = 2048;
 
-/** What the plugin needs of the widget render service. */
-export type CachedRenders = Pick<WidgetRenderService, 'cachedRender' | 'stillCurrent' | 'actorScope'>;
+/** What the plugin needs of the services. */
+export interface FastPathServices {
+  widgets: Pick<WidgetRenderService, 'cachedRender' | 'stillCurrent' | 'actorScope'>;
+  addons: Pick<AddonService, 'widget'>;
+}
+
+/** The schema's fields the fast path answers. */
+interface Fields {
+  query: GraphQLObjectType;
+  renderWidget: GraphQLField<unknown, unknown>;
+  widget: GraphQLField<unknown, unknown>;
+  widgetType: GraphQLObjectType;
+  render: GraphQLField<unknown, unknown>;
+}
 
 /** The plugin's response head: nothing to add (Apollo merges it into the request's own head). */
 const NO_HEAD = { headers: new HeaderMap() };
 
 /**
- * Answers `Query.renderWidget` operations whose renders are all cache hits without running
- * graphql-js execution: a cached render is a lookup in memory, and the execution phase (resolver
- * wrappers, per-field completion, the execution hooks, several awaits) cost more than the lookup.
+ * Answers cached widget renders through GraphQL without running graphql-js execution: a cached
+ * render is a lookup in memory, and the execution phase (resolver wrappers, per-field completion,
+ * the execution hooks, several awaits) costs more than the lookup.
  *
  * It only takes operations it can answer exactly as execution would: queries whose root fields are
- * `renderWidget` (and `__typename`), each selecting leaf fields of WidgetOutput, with no
- * fragments and no directives. Variables and arguments are coerced by graphql-js's own
- * `getVariableValues` and `getArgumentValues`, and leaves are serialised by their scalar types.
- * Anything else (another field, a cache miss, an argument that does not coerce, a value execution
- * would report as an error) returns null, and Apollo executes the operation as usual; the render
- * service's `cachedRender` answers only what `render` would answer the same way. Validation, the
- * operation limits and every other request hook still run: this replaces execution only.
+ * `renderWidget`, `widget` selecting `render`, and `__typename`, where a render selects leaf fields
+ * of WidgetOutput, with no fragments and no directives. Variables and arguments are coerced by
+ * graphql-js's own `getVariableValues` and `getArgumentValues`, leaves are serialised by their
+ * scalar types, `widget` is the same `AddonService.widget` lookup its resolver makes, and renders
+ * are asked of the render service with the arguments their resolvers pass. Anything else (another
+ * field, a cache miss, an argument that does not coerce, a value execution would report as an
+ * error) returns null, and Apollo executes the operation as usual; the render service's
+ * `cachedRender` answers only what `render` would answer the same way. Validation, the operation
+ * limits and every other request hook still run: this replaces execution only.
  *
- * The answer to an operation is kept per caller scope and variables text, with the L1 hits it was
- * built from, and served again while the service says each hit is still current (the same
- * installation, generation and L1 entry): a repeated render skips coercion and key building too.
+ * The answer to an operation is kept per caller scope and variables text, with the L1 hits and the
+ * widget lookups it was built from, and served again while each hit is still current (the same
+ * installation, generation and L1 entry) and each lookup is the one `widget` would await: a
+ * repeated render skips coercion and key building too.
  */
 export function useWidgetRenderFastPath(
   schema: GraphQLSchema,
-  widgets: CachedRenders,
+  services: FastPathServices,
 ): ApolloServerPlugin<GraphQLContext> {
-  const queryType = schema.getQueryType();
-  const field = queryType?.getFields()[FIELD];
-  if (!queryType || !field) throw new Error(`useWidgetRenderFastPath: the schema has no Query.${FIELD}.`);
+  const fields = fieldsOf(schema);
   // Apollo reuses one parsed document per query text, so plans are compiled once per operation.
   const plans = new WeakMap<OperationDefinitionNode, Plan | null>();
-  const answer = (context: GraphQLRequestContext<GraphQLContext>) => {
+  const answer = async (context: GraphQLRequestContext<GraphQLContext>) => {
     const { operation } = context;
     if (!operation) return null;
     let plan = plans.get(operation);
-    if (plan === undefined) plans.set(operation, (plan = compile(operation, field, queryType.name)));
+    if (plan === undefined) plans.set(operation, (plan = compile(operation, fields)));
     if (plan === null) return null;
-    // The same operation with the same variables from the same kind of caller reads the same L1
+    // The same operation with the same variables from the same kind of caller reads the same
     // entries: while they are current, the answer built from them is the answer.
     const variables = JSON.stringify(context.request.variables ?? {});
     const key =
       variables.length <= MAX_VARIABLES_CHARS
-        ? `${widgets.actorScope(context.contextValue.actor)}\u0000${variables}`
+        ? `${services.widgets.actorScope(context.contextValue.actor)}\u0000${variables}`
         : null;
     const known = key === null ? undefined : plan.answers.get(key);
-    if (known && known.hits.every((hit) => widgets.stillCurrent(hit))) return known.data;
-    const built = execute(plan.roots, schema, field, operation, context, widgets);
+    if (known && isCurrent(known, services)) return known.data;
+    const built = await build(plan.roots, schema, fields, operation, context, services);
     if (built && key !== null) remember(plan.answers, key, built);
     return built?.data ?? null;
   };
@@ -112,7 +147,7 @@ export function useWidgetRenderFastPath(
     async requestDidStart() {
       return {
         async responseForOperation(context) {
-          const data = answer(context);
+          const data = await answer(context);
           return data ? { http: NO_HEAD, body: { kind: 'single', singleResult: { data } } } : null;
         },
       };
@@ -120,51 +155,96 @@ export function useWidgetRenderFastPath(
   };
 }
 
+function fieldsOf(schema: GraphQLSchema): Fields {
+  const query = schema.getQueryType();
+  const renderWidget = query?.getFields().renderWidget;
+  const widget = query?.getFields().widget;
+  const widgetType = widget && getNamedType(widget.type);
+  const render = isObjectType(widgetType) ? widgetType.getFields().render : undefined;
+  if (!query || !renderWidget || !widget || !isObjectType(widgetType) || !render) {
+    throw new Error('useWidgetRenderFastPath: the schema lacks Query.renderWidget or Query.widget.render.');
+  }
+  return { query, renderWidget, widget, widgetType, render };
+}
+
+function isCurrent(answer: Answer, services: FastPathServices): boolean {
+  return (
+    answer.lookups.every((lookup) => services.addons.widget(lookup.addon, lookup.name) === lookup.record) &&
+    answer.hits.every((hit) => services.widgets.stillCurrent(hit))
+  );
+}
+
 /** The plan of an operation, or null when the fast path does not take it. */
-function compile(
-  operation: OperationDefinitionNode,
-  field: GraphQLField<unknown, unknown>,
-  queryTypename: string,
-): Plan | null {
+function compile(operation: OperationDefinitionNode, fields: Fields): Plan | null {
   if (operation.operation !== 'query' || operation.directives?.length) return null;
-  const output = getNamedType(field.type);
-  if (!isObjectType(output)) return null;
-  const outputFields = output.getFields();
-  const roots: RootPlan[] = [];
+  const roots = planSelections(operation.selectionSet, (node, key): RootPlan | null => {
+    if (node.name.value === '__typename') return { typename: { key, typename: fields.query.name } };
+    if (node.name.value === 'renderWidget') {
+      const render = planRender(node, key, fields.renderWidget);
+      return render && { render };
+    }
+    if (node.name.value !== 'widget' || !node.selectionSet) return null;
+    const children = planSelections(node.selectionSet, (child, childKey) => {
+      if (child.name.value === '__typename') {
+        return { typename: { key: childKey, typename: fields.widgetType.name } };
+      }
+      if (child.name.value !== 'render') return null;
+      const render = planRender(child, childKey, fields.render);
+      return render && { render };
+    });
+    return children && { widget: { key, node, children } };
+  });
+  return roots && { roots, answers: new Map() };
+}
+
+/**
+ * Plans each field of a selection set, or returns null for anything but plain fields (fragments,
+ * directives) or a field `plan` refuses.
+ */
+function planSelections<T>(
+  selectionSet: SelectionSetNode,
+  plan: (node: FieldNode, key: string) => T | null,
+): T[] | null {
+  const out: T[] = [];
   const keys = new Set<string>();
-  for (const selection of operation.selectionSet.selections) {
+  for (const selection of selectionSet.selections) {
     if (selection.kind !== Kind.FIELD || selection.directives?.length) return null;
     const key = selection.alias?.value ?? selection.name.value;
-    // Execution merges fields sharing a response key; the plan keeps one field per key.
+    // Execution merges fields sharing a response key; a plan keeps one field per key.
     if (keys.has(key)) return null;
     keys.add(key);
-    if (selection.name.value === '__typename') {
-      roots.push({ key, node: null, typename: queryTypename, leaves: [] });
+    const planned = plan(selection, key);
+    if (planned === null) return null;
+    out.push(planned);
+  }
+  return out;
+}
+
+/** A render field selecting leaves of its output type (repeats allowed), or null. */
+function planRender(node: FieldNode, key: string, field: GraphQLField<unknown, unknown>): RenderPlan | null {
+  const output = getNamedType(field.type);
+  if (!node.selectionSet || !isObjectType(output)) return null;
+  const outputFields = output.getFields();
+  const leaves: LeafPlan[] = [];
+  for (const sub of node.selectionSet.selections) {
+    if (sub.kind !== Kind.FIELD || sub.directives?.length || sub.selectionSet) return null;
+    const leafKey = sub.alias?.value ?? sub.name.value;
+    if (sub.name.value === '__typename') {
+      leaves.push({ key: leafKey, name: null, typename: output.name, type: null, nonNull: true });
       continue;
     }
-    if (selection.name.value !== FIELD || !selection.selectionSet) return null;
-    const leaves: LeafPlan[] = [];
-    for (const sub of selection.selectionSet.selections) {
-      if (sub.kind !== Kind.FIELD || sub.directives?.length || sub.selectionSet) return null;
-      const leafKey = sub.alias?.value ?? sub.name.value;
-      if (sub.name.value === '__typename') {
-        leaves.push({ key: leafKey, name: null, typename: output.name, type: null, nonNull: true });
-        continue;
-      }
-      const definition = outputFields[sub.name.value];
-      const type = definition && getNamedType(definition.type);
-      if (!type || !isLeafType(type)) return null;
-      leaves.push({
-        key: leafKey,
-        name: sub.name.value,
-        typename: output.name,
-        type,
-        nonNull: isNonNullType(definition.type),
-      });
-    }
-    roots.push({ key, node: selection, typename: output.name, leaves });
+    const definition = outputFields[sub.name.value];
+    const type = definition && getNamedType(definition.type);
+    if (!type || !isLeafType(type)) return null;
+    leaves.push({
+      key: leafKey,
+      name: sub.name.value,
+      typename: output.name,
+      type,
+      nonNull: isNonNullType(definition.type),
+    });
   }
-  return { roots, answers: new Map() };
+  return { key, node, field, leaves };
 }
 
 function remember(answers: Map<string, Answer>, key: string, answer: Answer): void {
@@ -178,51 +258,87 @@ function remember(answers: Map<string, Answer>, key: string, answer: Answer): vo
   answers.set(key, answer);
 }
 
-/** The operation's data from cached renders, or null when execution must answer instead. */
-function execute(
-  plan: RootPlan[],
-  schema: GraphQLSchema,
+/** A field's arguments as execution coerces them, or null where execution would report an error. */
+function argumentsOf(
   field: GraphQLField<unknown, unknown>,
+  node: FieldNode,
+  variables: Record<string, unknown>,
+): Record<string, unknown> | null {
+  try {
+    return getArgumentValues(field, node, variables);
+  } catch {
+    return null;
+  }
+}
+
+/** The operation's data from cached renders, or null when execution must answer instead. */
+async function build(
+  roots: RootPlan[],
+  schema: GraphQLSchema,
+  fields: Fields,
   operation: OperationDefinitionNode,
   context: GraphQLRequestContext<GraphQLContext>,
-  widgets: CachedRenders,
-): Answer | null {
-  const variables = getVariableValues(
+  services: FastPathServices,
+): Promise<Answer | null> {
+  const coerced = getVariableValues(
     schema,
     operation.variableDefinitions ?? [],
     context.request.variables ?? {},
     { maxErrors: 1 },
-  );
-  if (!variables.coerced) return null;
+  ).coerced;
+  if (!coerced) return null;
+  const answer: Answer = { data: {}, hits: [], lookups: [] };
   const { actor, requestId } = context.contextValue;
-  const data: Record<string, unknown> = {};
-  const hits: RenderHit[] = [];
-  for (const root of plan) {
-    if (root.node === null) {
-      data[root.key] = root.typename;
-      continue;
-    }
-    let args: Record<string, unknown>;
-    try {
-      args = getArgumentValues(field, root.node, variables.coerced);
-    } catch {
-      return null;
-    }
-    const render = widgets.cachedRender(actor, {
-      addon: args.addon as string,
-      widget: args.widget as string,
+  /** A render field's value for the widget `addon`/`widget` (its resolver's arguments), or null. */
+  const render = (plan: RenderPlan, target: { addon: string; widget: string } | null) => {
+    const args = argumentsOf(plan.field, plan.node, coerced);
+    if (!args) return null;
+    const rendered = services.widgets.cachedRender(actor, {
+      addon: target ? target.addon : (args.addon as string),
+      widget: target ? target.widget : (args.widget as string),
       config: args.config,
       context: args.context,
       siteId: args.siteId as string | null | undefined,
       requestId,
     });
-    if (!render?.hit) return null;
-    const value = project(root.leaves, render.view as unknown as Record<string, unknown>);
-    if (!value) return null;
-    data[root.key] = value;
-    hits.push(render.hit);
+    if (!rendered?.hit) return null;
+    answer.hits.push(rendered.hit);
+    return project(plan.leaves, rendered.view as unknown as Record<string, unknown>);
+  };
+  for (const root of roots) {
+    if ('typename' in root) {
+      answer.data[root.typename.key] = root.typename.typename;
+    } else if ('render' in root) {
+      const value = render(root.render, null);
+      if (!value) return null;
+      answer.data[root.render.key] = value;
+    } else {
+      const args = argumentsOf(fields.widget, root.widget.node, coerced);
+      if (!args) return null;
+      const addon = args.addon as string;
+      const name = args.name as string;
+      const lookup: WidgetLookup = { addon, name, record: services.addons.widget(addon, name) };
+      let record: WidgetRecord;
+      try {
+        record = await lookup.record;
+      } catch {
+        return null; // not found: execution reports it
+      }
+      answer.lookups.push(lookup);
+      const value: Record<string, unknown> = {};
+      for (const child of root.widget.children) {
+        if ('typename' in child) {
+          value[child.typename.key] = child.typename.typename;
+          continue;
+        }
+        const rendered = render(child.render, { addon: record.addonId, widget: record.name });
+        if (!rendered) return null;
+        value[child.render.key] = rendered;
+      }
+      answer.data[root.widget.key] = value;
+    }
   }
-  return { data, hits };
+  return answer;
 }
 
 /** The selected fields of a view, serialised as execution would; null where it would report an error. */

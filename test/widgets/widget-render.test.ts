@@ -5,6 +5,7 @@ import { givenDeveloper, givenSite } from '../support/fixtures.js';
 import type { GraphQLClient } from '../support/graphql-client.js';
 import {
   RenderWidgetAliasedDocument,
+  RenderThroughWidgetDocument,
   RenderWidgetDocument,
   SetAddonEnabledDocument,
   WidgetRenderDocument,
@@ -288,5 +289,23 @@ describe('widget rendering', () => {
     });
     assert.match(repeated.form.markup, /<h2>Aliased<\/h2>/);
     assert.equal(repeated.form.kind, 'WidgetOutput');
+  });
+
+  it('answers a repeated widget { render } from the cache as execution answered it', async () => {
+    // given
+    const { site, name } = addon;
+    const variables = {
+      addon: name,
+      name: 'checkout-form',
+      config: { title: 'Through widget' },
+      context: { sessionId: 's-widget' },
+    };
+    const first = await site.client.ok(RenderThroughWidgetDocument, variables);
+    // when
+    const repeated = await site.client.ok(RenderThroughWidgetDocument, variables);
+    // then
+    assert.equal(first.widget.render.cached, false);
+    assert.deepEqual(repeated, { widget: { render: { ...first.widget.render, cached: true } } });
+    assert.match(repeated.widget.render.html, /<h2>Through widget<\/h2>/);
   });
 });
