@@ -9,6 +9,7 @@ import type { RenderHit, RenderWidgetArgs, WidgetRender } from './widget-render.
 import type { CachedRender, WidgetView } from './widget-cache.js';
 import type { WidgetRecord } from '../addons/addon.repository.js';
 import { useWidgetRenderFastPath } from './widget-render.plugin.js';
+import { stringifyWithRawJson } from '../shared/raw-json.js';
 
 const SITE = '00000000-0000-4000-8000-000000000001';
 
@@ -127,7 +128,10 @@ function givenFastPath(schema: GraphQLSchema, renders: Renders) {
     assert.equal(response.body.kind, 'single');
     assert.equal(response.http?.status, undefined, 'the fast path sets no status');
     assert.equal([...(response.http?.headers ?? [])].length, 0, 'the fast path sets no headers');
-    return JSON.parse(JSON.stringify(response.body.kind === 'single' ? response.body.singleResult : null));
+    // As the server writes it (answers served again carry RawJson values).
+    return JSON.parse(
+      stringifyWithRawJson(response.body.kind === 'single' ? response.body.singleResult : null)!,
+    );
   };
 }
 

@@ -16,6 +16,7 @@ import {
   type SelectionSetNode,
 } from 'graphql';
 import type { GraphQLContext } from '../graphql/context.js';
+import { RawJson } from '../shared/raw-json.js';
 import type { AddonService } from '../addons/addon.service.js';
 import type { WidgetRecord } from '../addons/addon.repository.js';
 import type { RenderHit, WidgetRenderService } from './widget-render.service.js';
@@ -63,6 +64,8 @@ interface Plan {
 /** The data of an answer, the L1 hits it was built from, and the widget lookups it awaited. */
 interface Answer {
   data: Record<string, unknown>;
+  /** `data` as served again (see {@link asServed}). */
+  served?: Record<string, unknown>;
   hits: RenderHit[];
   lookups: WidgetLookup[];
 }
@@ -138,7 +141,7 @@ export function useWidgetRenderFastPath(
         ? `${services.widgets.actorScope(context.contextValue.actor)}\u0000${variables}`
         : null;
     const known = key === null ? undefined : plan.answers.get(key);
-    if (known && isCurrent(known, services)) return known.data;
+    if (known && isCurrent(known, services)) return (known.served ??= asServed(known.data));
     const built = await build(plan.roots, schema, fields, operation, context, services);
     if (built && key !== null) remember(plan.answers, key, built);
     return built?.data ?? null;
@@ -245,6 +248,18 @@ function planRender(node: FieldNode, key: string, field: GraphQLField<unknown, u
     });
   }
   return { key, node, field, leaves };
+}
+
+/**
+ * An answer's data for serving again: each root field's value as the JSON text it serialises to,
+ * written once and spliced into every later response (RawJson) instead of serialised each time.
+ */
+function asServed(data: Record<string, unknown>): Record<string, unknown> {
+  const served: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(data)) {
+    served[key] = typeof value === 'object' && value !== null ? new RawJson(JSON.stringify(value)) : value;
+  }
+  return served;
 }
 
 function remember(answers: Map<string, Answer>, key: string, answer: Answer): void {
