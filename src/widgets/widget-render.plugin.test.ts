@@ -8,8 +8,8 @@ import type { Actor } from '../auth/actor.js';
 import type { RenderHit, RenderWidgetArgs, WidgetRender } from './widget-render.service.js';
 import type { CachedRender, WidgetView } from './widget-cache.js';
 import type { WidgetRecord } from '../addons/addon.repository.js';
-import { useWidgetRenderFastPath } from './widget-render.plugin.js';
-import { stringifyWithRawJson } from '../shared/raw-json.js';
+import { AnswerStore, useWidgetRenderFastPath, type Answer } from './widget-render.plugin.js';
+import { RawJson, stringifyWithRawJson } from '../shared/raw-json.js';
 
 const SITE = '00000000-0000-4000-8000-000000000001';
 
@@ -397,5 +397,53 @@ describe('useWidgetRenderFastPath', () => {
     assert.deepEqual(afterPublish, first);
     assert.deepEqual(renders.widgetLookups, ['shop/checkout-form', 'shop/checkout-form']);
     assert.equal(renders.calls.length, 2, 'rendered once per lookup');
+  });
+});
+
+describe('AnswerStore', () => {
+  const answer = (html: string): Answer => ({
+    data: { renderWidget: { html } },
+    hits: [],
+    lookups: [],
+    bytes: 0,
+  });
+
+  it('keeps at most its count of answers, dropping the oldest', () => {
+    // given
+    const store = new AnswerStore(2, 1_000_000);
+    // when
+    store.set('a', answer('1'));
+    store.set('b', answer('2'));
+    store.set('c', answer('3'));
+    // then
+    assert.equal(store.get('a'), undefined);
+    assert.ok(store.get('b') && store.get('c'));
+    assert.equal(store.stats().answers, 2);
+  });
+
+  it('counts the text of served answers against its bytes, and frees what it drops', () => {
+    // given
+    const store = new AnswerStore(100, 100);
+    const big = answer('x'.repeat(60));
+    store.set('a', big);
+    store.set('b', answer('y'));
+    // when: serving `a` adds its 71 characters of JSON (142 bytes) and goes over 100
+    const served = store.served(big);
+    // then
+    assert.ok(served.renderWidget instanceof RawJson);
+    assert.equal((served.renderWidget as RawJson).json, JSON.stringify({ html: 'x'.repeat(60) }));
+    assert.equal(store.get('a'), undefined, 'the oldest answer went');
+    assert.ok(store.get('b'));
+    assert.equal(store.stats().bytes, 2 * 'b'.length);
+  });
+
+  it('replaces an answer under the same key without counting it twice', () => {
+    // given
+    const store = new AnswerStore(100, 1_000_000);
+    store.set('key', answer('1'));
+    // when
+    store.set('key', answer('2'));
+    // then
+    assert.deepEqual(store.stats(), { answers: 1, bytes: 2 * 'key'.length });
   });
 });

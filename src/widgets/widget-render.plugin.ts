@@ -54,20 +54,22 @@ interface WidgetPlan {
 
 type RootPlan = { render: RenderPlan } | { typename: TypenamePlan } | { widget: WidgetPlan };
 
-/** An operation the fast path can answer: its root fields in response order, and recent answers. */
+/** An operation the fast path can answer: its root fields in response order. */
 interface Plan {
+  /** Distinguishes the plan's answers from other operations' in {@link AnswerStore}. */
+  id: number;
   roots: RootPlan[];
-  /** Answers by caller scope and variables text, reused while what they were built from holds. */
-  answers: Map<string, Answer>;
 }
 
 /** The data of an answer, the L1 hits it was built from, and the widget lookups it awaited. */
-interface Answer {
+export interface Answer {
   data: Record<string, unknown>;
   /** `data` as served again (see {@link asServed}). */
   served?: Record<string, unknown>;
   hits: RenderHit[];
   lookups: WidgetLookup[];
+  /** What the store counts for it (key and served text, UTF-16). */
+  bytes: number;
 }
 
 interface WidgetLookup {
@@ -76,10 +78,67 @@ interface WidgetLookup {
   record: Promise<WidgetRecord>;
 }
 
-/** Answers kept per operation; the oldest half goes when full. */
-const MAX_ANSWERS = 1000;
 /** Variables longer than this (as JSON) are not keyed: their answers are rebuilt each time. */
 const MAX_VARIABLES_CHARS = 2048;
+
+/**
+ * The answers kept, over every operation, by plan, caller scope and variables text, bounded by
+ * count and bytes (oldest first out): clients choose documents and variables, so only a bound over
+ * all of them bounds the memory.
+ */
+export class AnswerStore {
+  private readonly answers = new Map<string, Answer>();
+  private bytes = 0;
+
+  constructor(
+    private readonly maxAnswers = 5_000,
+    private readonly maxBytes = 16 * 1024 * 1024,
+  ) {}
+
+  get(key: string): Answer | undefined {
+    return this.answers.get(key);
+  }
+
+  set(key: string, answer: Answer): void {
+    this.delete(key);
+    answer.bytes = 2 * key.length;
+    this.answers.set(key, answer);
+    this.bytes += answer.bytes;
+    this.evict();
+  }
+
+  /** Serves a kept answer again: its data as RawJson values, made (and counted) the first time. */
+  served(answer: Answer): Record<string, unknown> {
+    if (!answer.served) {
+      answer.served = asServed(answer.data);
+      let text = 0;
+      for (const value of Object.values(answer.served))
+        if (value instanceof RawJson) text += value.json.length;
+      answer.bytes += 2 * text;
+      this.bytes += 2 * text;
+      this.evict();
+    }
+    return answer.served;
+  }
+
+  /** Entries and bytes held (tests). */
+  stats(): { answers: number; bytes: number } {
+    return { answers: this.answers.size, bytes: this.bytes };
+  }
+
+  private evict(): void {
+    while (this.answers.size > this.maxAnswers || this.bytes > this.maxBytes) {
+      this.delete(this.answers.keys().next().value!);
+    }
+  }
+
+  private delete(key: string): void {
+    const answer = this.answers.get(key);
+    if (!answer) return;
+    this.answers.delete(key);
+    this.bytes -= answer.bytes;
+  }
+}
 
 /** What the plugin needs of the services. */
 export interface FastPathServices {
@@ -118,7 +177,8 @@ const NO_HEAD = { headers: new HeaderMap() };
  * The answer to an operation is kept per caller scope and variables text, with the L1 hits and the
  * widget lookups it was built from, and served again while each hit is still current (the same
  * installation, generation and L1 entry) and each lookup is the one `widget` would await: a
- * repeated render skips coercion and key building too.
+ * repeated render skips coercion and key building too. Kept answers are bounded over all
+ * operations ({@link AnswerStore}).
  */
 export function useWidgetRenderFastPath(
   schema: GraphQLSchema,
@@ -127,23 +187,25 @@ export function useWidgetRenderFastPath(
   const fields = fieldsOf(schema);
   // Apollo reuses one parsed document per query text, so plans are compiled once per operation.
   const plans = new WeakMap<OperationDefinitionNode, Plan | null>();
+  const answers = new AnswerStore();
+  let planIds = 0;
   const answer = async (context: GraphQLRequestContext<GraphQLContext>) => {
     const { operation } = context;
     if (!operation) return null;
     let plan = plans.get(operation);
-    if (plan === undefined) plans.set(operation, (plan = compile(operation, fields)));
+    if (plan === undefined) plans.set(operation, (plan = compile(operation, fields, (planIds += 1))));
     if (plan === null) return null;
     // The same operation with the same variables from the same kind of caller reads the same
     // entries: while they are current, the answer built from them is the answer.
     const variables = JSON.stringify(context.request.variables ?? {});
     const key =
       variables.length <= MAX_VARIABLES_CHARS
-        ? `${services.widgets.actorScope(context.contextValue.actor)}\u0000${variables}`
+        ? `${plan.id}\u0000${services.widgets.actorScope(context.contextValue.actor)}\u0000${variables}`
         : null;
-    const known = key === null ? undefined : plan.answers.get(key);
-    if (known && isCurrent(known, services)) return (known.served ??= asServed(known.data));
+    const known = key === null ? undefined : answers.get(key);
+    if (known && isCurrent(known, services)) return answers.served(known);
     const built = await build(plan.roots, schema, fields, operation, context, services);
-    if (built && key !== null) remember(plan.answers, key, built);
+    if (built && key !== null) answers.set(key, built);
     return built?.data ?? null;
   };
   return {
@@ -178,7 +240,7 @@ function isCurrent(answer: Answer, services: FastPathServices): boolean {
 }
 
 /** The plan of an operation, or null when the fast path does not take it. */
-function compile(operation: OperationDefinitionNode, fields: Fields): Plan | null {
+function compile(operation: OperationDefinitionNode, fields: Fields, id: number): Plan | null {
   if (operation.operation !== 'query' || operation.directives?.length) return null;
   const roots = planSelections(operation.selectionSet, (node, key): RootPlan | null => {
     if (node.name.value === '__typename') return { typename: { key, typename: fields.query.name } };
@@ -197,7 +259,7 @@ function compile(operation: OperationDefinitionNode, fields: Fields): Plan | nul
     });
     return children && { widget: { key, node, children } };
   });
-  return roots && { roots, answers: new Map() };
+  return roots && { id, roots };
 }
 
 /**
@@ -262,17 +324,6 @@ function asServed(data: Record<string, unknown>): Record<string, unknown> {
   return served;
 }
 
-function remember(answers: Map<string, Answer>, key: string, answer: Answer): void {
-  if (answers.size >= MAX_ANSWERS) {
-    let drop = MAX_ANSWERS / 2;
-    for (const old of answers.keys()) {
-      answers.delete(old);
-      if (--drop === 0) break;
-    }
-  }
-  answers.set(key, answer);
-}
-
 /** A field's arguments as execution coerces them, or null where execution would report an error. */
 function argumentsOf(
   field: GraphQLField<unknown, unknown>,
@@ -302,7 +353,7 @@ async function build(
     { maxErrors: 1 },
   ).coerced;
   if (!coerced) return null;
-  const answer: Answer = { data: {}, hits: [], lookups: [] };
+  const answer: Answer = { data: {}, hits: [], lookups: [], bytes: 0 };
   const { actor, requestId } = context.contextValue;
   /** A render field's value for the widget `addon`/`widget` (its resolver's arguments), or null. */
   const render = (plan: RenderPlan, target: { addon: string; widget: string } | null) => {
