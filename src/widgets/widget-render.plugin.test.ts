@@ -281,6 +281,10 @@ describe('useWidgetRenderFastPath', () => {
       variables: { c: {}, x: {} },
     },
     {
+      name: 'an operation without a render',
+      query: '{ __typename }',
+    },
+    {
       name: 'a fragment',
       query: `query($c: JSON!, $x: JSON!) { renderWidget(${RENDER_ARGS}) { ...parts } } fragment parts on WidgetOutput { html }`,
       variables: { c: {}, x: {} },
@@ -421,20 +425,19 @@ describe('AnswerStore', () => {
     assert.equal(store.stats().answers, 2);
   });
 
-  it('counts the text of served answers against its bytes, and frees what it drops', () => {
+  it('counts each answer by its key and text, drops the oldest over its bytes, and frees what it drops', () => {
     // given
-    const store = new AnswerStore(100, 100);
+    const store = new AnswerStore(100, 350);
     const big = answer('x'.repeat(60));
     store.set('a', big);
-    store.set('b', answer('y'));
-    // when: serving `a` adds its 71 characters of JSON (142 bytes) and goes over 100
-    const served = store.served(big);
+    // when: `b` (71 characters of JSON counted twice, UTF-16) takes the store over 350 bytes
+    store.set('b', answer('y'.repeat(60)));
     // then
-    assert.ok(served.renderWidget instanceof RawJson);
-    assert.equal((served.renderWidget as RawJson).json, JSON.stringify({ html: 'x'.repeat(60) }));
+    assert.ok(big.served?.renderWidget instanceof RawJson);
+    assert.equal((big.served.renderWidget as RawJson).json, JSON.stringify({ html: 'x'.repeat(60) }));
     assert.equal(store.get('a'), undefined, 'the oldest answer went');
     assert.ok(store.get('b'));
-    assert.equal(store.stats().bytes, 2 * 'b'.length);
+    assert.equal(store.stats().bytes, 2 * (1 + 2 * 71));
   });
 
   it('replaces an answer under the same key without counting it twice', () => {
@@ -444,6 +447,6 @@ describe('AnswerStore', () => {
     // when
     store.set('key', answer('2'));
     // then
-    assert.deepEqual(store.stats(), { answers: 1, bytes: 2 * 'key'.length });
+    assert.deepEqual(store.stats(), { answers: 1, bytes: 2 * ('key'.length + 2 * '{"html":"2"}'.length) });
   });
 });

@@ -64,11 +64,11 @@ interface Plan {
 /** The data of an answer, the L1 hits it was built from, and the widget lookups it awaited. */
 export interface Answer {
   data: Record<string, unknown>;
-  /** `data` as served again (see {@link asServed}). */
+  /** `data` as served again (see {@link asServed}), made when the answer is kept. */
   served?: Record<string, unknown>;
   hits: RenderHit[];
   lookups: WidgetLookup[];
-  /** What the store counts for it (key and served text, UTF-16). */
+  /** What the store counts for it (see {@link AnswerStore.set}). */
   bytes: number;
 }
 
@@ -99,37 +99,26 @@ export class AnswerStore {
     return this.answers.get(key);
   }
 
+  /**
+   * Keeps an answer, with its data serialised for serving again. It counts the key and twice the
+   * text: the answer also keeps alive the L1 entries it came from, which hold the render as JSON.
+   */
   set(key: string, answer: Answer): void {
     this.delete(key);
-    answer.bytes = 2 * key.length;
+    answer.served = asServed(answer.data);
+    let text = 0;
+    for (const value of Object.values(answer.served)) if (value instanceof RawJson) text += value.json.length;
+    answer.bytes = 2 * (key.length + 2 * text);
     this.answers.set(key, answer);
     this.bytes += answer.bytes;
-    this.evict();
-  }
-
-  /** Serves a kept answer again: its data as RawJson values, made (and counted) the first time. */
-  served(answer: Answer): Record<string, unknown> {
-    if (!answer.served) {
-      answer.served = asServed(answer.data);
-      let text = 0;
-      for (const value of Object.values(answer.served))
-        if (value instanceof RawJson) text += value.json.length;
-      answer.bytes += 2 * text;
-      this.bytes += 2 * text;
-      this.evict();
+    while (this.answers.size > this.maxAnswers || this.bytes > this.maxBytes) {
+      this.delete(this.answers.keys().next().value!);
     }
-    return answer.served;
   }
 
   /** Entries and bytes held (tests). */
   stats(): { answers: number; bytes: number } {
     return { answers: this.answers.size, bytes: this.bytes };
-  }
-
-  private evict(): void {
-    while (this.answers.size > this.maxAnswers || this.bytes > this.maxBytes) {
-      this.delete(this.answers.keys().next().value!);
-    }
   }
 
   private delete(key: string): void {
@@ -203,7 +192,7 @@ export function useWidgetRenderFastPath(
         ? `${plan.id}\u0000${services.widgets.actorScope(context.contextValue.actor)}\u0000${variables}`
         : null;
     const known = key === null ? undefined : answers.get(key);
-    if (known && isCurrent(known, services)) return answers.served(known);
+    if (known?.served && isCurrent(known, services)) return known.served;
     const built = await build(plan.roots, schema, fields, operation, context, services);
     if (built && key !== null) answers.set(key, built);
     return built?.data ?? null;
@@ -259,7 +248,9 @@ function compile(operation: OperationDefinitionNode, fields: Fields, id: number)
     });
     return children && { widget: { key, node, children } };
   });
-  return roots && { id, roots };
+  // Operations without a render (`{ __typename }`) are not this plugin's business.
+  if (!roots || roots.every((root) => 'typename' in root)) return null;
+  return { id, roots };
 }
 
 /**
