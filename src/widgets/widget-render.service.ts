@@ -95,18 +95,14 @@ export class WidgetRenderService {
   cachedRender(actor: Actor, args: RenderWidgetArgs): WidgetRender | null {
     const siteId = permittedSite(actor, args.siteId);
     if (siteId === null || !isContextObject(args.context)) return null;
-    let target: ResolvedInstallation | undefined;
-    try {
-      target = this.deps.lookup.cached(siteId, args.addon);
-    } catch {
-      return null; // a disabled installation: render() refuses it
-    }
+    const target = this.cachedInstallation(siteId, args.addon);
     const loaded = target && this.deps.bundles.loaded(target.installation.addonVersionId);
     const widget = loaded && findWidget(loaded.manifest, args.widget);
     if (!target || !widget) return null;
     const generation = this.deps.cache.generation(siteId, target.addon.id);
     if (typeof generation !== 'number') return null;
-    const key = this.cacheKey(siteId, target, widget, generation, args);
+    const varied = pick(args.context ?? {}, widget.varyOn);
+    const key = this.cacheKey(siteId, target, widget, generation, args.config, varied);
     const entry = this.deps.cache.getL1(key);
     if (!entry) return null;
     return {
@@ -124,14 +120,8 @@ export class WidgetRenderService {
    * deterministic for the same arguments.
    */
   stillCurrent(hit: RenderHit): boolean {
-    let target: ResolvedInstallation | undefined;
-    try {
-      target = this.deps.lookup.cached(hit.siteId, hit.addon);
-    } catch {
-      return false;
-    }
     return (
-      target === hit.target &&
+      this.cachedInstallation(hit.siteId, hit.addon) === hit.target &&
       this.deps.cache.generation(hit.siteId, hit.target.addon.id) === hit.generation &&
       this.deps.cache.getL1(hit.key) === hit.entry
     );
@@ -169,11 +159,11 @@ export class WidgetRenderService {
     const addonId = target.addon.id;
     const current = this.deps.cache.generation(siteId, addonId);
     const generation = typeof current === 'number' ? current : await current;
-    const key = this.cacheKey(siteId, target, widget, generation, args);
+    const varied = pick(context, widget.varyOn);
+    const key = this.cacheKey(siteId, target, widget, generation, args.config, varied);
     const known = this.deps.cache.getL1(key);
     if (known) return { view: known.view, json: known.json };
 
-    const varied = pick(context, widget.varyOn);
     const { render, cached } = await this.deps.cache.resolve(key, async () => {
       const validated = validateWithDefaults(widget.configSchema, args.config, 'config');
       if (!validated.ok) throw ValidationError.of(`config of widget ${widget.name}`, validated.problems);
@@ -205,18 +195,27 @@ export class WidgetRenderService {
   /**
    * The cache key of a render. The raw config is keyed: the same text under the same (immutable)
    * version validates the same way, so a hit needs no validation; invalid configs never reach the
-   * cache. Of the context, only the fields the widget varies on count.
+   * cache. Of the context, only the fields the widget varies on count (`varied`).
    */
   private cacheKey(
     siteId: string,
     target: ResolvedInstallation,
     widget: WidgetManifest,
     generation: number,
-    args: RenderWidgetArgs,
+    config: unknown,
+    varied: Record<string, unknown>,
   ): string {
-    const varied = pick((args.context ?? {}) as Record<string, unknown>, widget.varyOn);
-    const material = `${target.installation.addonVersionId}\u0000${widget.name}\u0000${canonicalJson(args.config)}\u0000${canonicalJson(varied)}`;
+    const material = `${target.installation.addonVersionId}\u0000${widget.name}\u0000${canonicalJson(config)}\u0000${canonicalJson(varied)}`;
     return this.deps.cache.key(siteId, target.addon.id, generation, material);
+  }
+
+  /** The enabled installation from the lookup's memory; undefined when not cached or disabled. */
+  private cachedInstallation(siteId: string, addon: string): ResolvedInstallation | undefined {
+    try {
+      return this.deps.lookup.cached(siteId, addon);
+    } catch {
+      return undefined; // disabled: render() reports it
+    }
   }
 
   /**
@@ -275,22 +274,18 @@ export class WidgetRenderService {
 
 /** The site a render runs for: a site key's own, or the one named (required otherwise). */
 function renderingSite(actor: Actor, requested: string | null | undefined): string {
-  if (actor.kind === 'site') {
-    if (requested && requested !== actor.siteId) {
-      throw new ForbiddenError('A site key can only render widgets of its own site.');
-    }
-    return actor.siteId;
-  }
+  const site = permittedSite(actor, requested);
+  if (site !== null) return site;
+  if (actor.kind === 'site') throw new ForbiddenError('A site key can only render widgets of its own site.');
   if (!requested) {
     throw ValidationError.of('arguments', [
       { field: 'siteId', message: 'is required unless the request uses a site key' },
     ]);
   }
-  if (!isUuid(requested)) throw new NotFoundError('Site', requested);
-  return requested;
+  throw new NotFoundError('Site', requested);
 }
 
-/** {@link renderingSite} without the errors: the site, or null where it would refuse. */
+/** The rule of {@link renderingSite} without its errors: the site, or null where it refuses. */
 function permittedSite(actor: Actor, requested: string | null | undefined): string | null {
   if (actor.kind === 'site') return requested && requested !== actor.siteId ? null : actor.siteId;
   return requested && isUuid(requested) ? requested : null;
