@@ -165,6 +165,9 @@ async function main(): Promise<void> {
     console.log(
       "\nServer CPU per request is read from /proc around each round (medians): it moves less with the machine's noise than throughput does.",
     );
+    console.log(
+      '\nCached renders through GraphQL are answered by the widget render fast path (src/widgets/widget-render.plugin.ts), which replaces graphql-js execution; `{ __typename }` still goes through execution, so a cached render can be the cheaper of the two.',
+    );
     const ms = (sorted: number[], p: number) => percentile(sorted, p).toFixed(2);
     console.log(
       `\nUncached render of the checkout form, ${UNCACHED_RENDERS} sequential renders of distinct configs ` +
