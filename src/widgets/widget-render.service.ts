@@ -137,13 +137,18 @@ export class WidgetRenderService {
 
   /** What the resolvers return: the view, without a promise on a cache hit. */
   view(actor: Actor, args: RenderWidgetArgs): Readonly<WidgetView> | Promise<Readonly<WidgetView>> {
-    return this.cachedRender(actor, args)?.view ?? this.render(actor, args).then((render) => render.view);
+    return (
+      this.cachedRender(actor, args)?.view ?? this.renderUncached(actor, args).then((render) => render.view)
+    );
   }
 
   /** Renders (or serves from cache) one widget for a site. */
   async render(actor: Actor, args: RenderWidgetArgs): Promise<WidgetRender> {
-    const hit = this.cachedRender(actor, args);
-    if (hit) return hit;
+    return this.cachedRender(actor, args) ?? this.renderUncached(actor, args);
+  }
+
+  /** {@link render} past a miss of {@link cachedRender}: it may wait, and it reports errors. */
+  private async renderUncached(actor: Actor, args: RenderWidgetArgs): Promise<WidgetRender> {
     const siteId = renderingSite(actor, args.siteId);
     const context = args.context ?? {};
     if (!isContextObject(context)) {
