@@ -13,6 +13,7 @@ import { registerAddonRoutes } from '../addons/addon-register.route.js';
 import { registerExecutionRoutes } from '../executions/execution.route.js';
 import { registerWidgetRoutes } from '../widgets/widget-render.route.js';
 import { useWidgetRenderFastPath } from '../widgets/widget-render.plugin.js';
+import { useExecuteFunctionFastPath } from '../executions/execute-function.plugin.js';
 import { registerDashboardRoutes } from '../dashboard/dashboard.route.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import { createRestErrorHandler } from './error-reply.js';
@@ -116,6 +117,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
         duration: options.metrics.graphqlDuration,
       }),
       useWidgetRenderFastPath(options.schema, services),
+      useExecuteFunctionFastPath(options.schema),
     ],
     onUnexpectedError: (error) => app.log.error({ err: error }, 'unexpected GraphQL error'),
   });

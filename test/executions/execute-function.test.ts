@@ -26,6 +26,7 @@ const ECHO = `module.exports = { functions: {
   echo: (data, ctx) => ({ data, config: ctx.config, site: ctx.site.id, addon: ctx.addon }),
   write: async (data) => ({ wrote: data }),
   slow: async (data, ctx) => { ctx.log('slow call', data); return 'done'; },
+  fail: () => { throw new Error('declined'); },
 } };`;
 
 describe('executeAddonFunction', () => {
@@ -42,6 +43,7 @@ describe('executeAddonFunction', () => {
     { name: 'echo', readonly: true },
     { name: 'write' },
     { name: 'slow', readonly: true },
+    { name: 'fail' },
     {
       name: 'typed',
       inputSchema: {
@@ -160,15 +162,27 @@ describe('executeAddonFunction', () => {
     const { site, name } = await givenInstalledAddon(server.admin, developer, { functions }, TYPED);
     await site.client.ok(ExecuteAddonFunctionDocument, { addonId: name, function: 'slow', data: { a: 1 } });
     await site.client.request(ExecuteAddonFunctionDocument, { addonId: name, function: 'typed', data: {} });
+    const failed = await site.client.request(ExecuteAddonFunctionDocument, {
+      addonId: name,
+      function: 'fail',
+      data: {},
+    });
     // when: records are written in batches, so wait for the flush
     await server.app.runtime.recorder.flush();
     const listed = await site.client.ok(ExecutionsDocument, { addon: name, kind: 'function', first: 10 });
+    const failures = await site.client.ok(ExecutionsDocument, { addon: name, entry: 'fail' });
     const all = await site.client.ok(ExecutionsDocument, { addon: name, first: 10 });
     const otherSite = await givenSite(server.admin);
     const foreign = await otherSite.client.ok(ExecutionsDocument, { addon: name });
-    // then: the failed input validation never reached the sandbox, so one record
-    const [record] = listed.executions.edges.map((e) => e.node);
-    assert.equal(listed.executions.edges.length, 1);
+    // then: the failing function ran once (its error is reported as is, not by a second run)
+    assert.equal(failed.errors?.[0]?.extensions?.code, 'ADDON_ERROR');
+    assert.deepEqual(
+      failures.executions.edges.map((e) => e.node.status),
+      ['ADDON_ERROR'],
+    );
+    // The failed input validation never reached the sandbox, so one record for the other calls.
+    const [record] = listed.executions.edges.map((e) => e.node).filter((node) => node.entry !== 'fail');
+    assert.equal(listed.executions.edges.length, 2);
     assert.equal(record.entry, 'slow');
     assert.equal(record.kind, 'function');
     assert.equal(record.status, 'SUCCESS');
@@ -179,12 +193,12 @@ describe('executeAddonFunction', () => {
     // The install hook ran too (a module without one succeeds with null).
     assert.deepEqual(
       all.executions.edges.map((e) => `${e.node.kind}:${e.node.entry}`),
-      ['function:slow', 'hook:install'],
+      ['function:fail', 'function:slow', 'hook:install'],
     );
     // The hook loaded the module for this site; the function call after it found it warm.
     assert.deepEqual(
       all.executions.edges.map((e) => e.node.cold),
-      [false, true],
+      [false, false, true],
     );
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     assert.match(
