@@ -35,11 +35,20 @@ export interface RunArgs {
   rawOutput?: boolean;
 }
 
+interface EntryMetrics {
+  labels: { addon_id: string; function_name: string };
+  responseTime: { observe(seconds: number): void };
+  /** `addon_executions_total` by status. */
+  executions: Map<string, { inc(): void }>;
+}
+
 /**
  * Runs addon code for sites: resolves the installation and version, validates input, runs the
  * entry in the sandbox pool, and records every run (batched) with metrics.
  */
 export class ExecutionService {
+  private readonly metricsByEntry = new Map<string, EntryMetrics>();
+
   constructor(
     private readonly deps: {
       pool: SandboxPool;
@@ -49,6 +58,27 @@ export class ExecutionService {
       metrics: Metrics;
     },
   ) {}
+
+  /**
+   * The labelled metrics of an addon entry, made on its first run: prom-client checks and hashes a
+   * label object on every update, which costs more than the update itself. As many as the metrics
+   * themselves hold (one per addon entry).
+   */
+  private entryMetrics(addonId: string, entry: { kind: EntryKind; name: string }): EntryMetrics {
+    const functionName = `${entry.kind}:${entry.name}`;
+    const key = `${addonId}\u0000${functionName}`;
+    let metrics = this.metricsByEntry.get(key);
+    if (!metrics) {
+      const labels = { addon_id: addonId, function_name: functionName };
+      metrics = {
+        labels,
+        responseTime: this.deps.metrics.addonResponseTime.labels(labels),
+        executions: new Map(),
+      };
+      this.metricsByEntry.set(key, metrics);
+    }
+    return metrics;
+  }
 
   /** executeAddonFunction for the caller's site (an admin names the site): the output's JSON text. */
   async executeFunction(actor: Actor, args: ExecuteFunctionArgs): Promise<RawJson> {
@@ -134,9 +164,14 @@ export class ExecutionService {
           ? failure.code
           : ErrorCode.InternalServerError
         : 'SUCCESS';
-      const labels = { addon_id: bundle.addonId, function_name: `${entry.kind}:${entry.name}` };
-      this.deps.metrics.addonExecutions.inc({ ...labels, status });
-      this.deps.metrics.addonResponseTime.observe(labels, seconds);
+      const metrics = this.entryMetrics(bundle.addonId, entry);
+      let executions = metrics.executions.get(status);
+      if (!executions) {
+        executions = this.deps.metrics.addonExecutions.labels({ ...metrics.labels, status });
+        metrics.executions.set(status, executions);
+      }
+      executions.inc();
+      metrics.responseTime.observe(seconds);
       this.deps.recorder.record({
         id: randomUUID(),
         addonId: bundle.addonId,
