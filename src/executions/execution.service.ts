@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { SandboxPool, AddonBundle, EntryKind, ExecutionResult } from '../sandbox/index.js';
+import {
+  SandboxError,
+  type SandboxPool,
+  type AddonBundle,
+  type EntryKind,
+  type ExecutionResult,
+} from '../sandbox/index.js';
 import { AppError, ErrorCode, NotFoundError, ValidationError } from '../errors/index.js';
 import { resolveSiteId, type Actor } from '../auth/actor.js';
 import { validateWithDefaults } from '../shared/json-schema.js';
@@ -186,8 +192,8 @@ export class ExecutionService {
         durationMs: result?.durationMs ?? seconds * 1000,
         cpuTimeMs: result?.cpuTimeMs ?? 0,
         cold: result?.cold ?? false,
-        logs: result?.logs ?? [],
-        logsTruncated: result?.logsTruncated ?? false,
+        logs: result?.logs ?? (failure instanceof SandboxError ? failure.logs : []),
+        logsTruncated: result?.logsTruncated ?? (failure instanceof SandboxError && failure.logsTruncated),
         requestId: args.requestId ?? null,
         createdAt: new Date(),
       });

@@ -82,7 +82,16 @@ export type ResultMessage =
       /** With `measureHeap`: the isolate's used heap after the call, in bytes. */
       heapUsedBytes?: number;
     }
-  | { t: 'result'; id: number; ok: false; code: string; message: string }
+  | {
+      t: 'result';
+      id: number;
+      ok: false;
+      code: string;
+      message: string;
+      /** What the addon logged before it failed, when its call ended with an error it returned. */
+      logs?: LogEntry[];
+      logsTruncated?: boolean;
+    }
   | { t: 'need-source'; id: number };
 
 export interface CapRequestMessage {

@@ -1,10 +1,18 @@
 import { AppError, ErrorCode } from '../errors/index.js';
+import type { LogEntry } from './types.js';
 
 /** Longest message an addon-controlled error may carry to the caller. */
 export const MAX_ERROR_MESSAGE_CHARS = 1000;
 
 /** Error of a sandboxed call. `code` is one of the sandbox codes, or NOT_FOUND for a missing entry. */
 export class SandboxError extends AppError {
+  /**
+   * What the addon logged before it failed, for its execution record (kept apart from `details`,
+   * which clients see in the error).
+   */
+  logs: LogEntry[] = [];
+  logsTruncated = false;
+
   constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
     super(code, truncateMessage(message), details);
   }

@@ -257,7 +257,12 @@ export class WorkerSupervisor {
         } else if (message.ok) {
           this.settle(call, null, message);
         } else {
-          this.settle(call, sandboxErrorFromWire(message.code, message.message));
+          const error = sandboxErrorFromWire(message.code, message.message);
+          if (Array.isArray(message.logs)) {
+            error.logs = message.logs;
+            error.logsTruncated = message.logsTruncated === true;
+          }
+          this.settle(call, error);
         }
         return;
       }

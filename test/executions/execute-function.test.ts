@@ -26,7 +26,7 @@ const ECHO = `module.exports = { functions: {
   echo: (data, ctx) => ({ data, config: ctx.config, site: ctx.site.id, addon: ctx.addon }),
   write: async (data) => ({ wrote: data }),
   slow: async (data, ctx) => { ctx.log('slow call', data); return 'done'; },
-  fail: () => { throw new Error('declined'); },
+  fail: (data, ctx) => { ctx.log('about to decline', data); throw new Error('declined'); },
 } };`;
 
 describe('executeAddonFunction', () => {
@@ -174,11 +174,15 @@ describe('executeAddonFunction', () => {
     const all = await site.client.ok(ExecutionsDocument, { addon: name, first: 10 });
     const otherSite = await givenSite(server.admin);
     const foreign = await otherSite.client.ok(ExecutionsDocument, { addon: name });
-    // then: the failing function ran once (its error is reported as is, not by a second run)
+    // then: the failing function ran once (its error is reported as is, not by a second run), and
+    // its record keeps what it logged before failing
     assert.equal(failed.errors?.[0]?.extensions?.code, 'ADDON_ERROR');
     assert.deepEqual(
-      failures.executions.edges.map((e) => e.node.status),
-      ['ADDON_ERROR'],
+      failures.executions.edges.map((e) => [
+        e.node.status,
+        (e.node.logs as { level: string; message: string }[]).map((l) => `${l.level}: ${l.message}`),
+      ]),
+      [['ADDON_ERROR', ['info: about to decline {}']]],
     );
     // The failed input validation never reached the sandbox, so one record for the other calls.
     const [record] = listed.executions.edges.map((e) => e.node).filter((node) => node.entry !== 'fail');

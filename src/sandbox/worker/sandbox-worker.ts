@@ -312,7 +312,13 @@ export class SandboxWorker {
         this.disposeIsolate(call.iso, reason);
         return result;
       }
-      return this.failure(msg.id, code, String(envelope.message));
+      // What the addon logged before it failed is what its author most needs to see.
+      const logs = sanitizeLogs(envelope.logs, msg.limits.maxLogBytes);
+      return {
+        ...this.failure(msg.id, code, String(envelope.message)),
+        logs: logs.logs,
+        logsTruncated: envelope.logsTruncated === true || logs.truncated,
+      };
     }
     if (typeof envelope.output !== 'string') {
       return this.failure(msg.id, ErrorCode.AddonError, 'The addon produced a malformed result.');
@@ -382,7 +388,7 @@ export class SandboxWorker {
     return this.failure(id, ErrorCode.SandboxCrashed, 'The sandbox failed while running the addon.');
   }
 
-  private failure(id: number, code: string, message: string): ResultMessage {
+  private failure(id: number, code: string, message: string): Extract<ResultMessage, { ok: false }> {
     return { t: 'result', id, ok: false, code, message: truncateMessage(message) };
   }
 
