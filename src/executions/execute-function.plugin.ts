@@ -1,8 +1,6 @@
-import { HeaderMap, type ApolloServerPlugin } from '@apollo/server';
+import type { ApolloServerPlugin } from '@apollo/server';
 import {
-  getArgumentValues,
   getNamedType,
-  getVariableValues,
   isLeafType,
   Kind,
   type FieldNode,
@@ -12,6 +10,7 @@ import {
   type OperationDefinitionNode,
 } from 'graphql';
 import type { GraphQLContext } from '../graphql/context.js';
+import { answerOf, argumentsOf, coercedVariables } from '../graphql/plugins/answer-without-execution.js';
 import type { ExecuteFunctionArgs } from './execution.service.js';
 
 /** An operation whose only root field is `executeAddonFunction`. */
@@ -23,9 +22,6 @@ interface Plan {
   /** `Query.executeAddonFunction` runs only functions the manifest marks readonly. */
   readonlyOnly: boolean;
 }
-
-/** The plugin's response head: nothing to add (Apollo merges it into the request's own head). */
-const NO_HEAD = { headers: new HeaderMap() };
 
 /**
  * Failures of runs the fast path started, by request context, for the resolver to report
@@ -77,19 +73,9 @@ export function useExecuteFunctionFastPath(schema: GraphQLSchema): ApolloServerP
           let plan = plans.get(operation);
           if (plan === undefined) plans.set(operation, (plan = planOf(operation, roots)));
           if (plan === null) return null;
-          const variables = getVariableValues(
-            schema,
-            operation.variableDefinitions ?? [],
-            context.request.variables ?? {},
-            { maxErrors: 1 },
-          ).coerced;
-          if (!variables) return null;
-          let args: Record<string, unknown>;
-          try {
-            args = getArgumentValues(plan.field, plan.node, variables);
-          } catch {
-            return null;
-          }
+          const variables = coercedVariables(schema, operation, context.request.variables);
+          const args = variables && argumentsOf(plan.field, plan.node, variables);
+          if (!args) return null;
           const ctx = context.contextValue;
           const run = ctx.services.executions.executeFunction(ctx.actor, {
             addon: args.addonId as string,
@@ -106,8 +92,7 @@ export function useExecuteFunctionFastPath(schema: GraphQLSchema): ApolloServerP
             failedRuns.set(ctx, run);
             return null;
           }
-          const data = { [plan.key]: output == null ? null : plan.type.serialize(output) };
-          return { http: NO_HEAD, body: { kind: 'single', singleResult: { data } } };
+          return answerOf({ [plan.key]: output == null ? null : plan.type.serialize(output) });
         },
       };
     },

@@ -1,8 +1,6 @@
-import { HeaderMap, type ApolloServerPlugin, type GraphQLRequestContext } from '@apollo/server';
+import type { ApolloServerPlugin, GraphQLRequestContext } from '@apollo/server';
 import {
-  getArgumentValues,
   getNamedType,
-  getVariableValues,
   isLeafType,
   isNonNullType,
   isObjectType,
@@ -16,6 +14,7 @@ import {
   type SelectionSetNode,
 } from 'graphql';
 import type { GraphQLContext } from '../graphql/context.js';
+import { answerOf, argumentsOf, coercedVariables } from '../graphql/plugins/answer-without-execution.js';
 import { RawJson } from '../shared/raw-json.js';
 import type { AddonService } from '../addons/addon.service.js';
 import type { WidgetRecord } from '../addons/addon.repository.js';
@@ -144,9 +143,6 @@ interface Fields {
   render: GraphQLField<unknown, unknown>;
 }
 
-/** The plugin's response head: nothing to add (Apollo merges it into the request's own head). */
-const NO_HEAD = { headers: new HeaderMap() };
-
 /**
  * Answers cached widget renders through GraphQL without running graphql-js execution: a cached
  * render is a lookup in memory, and the execution phase (resolver wrappers, per-field completion,
@@ -202,7 +198,7 @@ export function useWidgetRenderFastPath(
       return {
         async responseForOperation(context) {
           const data = await answer(context);
-          return data ? { http: NO_HEAD, body: { kind: 'single', singleResult: { data } } } : null;
+          return data ? answerOf(data) : null;
         },
       };
     },
@@ -315,19 +311,6 @@ function asServed(data: Record<string, unknown>): Record<string, unknown> {
   return served;
 }
 
-/** A field's arguments as execution coerces them, or null where execution would report an error. */
-function argumentsOf(
-  field: GraphQLField<unknown, unknown>,
-  node: FieldNode,
-  variables: Record<string, unknown>,
-): Record<string, unknown> | null {
-  try {
-    return getArgumentValues(field, node, variables);
-  } catch {
-    return null;
-  }
-}
-
 /** The operation's data from cached renders, or null when execution must answer instead. */
 async function build(
   roots: RootPlan[],
@@ -337,12 +320,7 @@ async function build(
   context: GraphQLRequestContext<GraphQLContext>,
   services: FastPathServices,
 ): Promise<Answer | null> {
-  const coerced = getVariableValues(
-    schema,
-    operation.variableDefinitions ?? [],
-    context.request.variables ?? {},
-    { maxErrors: 1 },
-  ).coerced;
+  const coerced = coercedVariables(schema, operation, context.request.variables);
   if (!coerced) return null;
   const answer: Answer = { data: {}, hits: [], lookups: [], bytes: 0 };
   const { actor, requestId } = context.contextValue;
