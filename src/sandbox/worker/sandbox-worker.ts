@@ -13,6 +13,7 @@ import type {
   WorkerToParent,
 } from '../protocol.js';
 import { PROPAGATED_SDK_CODES, SandboxError, truncateMessage } from '../sandbox-error.js';
+import type { LogEntry } from '../types.js';
 import { SyncStartPolicy } from './sync-start-policy.js';
 import {
   AddonIsolate,
@@ -313,11 +314,9 @@ export class SandboxWorker {
         return result;
       }
       // What the addon logged before it failed is what its author most needs to see.
-      const logs = sanitizeLogs(envelope.logs, msg.limits.maxLogBytes);
       return {
         ...this.failure(msg.id, code, String(envelope.message)),
-        logs: logs.logs,
-        logsTruncated: envelope.logsTruncated === true || logs.truncated,
+        ...envelopeLogs(envelope, msg.limits.maxLogBytes),
       };
     }
     if (typeof envelope.output !== 'string') {
@@ -330,7 +329,6 @@ export class SandboxWorker {
         `The result is larger than the addon's limit of ${msg.limits.maxOutputBytes} bytes.`,
       );
     }
-    const logs = sanitizeLogs(envelope.logs, msg.limits.maxLogBytes);
     const iso = call.iso;
     const cpuNs = iso === null || iso.disposed ? 0n : iso.cpuTime - call.cpuStart;
     const heapUsedBytes =
@@ -343,8 +341,7 @@ export class SandboxWorker {
       id: msg.id,
       ok: true,
       outputJson: envelope.output,
-      logs: logs.logs,
-      logsTruncated: envelope.logsTruncated === true || logs.truncated,
+      ...envelopeLogs(envelope, msg.limits.maxLogBytes),
       durationMs: performance.now() - call.startedAt,
       cpuTimeMs: Number(cpuNs) / 1e6,
       cold,
@@ -614,4 +611,13 @@ function timed<T>(iso: AddonIsolate, policy: SyncStartPolicy, enter: () => T): T
 /** The JSON of a failed SDK call, as the isolate's `resume` receives it. */
 function reply(code: string, message: string): string {
   return JSON.stringify({ ok: false, code, message });
+}
+
+/** An envelope's logs as the worker hands them on: checked, and bounded by the call's log limit. */
+function envelopeLogs(
+  envelope: RunEnvelope,
+  maxLogBytes: number,
+): { logs: LogEntry[]; logsTruncated: boolean } {
+  const { logs, truncated } = sanitizeLogs(envelope.logs, maxLogBytes);
+  return { logs, logsTruncated: envelope.logsTruncated === true || truncated };
 }
