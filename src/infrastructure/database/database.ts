@@ -38,6 +38,10 @@ export function createDatabase(options: DatabaseOptions): Database {
   let queries = 0;
   // pool.query checks out a client too, so counting at the client sees every statement once.
   pool.on('connect', (client) => {
+    // A checked-out client whose connection drops between two queries (a transaction's steps)
+    // emits 'error' too, and the pool listens only to idle clients: without this the process
+    // would crash. The failure still reaches the caller through its next query.
+    client.on('error', () => undefined);
     const clientQuery = client.query.bind(client);
     client.query = ((...args: Parameters<typeof clientQuery>) => {
       queries += 1;
