@@ -45,6 +45,6 @@ USER node
 EXPOSE 4000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 4000) + '/livez').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-# isolated-vm needs --no-node-snapshot on Node 20 and later; the larger young generation is explained
-# in the README (Running in production, Node flags).
-CMD ["node", "--no-node-snapshot", "--max-semi-space-size=32", "dist/src/main.js"]
+# isolated-vm needs --no-node-snapshot on Node 20 and later; the larger young generation and the
+# single V8 background thread are explained in the README (Running in production, Node flags).
+CMD ["node", "--no-node-snapshot", "--max-semi-space-size=32", "--v8-pool-size=1", "dist/src/main.js"]

@@ -48,7 +48,12 @@ export async function startBenchServer(
   const adminKey = options.adminKey ?? generateApiKey();
   const port = await freePort();
   // The flags of `npm start` and the Dockerfile: benchmarks measure the server as it is run.
-  const flags = ['--no-node-snapshot', '--max-semi-space-size=32', ...(options.nodeArgs ?? [])];
+  const flags = [
+    '--no-node-snapshot',
+    '--max-semi-space-size=32',
+    '--v8-pool-size=1',
+    ...(options.nodeArgs ?? []),
+  ];
   const child = spawn(process.execPath, [...flags, options.mainJs ?? mainJs], {
     env: {
       ...process.env,

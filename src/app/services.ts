@@ -84,6 +84,7 @@ export function createServices(deps: {
   const capabilities = new AddonHostCapabilities({ database, bundles, lookup, events });
   const pool = new SandboxPool({
     workers: config.sandbox.workers,
+    v8PoolSize: config.sandbox.v8PoolSize,
     capabilities,
     allowCrashTest: config.sandbox.allowCrashTest,
     // Addon requests stay on the public internet unless the operator says otherwise.

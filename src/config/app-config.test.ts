@@ -9,6 +9,16 @@ describe('loadConfig', () => {
     assert.equal(config.databaseUrl, null);
     assert.equal(config.redisUrl, null);
     assert.equal(config.migrateOnStart, true);
+    assert.equal(config.sandbox.v8PoolSize, 1);
+  });
+
+  it('reads the V8 thread pool of the sandbox workers within its bounds', () => {
+    assert.equal(loadConfig({ SANDBOX_WORKER_V8_POOL_SIZE: '0' }).sandbox.v8PoolSize, 0);
+    assert.equal(loadConfig({ SANDBOX_WORKER_V8_POOL_SIZE: '4' }).sandbox.v8PoolSize, 4);
+    assert.throws(
+      () => loadConfig({ SANDBOX_WORKER_V8_POOL_SIZE: '-1' }),
+      /SANDBOX_WORKER_V8_POOL_SIZE: expected an integer from 0 to 64/,
+    );
   });
 
   it('names the variable and what was expected', () => {

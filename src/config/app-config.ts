@@ -25,6 +25,8 @@ export interface AppConfig {
   sandbox: {
     /** Sandbox worker processes (isolates never run in the API process). */
     workers: number;
+    /** `--v8-pool-size` of the worker processes (0: one thread per core). */
+    v8PoolSize: number;
     /** Test-only hook that lets addon code kill its worker; refused outside NODE_ENV=test. */
     allowCrashTest: boolean;
     /** Lets ctx.http.fetch reach private, loopback and link-local addresses (off: refused after DNS). */
@@ -155,6 +157,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     publicUrl: (env.PUBLIC_URL || `http://localhost:${port}`).replace(/\/$/, ''),
     sandbox: {
       workers: readInt(env, 'SANDBOX_WORKERS', 2, 1, 64),
+      v8PoolSize: readInt(env, 'SANDBOX_WORKER_V8_POOL_SIZE', 1, 0, 64),
       allowCrashTest: nodeEnv === 'test' && readBool(env, 'SANDBOX_ALLOW_CRASH_TEST', false),
       fetchPrivateNetworks: readBool(env, 'SANDBOX_FETCH_PRIVATE_NETWORKS', false),
     },

@@ -25,6 +25,7 @@ import type {
   SandboxStats,
 } from './types.js';
 import { WorkerSupervisor, type InFlightCall } from './worker-supervisor.js';
+import { workerNodeFlags } from './worker-handle.js';
 
 /** SDK calls one execution may make in total. */
 export const MAX_CAPABILITY_CALLS_PER_EXECUTION = 1000;
@@ -94,6 +95,7 @@ export class SandboxPool {
     this.supervisor = new WorkerSupervisor({
       workers,
       spillAfterMs: opts.spillAfterMs,
+      nodeFlags: workerNodeFlags(opts.v8PoolSize),
       logger: this.logger,
       workerConfig: (slot) => ({
         workerId: slot,

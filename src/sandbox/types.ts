@@ -158,6 +158,8 @@ export interface SandboxPoolOptions {
    * SPILL_AFTER_MS (4 ms); tests of packing raise it so a slow test machine does not trigger it.
    */
   spillAfterMs?: number;
+  /** V8 background threads of each worker process (`--v8-pool-size`); default 1 (see `workerNodeFlags`). */
+  v8PoolSize?: number;
   capabilities: HostCapabilities;
   /** Used for `ctx.http.fetch`; default `globalThis.fetch`. */
   fetchImpl?: typeof fetch;

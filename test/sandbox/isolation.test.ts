@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { performance } from 'node:perf_hooks';
+import { readFileSync } from 'node:fs';
 import {
   call,
   codeOf,
@@ -125,6 +126,30 @@ describe('warm and cold calls', () => {
     assert.equal((await call(p, big, 'get')).cold, true);
     await sleep(30);
     assert.equal(p.stats().reservedMemoryMb, 60);
+  });
+});
+
+describe('worker processes', () => {
+  /** The command line a worker process was started with, read from /proc. */
+  const commandLines = (p: SandboxPool) =>
+    p.stats().perWorker.map((w) => readFileSync(`/proc/${w.pid}/cmdline`, 'utf8').split('\0'));
+
+  it('start with one V8 background thread unless told otherwise', async () => {
+    const defaults = await pool({ workers: 1 });
+    const wider = await pool({ workers: 2, v8PoolSize: 3 });
+    for (const argv of commandLines(defaults)) {
+      assert.ok(argv.includes('--no-node-snapshot'), argv.join(' '));
+      assert.ok(argv.includes('--v8-pool-size=1'), argv.join(' '));
+    }
+    assert.deepEqual(
+      commandLines(wider).map((argv) => argv.filter((a) => a.startsWith('--v8-pool-size'))),
+      [['--v8-pool-size=3'], ['--v8-pool-size=3']],
+    );
+    // and they still run addon code
+    assert.deepEqual(
+      { ...((await call(wider, makeBundle(globalsAddon), 'get')).output as object) },
+      { secret: null },
+    );
   });
 });
 
