@@ -139,7 +139,8 @@ async function overHttp(): Promise<string> {
     const ratio = exec.ratio;
     // Under a closed loop every connection always has one request in flight, so the mean latency
     // is connections / throughput (Little's law), whatever a request costs on its own.
-    const mean = (rps: number) => ((10 / rps) * 1000).toFixed(2);
+    const meanMs = (rps: number) => (10 / rps) * 1000;
+    const mean = (rps: number) => meanMs(rps).toFixed(2);
     return [
       `### Over HTTP, one server (autocannon, 10 connections; ${ROUNDS} alternating rounds of ${Math.max(1, Math.round(DURATION / ROUNDS))} s, medians)`,
       '',
@@ -156,7 +157,7 @@ async function overHttp(): Promise<string> {
       `${(reference.ratio * 100).toFixed(0)}% as many requests per second as this server's \`{ __typename }\` (median of the per-round ratios).`,
       '',
       `- throughput ratio (median of the per-round ratios): **${(ratio * 100).toFixed(0)}%** of \`{ __typename }\` (target ≥ 50%)`,
-      `- p50 difference (target ≤ 0.5 ms): **${worst.p50Difference.toFixed(2)} ms** per request below saturation (the open loop below, worst rate); at saturation under 10 connections the mean difference is ${(Number(mean(exec.rps)) - Number(mean(base.rps))).toFixed(2)} ms, which is queueing: 10 / throughput`,
+      `- p50 difference (target ≤ 0.5 ms): **${worst.p50Difference.toFixed(2)} ms** per request below saturation (the open loop below, worst rate); at saturation under 10 connections the mean difference is ${(meanMs(exec.rps) - meanMs(base.rps)).toFixed(2)} ms, which is queueing: 10 / throughput`,
       `- p99 (target < 5 ms): **${worst.p99.toFixed(2)} ms** below saturation (worst rate); ${exec.p99} ms at saturation under 10 connections (\`{ __typename }\`: ${base.p99} ms)`,
       `- cold start, first call of a never-used version over HTTP (10 versions): p50 **${percentile(cold, 50).toFixed(1)} ms**, max ${cold.at(-1)!.toFixed(1)} ms (target < 20 ms); the second call: p50 ${percentile(warm, 50).toFixed(1)} ms`,
       '',

@@ -12,7 +12,7 @@ import type {
 } from './protocol.js';
 import { SandboxError, sandboxErrorFromWire } from './sandbox-error.js';
 import type { AddonLimits, SandboxLogger, SandboxWorkerStats } from './types.js';
-import { WorkerHandle, workerNodeFlags } from './worker-handle.js';
+import { WorkerHandle } from './worker-handle.js';
 
 /** Extra time a worker gets beyond a call's wall limit before the parent kills it. */
 export const DEADLINE_GRACE_MS = 2000;
@@ -67,8 +67,8 @@ export interface WorkerSupervisorOptions {
   workers: number;
   /** Default SPILL_AFTER_MS. */
   spillAfterMs?: number;
-  /** Node flags of the worker processes; default WORKER_NODE_FLAGS. */
-  nodeFlags?: readonly string[];
+  /** Node flags of the worker processes (see `workerNodeFlags`). */
+  nodeFlags: readonly string[];
   workerConfig: (slot: number) => WorkerConfig;
   logger: SandboxLogger;
   onCapability: (call: InFlightCall, request: CapRequestMessage) => Promise<CapResultMessage>;
@@ -175,7 +175,7 @@ export class WorkerSupervisor {
     const handle = new WorkerHandle(
       slot,
       this.opts.workerConfig(slot),
-      this.opts.nodeFlags ?? workerNodeFlags(),
+      this.opts.nodeFlags,
       (h, message) => this.onMessage(h, message),
       (h, code, signal) => this.onExit(h, code, signal),
     );
