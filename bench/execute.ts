@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { SandboxPool, type AddonBundle, type HostCapabilities } from '../src/sandbox/index.js';
 import { machine, median, percentile, startBenchServer, givenBenchSite } from './support/bench-server.js';
 import { openLoop, post } from './events-common.js';
-import { bodies, ECHO_SOURCE, PAYLOAD, publishEcho } from './support/fixtures.js';
+import { bodies, ECHO_SOURCE, operations, PAYLOAD, publishEcho } from './support/fixtures.js';
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
 /** Fixed request rates of the open-loop comparison, and the seconds of each of its rounds. */
@@ -87,10 +87,6 @@ async function overHttp(): Promise<string> {
 
     // The same two operations at fixed rates below saturation (open loop, alternating rounds):
     // the latency an execution adds when requests do not queue behind each other.
-    const executeRequest = JSON.parse(execute) as {
-      query: string;
-      variables: Record<string, unknown>;
-    };
     const openLoopRows: string[] = [];
     const worst = { p50Difference: -Infinity, p99: -Infinity };
     for (const rate of OPEN_LOOP_RATES) {
@@ -98,10 +94,9 @@ async function overHttp(): Promise<string> {
       let failures = 0;
       for (let round = 0; round < 4; round += 1) {
         const name = round % 2 === 0 ? 'typename' : 'execute';
-        const send = () =>
-          name === 'typename'
-            ? post(url, siteKey, '{ __typename }', {})
-            : post(url, siteKey, executeRequest.query, executeRequest.variables);
+        const { query, variables } =
+          name === 'typename' ? operations.typename : operations.execute('bench-echo');
+        const send = () => post(url, siteKey, query, variables);
         const result = await openLoop(rate, OPEN_LOOP_SECONDS, send);
         samples[name].push(...result.latencies);
         failures += result.failures;

@@ -2,7 +2,7 @@
 // sandbox workers) against Node's default of 4, two servers side by side in alternating rounds.
 import autocannon from 'autocannon';
 import { openLoop, post } from './events-common.js';
-import { bodies, publishEcho } from './support/fixtures.js';
+import { bodies, operations, publishEcho } from './support/fixtures.js';
 import {
   givenBenchSite,
   machine,
@@ -50,10 +50,6 @@ async function main(): Promise<void> {
       await publishEcho(variant.server.url, { devKey, siteKey }, 'bench-echo');
       variant.siteKey = siteKey;
     }
-    const execute = JSON.parse(bodies.execute('bench-echo')) as {
-      query: string;
-      variables: Record<string, unknown>;
-    };
     // Round 0 warms both servers up (JIT, isolates) and is not counted.
     for (let round = 0; round < ROUNDS; round += 1) {
       for (let k = 0; k < variants.length; k += 1) {
@@ -61,10 +57,9 @@ async function main(): Promise<void> {
         const { url } = variant.server!;
         const key = variant.siteKey!;
         for (const op of ['typename', 'execute'] as const) {
-          const send = () =>
-            op === 'typename'
-              ? post(url, key, '{ __typename }', {})
-              : post(url, key, execute.query, execute.variables);
+          const { query, variables } =
+            op === 'typename' ? operations.typename : operations.execute('bench-echo');
+          const send = () => post(url, key, query, variables);
           const result = await openLoop(RATE, SECONDS, send);
           if (round > 0) variant.latencies[op].push(...result.latencies);
         }

@@ -86,15 +86,21 @@ export async function publishEcho(url: string, keys: { devKey: string; siteKey: 
   await publishAndInstall(url, keys, manifest, ECHO_SOURCE);
 }
 
+/** The issue-3 comparison's two operations as query and variables, for clients that encode them per request. */
+export const operations = {
+  typename: { query: '{ __typename }', variables: {} as Record<string, unknown> },
+  /** A warm execution of the echo addon published as `name`, with {@link PAYLOAD}. */
+  execute: (name: string) => ({
+    query: 'mutation($a: ID!, $d: JSON!) { executeAddonFunction(addonId: $a, function: "echo", data: $d) }',
+    variables: { a: name, d: PAYLOAD } as Record<string, unknown>,
+  }),
+};
+
 /** GraphQL request bodies (JSON text), as the benchmarks send them. */
 export const bodies = {
-  typename: JSON.stringify({ query: '{ __typename }' }),
+  typename: JSON.stringify({ query: operations.typename.query }),
   /** A warm execution of the echo addon published as `name`, with {@link PAYLOAD}. */
-  execute: (name: string) =>
-    JSON.stringify({
-      query: 'mutation($a: ID!, $d: JSON!) { executeAddonFunction(addonId: $a, function: "echo", data: $d) }',
-      variables: { a: name, d: PAYLOAD },
-    }),
+  execute: (name: string) => JSON.stringify(operations.execute(name)),
   /** A render of the checkout form through `Query.renderWidget` (a cache hit after the first). */
   renderWidget: JSON.stringify({
     query:
