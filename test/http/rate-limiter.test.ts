@@ -1,0 +1,98 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { leaseSize, RateLimiter } from '../../src/http/rate-limiter.js';
+
+const WINDOW_MS = 60_000;
+
+/** A real Redis client that counts the reservations (Lua calls) it sends. */
+function countingRedis(): Redis & { evals: number } {
+  const redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379') as Redis & {
+    evals: number;
+  };
+  redis.evals = 0;
+  const evalCommand = redis.eval.bind(redis) as (...args: unknown[]) => Promise<unknown>;
+  (redis as unknown as { eval: (...args: unknown[]) => Promise<unknown> }).eval = (...args) => {
+    redis.evals += 1;
+    return evalCommand(...args);
+  };
+  return redis;
+}
+
+async function ready(redis: Redis): Promise<void> {
+  if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
+}
+
+describe('RateLimiter (two instances sharing Redis)', () => {
+  let first: Redis & { evals: number };
+  let second: Redis & { evals: number };
+  // A namespace of its own: other runs sharing this Redis never touch these counters.
+  const prefix = `tp-test-rl-${randomUUID().slice(0, 8)}:`;
+
+  before(async () => {
+    first = countingRedis();
+    second = countingRedis();
+    await Promise.all([ready(first), ready(second)]);
+  });
+  after(async () => {
+    const keys = await first.keys(`${prefix}*`);
+    if (keys.length > 0) await first.del(...keys);
+    first.disconnect();
+    second.disconnect();
+  });
+
+  it('reserves 1% of a limit per round trip, one hit at a time up to a limit of 199, at most 1000', () => {
+    assert.deepEqual(
+      [1, 100, 199, 200, 10_000, 100_000, 10_000_000].map(leaseSize),
+      [1, 1, 1, 2, 100, 1000, 1000],
+    );
+  });
+
+  it('never admits more than a large limit across instances, and asks Redis once per block', async () => {
+    // given: a limit of 2000 (blocks of 20) and two instances hit at once
+    const limit = 2000;
+    const a = new RateLimiter(first, WINDOW_MS, prefix);
+    const b = new RateLimiter(second, WINDOW_MS, prefix);
+    first.evals = 0;
+    second.evals = 0;
+    // when: 2200 hits alternate between them, 50 at a time
+    const decisions = [];
+    for (let i = 0; i < 2200; i += 50) {
+      decisions.push(
+        ...(await Promise.all(
+          Array.from({ length: 50 }, (_, j) => ((i + j) % 2 === 0 ? a : b).hit('key:busy', limit)),
+        )),
+      );
+    }
+    // then: at most the limit is admitted, at most one unspent block per instance is lost
+    const allowed = decisions.filter((d) => d.allowed).length;
+    assert.ok(allowed <= limit, `${allowed} admitted over a limit of ${limit}`);
+    assert.ok(allowed >= limit - 2 * leaseSize(limit), `only ${allowed} admitted`);
+    assert.ok(decisions.every((d) => !d.degraded));
+    // blocks of 20 over 2000 admitted hits: ~100 reservations, not 2200 round trips; refusals after
+    // the window is used up are answered without Redis
+    const reservations = first.evals + second.evals;
+    assert.ok(reservations <= limit / leaseSize(limit) + 4, `${reservations} reservations`);
+    assert.ok(decisions.at(-1)!.allowed === false && decisions.at(-1)!.remaining === 0);
+  });
+
+  it('counts a small limit hit by hit across instances, exactly', async () => {
+    // given: a limit of 5, instances taking turns
+    const a = new RateLimiter(first, WINDOW_MS, prefix);
+    const b = new RateLimiter(second, WINDOW_MS, prefix);
+    // when
+    const statuses = [];
+    for (const limiter of [a, a, b, a, b, b, a]) statuses.push((await limiter.hit('key:small', 5)).allowed);
+    // then: the sixth hit, whichever instance takes it, is refused
+    assert.deepEqual(statuses, [true, true, true, true, true, false, false]);
+  });
+
+  it('reports what is left of the limit after each admitted hit', async () => {
+    const a = new RateLimiter(first, WINDOW_MS, prefix);
+    const remaining = [];
+    for (let i = 0; i < 3; i++) remaining.push((await a.hit('key:remaining', 500)).remaining);
+    // blocks of 5: the first reservation makes the window's total 5, of which 1, 2, 3 are spent
+    assert.deepEqual(remaining, [499, 498, 497]);
+  });
+});
