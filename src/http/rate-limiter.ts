@@ -21,9 +21,9 @@ return count`;
 const MAX_LEASE = 1000;
 
 /**
- * Hits one instance reserves in Redis per round trip for a limit: 1% of it, so a limit of 100
- * or less is counted hit by hit, and a large one costs a round trip per block instead of per
- * request.
+ * Hits one instance reserves in Redis per round trip for a limit: 1% of it (at most
+ * {@link MAX_LEASE}), so a limit under 200 is counted hit by hit, and a large one costs a round
+ * trip per block instead of per request.
  */
 export function leaseSize(limit: number): number {
   return Math.min(MAX_LEASE, Math.max(1, Math.floor(limit / 100)));
@@ -37,8 +37,8 @@ interface Lease {
   reservedTotal: number;
   /** Redis refused a reservation: the window is used up everywhere, as counts only grow. */
   exhausted: boolean;
-  /** The reservation in flight, shared by the hits that wait for it. */
-  pending: Promise<void> | null;
+  /** The reservation in flight, shared by the hits that wait for it: false when Redis failed. */
+  pending: Promise<boolean> | null;
 }
 
 /**
@@ -114,16 +114,12 @@ export class RateLimiter {
       lease.pending ??= this.reserve(key, limit, lease).finally(() => {
         lease.pending = null;
       });
-      const answered = await lease.pending.then(
-        () => true,
-        () => false,
-      );
-      if (!answered) return null;
+      if (!(await lease.pending)) return null;
     }
   }
 
-  /** Reserves the next block of `key`'s window in Redis; rejects when Redis does not answer in time. */
-  private async reserve(key: string, limit: number, lease: Lease): Promise<void> {
+  /** Reserves the next block of `key`'s window in Redis; false when Redis fails or does not answer in time. */
+  private async reserve(key: string, limit: number, lease: Lease): Promise<boolean> {
     const size = leaseSize(limit);
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -147,6 +143,9 @@ export class RateLimiter {
       lease.unspent += granted;
       lease.reservedTotal = total - (size - granted);
       if (granted < size) lease.exhausted = true;
+      return true;
+    } catch {
+      return false;
     } finally {
       clearTimeout(timer);
     }
