@@ -1,6 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { leaseSize, RateLimiter } from '../../src/http/rate-limiter.js';
 
@@ -94,5 +96,63 @@ describe('RateLimiter (two instances sharing Redis)', () => {
     for (let i = 0; i < 3; i++) remaining.push((await a.hit('key:remaining', 500)).remaining);
     // blocks of 5: the first reservation makes the window's total 5, of which 1, 2, 3 are spent
     assert.deepEqual(remaining, [499, 498, 497]);
+  });
+});
+
+describe('RateLimiter when Redis stops answering', () => {
+  // A Redis server of this test's own, stopped (SIGSTOP) once the client is ready: commands are
+  // sent and never answered, as with a Redis that hangs. The shared Redis is left alone.
+  let server: ChildProcess;
+  let redis: Redis;
+
+  before(
+    async () => {
+      const port = await new Promise<number>((resolve) => {
+        const probe = createServer().listen(0, '127.0.0.1', () => {
+          const { port: free } = probe.address() as { port: number };
+          probe.close(() => resolve(free));
+        });
+      });
+      server = spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        {
+          stdio: 'ignore',
+        },
+      );
+      redis = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
+      // The first attempts may come before the server listens; the client retries every 50 ms.
+      redis.on('error', () => undefined);
+      await ready(redis);
+      server.kill('SIGSTOP');
+    },
+    { timeout: 10_000 },
+  );
+  after(async () => {
+    server.kill('SIGCONT');
+    redis.disconnect();
+    server.kill('SIGTERM');
+    await new Promise((resolve) => server.once('exit', resolve));
+  });
+
+  it('counts on this instance alone after the timeout, with the same limit', async () => {
+    // given: a limit of 3 and a Redis that does not answer within 20 ms
+    const limiter = new RateLimiter(redis, WINDOW_MS, 'tp-test-stopped:', 20);
+    assert.equal(redis.status, 'ready');
+    // when
+    const started = Date.now();
+    const decisions = [];
+    for (let i = 0; i < 4; i++) decisions.push(await limiter.hit('key:stopped', 3));
+    // then: each hit waited for the timeout only, was counted locally, and the fourth is refused
+    assert.deepEqual(
+      decisions.map((d) => [d.allowed, d.degraded, d.remaining]),
+      [
+        [true, true, 2],
+        [true, true, 1],
+        [true, true, 0],
+        [false, true, 0],
+      ],
+    );
+    assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
   });
 });
