@@ -1,12 +1,17 @@
 // Machine calibration: what this machine charges for work done right after a process wakes,
 // measured next to the same work done back to back. An addon call wakes a sandbox worker that slept
 // since its last call; `{ __typename }` has no such hop, so the ratios of the other sections depend
-// on this cost as well as on the code.
+// on this cost as well as on the code. A second table times a round trip to another process: the
+// floor any process-isolated design pays per call, next to what the sandbox pool pays.
 // Run: node --no-node-snapshot dist/bench/machine-calibration.js
+import { fork } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import ivm from 'isolated-vm';
+import { SandboxPool, type AddonBundle, type HostCapabilities } from '../src/sandbox/index.js';
 import { machine, median } from './support/bench-server.js';
-import { PAYLOAD as BENCH_PAYLOAD } from './support/fixtures.js';
+import { ECHO_SOURCE, PAYLOAD as BENCH_PAYLOAD } from './support/fixtures.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const PAYLOAD = JSON.stringify(BENCH_PAYLOAD);
@@ -37,6 +42,82 @@ async function hotAndAfterIdle(op: () => void, count: number): Promise<{ hot: nu
   return { hot: median(hot), afterIdle: median(afterIdle) };
 }
 
+interface RoundTrips {
+  hot: number;
+  afterIdle: number;
+  /** CPU time of the calling process per round trip after sleeping (user + system). */
+  cpuAfterIdle: number;
+}
+
+/** {@link hotAndAfterIdle} for an operation that awaits another process, with the caller's CPU time. */
+async function roundTrips(op: () => Promise<unknown>, count: number): Promise<RoundTrips> {
+  const hot: number[] = [];
+  const afterIdle: number[] = [];
+  let cpu = 0;
+  for (let i = 0; i < 200; i += 1) await op();
+  for (let i = 0; i < count; i += 1) {
+    const t0 = performance.now();
+    await op();
+    hot.push((performance.now() - t0) * 1000);
+  }
+  for (let i = 0; i < count; i += 1) {
+    await sleep(IDLE_MS);
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await op();
+    afterIdle.push((performance.now() - t0) * 1000);
+    const used = process.cpuUsage(cpu0);
+    cpu += used.user + used.system;
+  }
+  return { hot: median(hot), afterIdle: median(afterIdle), cpuAfterIdle: cpu / count };
+}
+
+/** A forked child that echoes IPC messages ('json' serialization, as the sandbox workers use). */
+async function startIpcEcho() {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'support/ipc-echo-process.js');
+  const child = fork(script, [], { serialization: 'json', stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  await new Promise((resolve) => child.once('message', resolve));
+  let answer: (() => void) | null = null;
+  child.on('message', () => answer?.());
+  const message = { t: 'exec', inputJson: PAYLOAD };
+  const echo = () =>
+    new Promise<void>((resolve) => {
+      answer = resolve;
+      child.send(message);
+    });
+  return { echo, stop: () => child.kill() };
+}
+
+/** A sandbox pool (the server's default of 2 workers) and a call of the echo addon with the payload. */
+async function startPool() {
+  const noCapabilities = new Proxy({} as HostCapabilities, {
+    get: () => () => Promise.reject(new Error('not used')),
+  });
+  const bundle: AddonBundle = {
+    versionId: '00000000-0000-4000-8000-000000000011',
+    addonId: '00000000-0000-4000-8000-000000000012',
+    addonName: 'calibration-echo',
+    version: '1.0.0',
+    source: ECHO_SOURCE,
+    permissions: [],
+    dependencies: {},
+    httpAllow: [],
+    emits: [],
+  };
+  const pool = new SandboxPool({ capabilities: noCapabilities });
+  await pool.start();
+  const execute = () =>
+    pool.execute({
+      bundle,
+      siteId: 'calibration',
+      installationId: null,
+      config: {},
+      entry: { kind: 'function', name: 'echo' },
+      input: BENCH_PAYLOAD,
+    });
+  return { execute, stop: () => pool.close() };
+}
+
 async function main(): Promise<void> {
   const json = () => JSON.stringify(JSON.parse(PAYLOAD));
   const isolate = new ivm.Isolate({ memoryLimit: 64 });
@@ -54,10 +135,27 @@ async function main(): Promise<void> {
   }
   isolate.dispose();
 
+  const ipc = await startIpcEcho();
+  const pool = await startPool();
+  const ipcRuns: RoundTrips[] = [];
+  const poolRuns: RoundTrips[] = [];
+  for (let round = 0; round < ROUNDS; round += 1) {
+    ipcRuns.push(await roundTrips(ipc.echo, 300));
+    poolRuns.push(await roundTrips(pool.execute, 300));
+  }
+  ipc.stop();
+  await pool.stop();
+
   const row = (name: string, runs: Array<{ hot: number; afterIdle: number }>) => {
     const hot = median(runs.map((r) => r.hot));
     const idle = median(runs.map((r) => r.afterIdle));
     return `| ${name} | ${hot.toFixed(1)} | ${idle.toFixed(1)} | ${(idle / hot).toFixed(1)}× |`;
+  };
+  const tripRow = (name: string, runs: RoundTrips[]) => {
+    const hot = median(runs.map((r) => r.hot));
+    const idle = median(runs.map((r) => r.afterIdle));
+    const cpu = median(runs.map((r) => r.cpuAfterIdle));
+    return `| ${name} | ${hot.toFixed(0)} | ${idle.toFixed(0)} | ${(idle / hot).toFixed(1)}× | ${cpu.toFixed(0)} |`;
   };
   console.log(
     [
@@ -72,6 +170,18 @@ async function main(): Promise<void> {
       '| --- | ---: | ---: | ---: |',
       row('JSON parse + stringify of the 1 KB benchmark payload', jsonRuns),
       row('isolated-vm call of an echo function with that payload (applySync, timeout)', ivmRuns),
+      '',
+      `Round trips to another process, timed the same way. The first row is the floor of any design that`,
+      'runs addons in another process: a Node child that sends each IPC message straight back. The second is',
+      "the sandbox pool's own call (IPC to a worker, the isolate call, checks and bookkeeping on both sides).",
+      'An `executeAddonFunction` below saturation pays the second row at the "after sleeping" rate on top',
+      "of the API's work for `{ __typename }`. The last column is the calling process's CPU time per round",
+      'trip after sleeping: mostly the write that wakes the other process.',
+      '',
+      '| round trip | back to back µs | after sleeping µs | cost of waking | caller CPU µs after sleeping |',
+      '| --- | ---: | ---: | ---: | ---: |',
+      tripRow('Node IPC echo of the 1 KB payload (child_process.fork, JSON serialization)', ipcRuns),
+      tripRow('`SandboxPool.execute` of the echo addon with that payload (2 workers)', poolRuns),
     ].join('\n'),
   );
 }
