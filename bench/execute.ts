@@ -7,10 +7,10 @@ import { Agent, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { SandboxPool, type AddonBundle, type HostCapabilities } from '../src/sandbox/index.js';
+import { createEchoPool } from './support/echo-pool.js';
 import { machine, median, percentile, startBenchServer, givenBenchSite } from './support/bench-server.js';
 import { openLoop, post } from './events-common.js';
-import { bodies, ECHO_SOURCE, operations, PAYLOAD, publishEcho } from './support/fixtures.js';
+import { bodies, operations, PAYLOAD, publishEcho } from './support/fixtures.js';
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
 /** Fixed request rates of the open-loop comparison, and the seconds of each of its rounds. */
@@ -192,31 +192,9 @@ async function closedLoop(call: () => Promise<unknown>, seconds: number, concurr
 }
 
 async function poolVersusProcess(): Promise<string> {
-  const noCapabilities = new Proxy({} as HostCapabilities, {
-    get: () => () => Promise.reject(new Error('not used')),
-  });
-  const bundle: AddonBundle = {
-    versionId: '00000000-0000-4000-8000-000000000001',
-    addonId: '00000000-0000-4000-8000-000000000002',
-    addonName: 'bench-echo',
-    version: '1.0.0',
-    source: ECHO_SOURCE,
-    permissions: [],
-    dependencies: {},
-    httpAllow: [],
-    emits: [],
-  };
-  const pools = [2, 1].map((workers) => new SandboxPool({ workers, capabilities: noCapabilities }));
+  const [twoWorkers, oneWorker] = [2, 1].map((workers) => createEchoPool(workers));
+  const pools = [twoWorkers.pool, oneWorker.pool];
   await Promise.all(pools.map((pool) => pool.start()));
-  const viaPool = (pool: SandboxPool) => () =>
-    pool.execute({
-      bundle,
-      siteId: 'site',
-      installationId: null,
-      config: {},
-      entry: { kind: 'function', name: 'echo' },
-      input: PAYLOAD,
-    });
 
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'support/addon-http-process.js');
   const child = fork(script, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
@@ -249,8 +227,8 @@ async function poolVersusProcess(): Promise<string> {
 
   const executors = [
     { name: 'process per addon over HTTP (baseline)', call: viaProcess },
-    { name: 'isolated-vm pool, 2 workers (the default)', call: viaPool(pools[0]) },
-    { name: 'isolated-vm pool, 1 worker (as many processes as the baseline)', call: viaPool(pools[1]) },
+    { name: 'isolated-vm pool, 2 workers (the default)', call: twoWorkers.execute },
+    { name: 'isolated-vm pool, 1 worker (as many processes as the baseline)', call: oneWorker.execute },
   ];
   try {
     for (const executor of executors) await closedLoop(executor.call, 2);

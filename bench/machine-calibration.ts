@@ -9,9 +9,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import ivm from 'isolated-vm';
-import { SandboxPool, type AddonBundle, type HostCapabilities } from '../src/sandbox/index.js';
 import { machine, median } from './support/bench-server.js';
-import { ECHO_SOURCE, PAYLOAD as BENCH_PAYLOAD } from './support/fixtures.js';
+import { createEchoPool } from './support/echo-pool.js';
+import { PAYLOAD as BENCH_PAYLOAD } from './support/fixtures.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const PAYLOAD = JSON.stringify(BENCH_PAYLOAD);
@@ -88,36 +88,6 @@ async function startIpcEcho() {
   return { echo, stop: () => child.kill() };
 }
 
-/** A sandbox pool (the server's default of 2 workers) and a call of the echo addon with the payload. */
-async function startPool() {
-  const noCapabilities = new Proxy({} as HostCapabilities, {
-    get: () => () => Promise.reject(new Error('not used')),
-  });
-  const bundle: AddonBundle = {
-    versionId: '00000000-0000-4000-8000-000000000011',
-    addonId: '00000000-0000-4000-8000-000000000012',
-    addonName: 'calibration-echo',
-    version: '1.0.0',
-    source: ECHO_SOURCE,
-    permissions: [],
-    dependencies: {},
-    httpAllow: [],
-    emits: [],
-  };
-  const pool = new SandboxPool({ capabilities: noCapabilities });
-  await pool.start();
-  const execute = () =>
-    pool.execute({
-      bundle,
-      siteId: 'calibration',
-      installationId: null,
-      config: {},
-      entry: { kind: 'function', name: 'echo' },
-      input: BENCH_PAYLOAD,
-    });
-  return { execute, stop: () => pool.close() };
-}
-
 async function main(): Promise<void> {
   const json = () => JSON.stringify(JSON.parse(PAYLOAD));
   const isolate = new ivm.Isolate({ memoryLimit: 64 });
@@ -136,7 +106,8 @@ async function main(): Promise<void> {
   isolate.dispose();
 
   const ipc = await startIpcEcho();
-  const pool = await startPool();
+  const pool = createEchoPool();
+  await pool.pool.start();
   const ipcRuns: RoundTrips[] = [];
   const poolRuns: RoundTrips[] = [];
   for (let round = 0; round < ROUNDS; round += 1) {
@@ -144,7 +115,7 @@ async function main(): Promise<void> {
     poolRuns.push(await roundTrips(pool.execute, 300));
   }
   ipc.stop();
-  await pool.stop();
+  await pool.pool.close();
 
   const row = (name: string, runs: Array<{ hot: number; afterIdle: number }>) => {
     const hot = median(runs.map((r) => r.hot));
