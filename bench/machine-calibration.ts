@@ -20,52 +20,36 @@ const IDLE_MS = 1;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/**
- * Median wall time of `op` in microseconds: back to back (`hot`), and each after the process slept
- * for {@link IDLE_MS} (`afterIdle`).
- */
-async function hotAndAfterIdle(op: () => void, count: number): Promise<{ hot: number; afterIdle: number }> {
-  const hot: number[] = [];
-  const afterIdle: number[] = [];
-  for (let i = 0; i < 200; i += 1) op();
-  for (let i = 0; i < count; i += 1) {
-    const t0 = performance.now();
-    op();
-    hot.push((performance.now() - t0) * 1000);
-  }
-  for (let i = 0; i < count; i += 1) {
-    await sleep(IDLE_MS);
-    const t0 = performance.now();
-    op();
-    afterIdle.push((performance.now() - t0) * 1000);
-  }
-  return { hot: median(hot), afterIdle: median(afterIdle) };
-}
-
-interface RoundTrips {
+interface Timings {
+  /** Median wall time back to back, µs. */
   hot: number;
+  /** Median wall time right after the process slept {@link IDLE_MS}, µs. */
   afterIdle: number;
-  /** CPU time of the calling process per round trip after sleeping (user + system). */
+  /** Mean CPU time of this process per operation after sleeping (user + system), µs. */
   cpuAfterIdle: number;
 }
 
-/** {@link hotAndAfterIdle} for an operation that awaits another process, with the caller's CPU time. */
-async function roundTrips(op: () => Promise<unknown>, count: number): Promise<RoundTrips> {
+/**
+ * Times `op` back to back, and each time after the process slept for {@link IDLE_MS}. An operation
+ * that returns a promise (a round trip to another process) is awaited; a synchronous one is timed
+ * without any await, so nothing but the operation falls inside the measure.
+ */
+async function hotAndAfterIdle(op: () => unknown, count: number): Promise<Timings> {
+  const timeOnce = async (): Promise<number> => {
+    const t0 = performance.now();
+    const pending = op();
+    if (pending instanceof Promise) await pending;
+    return (performance.now() - t0) * 1000;
+  };
   const hot: number[] = [];
   const afterIdle: number[] = [];
   let cpu = 0;
-  for (let i = 0; i < 200; i += 1) await op();
-  for (let i = 0; i < count; i += 1) {
-    const t0 = performance.now();
-    await op();
-    hot.push((performance.now() - t0) * 1000);
-  }
+  for (let i = 0; i < 200; i += 1) await timeOnce();
+  for (let i = 0; i < count; i += 1) hot.push(await timeOnce());
   for (let i = 0; i < count; i += 1) {
     await sleep(IDLE_MS);
     const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    await op();
-    afterIdle.push((performance.now() - t0) * 1000);
+    afterIdle.push(await timeOnce());
     const used = process.cpuUsage(cpu0);
     cpu += used.user + used.system;
   }
@@ -97,8 +81,8 @@ async function main(): Promise<void> {
   })) as ivm.Reference<(input: string) => string>;
   const call = () => void echo.applySync(undefined, [PAYLOAD], { arguments: { copy: true }, timeout: 1000 });
 
-  const jsonRuns: Array<{ hot: number; afterIdle: number }> = [];
-  const ivmRuns: Array<{ hot: number; afterIdle: number }> = [];
+  const jsonRuns: Timings[] = [];
+  const ivmRuns: Timings[] = [];
   for (let round = 0; round < ROUNDS; round += 1) {
     jsonRuns.push(await hotAndAfterIdle(json, 300));
     ivmRuns.push(await hotAndAfterIdle(call, 300));
@@ -108,25 +92,22 @@ async function main(): Promise<void> {
   const ipc = await startIpcEcho();
   const pool = createEchoPool();
   await pool.pool.start();
-  const ipcRuns: RoundTrips[] = [];
-  const poolRuns: RoundTrips[] = [];
+  const ipcRuns: Timings[] = [];
+  const poolRuns: Timings[] = [];
   for (let round = 0; round < ROUNDS; round += 1) {
-    ipcRuns.push(await roundTrips(ipc.echo, 300));
-    poolRuns.push(await roundTrips(pool.execute, 300));
+    ipcRuns.push(await hotAndAfterIdle(ipc.echo, 300));
+    poolRuns.push(await hotAndAfterIdle(pool.execute, 300));
   }
   ipc.stop();
   await pool.pool.close();
 
-  const row = (name: string, runs: Array<{ hot: number; afterIdle: number }>) => {
+  /** A table row of medians over the rounds; round trips (`digits` 0) also show the CPU column. */
+  const row = (name: string, runs: Timings[], digits = 1) => {
     const hot = median(runs.map((r) => r.hot));
     const idle = median(runs.map((r) => r.afterIdle));
-    return `| ${name} | ${hot.toFixed(1)} | ${idle.toFixed(1)} | ${(idle / hot).toFixed(1)}× |`;
-  };
-  const tripRow = (name: string, runs: RoundTrips[]) => {
-    const hot = median(runs.map((r) => r.hot));
-    const idle = median(runs.map((r) => r.afterIdle));
-    const cpu = median(runs.map((r) => r.cpuAfterIdle));
-    return `| ${name} | ${hot.toFixed(0)} | ${idle.toFixed(0)} | ${(idle / hot).toFixed(1)}× | ${cpu.toFixed(0)} |`;
+    const cells = [name, hot.toFixed(digits), idle.toFixed(digits), `${(idle / hot).toFixed(1)}×`];
+    if (digits === 0) cells.push(median(runs.map((r) => r.cpuAfterIdle)).toFixed(0));
+    return `| ${cells.join(' | ')} |`;
   };
   console.log(
     [
@@ -147,12 +128,12 @@ async function main(): Promise<void> {
       "the sandbox pool's own call (IPC to a worker, the isolate call, checks and bookkeeping on both sides).",
       'An `executeAddonFunction` below saturation pays the second row at the "after sleeping" rate on top',
       "of the API's work for `{ __typename }`. The last column is the calling process's CPU time per round",
-      'trip after sleeping: mostly the write that wakes the other process.',
+      "trip after sleeping: its own work and the kernel's for the IPC write and read.",
       '',
       '| round trip | back to back µs | after sleeping µs | cost of waking | caller CPU µs after sleeping |',
       '| --- | ---: | ---: | ---: | ---: |',
-      tripRow('Node IPC echo of the 1 KB payload (child_process.fork, JSON serialization)', ipcRuns),
-      tripRow('`SandboxPool.execute` of the echo addon with that payload (2 workers)', poolRuns),
+      row('Node IPC echo of the 1 KB payload (child_process.fork, JSON serialization)', ipcRuns, 0),
+      row('`SandboxPool.execute` of the echo addon with that payload (2 workers)', poolRuns, 0),
     ].join('\n'),
   );
 }
