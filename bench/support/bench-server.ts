@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { createServer } from 'node:net';
 import { Agent, request } from 'node:http';
 import { generateApiKey } from '../../src/auth/api-key.js';
 import { createTestDatabase } from '../../test/support/test-database.js';
+import { freePort } from '../../test/support/free-port.js';
 
 const mainJs = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/main.js');
 
@@ -14,18 +14,6 @@ export interface BenchServer {
   databaseUrl: string;
   process: ChildProcess;
   stop(): Promise<void>;
-}
-
-/** A free TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
 }
 
 /**

@@ -1,14 +1,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { givenDeveloper, givenPublished, givenSite, manifest } from '../support/fixtures.js';
 import { BIN, themepress, writeAddon } from './helpers.js';
+import { freePort } from '../support/free-port.js';
 
 interface EntryRun {
   kind: string;
@@ -358,10 +357,7 @@ describe('themepress CLI', () => {
 
   it('an unreachable server is a failure (exit 1) with a readable message; --json gives { ok: false }', async () => {
     // given: a port nothing listens on
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise((resolve) => probe.close(resolve));
+    const port = await freePort();
     const dir = await writeAddon(path.join(work, 'offline'), {
       manifest: { name: 'offline', version: '1.0.0', category: 'UTILITIES' },
       source: 'module.exports = {};',

@@ -14,6 +14,7 @@ import { GraphQLClient } from '../support/graphql-client.js';
 import { givenDeveloper, givenSite } from '../support/fixtures.js';
 import { DeliveriesDocument, EmitEventDocument } from '../generated/graphql.js';
 import { eventually, givenAddonOnSite } from './helpers.js';
+import { freePort } from '../support/free-port.js';
 
 const mainJs = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/main.js');
 const EVENTS = 12;
@@ -25,14 +26,6 @@ const slowHandler = (port: number) => `module.exports = { handlers: {
     await ctx.http.fetch('http://127.0.0.1:${port}/handled?event=' + event.idempotencyKey);
   },
 } };`;
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 /** The real server as its own process (its own process group, so SIGKILL takes its sandbox workers too). */
 async function startChildServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
