@@ -10,11 +10,10 @@ import { performance } from 'node:perf_hooks';
 import { createEchoPool } from './support/echo-pool.js';
 import { machine, median, percentile, startBenchServer, givenBenchSite } from './support/bench-server.js';
 import { openLoop, post } from './events-common.js';
-import { bodies, operations, PAYLOAD, publishEcho } from './support/fixtures.js';
+import { bodies, OPEN_LOOP_RATES, operations, PAYLOAD, publishEcho } from './support/fixtures.js';
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
-/** Fixed request rates of the open-loop comparison, and the seconds of each of its rounds. */
-const OPEN_LOOP_RATES = [250, 500, 1000];
+/** Seconds of each round of the open-loop comparison (at OPEN_LOOP_RATES). */
 const OPEN_LOOP_SECONDS = 2;
 /** The HTTP comparison alternates short rounds so both sides see the same machine load. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);

@@ -2,19 +2,23 @@
 // measured next to the same work done back to back. An addon call wakes a sandbox worker that slept
 // since its last call; `{ __typename }` has no such hop, so the ratios of the other sections depend
 // on this cost as well as on the code. A second table times a round trip to another process: the
-// floor any process-isolated design pays per call, next to what the sandbox pool pays.
+// floor any process-isolated design pays per call, next to what the sandbox pool pays; a third, the
+// same round trips at the execution benchmark's open-loop rates.
 // Run: node --no-node-snapshot dist/bench/machine-calibration.js
 import { fork } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import ivm from 'isolated-vm';
-import { machine, median } from './support/bench-server.js';
+import { openLoop } from './events-common.js';
+import { machine, median, percentile } from './support/bench-server.js';
 import { createEchoPool } from './support/echo-pool.js';
-import { PAYLOAD as BENCH_PAYLOAD } from './support/fixtures.js';
+import { OPEN_LOOP_RATES, PAYLOAD as BENCH_PAYLOAD } from './support/fixtures.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const PAYLOAD = JSON.stringify(BENCH_PAYLOAD);
+/** Calls that warm the pool up before the open loop. */
+const WARM_CALLS = 5000;
 /** The pause that lets a process fall asleep between two measured operations. */
 const IDLE_MS = 1;
 
@@ -61,12 +65,13 @@ async function startIpcEcho() {
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'support/ipc-echo-process.js');
   const child = fork(script, [], { serialization: 'json', stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   await new Promise((resolve) => child.once('message', resolve));
-  let answer: (() => void) | null = null;
-  child.on('message', () => answer?.());
+  // IPC keeps order, so answers settle the calls first in, first out (an open loop may overlap calls).
+  const answers: (() => void)[] = [];
+  child.on('message', () => answers.shift()?.());
   const message = { t: 'exec', inputJson: PAYLOAD };
   const echo = () =>
     new Promise<void>((resolve) => {
-      answer = resolve;
+      answers.push(resolve);
       child.send(message);
     });
   return { echo, stop: () => child.kill() };
@@ -97,6 +102,23 @@ async function main(): Promise<void> {
   for (let round = 0; round < ROUNDS; round += 1) {
     ipcRuns.push(await hotAndAfterIdle(ipc.echo, 300));
     poolRuns.push(await hotAndAfterIdle(pool.execute, 300));
+  }
+  // The same round trips at the open-loop rates of the execution benchmark, once the JIT has
+  // optimised both sides (as the closed loop before that benchmark's open loop leaves them).
+  for (let i = 0; i < WARM_CALLS; i += 1) await pool.execute();
+  const rateRows: string[] = [];
+  for (const rate of OPEN_LOOP_RATES) {
+    const echoLatencies: number[] = [];
+    const poolLatencies: number[] = [];
+    for (let round = 0; round < 2 * ROUNDS; round += 1) {
+      echoLatencies.push(...(await openLoop(rate, 1, ipc.echo)).latencies);
+      poolLatencies.push(...(await openLoop(rate, 1, pool.execute)).latencies);
+    }
+    const cells = [echoLatencies, poolLatencies].flatMap((latencies) => {
+      const sorted = latencies.sort((a, b) => a - b);
+      return [50, 90, 99].map((p) => (percentile(sorted, p) * 1000).toFixed(0));
+    });
+    rateRows.push(`| ${rate}/s | ${cells.join(' | ')} |`);
   }
   ipc.stop();
   await pool.pool.close();
@@ -134,6 +156,16 @@ async function main(): Promise<void> {
       '| --- | ---: | ---: | ---: | ---: |',
       row('Node IPC echo of the 1 KB payload (child_process.fork, JSON serialization)', ipcRuns, 0),
       row('`SandboxPool.execute` of the echo addon with that payload (2 workers)', poolRuns, 0),
+      '',
+      `The same two round trips at the fixed rates of the execution benchmark's open loop (calls sent on`,
+      `schedule whatever the answers; ${2 * ROUNDS} alternating rounds of 1 s each, after ${WARM_CALLS} calls`,
+      'that let the JIT optimise both processes). The lower the rate, the longer each process sleeps',
+      "between calls, and the more each hop costs: the pool's p50 at a rate is what an execution pays",
+      "over HTTP above `{ __typename }` before any of the API's own work for it.",
+      '',
+      '| rate | IPC echo p50 µs | p90 µs | p99 µs | `SandboxPool.execute` p50 µs | p90 µs | p99 µs |',
+      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...rateRows,
     ].join('\n'),
   );
 }

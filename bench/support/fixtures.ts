@@ -5,6 +5,9 @@ import { gql } from './bench-server.js';
 /** An addon with one function returning its input: the warm execution of the issue-3 benchmark. */
 export const ECHO_SOURCE = `module.exports = { functions: { echo: (data) => ({ ok: true, echo: data }) } };`;
 
+/** Fixed request rates of the execution benchmark's open loop (and of the calibration's round trips). */
+export const OPEN_LOOP_RATES = [250, 500, 1000];
+
 /** The ~1 KB JSON input of the execution benchmarks. */
 export const PAYLOAD = {
   items: Array.from({ length: 10 }, (_, i) => ({
