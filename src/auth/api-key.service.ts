@@ -4,6 +4,7 @@ import type { Database } from '../infrastructure/database/database.js';
 import { ApiKeyRepository, type ApiKeyRecord } from './api-key.repository.js';
 import { requireAdmin, type Actor } from './actor.js';
 import { bearerToken, displayPrefix, generateApiKey, hashApiKey, API_KEY_PREFIX } from './api-key.js';
+import { RefreshingCache } from '../shared/refreshing-cache.js';
 
 export interface CreateApiKeyInput {
   role: 'admin' | 'developer' | 'site';
@@ -25,18 +26,32 @@ const roleByName = {
   site: ApiKeyRole.SITE,
 } as const;
 const MAX_CACHED_KEYS = 10_000;
+/** How long past its TTL a cached key may still be answered while it is re-read. */
+const MAX_STALE_KEY_MS = 5_000;
 
 /** Issues API keys and turns a presented key into an {@link Actor}. */
 export class ApiKeyService {
   private readonly repository: ApiKeyRepository;
-  /** hash -> actor and expiry; avoids a database round trip on every request. */
-  private readonly cache = new Map<string, { actor: Actor; expiresAt: number }>();
+  /**
+   * hash -> actor; avoids a database round trip on every request. A key in use is re-read in the
+   * background when its entry expires, so requests never wait on that read; null when caching is off.
+   */
+  private readonly cache: RefreshingCache<Actor> | null;
 
   constructor(
     private readonly database: Database,
-    private readonly cacheSeconds: number,
+    cacheSeconds: number,
   ) {
     this.repository = new ApiKeyRepository(database.prisma);
+    const ttlMs = cacheSeconds * 1000;
+    this.cache =
+      ttlMs > 0
+        ? new RefreshingCache((hash) => this.readActor(hash), {
+            ttlMs,
+            staleMs: Math.min(ttlMs, MAX_STALE_KEY_MS),
+            maxEntries: MAX_CACHED_KEYS,
+          })
+        : null;
   }
 
   /**
@@ -54,18 +69,14 @@ export class ApiKeyService {
     if (!key.startsWith(API_KEY_PREFIX) || key.length > 200)
       throw new UnauthenticatedError('Invalid API key.');
     const hash = hashApiKey(key);
-    const now = Date.now();
-    const cached = this.cache.get(hash);
-    if (cached && cached.expiresAt > now) return cached.actor;
+    if (this.cache === null) return this.readActor(hash);
+    return this.cache.peek(hash) ?? this.cache.get(hash);
+  }
 
+  private async readActor(hash: string): Promise<Actor> {
     const record = await this.repository.findActiveByHash(hash);
     if (!record) throw new UnauthenticatedError('Invalid API key.');
-    const actor = toActor(record);
-    if (this.cacheSeconds > 0) {
-      if (this.cache.size >= MAX_CACHED_KEYS) this.cache.clear();
-      this.cache.set(hash, { actor, expiresAt: now + this.cacheSeconds * 1000 });
-    }
-    return actor;
+    return toActor(record);
   }
 
   /** Creates a key; only admins may (the CLI acts as admin with direct database access). */
@@ -109,11 +120,15 @@ export class ApiKeyService {
     return { key, record };
   }
 
-  /** Revokes a key at once on this instance; other instances stop accepting it within the cache TTL. */
+  /**
+   * Revokes a key at once on this instance; other instances stop accepting it within the cache TTL
+   * (plus, for a key in use, the few milliseconds its background re-read takes; at most
+   * MAX_STALE_KEY_MS more for a key idle since its entry expired).
+   */
   async revoke(actor: Actor, id: string): Promise<ApiKeyRecord> {
     requireAdmin(actor);
     const record = await this.repository.revoke(id);
-    this.cache.clear();
+    this.cache?.clear();
     return record;
   }
 

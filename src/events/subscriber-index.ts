@@ -4,6 +4,7 @@ import { INSTALLATIONS_CHANNEL } from '../installations/installation-lookup.js';
 import type { AddonBundleLoader } from '../executions/addon-bundle.loader.js';
 import { EventRepository, type NewDelivery } from './event.repository.js';
 import { resolveHandler } from './event-name.js';
+import { RefreshingCache } from '../shared/refreshing-cache.js';
 
 interface SiteInstallation {
   id: string;
@@ -19,15 +20,21 @@ interface SiteInstallation {
  * and manifests per version for good (versions are immutable).
  */
 export class SubscriberIndex {
-  private readonly sites = new Map<string, { value: Promise<SiteInstallation[]>; expiresAt: number }>();
+  private readonly sites: RefreshingCache<SiteInstallation[]>;
   private readonly unsubscribe: () => void;
 
   constructor(
     private readonly database: Database,
     private readonly bundles: AddonBundleLoader,
     bus: ClusterBus,
-    private readonly ttlMs = 5_000,
+    ttlMs = 5_000,
   ) {
+    // A site's entry in use is re-read in the background when it expires: emits never wait on it.
+    this.sites = new RefreshingCache((siteId) => this.read(siteId, this.database.prisma), {
+      ttlMs,
+      staleMs: ttlMs,
+      maxEntries: 10_000,
+    });
     this.unsubscribe = bus.subscribe(INSTALLATIONS_CHANNEL, (message) => {
       const siteId = (message as { siteId?: unknown }).siteId;
       if (typeof siteId === 'string') this.sites.delete(siteId);
@@ -68,14 +75,7 @@ export class SubscriberIndex {
   }
 
   private cached(siteId: string): Promise<SiteInstallation[]> {
-    const now = Date.now();
-    const hit = this.sites.get(siteId);
-    if (hit && hit.expiresAt > now) return hit.value;
-    const value = this.read(siteId, this.database.prisma);
-    if (this.sites.size > 10_000) this.sites.clear();
-    this.sites.set(siteId, { value, expiresAt: now + this.ttlMs });
-    value.catch(() => this.sites.delete(siteId));
-    return value;
+    return this.sites.get(siteId);
   }
 
   private async read(siteId: string, db: DbClient): Promise<SiteInstallation[]> {

@@ -3,6 +3,7 @@ import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
 import { ConflictError, NotFoundError } from '../errors/index.js';
 import { AddonRepository, type AddonRecord } from '../addons/addon.repository.js';
 import { InstallationRepository, type InstallationRecord } from './installation.repository.js';
+import { RefreshingCache } from '../shared/refreshing-cache.js';
 
 export const INSTALLATIONS_CHANNEL = 'installations.changed';
 
@@ -14,17 +15,26 @@ export interface ResolvedInstallation {
 /**
  * Finds the enabled installation an execution runs under. Hot path of every addon call, so answers
  * are cached briefly; any installation change on any instance drops the site's entries through the
- * cluster bus, and the TTL bounds staleness should a message be lost.
+ * cluster bus, and the TTL bounds staleness should a message be lost. An entry in use is re-read in
+ * the background when it expires (see RefreshingCache), so calls never wait on that read.
  */
 export class InstallationLookup {
-  private readonly cache = new Map<string, { value: ResolvedInstallation; expiresAt: number }>();
+  private readonly cache: RefreshingCache<ResolvedInstallation>;
   private readonly unsubscribe: () => void;
 
   constructor(
     private readonly database: Database,
     private readonly bus: ClusterBus,
-    private readonly ttlMs = 5_000,
+    ttlMs = 5_000,
   ) {
+    this.cache = new RefreshingCache(
+      (key) => {
+        // Site ids never hold the separator; the addon part is whatever the caller sent.
+        const at = key.indexOf(KEY_SEPARATOR);
+        return this.read(key.slice(0, at), key.slice(at + 1), this.database.prisma);
+      },
+      { ttlMs, staleMs: ttlMs, maxEntries: 10_000 },
+    );
     this.unsubscribe = bus.subscribe(INSTALLATIONS_CHANNEL, (message) => {
       const siteId = (message as { siteId?: unknown }).siteId;
       if (typeof siteId === 'string') this.dropSite(siteId);
@@ -39,20 +49,14 @@ export class InstallationLookup {
 
   /**
    * The site's enabled installation of an addon (id or name), or NOT_FOUND / CONFLICT. A caller
-   * inside a transaction passes its client as `db`.
+   * inside a transaction passes its client as `db`: on a miss it reads through it, and what it
+   * reads (maybe not committed yet) is not cached.
    */
   async require(siteId: string, addonIdOrName: string, db?: DbClient): Promise<ResolvedInstallation> {
-    const cached = this.cached(siteId, addonIdOrName);
-    if (cached) return cached;
-    const client = db ?? this.database.prisma;
-    const addon = await new AddonRepository(client).findByIdOrName(addonIdOrName);
-    if (!addon) throw new NotFoundError('Addon', addonIdOrName);
-    const installation = await new InstallationRepository(client).find(siteId, addon.id);
-    if (!installation) throw new NotFoundError('Installation', `${addon.name} on site ${siteId}`);
-    const resolved = { addon, installation };
-    if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(keyOf(siteId, addonIdOrName), { value: resolved, expiresAt: Date.now() + this.ttlMs });
-    return enabled(resolved);
+    const key = keyOf(siteId, addonIdOrName);
+    const cached = this.cache.peek(key);
+    if (cached) return enabled(cached);
+    return enabled(db ? await this.read(siteId, addonIdOrName, db) : await this.cache.get(key));
   }
 
   /**
@@ -60,21 +64,30 @@ export class InstallationLookup {
    * the installation, CONFLICT when it is disabled, or undefined when it is not cached.
    */
   cached(siteId: string, addonIdOrName: string): ResolvedInstallation | undefined {
-    const hit = this.cache.get(keyOf(siteId, addonIdOrName));
-    return hit && hit.expiresAt > Date.now() ? enabled(hit.value) : undefined;
-  }
-
-  private dropSite(siteId: string): void {
-    const prefix = keyOf(siteId, '');
-    for (const key of this.cache.keys()) if (key.startsWith(prefix)) this.cache.delete(key);
+    const hit = this.cache.peek(keyOf(siteId, addonIdOrName));
+    return hit && enabled(hit);
   }
 
   close(): void {
     this.unsubscribe();
   }
+
+  private async read(siteId: string, addonIdOrName: string, client: DbClient): Promise<ResolvedInstallation> {
+    const addon = await new AddonRepository(client).findByIdOrName(addonIdOrName);
+    if (!addon) throw new NotFoundError('Addon', addonIdOrName);
+    const installation = await new InstallationRepository(client).find(siteId, addon.id);
+    if (!installation) throw new NotFoundError('Installation', `${addon.name} on site ${siteId}`);
+    return { addon, installation };
+  }
+
+  private dropSite(siteId: string): void {
+    const prefix = keyOf(siteId, '');
+    this.cache.deleteWhere((key) => key.startsWith(prefix));
+  }
 }
 
-const keyOf = (siteId: string, addonIdOrName: string) => `${siteId}\u0000${addonIdOrName}`;
+const KEY_SEPARATOR = '\u0000';
+const keyOf = (siteId: string, addonIdOrName: string) => `${siteId}${KEY_SEPARATOR}${addonIdOrName}`;
 
 function enabled(resolved: ResolvedInstallation): ResolvedInstallation {
   if (!resolved.installation.enabled) {
