@@ -21,7 +21,13 @@ function givenCache(options: { ttlMs?: number; staleMs?: number; maxEntries?: nu
       now: () => clock.now,
     },
   );
-  return { cache, clock, loads };
+  /** Loads `key` as `value`: the state of a cache that has answered it once. */
+  const loaded = async (key: string, value: string) => {
+    const answer = cache.get(key);
+    loads.at(-1)!.resolve(value);
+    await answer;
+  };
+  return { cache, clock, loads, loaded };
 }
 
 /** Lets the settled loads' callbacks run. */
@@ -37,10 +43,8 @@ describe('RefreshingCache', () => {
   });
 
   it('answers a fresh value from memory without loading', async () => {
-    const { cache, clock, loads } = givenCache();
-    const first = cache.get('a');
-    loads[0].resolve('A1');
-    await first;
+    const { cache, clock, loads, loaded } = givenCache();
+    await loaded('a', 'A1');
     clock.now += 99;
     assert.equal(cache.peek('a'), 'A1');
     assert.equal(await cache.get('a'), 'A1');
@@ -48,10 +52,8 @@ describe('RefreshingCache', () => {
   });
 
   it('answers an expired value within the stale window while one background load replaces it', async () => {
-    const { cache, clock, loads } = givenCache();
-    const first = cache.get('a');
-    loads[0].resolve('A1');
-    await first;
+    const { cache, clock, loads, loaded } = givenCache();
+    await loaded('a', 'A1');
     clock.now += 120;
     assert.equal(cache.peek('a'), 'A1');
     assert.equal(await cache.get('a'), 'A1');
@@ -65,10 +67,8 @@ describe('RefreshingCache', () => {
   });
 
   it('makes callers wait for a load once the value is older than TTL plus the stale window', async () => {
-    const { cache, clock, loads } = givenCache();
-    const first = cache.get('a');
-    loads[0].resolve('A1');
-    await first;
+    const { cache, clock, loads, loaded } = givenCache();
+    await loaded('a', 'A1');
     clock.now += 150;
     assert.equal(cache.peek('a'), undefined);
     const answer = cache.get('a');
@@ -90,10 +90,8 @@ describe('RefreshingCache', () => {
   });
 
   it('drops the entry when its background refresh fails', async () => {
-    const { cache, clock, loads } = givenCache();
-    const first = cache.get('a');
-    loads[0].resolve('A1');
-    await first;
+    const { cache, clock, loads, loaded } = givenCache();
+    await loaded('a', 'A1');
     clock.now += 120;
     assert.equal(cache.peek('a'), 'A1');
     loads[1].reject(new Error('not found'));
@@ -126,12 +124,8 @@ describe('RefreshingCache', () => {
   });
 
   it('starts over beyond maxEntries rather than growing without bound', async () => {
-    const { cache, loads } = givenCache({ maxEntries: 2 });
-    for (const key of ['a', 'b', 'c']) {
-      const answer = cache.get(key);
-      loads.at(-1)!.resolve(key.toUpperCase());
-      await answer;
-    }
+    const { cache, loaded } = givenCache({ maxEntries: 2 });
+    for (const key of ['a', 'b', 'c']) await loaded(key, key.toUpperCase());
     assert.equal(cache.peek('a'), undefined);
     assert.equal(cache.peek('b'), undefined);
     assert.equal(cache.peek('c'), 'C');
