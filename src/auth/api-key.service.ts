@@ -69,8 +69,7 @@ export class ApiKeyService {
     if (!key.startsWith(API_KEY_PREFIX) || key.length > 200)
       throw new UnauthenticatedError('Invalid API key.');
     const hash = hashApiKey(key);
-    if (this.cache === null) return this.readActor(hash);
-    return this.cache.peek(hash) ?? this.cache.get(hash);
+    return this.cache === null ? this.readActor(hash) : this.cache.get(hash);
   }
 
   private async readActor(hash: string): Promise<Actor> {

@@ -47,7 +47,7 @@ export class SubscriberIndex {
    */
   async forEvent(siteId: string | null, name: string, db?: DbClient): Promise<NewDelivery[]> {
     if (!siteId) return [];
-    const installations = db ? await this.read(siteId, db) : await this.cached(siteId);
+    const installations = db ? await this.read(siteId, db) : await this.sites.get(siteId);
     const out: NewDelivery[] = [];
     for (const installation of installations) {
       const { manifest } = await this.bundles.load(installation.addonVersionId, db);
@@ -66,16 +66,12 @@ export class SubscriberIndex {
 
   /** The site's enabled installations, from the same short-lived cache as {@link forEvent}. */
   enabledInstallations(siteId: string): Promise<ReadonlyArray<{ addonId: string; addonVersionId: string }>> {
-    return this.cached(siteId);
+    return this.sites.get(siteId);
   }
 
   /** Forgets a site's installations (called on this instance's own installation changes). */
   dropSite(siteId: string): void {
     this.sites.delete(siteId);
-  }
-
-  private cached(siteId: string): Promise<SiteInstallation[]> {
-    return this.sites.get(siteId);
   }
 
   private async read(siteId: string, db: DbClient): Promise<SiteInstallation[]> {

@@ -54,9 +54,8 @@ export class InstallationLookup {
    */
   async require(siteId: string, addonIdOrName: string, db?: DbClient): Promise<ResolvedInstallation> {
     const key = keyOf(siteId, addonIdOrName);
-    const cached = this.cache.peek(key);
-    if (cached) return enabled(cached);
-    return enabled(db ? await this.read(siteId, addonIdOrName, db) : await this.cache.get(key));
+    if (!db) return enabled(await this.cache.get(key));
+    return enabled(this.cache.peek(key) ?? (await this.read(siteId, addonIdOrName, db)));
   }
 
   /**

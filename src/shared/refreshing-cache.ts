@@ -22,8 +22,8 @@ interface Entry<V> {
  * Values read from somewhere slow (the database) for hot paths that must not wait on it:
  * - a miss is loaded once however many callers ask at the same time (one query, not one per request);
  * - a value past its TTL is still answered, for up to `staleMs`, while a single background load
- *   replaces it: a key in use never makes its callers wait when it expires (before this, every
- *   request in flight when the installation cache expired ran its own queries and waited for them:
+ *   replaces it: a key in use never makes its callers wait when it expires (otherwise every request
+ *   in flight at that moment runs its own queries and waits for them: with the installation cache,
  *   5–100 ms stalls every 5 s at 1000 executions/s);
  * - a failed load is not cached (the next caller loads again and sees the error), and neither is a
  *   load that was in flight when its key was deleted (it may have read what the deletion is about).
