@@ -18,6 +18,7 @@ import {
   type AddonVersionSummary,
   type WidgetRecord,
 } from './addon.repository.js';
+import { RefreshingCache } from '../shared/refreshing-cache.js';
 
 /** Source size cap: addons are bundled scripts, not asset stores. */
 export const MAX_SOURCE_BYTES = 2 * 1024 * 1024;
@@ -65,16 +66,25 @@ export class AddonService {
   /**
    * `Query.widget` lookups by (addon id or name, widget name): on every widget render through the
    * GraphQL `Widget` type, so kept in memory. Only a publish changes the answer; it clears every
-   * instance's cache through the bus, and the TTL bounds staleness if a bus message is lost.
+   * instance's cache through the bus, and the TTL bounds staleness if a bus message is lost. A
+   * lookup in use is re-read in the background when it expires, so renders never wait on it.
    */
-  private readonly widgetLookups = new Map<string, { value: Promise<WidgetRecord>; expiresAt: number }>();
+  private readonly widgetLookups: RefreshingCache<WidgetRecord>;
   private readonly unsubscribe: () => void;
 
   constructor(
     private readonly database: Database,
     private readonly bus?: ClusterBus,
-    private readonly widgetTtlMs = 30_000,
+    widgetTtlMs = 30_000,
   ) {
+    this.widgetLookups = new RefreshingCache(
+      (key) => {
+        // Both parts come from the caller, so the key is their JSON pair, not a joined string.
+        const [addonIdOrName, widgetName] = JSON.parse(key) as [string, string];
+        return this.readWidget(addonIdOrName, widgetName);
+      },
+      { ttlMs: widgetTtlMs, staleMs: widgetTtlMs, maxEntries: 10_000 },
+    );
     this.unsubscribe =
       bus?.subscribe(ADDONS_PUBLISHED_CHANNEL, () => this.widgetLookups.clear()) ?? (() => {});
   }
@@ -224,16 +234,8 @@ export class AddonService {
 
   /** One widget of an addon's latest version, by addon id or name and widget name. */
   widget(addonIdOrName: string, widgetName: string): Promise<WidgetRecord> {
-    const key = `${addonIdOrName}\u0000${widgetName}`;
-    const now = Date.now();
-    const hit = this.widgetLookups.get(key);
-    if (hit && hit.expiresAt > now) return hit.value;
-    const value = this.readWidget(addonIdOrName, widgetName);
-    if (this.widgetLookups.size >= 10_000) this.widgetLookups.clear();
-    this.widgetLookups.set(key, { value, expiresAt: now + this.widgetTtlMs });
     // Failures (not found included) are not kept: the next publish may make them succeed.
-    value.catch(() => this.widgetLookups.delete(key));
-    return value;
+    return this.widgetLookups.get(JSON.stringify([addonIdOrName, widgetName]));
   }
 
   private async readWidget(addonIdOrName: string, widgetName: string): Promise<WidgetRecord> {

@@ -1,6 +1,7 @@
 import type { Database } from '../infrastructure/database/database.js';
 import { requireAuthenticated, type Actor } from '../auth/actor.js';
 import { EventRepository } from './event.repository.js';
+import { RefreshingCache } from '../shared/refreshing-cache.js';
 
 /**
  * What a key may see of events, deliveries and executions: an admin everything, a site key its own
@@ -12,31 +13,24 @@ export type Visibility =
 
 /** Resolves a caller's {@link Visibility}; a developer's addons are cached briefly. */
 export class VisibilityResolver {
-  private readonly owned = new Map<string, { ids: Promise<ReadonlySet<string>>; expiresAt: number }>();
+  private readonly owned: RefreshingCache<ReadonlySet<string>>;
 
   constructor(
     private readonly database: Database,
-    private readonly ttlMs = 10_000,
-  ) {}
+    ttlMs = 10_000,
+  ) {
+    this.owned = new RefreshingCache(
+      async (developerId) =>
+        new Set(await new EventRepository(this.database.prisma).addonIdsOwnedBy(developerId)),
+      { ttlMs, staleMs: ttlMs, maxEntries: 1000 },
+    );
+  }
 
   async of(actor: Actor): Promise<Visibility> {
     requireAuthenticated(actor);
     if (actor.kind === 'admin') return { kind: 'all' };
     if (actor.kind === 'site') return { kind: 'site', siteId: actor.siteId };
-    return { kind: 'addons', addonIds: await this.ownedBy(actor.developerId) };
-  }
-
-  private ownedBy(developerId: string): Promise<ReadonlySet<string>> {
-    const now = Date.now();
-    const hit = this.owned.get(developerId);
-    if (hit && hit.expiresAt > now) return hit.ids;
-    const ids = new EventRepository(this.database.prisma)
-      .addonIdsOwnedBy(developerId)
-      .then((list) => new Set(list));
-    if (this.owned.size > 1000) this.owned.clear();
-    this.owned.set(developerId, { ids, expiresAt: now + this.ttlMs });
-    ids.catch(() => this.owned.delete(developerId));
-    return ids;
+    return { kind: 'addons', addonIds: await this.owned.get(actor.developerId) };
   }
 }
 
