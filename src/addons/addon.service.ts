@@ -83,7 +83,7 @@ export class AddonService {
         const [addonIdOrName, widgetName] = JSON.parse(key) as [string, string];
         return this.readWidget(addonIdOrName, widgetName);
       },
-      { ttlMs: widgetTtlMs, staleMs: widgetTtlMs, maxEntries: 10_000 },
+      { ttlMs: widgetTtlMs, maxEntries: 10_000 },
     );
     this.unsubscribe =
       bus?.subscribe(ADDONS_PUBLISHED_CHANNEL, () => this.widgetLookups.clear()) ?? (() => {});

@@ -32,7 +32,6 @@ export class SubscriberIndex {
     // A site's entry in use is re-read in the background when it expires: emits never wait on it.
     this.sites = new RefreshingCache((siteId) => this.read(siteId, this.database.prisma), {
       ttlMs,
-      staleMs: ttlMs,
       maxEntries: 10_000,
     });
     this.unsubscribe = bus.subscribe(INSTALLATIONS_CHANNEL, (message) => {

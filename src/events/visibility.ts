@@ -22,7 +22,7 @@ export class VisibilityResolver {
     this.owned = new RefreshingCache(
       async (developerId) =>
         new Set(await new EventRepository(this.database.prisma).addonIdsOwnedBy(developerId)),
-      { ttlMs, staleMs: ttlMs, maxEntries: 1000 },
+      { ttlMs, maxEntries: 1000 },
     );
   }
 

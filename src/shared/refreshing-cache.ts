@@ -5,8 +5,9 @@ export interface RefreshingCacheOptions {
   /**
    * How long after that it may still be answered while one background load replaces it. Bounds how
    * stale an answer can be for a key nobody asked about for a while (longer than this: callers wait).
+   * Default: `ttlMs`.
    */
-  staleMs: number;
+  staleMs?: number;
   /** Entries kept; beyond it the cache starts over (a bound, not an LRU: sizes here are small). */
   maxEntries: number;
   /** The clock, for tests. */
@@ -32,12 +33,14 @@ export class RefreshingCache<V> {
   private readonly entries = new Map<string, Entry<V>>();
   private readonly loading = new Map<string, Promise<V>>();
   private readonly now: () => number;
+  private readonly staleMs: number;
 
   constructor(
     private readonly load: (key: string) => Promise<V>,
     private readonly options: RefreshingCacheOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.staleMs = options.staleMs ?? options.ttlMs;
   }
 
   /**
@@ -49,7 +52,7 @@ export class RefreshingCache<V> {
     if (entry === undefined) return undefined;
     const now = this.now();
     if (now < entry.freshUntil) return entry.value;
-    if (now < entry.freshUntil + this.options.staleMs) {
+    if (now < entry.freshUntil + this.staleMs) {
       // Nobody awaits a background refresh: its failure only drops the entry (see `start`).
       this.start(key).catch(() => undefined);
       return entry.value;
