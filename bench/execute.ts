@@ -67,13 +67,18 @@ async function overHttp(): Promise<string> {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${siteKey}` },
       body,
     });
-    const [base, exec, reference] = await interleaved(
+    const [base, exec, reference, floorExec] = await interleaved(
       [
         { name: 'typename', request: request(typename) },
         { name: 'execute', request: request(execute) },
         {
           name: 'bare Apollo Server',
           request: { ...request(typename), url: bare.url },
+          serverPid: bare.child.pid,
+        },
+        {
+          name: 'bare Apollo Server executing in a bare isolate worker',
+          request: { ...request(execute), url: bare.url },
           serverPid: bare.child.pid,
         },
       ],
@@ -86,32 +91,43 @@ async function overHttp(): Promise<string> {
 
     // The same two operations at fixed rates below saturation (open loop, alternating rounds):
     // the latency an execution adds when requests do not queue behind each other. The bare Apollo
-    // Server answers `{ __typename }` in the same rounds: the machine's own floor at that rate.
+    // Server answers both operations in the same rounds: the machine's own floor at that rate for a
+    // GraphQL server, and for the issue's design with nothing else in it.
     const openLoopRows: string[] = [];
     const worst = { p50Difference: -Infinity, p99: -Infinity, floorP99: NaN };
-    const openLoopOps = ['reference', 'typename', 'execute'] as const;
+    const floorWorst = { p50Difference: -Infinity, p99: -Infinity };
+    const openLoopOps = ['reference', 'floorExecute', 'typename', 'execute'] as const;
     for (const rate of OPEN_LOOP_RATES) {
-      const samples = { reference: [] as number[], typename: [] as number[], execute: [] as number[] };
+      const samples = Object.fromEntries(openLoopOps.map((name) => [name, [] as number[]])) as Record<
+        (typeof openLoopOps)[number],
+        number[]
+      >;
       let failures = 0;
       for (let round = 0; round < 2 * openLoopOps.length; round += 1) {
         const name = openLoopOps[round % openLoopOps.length];
-        const { query, variables } =
-          name === 'execute' ? operations.execute('bench-echo') : operations.typename;
-        const target = name === 'reference' ? bare.url.replace(/\/$/, '') : url;
+        const executes = name === 'execute' || name === 'floorExecute';
+        const { query, variables } = executes ? operations.execute('bench-echo') : operations.typename;
+        const onBare = name === 'reference' || name === 'floorExecute';
+        const target = onBare ? bare.url.replace(/\/$/, '') : url;
         const send = () => post(target, siteKey, query, variables);
         const result = await openLoop(rate, OPEN_LOOP_SECONDS, send);
         samples[name].push(...result.latencies);
         failures += result.failures;
       }
-      const [floor, base, exec] = openLoopOps.map((name) => [...samples[name]].sort((a, b) => a - b));
+      const [floor, floorEx, base, exec] = openLoopOps.map((name) =>
+        [...samples[name]].sort((a, b) => a - b),
+      );
       const fmt = (n: number) => n.toFixed(2);
       worst.p50Difference = Math.max(worst.p50Difference, percentile(exec, 50) - percentile(base, 50));
       if (percentile(exec, 99) > worst.p99) {
         worst.p99 = percentile(exec, 99);
         worst.floorP99 = percentile(floor, 99);
       }
+      const floorDifference = percentile(floorEx, 50) - percentile(floor, 50);
+      floorWorst.p50Difference = Math.max(floorWorst.p50Difference, floorDifference);
+      floorWorst.p99 = Math.max(floorWorst.p99, percentile(floorEx, 99));
       openLoopRows.push(
-        `| ${rate}/s | ${fmt(percentile(floor, 50))} | ${fmt(percentile(floor, 99))} | ${fmt(percentile(base, 50))} | ${fmt(percentile(base, 99))} | ${fmt(percentile(exec, 50))} | ${fmt(percentile(exec, 99))} | **${fmt(percentile(exec, 50) - percentile(base, 50))}** | ${failures} |`,
+        `| ${rate}/s | ${fmt(percentile(floor, 50))} | ${fmt(percentile(floor, 99))} | ${fmt(percentile(floorEx, 50))} | ${fmt(percentile(floorEx, 99))} | ${fmt(floorDifference)} | ${fmt(percentile(base, 50))} | ${fmt(percentile(base, 99))} | ${fmt(percentile(exec, 50))} | ${fmt(percentile(exec, 99))} | **${fmt(percentile(exec, 50) - percentile(base, 50))}** | ${failures} |`,
       );
     }
 
@@ -136,6 +152,7 @@ async function overHttp(): Promise<string> {
     warm.sort((a, b) => a - b);
 
     const ratio = exec.ratio;
+    const floorRatio = median(floorExec.roundRps.map((rps, round) => rps / reference.roundRps[round]));
     // Under a closed loop every connection always has one request in flight, so the mean latency
     // is connections / throughput (Little's law), whatever a request costs on its own.
     const meanMs = (rps: number) => (10 / rps) * 1000;
@@ -148,22 +165,26 @@ async function overHttp(): Promise<string> {
       `| \`{ __typename }\` | ${base.rps.toFixed(0)} | ${mean(base.rps)} | ${base.p50} | ${base.p99} | ${base.errors} | ${cpuCell(base.cpu?.server)} | ${cpuCell(base.cpu?.children)} |`,
       `| warm \`executeAddonFunction\` (1 KB in, 1 KB out) | ${exec.rps.toFixed(0)} | ${mean(exec.rps)} | ${exec.p50} | ${exec.p99} | ${exec.errors} | ${cpuCell(exec.cpu?.server)} | ${cpuCell(exec.cpu?.children)} |`,
       `| reference: \`{ __typename }\` on a bare Apollo Server 5 (startStandaloneServer, no auth, rate limit or plugins of ours) | ${reference.rps.toFixed(0)} | ${mean(reference.rps)} | ${reference.p50} | ${reference.p99} | ${reference.errors} | ${cpuCell(reference.cpu?.server)} | – |`,
+      `| floor of the design: the same execution on the bare Apollo Server, one IPC round trip to a process running the echo function in one isolate, nothing else | ${floorExec.rps.toFixed(0)} | ${mean(floorExec.rps)} | ${floorExec.p50} | ${floorExec.p99} | ${floorExec.errors} | ${cpuCell(floorExec.cpu?.server)} | ${cpuCell(floorExec.cpu?.children)} |`,
       '',
       "CPU per request is read from /proc around each round (medians); it moves less with the machine's",
       'noise than throughput does. The API process, single-threaded, is the busiest process in both rows.',
       'autocannon reports latency percentiles in whole milliseconds; the mean column has the resolution they lack.',
       `The bare server is the issue's reference point (about 20k requests/s where the issue was written); here it answers`,
       `${(reference.ratio * 100).toFixed(0)}% as many requests per second as this server's \`{ __typename }\` (median of the per-round ratios).`,
+      "The floor row is the issue's design with nothing else in it (no authentication, lookups, per-site context, limits,",
+      'execution records or metrics): what any implementation of it pays on this machine.',
+      `Its throughput is ${(floorRatio * 100).toFixed(0)}% of the bare server's \`{ __typename }\` (median of the per-round ratios); below saturation (the open loop below, worst rate) its p50 difference is ${floorWorst.p50Difference.toFixed(2)} ms and its p99 ${floorWorst.p99.toFixed(2)} ms.`,
       '',
       `- throughput ratio (median of the per-round ratios): **${(ratio * 100).toFixed(0)}%** of \`{ __typename }\` (target ≥ 50%)`,
       `- p50 difference (target ≤ 0.5 ms): **${worst.p50Difference.toFixed(2)} ms** per request below saturation (the open loop below, worst rate); at saturation under 10 connections the mean difference is ${(meanMs(exec.rps) - meanMs(base.rps)).toFixed(2)} ms, which is queueing: 10 / throughput`,
       `- p99 (target < 5 ms): **${worst.p99.toFixed(2)} ms** below saturation (worst rate; the bare Apollo Server's own \`{ __typename }\` at that rate: ${worst.floorP99.toFixed(2)} ms); ${exec.p99} ms at saturation under 10 connections (\`{ __typename }\`: ${base.p99} ms, bare Apollo Server: ${reference.p99} ms)`,
       `- cold start, first call of a never-used version over HTTP (10 versions): p50 **${percentile(cold, 50).toFixed(1)} ms**, max ${cold.at(-1)!.toFixed(1)} ms (target < 20 ms); the second call: p50 ${percentile(warm, 50).toFixed(1)} ms`,
       '',
-      `At fixed rates below saturation (open loop from one process on node:http kept-alive connections, requests sent on schedule whatever the answers; 2 rounds of ${OPEN_LOOP_SECONDS} s per operation, alternating; latency from send to response). Under the closed loop above, latency is queueing (10 connections / throughput); here it is what one request costs. The bare Apollo Server's columns show what this machine gives, at that rate, a GraphQL server with nothing of ours.`,
+      `At fixed rates below saturation (open loop from one process on node:http kept-alive connections, requests sent on schedule whatever the answers; 2 rounds of ${OPEN_LOOP_SECONDS} s per operation, alternating; latency from send to response). Under the closed loop above, latency is queueing (10 connections / throughput); here it is what one request costs. The bare Apollo Server's columns show what this machine gives, at that rate, a GraphQL server with nothing of ours, and the floor of the design (an IPC round trip to one bare isolate).`,
       '',
-      '| rate | bare Apollo `{ __typename }` p50 ms | p99 ms | `{ __typename }` p50 ms | p99 ms | `executeAddonFunction` p50 ms | p99 ms | p50 difference ms | failures |',
-      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| rate | bare Apollo `{ __typename }` p50 ms | p99 ms | floor execution p50 ms | p99 ms | floor p50 difference ms | `{ __typename }` p50 ms | p99 ms | `executeAddonFunction` p50 ms | p99 ms | p50 difference ms | failures |',
+      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...openLoopRows,
       '',
     ].join('\n');

@@ -1,9 +1,9 @@
 // Addons and requests shared by the benchmarks and by `npm run bench:compare`, so that a comparison
 // of two builds measures exactly what the benchmark sections report.
 import { gql } from './bench-server.js';
+import { ECHO_SOURCE } from './echo-addon.js';
 
-/** An addon with one function returning its input: the warm execution of the issue-3 benchmark. */
-export const ECHO_SOURCE = `module.exports = { functions: { echo: (data) => ({ ok: true, echo: data }) } };`;
+export { ECHO_SOURCE };
 
 /** Fixed request rates of the execution benchmark's open loop (and of the calibration's round trips). */
 export const OPEN_LOOP_RATES = [250, 500, 1000];
