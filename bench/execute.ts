@@ -93,13 +93,17 @@ async function overHttp(): Promise<string> {
     // the latency an execution adds when requests do not queue behind each other. The bare Apollo
     // Server answers both operations in the same rounds: the machine's own floor at that rate for a
     // GraphQL server, and for the issue's design with nothing else in it.
-    const openLoopRows: string[] = [];
-    const worst = { p50Difference: -Infinity, p99: -Infinity, floorP99: NaN };
-    const floorWorst = { p50Difference: -Infinity, p99: -Infinity };
     const openLoopOps = ['reference', 'floorExecute', 'typename', 'execute'] as const;
+    type OpenLoopOp = (typeof openLoopOps)[number];
+    const byRate: {
+      rate: number;
+      p50: Record<OpenLoopOp, number>;
+      p99: Record<OpenLoopOp, number>;
+      failures: number;
+    }[] = [];
     for (const rate of OPEN_LOOP_RATES) {
       const samples = Object.fromEntries(openLoopOps.map((name) => [name, [] as number[]])) as Record<
-        (typeof openLoopOps)[number],
+        OpenLoopOp,
         number[]
       >;
       let failures = 0;
@@ -114,22 +118,31 @@ async function overHttp(): Promise<string> {
         samples[name].push(...result.latencies);
         failures += result.failures;
       }
-      const [floor, floorEx, base, exec] = openLoopOps.map((name) =>
-        [...samples[name]].sort((a, b) => a - b),
-      );
-      const fmt = (n: number) => n.toFixed(2);
-      worst.p50Difference = Math.max(worst.p50Difference, percentile(exec, 50) - percentile(base, 50));
-      if (percentile(exec, 99) > worst.p99) {
-        worst.p99 = percentile(exec, 99);
-        worst.floorP99 = percentile(floor, 99);
-      }
-      const floorDifference = percentile(floorEx, 50) - percentile(floor, 50);
-      floorWorst.p50Difference = Math.max(floorWorst.p50Difference, floorDifference);
-      floorWorst.p99 = Math.max(floorWorst.p99, percentile(floorEx, 99));
-      openLoopRows.push(
-        `| ${rate}/s | ${fmt(percentile(floor, 50))} | ${fmt(percentile(floor, 99))} | ${fmt(percentile(floorEx, 50))} | ${fmt(percentile(floorEx, 99))} | ${fmt(floorDifference)} | ${fmt(percentile(base, 50))} | ${fmt(percentile(base, 99))} | ${fmt(percentile(exec, 50))} | ${fmt(percentile(exec, 99))} | **${fmt(percentile(exec, 50) - percentile(base, 50))}** | ${failures} |`,
-      );
+      for (const name of openLoopOps) samples[name].sort((a, b) => a - b);
+      const at = (q: number) =>
+        Object.fromEntries(openLoopOps.map((name) => [name, percentile(samples[name], q)])) as Record<
+          OpenLoopOp,
+          number
+        >;
+      byRate.push({ rate, p50: at(50), p99: at(99), failures });
     }
+    const fmt = (n: number) => n.toFixed(2);
+    const difference = ({ p50 }: (typeof byRate)[number]) => p50.execute - p50.typename;
+    const floorDifference = ({ p50 }: (typeof byRate)[number]) => p50.floorExecute - p50.reference;
+    const openLoopRows = byRate.map(
+      (r) =>
+        `| ${r.rate}/s | ${fmt(r.p50.reference)} | ${fmt(r.p99.reference)} | ${fmt(r.p50.floorExecute)} | ${fmt(r.p99.floorExecute)} | ${fmt(floorDifference(r))} | ${fmt(r.p50.typename)} | ${fmt(r.p99.typename)} | ${fmt(r.p50.execute)} | ${fmt(r.p99.execute)} | **${fmt(difference(r))}** | ${r.failures} |`,
+    );
+    const worstP99Rate = byRate.reduce((a, b) => (b.p99.execute > a.p99.execute ? b : a));
+    const worst = {
+      p50Difference: Math.max(...byRate.map(difference)),
+      p99: worstP99Rate.p99.execute,
+      floorP99: worstP99Rate.p99.reference,
+    };
+    const floorWorst = {
+      p50Difference: Math.max(...byRate.map(floorDifference)),
+      p99: Math.max(...byRate.map((r) => r.p99.floorExecute)),
+    };
 
     // Cold start: the first call of never-used addon versions.
     const cold: number[] = [];
