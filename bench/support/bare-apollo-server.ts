@@ -19,11 +19,13 @@ const worker = fork(script, [], {
   stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
 });
 await new Promise((resolve) => worker.once('message', resolve));
-const answers = new Map<number, (outputJson: string) => void>();
+const answers = new Map<number, { resolve: (output: unknown) => void; reject: (error: Error) => void }>();
 let nextId = 0;
-worker.on('message', (message: { id: number; outputJson: string }) => {
-  answers.get(message.id)?.(message.outputJson);
+worker.on('message', (message: { id: number; outputJson?: string; error?: string }) => {
+  const answer = answers.get(message.id);
   answers.delete(message.id);
+  if (message.outputJson !== undefined) answer?.resolve(JSON.parse(message.outputJson));
+  else answer?.reject(new Error(message.error));
 });
 // The benchmark stops this process with a signal; its worker goes with it.
 process.on('SIGTERM', () => {
@@ -39,10 +41,10 @@ const server = new ApolloServer({
     JSON: GraphQLJSON,
     Mutation: {
       executeAddonFunction: (_: unknown, args: { function: string; data: unknown }) =>
-        new Promise((resolve) => {
+        new Promise((resolve, reject) => {
           const id = nextId++;
-          answers.set(id, (outputJson) => resolve(JSON.parse(outputJson)));
-          worker.send({ id, inputJson: JSON.stringify(args.data) });
+          answers.set(id, { resolve, reject });
+          worker.send({ id, name: args.function, inputJson: JSON.stringify(args.data) });
         }),
     },
   },

@@ -15,10 +15,16 @@ const call: ivm.Reference<(name: string, json: string) => string> = context.glob
   reference: true,
 });
 
-process.on('message', (message: { id: number; inputJson: string }) => {
-  // Strings cross into and out of the isolate as primitives: one copy each way.
-  const outputJson = call.applySync(undefined, ['echo', message.inputJson], { timeout: 1000 }) as string;
-  process.send?.({ id: message.id, outputJson });
+process.on('message', (message: { id: number; name: string; inputJson: string }) => {
+  try {
+    // Strings cross into and out of the isolate as primitives: one copy each way.
+    const outputJson = call.applySync(undefined, [message.name, message.inputJson], {
+      timeout: 1000,
+    }) as string;
+    process.send?.({ id: message.id, outputJson });
+  } catch (error) {
+    process.send?.({ id: message.id, error: String(error) });
+  }
 });
 process.on('disconnect', () => process.exit(0));
 process.send?.('ready');
