@@ -93,8 +93,16 @@ async function overHttp(): Promise<string> {
     // the latency an execution adds when requests do not queue behind each other. The bare Apollo
     // Server answers both operations in the same rounds: the machine's own floor at that rate for a
     // GraphQL server, and for the design with nothing else in it.
-    const openLoopOps = ['reference', 'floorExecute', 'typename', 'execute'] as const;
-    type OpenLoopOp = (typeof openLoopOps)[number];
+    const bareUrl = bare.url.replace(/\/$/, '');
+    // Each operation of the open loop: the server it goes to and what it sends.
+    const openLoopTargets = {
+      reference: { target: bareUrl, ...operations.typename },
+      floorExecute: { target: bareUrl, ...operations.execute('bench-echo') },
+      typename: { target: url, ...operations.typename },
+      execute: { target: url, ...operations.execute('bench-echo') },
+    };
+    type OpenLoopOp = keyof typeof openLoopTargets;
+    const openLoopOps = Object.keys(openLoopTargets) as OpenLoopOp[];
     const byRate: {
       rate: number;
       p50: Record<OpenLoopOp, number>;
@@ -109,10 +117,7 @@ async function overHttp(): Promise<string> {
       let failures = 0;
       for (let round = 0; round < 2 * openLoopOps.length; round += 1) {
         const name = openLoopOps[round % openLoopOps.length];
-        const executes = name === 'execute' || name === 'floorExecute';
-        const { query, variables } = executes ? operations.execute('bench-echo') : operations.typename;
-        const onBare = name === 'reference' || name === 'floorExecute';
-        const target = onBare ? bare.url.replace(/\/$/, '') : url;
+        const { target, query, variables } = openLoopTargets[name];
         const send = () => post(target, siteKey, query, variables);
         const result = await openLoop(rate, OPEN_LOOP_SECONDS, send);
         samples[name].push(...result.latencies);
