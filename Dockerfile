@@ -1,13 +1,10 @@
 # syntax=docker/dockerfile:1
 
-# ---- build: compile TypeScript and the native isolated-vm addon, then drop dev dependencies ----
-FROM node:20-bookworm-slim AS build
-# isolated-vm compiles with node-gyp at install time.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 make g++ \
-    && rm -rf /var/lib/apt/lists/*
-# package.json's "allowScripts" (which install scripts may run: isolated-vm yes, Prisma's engine
-# download no) is an npm 11 feature; the npm 10 bundled with Node 20 would run every script.
+# ---- build: compile TypeScript, then drop dev dependencies ----
+# isolated-vm 7 ships prebuilt binaries for Node 24 (glibc and musl), so no compiler is needed.
+FROM node:24-bookworm-slim AS build
+# package.json's "allowScripts" (no install script runs: isolated-vm is prebuilt, Prisma's engine
+# download is refused) needs the npm this project is locked with.
 RUN npm install -g npm@11.19.1
 WORKDIR /app
 
@@ -16,7 +13,7 @@ WORKDIR /app
 COPY package.json package-lock.json prisma.config.ts ./
 COPY scripts ./scripts
 COPY prisma ./prisma
-RUN npm ci --no-audit --no-fund
+RUN npm ci --no-audit --no-fund && node scripts/check-native-modules.mjs
 
 COPY tsconfig.json ./
 COPY src ./src
@@ -24,7 +21,7 @@ RUN npm run build \
     && npm prune --omit=dev --no-audit --no-fund
 
 # ---- runtime ----
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=4000 \
@@ -45,6 +42,6 @@ USER node
 EXPOSE 4000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 4000) + '/livez').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-# isolated-vm needs --no-node-snapshot on Node 20 and later; the larger young generation and the
-# single V8 background thread are explained in the README (Running in production, Node flags).
+# isolated-vm's README requires --no-node-snapshot from Node 20 on; the larger young generation and
+# the single V8 background thread are explained in docs (Running in production, Node flags).
 CMD ["node", "--no-node-snapshot", "--max-semi-space-size=32", "--v8-pool-size=1", "dist/src/main.js"]

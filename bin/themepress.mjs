@@ -13,5 +13,10 @@ if (!existsSync(fileURLToPath(entry))) {
   );
   process.exit(1);
 }
+// Before the CLI (and isolated-vm, a native module) is imported: an old Node gets a sentence.
+const { exitIfUnsupportedNode } = await import(
+  new URL('../dist/src/config/node-version.js', import.meta.url).href
+);
+exitIfUnsupportedNode();
 const { main } = await import(entry.href);
 await main(process.argv.slice(2));

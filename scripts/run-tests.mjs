@@ -1,5 +1,5 @@
 // Runs every compiled test file (unit tests beside the code in dist/src, integration tests in
-// dist/test) with node's built-in runner. Node 20's --test does not expand globs itself.
+// dist/test) with node's built-in runner, on the Node that runs this script.
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -24,7 +24,8 @@ if (files.length === 0) {
   process.exit(1);
 }
 const args = [
-  // isolated-vm needs this on Node 20; the sandbox worker processes get it through execArgv too.
+  // isolated-vm's README requires it from Node 20 on (V8's shared read-only heap crashes isolates
+  // built without Node's snapshot); the sandbox worker processes get it through execArgv too.
   '--no-node-snapshot',
   '--enable-source-maps',
   '--test',
@@ -32,6 +33,7 @@ const args = [
   ...(process.env.TEST_REPORTER ? [`--test-reporter=${process.env.TEST_REPORTER}`] : []),
   ...files,
 ];
+console.log(`Running ${files.length} test files on Node ${process.version} (${process.execPath})`);
 const result = spawnSync(process.execPath, args, {
   stdio: 'inherit',
   env: { NODE_ENV: 'test', ...process.env },

@@ -29,6 +29,8 @@ export async function startBenchServer(
     nodeArgs?: string[];
     /** The server's entry point: another build's `dist/src/main.js` (default: this build's). */
     mainJs?: string;
+    /** The Node that runs it (default: this one). */
+    nodePath?: string;
   } = {},
 ): Promise<BenchServer> {
   const database = options.databaseUrl ? null : await createTestDatabase();
@@ -42,7 +44,7 @@ export async function startBenchServer(
     '--v8-pool-size=1',
     ...(options.nodeArgs ?? []),
   ];
-  const child = spawn(process.execPath, [...flags, options.mainJs ?? mainJs], {
+  const child = spawn(options.nodePath ?? process.execPath, [...flags, options.mainJs ?? mainJs], {
     env: {
       ...process.env,
       NODE_ENV: 'production',

@@ -7,6 +7,9 @@
 // goes to stdout only; bench/RESULTS.md keeps the benchmarks' own sections.
 //
 // BENCH_ROUNDS (default 10) rounds of BENCH_SECONDS (default 2) seconds per pair.
+// BENCH_BASE_NODE=<path to node>: the base build is installed (`npm ci`, its own native modules),
+// built and served with that Node instead of sharing this checkout's node_modules and Node (a
+// runtime move measured side by side: the last Node 20 build against this tree on Node 24).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,14 +39,19 @@ type Operation = (typeof OPERATIONS)[number];
 
 interface Build {
   label: string;
+  /** The Node that serves the build. */
+  nodePath: string;
   /** The build's server entry point. */
   mainJs: string;
   /** The build's own test-database module, which migrates with the build's own migrations. */
   testDatabaseJs: string;
 }
 
-/** A worktree of `ref` beside this one, built with this checkout's node_modules. */
-function buildRef(ref: string): { build: Build; remove(): void } {
+/**
+ * A worktree of `ref` beside this one, built with this checkout's node_modules, or with its own
+ * (installed by `nodePath`'s npm) when it runs on another Node.
+ */
+function buildRef(ref: string, nodePath?: string): { build: Build; remove(): void } {
   const dir = mkdtempSync(path.join(tmpdir(), 'themepress-compare-'));
   const git = (...args: string[]) => execFileSync('git', args, { cwd: repoRoot, stdio: 'pipe' });
   git('worktree', 'add', '--detach', dir, ref);
@@ -51,26 +59,35 @@ function buildRef(ref: string): { build: Build; remove(): void } {
     git('worktree', 'remove', '--force', dir);
     rmSync(dir, { recursive: true, force: true });
   };
+  const node = nodePath ?? process.execPath;
   try {
-    symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
-    // The Prisma client is generated (and git-ignored); the ref's schema may differ from this one.
-    execFileSync(process.execPath, ['scripts/prisma-generate.mjs'], { cwd: dir, stdio: 'ignore' });
-    execFileSync(
-      process.execPath,
-      [path.join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'],
-      {
+    if (nodePath) {
+      // npm runs on the Node first on PATH, so native modules are built or picked for that Node.
+      const env = { ...process.env, PATH: `${path.dirname(nodePath)}${path.delimiter}${process.env.PATH}` };
+      execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], {
         cwd: dir,
         stdio: 'inherit',
-      },
-    );
+        env,
+      });
+    } else {
+      symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+      // The Prisma client is generated (and git-ignored); the ref's schema may differ from this one.
+      execFileSync(node, ['scripts/prisma-generate.mjs'], { cwd: dir, stdio: 'ignore' });
+    }
+    execFileSync(node, [path.join(dir, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], {
+      cwd: dir,
+      stdio: 'inherit',
+    });
   } catch (error) {
     remove();
     throw error;
   }
   const short = git('rev-parse', '--short', ref).toString().trim();
+  const version = execFileSync(node, ['--version']).toString().trim();
   return {
     build: {
-      label: `${ref} (${short})`,
+      label: `${ref} (${short}, Node ${version})`,
+      nodePath: node,
       mainJs: path.join(dir, 'dist/src/main.js'),
       testDatabaseJs: path.join(dir, 'dist/test/support/test-database.js'),
     },
@@ -91,7 +108,11 @@ async function startBuild(
   };
   const database = await createTestDatabase();
   // The execution benchmark's setting: rate limiting on, at a limit load never reaches.
-  const server = await startBenchServer({ databaseUrl: database.url, mainJs: build.mainJs });
+  const server = await startBenchServer({
+    databaseUrl: database.url,
+    mainJs: build.mainJs,
+    nodePath: build.nodePath,
+  });
   const { url, adminKey } = server;
   const keys = await givenBenchSite(url, adminKey);
   if (operations.includes('execute')) await publishEcho(url, keys, 'bench-echo');
@@ -127,9 +148,10 @@ async function main(): Promise<void> {
   const operations: Operation[] = rest.length ? (rest as Operation[]) : [...OPERATIONS];
 
   process.stderr.write(`building ${ref} in a worktree...\n`);
-  const base = buildRef(ref);
+  const base = buildRef(ref, process.env.BENCH_BASE_NODE);
   const head: Build = {
-    label: 'working tree',
+    label: `working tree (Node ${process.version})`,
+    nodePath: process.execPath,
     mainJs: path.join(repoRoot, 'dist/src/main.js'),
     testDatabaseJs: path.join(repoRoot, 'dist/test/support/test-database.js'),
   };

@@ -1,5 +1,5 @@
-// @types/node 20 does not declare the WebAssembly global that Node provides, and the DOM lib
-// would bring browser globals that do not exist here. Only what this project calls is declared.
+// @types/node does not declare the WebAssembly global that Node provides (checked with @types/node 24),
+// and the DOM lib would bring browser globals that do not exist here. Only what this project calls is declared.
 declare global {
   namespace WebAssembly {
     class Module {

@@ -89,7 +89,7 @@ export const DEFAULT_SCHEMA_PATH = path.join(projectRoot, 'prisma', 'schema.pris
 
 type EngineModule = typeof engineModule;
 
-// tsconfig's lib (ES2023, no DOM) and @types/node 20 do not declare the WebAssembly global.
+// tsconfig's lib (no DOM) and @types/node do not declare the WebAssembly global.
 interface WasmApi {
   instantiate(
     bytes: Uint8Array,
