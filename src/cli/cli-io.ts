@@ -1,7 +1,7 @@
 import type { FieldProblem } from '../errors/index.js';
 
 /**
- * Exit codes of every `themepress` command (documented in `--help` and the README):
+ * Exit codes of every `themepress` command (documented in `--help` and docs/authoring-an-addon.md):
  * 0 success, 1 the work failed (validation problems, a failing local run, the server refused or was
  * unreachable), 2 the command was called wrongly (unknown command or option, missing argument,
  * missing API key).

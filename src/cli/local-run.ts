@@ -320,7 +320,7 @@ export class LocalRunner {
     const blocked = this.configBlock(addon, base);
     if (blocked) return blocked;
     const id = randomUUID();
-    // The envelope the delivery worker hands to handlers (see the README's events section).
+    // The envelope the delivery worker hands to handlers (see docs/events.md).
     const event = {
       id,
       idempotencyKey: id,

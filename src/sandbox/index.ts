@@ -1,6 +1,6 @@
 /**
  * Sandbox engine: runs untrusted addon JavaScript in isolated-vm isolates inside supervised worker
- * processes. See README.md in this folder.
+ * processes. See docs/sandbox.md.
  */
 export { SandboxPool, MAX_CAPABILITY_CALLS_PER_EXECUTION, sealBundle } from './sandbox-pool.js';
 export { SandboxError } from './sandbox-error.js';

@@ -131,7 +131,7 @@ export class SandboxPool {
 
   /**
    * Runs one entry of an addon and returns its JSON-safe output.
-   * @throws SandboxError with a sandbox code (see README), AppError NOT_FOUND for a missing entry, or
+   * @throws SandboxError with a sandbox code (see docs/sandbox.md), AppError NOT_FOUND for a missing entry, or
    *   BAD_USER_INPUT for a malformed request.
    */
   async execute(req: ExecutionRequest): Promise<ExecutionResult> {

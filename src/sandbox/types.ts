@@ -28,7 +28,7 @@ export interface AddonBundle {
   addonId: string;
   addonName: string;
   version: string;
-  /** One self-contained script that assigns `module.exports` (see `src/sandbox/README.md`). */
+  /** One self-contained script that assigns `module.exports` (see `docs/sandbox.md`). */
   source: string;
   /** Optional WebAssembly binary, compiled inside the isolate and exposed as `ctx.wasm.module`. */
   wasm?: Uint8Array | null;

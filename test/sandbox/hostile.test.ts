@@ -35,7 +35,7 @@ interface Hostile {
 }
 
 const STANDARD_GLOBALS = new Set(Object.getOwnPropertyNames(runInNewContext('globalThis')));
-/** Globals the sandbox adds on purpose (see README); the last one only with `allowCrashTest`. */
+/** Globals the sandbox adds on purpose (see docs/sandbox.md); the last one only with `allowCrashTest`. */
 const SANDBOX_GLOBALS = new Set([
   'module',
   'exports',
@@ -340,7 +340,7 @@ describe('hostile addons', () => {
           assert.deepEqual(result.output, { sum: a + 1, site: 'ok' });
           calls += 1;
         } catch (err) {
-          // A worker that dies takes the calls it was running with it (see README); nothing else may fail.
+          // A worker that dies takes the calls it was running with it (see docs/sandbox.md); nothing else may fail.
           assert.equal((err as { code?: string }).code, 'SANDBOX_CRASHED');
           crashed += 1;
         }

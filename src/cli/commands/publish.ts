@@ -4,7 +4,7 @@ import { CliError, EXIT } from '../cli-io.js';
 import type { Command } from '../command.js';
 import { validateAddonFolder } from './validate.js';
 
-/** The GraphQL publish operation (see the README's registerAddon example). */
+/** The GraphQL publish operation (see docs/api.md, registerAddon). */
 export const REGISTER_ADDON = `mutation RegisterAddon($input: RegisterAddonInput!) {
   registerAddon(input: $input) {
     addon { id name version }
