@@ -83,7 +83,8 @@ export class AddonService {
         const [addonIdOrName, widgetName] = JSON.parse(key) as [string, string];
         return this.readWidget(addonIdOrName, widgetName);
       },
-      { ttlMs: widgetTtlMs, maxEntries: 10_000 },
+      // Widget records carry the author's configSchema: bounded in bytes too.
+      { ttlMs: widgetTtlMs, maxEntries: 10_000, maxBytes: 32 * 1024 * 1024 },
     );
     this.unsubscribe =
       bus?.subscribe(ADDONS_PUBLISHED_CHANNEL, () => this.widgetLookups.clear()) ?? (() => {});

@@ -33,6 +33,7 @@ export class SubscriberIndex {
     this.sites = new RefreshingCache((siteId) => this.read(siteId, this.database.prisma), {
       ttlMs,
       maxEntries: 10_000,
+      maxBytes: 16 * 1024 * 1024,
     });
     this.unsubscribe = bus.subscribe(INSTALLATIONS_CHANNEL, (message) => {
       const siteId = (message as { siteId?: unknown }).siteId;

@@ -33,7 +33,7 @@ export class InstallationLookup {
         const at = key.indexOf(KEY_SEPARATOR);
         return this.read(key.slice(0, at), key.slice(at + 1), this.database.prisma);
       },
-      { ttlMs, maxEntries: 10_000 },
+      { ttlMs, maxEntries: 10_000, maxBytes: 32 * 1024 * 1024 },
     );
     this.unsubscribe = bus.subscribe(INSTALLATIONS_CHANNEL, (message) => {
       const siteId = (message as { siteId?: unknown }).siteId;
