@@ -18,7 +18,7 @@ import type { LivePubSub } from '../subscriptions/pub-sub.js';
 import { LiveFeedService } from '../subscriptions/live-feed.service.js';
 import { LiveExecutionRecorder } from '../subscriptions/live-execution-recorder.js';
 import { createGuardedFetch } from '../sandbox/network-guard.js';
-import { AddonBundleLoader } from '../executions/addon-bundle.loader.js';
+import { AddonBundleCache } from '../executions/addon-bundle.cache.js';
 import { AddonHostCapabilities } from '../executions/addon-host-capabilities.js';
 import { ExecutionRecorder } from '../executions/execution-recorder.js';
 import { ExecutionService } from '../executions/execution.service.js';
@@ -68,7 +68,7 @@ export function createServices(deps: {
   onEventsError?: (error: unknown, message: string) => void;
 }): { services: Services; runtime: Runtime } {
   const { config, database, bus, metrics, live } = deps;
-  const bundles = new AddonBundleLoader(database);
+  const bundles = new AddonBundleCache(database);
   const lookup = new InstallationLookup(database, bus);
   const visibility = new VisibilityResolver(database);
   const subscribers = new SubscriberIndex(database, bundles, bus);

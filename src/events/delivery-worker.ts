@@ -5,7 +5,7 @@ import type { Database } from '../infrastructure/database/database.js';
 import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
 import { AppError, ErrorCode } from '../errors/index.js';
 import type { InstallationLookup, ResolvedInstallation } from '../installations/installation-lookup.js';
-import type { AddonBundleLoader } from '../executions/addon-bundle.loader.js';
+import type { AddonBundleCache } from '../executions/addon-bundle.cache.js';
 import type { ExecutionService } from '../executions/execution.service.js';
 import { LiveTopic, type LivePubSub } from '../subscriptions/pub-sub.js';
 import {
@@ -88,7 +88,7 @@ export class DeliveryWorker {
       live: LivePubSub;
       executions: ExecutionService;
       lookup: InstallationLookup;
-      bundles: AddonBundleLoader;
+      bundles: AddonBundleCache;
       options: DeliveryWorkerOptions;
       onError?: (error: unknown, message: string) => void;
     },

@@ -1,7 +1,7 @@
 import type { Database, DbClient } from '../infrastructure/database/database.js';
 import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
 import { INSTALLATIONS_CHANNEL } from '../installations/installation-lookup.js';
-import type { AddonBundleLoader } from '../executions/addon-bundle.loader.js';
+import type { AddonBundleCache } from '../executions/addon-bundle.cache.js';
 import { EventRepository, type NewDelivery } from './event.repository.js';
 import { resolveHandler } from './event-name.js';
 import { RefreshingCache } from '../shared/refreshing-cache.js';
@@ -25,7 +25,7 @@ export class SubscriberIndex {
 
   constructor(
     private readonly database: Database,
-    private readonly bundles: AddonBundleLoader,
+    private readonly bundles: AddonBundleCache,
     bus: ClusterBus,
     ttlMs = 5_000,
   ) {

@@ -7,7 +7,7 @@ import { validateWithDefaults } from '../shared/json-schema.js';
 import { matchesEventPattern } from '../events/event-name.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import type { AddonManifest, WidgetManifest } from '../addons/addon-manifest.js';
-import type { AddonBundleLoader } from '../executions/addon-bundle.loader.js';
+import type { AddonBundleCache } from '../executions/addon-bundle.cache.js';
 import type { ExecutionService } from '../executions/execution.service.js';
 import type { InstallationLookup, ResolvedInstallation } from '../installations/installation-lookup.js';
 import type { InstallationChangeListener } from '../installations/installation.service.js';
@@ -77,7 +77,7 @@ export class WidgetRenderService {
   constructor(
     private readonly deps: {
       lookup: InstallationLookup;
-      bundles: AddonBundleLoader;
+      bundles: AddonBundleCache;
       /** The site's enabled installations (cached briefly; dropped on installation changes). */
       subscribers: Pick<SubscriberIndex, 'enabledInstallations'>;
       executions: ExecutionService;

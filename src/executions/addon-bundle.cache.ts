@@ -15,7 +15,7 @@ const MAX_CACHED_VERSIONS = 500;
  * Loads what the sandbox needs for a version. Published versions never change, so each is read
  * from the database once per process (bounded; least recently used evicted).
  */
-export class AddonBundleLoader {
+export class AddonBundleCache {
   /** Least recently used first; `value` once the read has settled. */
   private readonly cache = new Map<string, { loading: Promise<LoadedVersion>; value?: LoadedVersion }>();
 
