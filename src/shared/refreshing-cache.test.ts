@@ -167,7 +167,11 @@ describe('RefreshingCache', () => {
 describe('approximateBytes', () => {
   it('counts strings at two bytes a character, at every depth, and byte arrays at their length', () => {
     const small = approximateBytes({ name: 'x' });
-    const large = approximateBytes({ name: 'x', nested: [{ text: 'y'.repeat(1000) }], bytes: new Uint8Array(500) });
+    const large = approximateBytes({
+      name: 'x',
+      nested: [{ text: 'y'.repeat(1000) }],
+      bytes: new Uint8Array(500),
+    });
     assert.ok(large - small >= 2000 + 500, `${large} - ${small}`);
     assert.ok(large - small < 2000 + 500 + 300, 'overhead per object stays small');
   });

@@ -88,7 +88,8 @@ export class RefreshingCache<V extends NonNullable<unknown>> {
 
   /** {@link delete} for every key `matches` accepts. */
   deleteWhere(matches: (key: string) => boolean): void {
-    for (const key of [...this.cache.keys(), ...this.loading.keys()]) if (matches(key)) this.cache.delete(key);
+    for (const key of [...this.cache.keys(), ...this.loading.keys()])
+      if (matches(key)) this.cache.delete(key);
   }
 
   /** Forgets everything. */
@@ -118,8 +119,10 @@ export function approximateBytes(value: unknown, budget = 100_000): number {
     else if (ArrayBuffer.isView(item)) bytes += item.byteLength;
     else {
       bytes += 32;
-      const parts = item instanceof Map ? [...item.keys(), ...item.values()] : item instanceof Set ? [...item] : null;
-      const entries = parts ?? (Array.isArray(item) ? item : item instanceof Date ? [] : Object.entries(item));
+      const parts =
+        item instanceof Map ? [...item.keys(), ...item.values()] : item instanceof Set ? [...item] : null;
+      const entries =
+        parts ?? (Array.isArray(item) ? item : item instanceof Date ? [] : Object.entries(item));
       for (let i = 0; i < entries.length && pending.length < budget; i += 1) pending.push(entries[i]);
     }
   }

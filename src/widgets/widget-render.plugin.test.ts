@@ -35,7 +35,7 @@ function givenRenders(views: Record<string, WidgetView | null> = { 'checkout-for
     if (!view) return null;
     const known = entries.get(widget);
     if (known?.view === view) return known;
-    const entry = { output: view, view, json: JSON.stringify(view) };
+    const entry = { output: view, view, json: JSON.stringify(view), fromL2: false };
     entries.set(widget, entry);
     return entry;
   };
