@@ -13,7 +13,7 @@ import { ApiKeyResolver } from '../auth/api-key.resolver.js';
 import { ExecutionResolver } from '../executions/execution.resolver.js';
 import { EventResolver } from '../events/event.resolver.js';
 import { DeliveryResolver } from '../events/delivery.resolver.js';
-import { ExecutionSubscriptionResolver } from '../subscriptions/execution-subscription.resolver.js';
+import { ExecutionSubscriptionResolver } from '../executions/execution-subscription.resolver.js';
 import { createLocalPubSub, type LivePubSub } from '../subscriptions/pub-sub.js';
 import { WidgetRenderResolver } from '../widgets/widget.resolver.js';
 import { DashboardStatsResolver } from '../dashboard/dashboard-stats.resolver.js';

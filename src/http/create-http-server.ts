@@ -25,7 +25,7 @@ import { useOperationMetrics } from '../graphql/plugins/operation-metrics.js';
 import { RateLimiter } from './rate-limiter.js';
 import { registerRateLimit } from './rate-limit.hook.js';
 import type { Actor } from '../auth/actor.js';
-import { attachSubscriptionServer } from '../subscriptions/subscription-server.js';
+import { attachSubscriptionServer } from '../graphql/subscription-server.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 

@@ -8,7 +8,7 @@ import { createLocalPubSub, LiveTopic } from '../../src/subscriptions/pub-sub.js
 import {
   LiveExecutionRecorder,
   type LiveExecution,
-} from '../../src/subscriptions/live-execution-recorder.js';
+} from '../../src/executions/live-execution-recorder.js';
 import type { NewExecution } from '../../src/executions/execution.repository.js';
 
 const newExecution = (createdAt: Date, id?: string): NewExecution => ({

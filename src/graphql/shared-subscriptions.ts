@@ -1,5 +1,5 @@
 import { subscribe, type ExecutionArgs, type ExecutionResult } from 'graphql';
-import { createPushIterator, type PushIterator } from './push-iterator.js';
+import { createPushIterator, type PushIterator } from '../subscriptions/push-iterator.js';
 
 type Source = AsyncIterator<ExecutionResult> & { return?: () => Promise<unknown> };
 

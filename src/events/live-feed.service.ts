@@ -1,14 +1,14 @@
 import { ForbiddenError } from '../errors/index.js';
 import type { Actor } from '../auth/actor.js';
-import { checkEventPatterns } from '../events/event.service.js';
-import type { EventRecord } from '../events/event.repository.js';
-import type { DeliveryRecord, DeliveryStatusName } from '../events/delivery.repository.js';
-import { eventNameFilter } from '../events/event-name.js';
-import { reviveDelivery, reviveEvent, type LiveDelivery, type LiveEvent } from '../events/live-payloads.js';
-import { isVisible, type VisibilityResolver } from '../events/visibility.js';
-import type { LiveExecution } from './live-execution-recorder.js';
-import { createPushIterator } from './push-iterator.js';
-import { LiveTopic, type LivePubSub } from './pub-sub.js';
+import { checkEventPatterns } from './event.service.js';
+import type { EventRecord } from './event.repository.js';
+import type { DeliveryRecord, DeliveryStatusName } from './delivery.repository.js';
+import { eventNameFilter } from './event-name.js';
+import { reviveDelivery, reviveEvent, type LiveDelivery, type LiveEvent } from './live-payloads.js';
+import { isVisible, type VisibilityResolver } from './visibility.js';
+import type { LiveExecution } from '../executions/live-execution-recorder.js';
+import { createPushIterator } from '../subscriptions/push-iterator.js';
+import { LiveTopic, type LivePubSub } from '../subscriptions/pub-sub.js';
 
 /** A live execution record, dates revived. */
 export type ExecutionFeedItem = Omit<LiveExecution, 'createdAt'> & { createdAt: Date };

@@ -5,9 +5,9 @@ import { GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } 
 import type { Services } from '../app/services.js';
 import type { Database } from '../infrastructure/database/database.js';
 import { anonymousActor, type Actor } from '../auth/actor.js';
-import type { GraphQLContext } from '../graphql/context.js';
-import { createLoaders } from '../graphql/loaders.js';
-import { createFormatError } from '../graphql/format-error.js';
+import type { GraphQLContext } from './context.js';
+import { createLoaders } from './loaders.js';
+import { createFormatError } from './format-error.js';
 import { SharedSubscriptions } from './shared-subscriptions.js';
 
 /** graphql-ws closes a connection whose `connection_init` carries a bad key with this code. */
