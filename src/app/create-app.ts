@@ -20,7 +20,7 @@ import {
 import { ExecutionRepository } from '../executions/execution.repository.js';
 import { withTimeout } from '../shared/with-timeout.js';
 import { createServices, type Runtime, type Services } from './services.js';
-import { createLocalPubSub, createRedisPubSub } from '../subscriptions/pub-sub.js';
+import { createLocalPubSub, createRedisPubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import { ensureLocalAdminKey } from '../auth/local-admin-key.js';
 
 /** A running (or ready to run) server process and what it owns. */

@@ -14,7 +14,7 @@ import { DeliveryService } from '../events/delivery.service.js';
 import { DeliveryWorker } from '../events/delivery-worker.js';
 import { SubscriberIndex } from '../events/subscriber-index.js';
 import { VisibilityResolver } from '../events/visibility.js';
-import type { LivePubSub } from '../subscriptions/pub-sub.js';
+import type { LivePubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import { LiveFeedService } from '../events/live-feed.service.js';
 import { LiveExecutionRecorder } from '../executions/live-execution-recorder.js';
 import { createGuardedFetch } from '../sandbox/network-guard.js';

@@ -7,7 +7,7 @@ import { AppError, ErrorCode } from '../errors/index.js';
 import type { InstallationLookup, ResolvedInstallation } from '../installations/installation-lookup.js';
 import type { AddonBundleCache } from '../executions/addon-bundle.cache.js';
 import type { ExecutionService } from '../executions/execution.service.js';
-import { LiveTopic, type LivePubSub } from '../subscriptions/pub-sub.js';
+import { LiveTopic, type LivePubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import {
   DeliveryRepository,
   type ClaimedDelivery,

@@ -5,7 +5,7 @@ import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '.
 import type { Actor } from '../auth/actor.js';
 import { isUuid } from '../shared/ids.js';
 import { AddonRepository } from '../addons/addon.repository.js';
-import { LiveTopic, type LivePubSub } from '../subscriptions/pub-sub.js';
+import { LiveTopic, type LivePubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import { DeliveryRepository, type DeliveryRecord, type DeliveryStatusName } from './delivery.repository.js';
 import { DELIVERIES_DUE_CHANNEL } from './event.service.js';
 import { toLiveDelivery } from './live-payloads.js';

@@ -7,7 +7,7 @@ import { requireAuthenticated, type Actor } from '../auth/actor.js';
 import { validateWithDefaults } from '../shared/json-schema.js';
 import { isUuid } from '../shared/ids.js';
 import type { AddonManifest } from '../addons/addon-manifest.js';
-import { LiveTopic, type LivePubSub } from '../subscriptions/pub-sub.js';
+import { LiveTopic, type LivePubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import { EventRepository, type EventRecord, type NewEvent } from './event.repository.js';
 import type { SubscriberIndex } from './subscriber-index.js';
 import { toLiveEvent } from './live-payloads.js';

@@ -8,7 +8,7 @@ import { reviveDelivery, reviveEvent, type LiveDelivery, type LiveEvent } from '
 import { isVisible, type VisibilityResolver } from './visibility.js';
 import type { LiveExecution } from '../executions/live-execution-recorder.js';
 import { createPushIterator } from '../subscriptions/push-iterator.js';
-import { LiveTopic, type LivePubSub } from '../subscriptions/pub-sub.js';
+import { LiveTopic, type LivePubSub } from '../infrastructure/pub-sub/pub-sub.js';
 
 /** A live execution record, dates revived. */
 export type ExecutionFeedItem = Omit<LiveExecution, 'createdAt'> & { createdAt: Date };

@@ -2,7 +2,7 @@ import type { Database } from '../infrastructure/database/database.js';
 import { ExecutionRecorder, type ExecutionRecorderOptions } from './execution-recorder.js';
 import type { NewExecution } from './execution.repository.js';
 import { RawJson } from '../shared/raw-json.js';
-import { LiveTopic, type LivePubSub } from '../subscriptions/pub-sub.js';
+import { LiveTopic, type LivePubSub } from '../infrastructure/pub-sub/pub-sub.js';
 
 /** An execution record as the live feed carries it (JSON: the date as a string). */
 export type LiveExecution = Omit<NewExecution, 'createdAt'> & { id: string; createdAt: string };

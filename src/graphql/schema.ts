@@ -14,7 +14,7 @@ import { ExecutionResolver } from '../executions/execution.resolver.js';
 import { EventResolver } from '../events/event.resolver.js';
 import { DeliveryResolver } from '../events/delivery.resolver.js';
 import { ExecutionSubscriptionResolver } from '../executions/execution-subscription.resolver.js';
-import { createLocalPubSub, type LivePubSub } from '../subscriptions/pub-sub.js';
+import { createLocalPubSub, type LivePubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import { WidgetRenderResolver } from '../widgets/widget.resolver.js';
 import { DashboardStatsResolver } from '../dashboard/dashboard-stats.resolver.js';
 

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { createDatabase, type Database } from '../../src/infrastructure/database/database.js';
-import { createLocalPubSub, LiveTopic } from '../../src/subscriptions/pub-sub.js';
+import { createLocalPubSub, LiveTopic } from '../../src/infrastructure/pub-sub/pub-sub.js';
 import {
   LiveExecutionRecorder,
   type LiveExecution,

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { RawJson } from '../../src/shared/raw-json.js';
-import { createRedisPubSub, LiveTopic, type LivePubSub } from '../../src/subscriptions/pub-sub.js';
+import { createRedisPubSub, LiveTopic, type LivePubSub } from '../../src/infrastructure/pub-sub/pub-sub.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
 import { RedisPubSub } from 'graphql-redis-subscriptions';
-import { createRedis } from '../infrastructure/redis/redis.js';
-import { stringifyWithRawJson } from '../shared/raw-json.js';
-import { createPushIterator } from './push-iterator.js';
+import { createRedis } from '../redis/redis.js';
+import { stringifyWithRawJson } from '../../shared/raw-json.js';
+import { createPushIterator } from '../../subscriptions/push-iterator.js';
 
 /** Topics of the live feeds (one Redis channel each). */
 export const LiveTopic = {
