@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLocalBus } from '../infrastructure/bus/cluster-bus.js';
+import { createPubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import { createMetrics } from '../infrastructure/metrics/metrics.js';
 import { WidgetCache } from './widget-cache.js';
 import type { RenderedWidget } from './widget-output.js';
@@ -26,7 +26,7 @@ describe('WidgetCache L1 bounds (no Redis)', () => {
   beforeEach(() => {
     clock = { now: 1_000_000 };
     cache = new WidgetCache(
-      { redis: null, bus: createLocalBus(), metrics: createMetrics() },
+      { redis: null, pubSub: createPubSub(), metrics: createMetrics() },
       { maxEntries: 2, now: () => clock.now },
     );
   });
@@ -60,7 +60,7 @@ describe('WidgetCache L1 bounds (no Redis)', () => {
     // given: room for four and a half renders of the size of `a`
     const one = (await given(cache, 'a'), cache.stats().bytes);
     const bounded = new WidgetCache(
-      { redis: null, bus: createLocalBus(), metrics: createMetrics() },
+      { redis: null, pubSub: createPubSub(), metrics: createMetrics() },
       { maxEntries: 100, maxBytes: Math.floor(4.5 * one) },
     );
     try {

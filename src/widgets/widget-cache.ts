@@ -1,12 +1,17 @@
 import { hash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
-import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
+import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import type { RenderedWidget } from './widget-output.js';
 
-/** Bus channel carrying `{ siteId, addonId, generation }` after a (site, addon) is invalidated. */
+/** The topic carrying `{ siteId, addonId, generation }` after a (site, addon) is invalidated. */
 export const WIDGETS_INVALIDATED_CHANNEL = 'widgets.invalidated';
+
+/** The render cache's pub/sub topic. */
+export interface WidgetTopics {
+  [WIDGETS_INVALIDATED_CHANNEL]: { siteId: string; addonId: string; generation: number };
+}
 
 export interface WidgetCacheOptions {
   /** L1 bounds: entries and (approximate, UTF-16) bytes of cached output. */
@@ -84,7 +89,7 @@ function keyParts(key: string): { scope: string; generation: number; materialSta
  * - L2: Redis (when configured), TTL 1 hour, shared by every instance.
  * - Invalidation is O(1) per (site, addon): a generation number in Redis is part of every key, so
  *   bumping it (INCR) orphans every older entry at once, in L1 and L2, on every instance. Bumps are
- *   broadcast on the cluster bus so each instance learns the new number immediately; a number known
+ *   broadcast through the pub/sub so each instance learns the new number immediately; a number known
  *   locally is re-read from Redis every few seconds in the background, bounding staleness should a
  *   message be lost.
  * - Concurrent misses for one key share one render (single flight, per instance).
@@ -102,7 +107,7 @@ export class WidgetCache {
   readonly options: WidgetCacheOptions;
 
   constructor(
-    private readonly deps: { redis: Redis | null; bus: ClusterBus; metrics: Metrics },
+    private readonly deps: { redis: Redis | null; pubSub: PubSub<WidgetTopics>; metrics: Metrics },
     options: Partial<WidgetCacheOptions> = {},
   ) {
     this.options = { ...DEFAULT_WIDGET_CACHE_OPTIONS, ...options };
@@ -143,12 +148,9 @@ export class WidgetCache {
       maxSize: 16 * 1024 * 1024,
       sizeCalculation: (_value, scope) => 2 * scope.length + 48,
     });
-    this.unsubscribe = deps.bus.subscribe(WIDGETS_INVALIDATED_CHANNEL, (message) => {
-      const { siteId, addonId, generation } = (message ?? {}) as Record<string, unknown>;
-      if (typeof siteId === 'string' && typeof addonId === 'string' && typeof generation === 'number') {
-        this.learnGeneration(scopeOf(siteId, addonId), generation);
-      }
-    });
+    this.unsubscribe = deps.pubSub.listen(WIDGETS_INVALIDATED_CHANNEL, ({ siteId, addonId, generation }) =>
+      this.learnGeneration(scopeOf(siteId, addonId), generation),
+    ).stop;
   }
 
   /**
@@ -173,7 +175,7 @@ export class WidgetCache {
     }
     return this.readGeneration(scope).then((value) => {
       if (value === null) return this.generations.get(scope)?.value ?? UNKNOWN_GENERATION;
-      // A bus message may have set a larger one meanwhile; the larger wins.
+      // A pub/sub message may have set a larger one meanwhile; the larger wins.
       this.learnGeneration(scope, value);
       return this.generations.get(scope)!.value;
     });
@@ -234,12 +236,12 @@ export class WidgetCache {
     const local = Math.max(this.generations.get(scope)?.value ?? 0, 0) + 1;
     const generation = fromRedis === null ? local : Math.max(fromRedis.value, local);
     this.learnGeneration(scope, generation);
-    await this.deps.bus
+    await this.deps.pubSub
       .publish(WIDGETS_INVALIDATED_CHANNEL, { siteId, addonId, generation })
       .catch(() => undefined);
   }
 
-  /** Stops listening to the bus. */
+  /** Stops listening to the pub/sub. */
   close(): void {
     this.unsubscribe();
   }

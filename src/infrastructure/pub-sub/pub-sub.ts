@@ -1,163 +1,310 @@
 import { EventEmitter } from 'node:events';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
+import { FixedBuffer, Repeater } from '@repeaterjs/repeater';
+import { PubSub as LocalPubSubEngine, type PubSubEngine } from 'graphql-subscriptions';
 import { RedisPubSub } from 'graphql-redis-subscriptions';
-import { createRedis } from '../redis/redis.js';
-import { stringifyWithRawJson } from '../../shared/raw-json.js';
-import { createPushIterator } from '../../subscriptions/push-iterator.js';
-
-/** Topics of the live feeds (one Redis channel each). */
-export const LiveTopic = {
-  Events: 'events',
-  Executions: 'executions',
-  Deliveries: 'deliveries',
-} as const;
-export type LiveTopic = (typeof LiveTopic)[keyof typeof LiveTopic];
-
-export type LiveHandler = (payload: unknown) => void;
-
-// A RawJson payload (an execution record the recorder serialised for its batch) is published as
-// that text, so it is not serialised twice. Listeners receive it parsed.
-const toJson = (payload: unknown): string => stringifyWithRawJson(payload) ?? 'null';
+import { stringifyWithRawJson, type RawJson } from '../../shared/raw-json.js';
 
 /**
- * Live fan-out to GraphQL subscriptions on every instance: at most once, so only for things that are
- * already stored (events, delivery states, execution records). Also satisfies type-graphql's
- * `PubSub` (`publish` + `subscribe` returning an AsyncIterable).
+ * Topic name -> the payload its listeners receive (JSON: dates as strings, no shared objects).
+ * Each domain declares its own topics; the app's pub/sub carries their union.
  */
-export interface LivePubSub {
-  publish(topic: string, payload: unknown): Promise<void>;
+export type TopicMap = object;
+
+/** A topic of `T`. */
+export type Topic<T extends TopicMap> = keyof T & string;
+
+/** A listener registered with {@link PubSub.listen}. */
+export interface Listening {
+  /** Resolves once messages published from now on are received (Redis acknowledged the SUBSCRIBE). */
+  ready: Promise<void>;
+  stop(): void;
+}
+
+/** `lost`: messages published elsewhere may not arrive; `regained`: they arrive again. */
+export type ConnectionChange = 'lost' | 'regained';
+
+/** Whether this instance hears what the others publish (always, in-process). */
+export interface PubSubConnection {
+  /** False from a lost Redis connection until both are back and every subscription is renewed. */
+  readonly up: boolean;
+  /** Calls `listener` on each change (`regained` also when Redis is first reached); returns a stop function. */
+  watch(listener: (change: ConnectionChange) => void): () => void;
+}
+
+/**
+ * Messages to every server instance, this one included: cache invalidations, wake-ups, live feeds.
+ * At most once: nothing that must not be lost travels only through here.
+ */
+export interface PubSub<T extends TopicMap> {
   /**
-   * Calls `handler` for every message of `topic` until the returned function is called. `ready`
-   * resolves once messages published from now on are received (the Redis SUBSCRIBE is acknowledged).
+   * Publishes `payload` (or its JSON text, as a RawJson). Everything published on a topic in one
+   * event-loop turn (or within the topic's linger) leaves as one message, unpacked in order.
    */
-  listen(topic: string, handler: LiveHandler): { ready: Promise<void>; stop: () => void };
-  subscribe(topic: string): AsyncIterable<unknown>;
+  publish<K extends Topic<T>>(topic: K, payload: T[K] | RawJson): Promise<void>;
+  /** Calls `handler` for every payload of `topic` until stopped. */
+  listen<K extends Topic<T>>(topic: K, handler: (payload: T[K]) => void): Listening;
+  /**
+   * The payloads of `topic` as an async iterator (listening from its first `next`), each turned
+   * into an item by `select` (null skips it). A consumer more than `maxBuffered` items behind is
+   * ended rather than buffered without bound.
+   */
+  subscribe<K extends Topic<T>, R = T[K]>(
+    topic: K,
+    select?: (payload: T[K]) => R | null,
+    maxBuffered?: number,
+  ): AsyncIterableIterator<R>;
+  readonly connection: PubSubConnection;
   close(): Promise<void>;
 }
 
-function iterableOf(pubSub: Pick<LivePubSub, 'listen'>, topic: string): AsyncIterable<unknown> {
-  const iterator = createPushIterator<unknown>({ onEnd: () => listening.stop() });
-  const listening = pubSub.listen(topic, (payload) => iterator.push(payload));
-  return iterator;
+export interface PubSubOptions<T extends TopicMap> {
+  /** Redis pub/sub across instances; without it, this process only. */
+  redisUrl?: string | null;
+  /** Redis channel prefix. */
+  prefix?: string;
+  /** How long a topic's publishes may wait to share one message (default: this turn only). */
+  linger?: { [K in Topic<T>]?: number };
+  /** A listener that threw (the others still get the message). */
+  onListenerError?: (error: unknown) => void;
 }
 
-/** Single-instance pub/sub (no REDIS_URL). */
-export function createLocalPubSub(): LivePubSub {
-  const emitter = new EventEmitter();
-  emitter.setMaxListeners(0);
-  const pubSub: LivePubSub = {
-    async publish(topic, payload) {
-      if (emitter.listenerCount(topic) === 0) return;
-      // Listeners get the same JSON shapes as through Redis (dates as strings, no shared objects).
-      const copy: unknown = JSON.parse(toJson(payload));
-      queueMicrotask(() => emitter.emit(topic, copy));
-    },
-    listen(topic, handler) {
-      emitter.on(topic, handler);
-      return { ready: Promise.resolve(), stop: () => void emitter.off(topic, handler) };
-    },
-    subscribe: (topic) => iterableOf(pubSub, topic),
-    async close() {
-      emitter.removeAllListeners();
-    },
-  };
-  return pubSub;
-}
-
-/** How long a topic's publishes may wait to share one Redis message (the default: this turn only). */
-export const LIVE_LINGER_MS: Partial<Record<LiveTopic, number>> = {
-  // Execution records are for dashboards: a 25 ms delay is invisible there, and under load it
-  // turns one PUBLISH per addon call into a few per second.
-  [LiveTopic.Executions]: 25,
-};
-
-/** What one Redis message of a live topic carries: every payload published in one batch, in order. */
-interface LiveBatch {
+/** One message of a topic: every payload published in one batch, in order. */
+interface Batch {
   b: unknown[];
 }
 
-/**
- * Pub/sub across instances: graphql-redis-subscriptions' RedisPubSub over two ioredis connections
- * (a subscribed connection can send nothing else). One Redis subscription per topic per instance,
- * shared by every local listener; ioredis re-subscribes by itself after a reconnect.
- *
- * Publishes are batched per topic: everything published in one event-loop turn (or within the
- * topic's {@link LIVE_LINGER_MS}) leaves as one message, unpacked in order on every instance.
- * Each Redis round trip costs the publisher and every subscribing instance far more CPU than the
- * payload itself, so at a thousand events a second this halves the work of a stream's hop.
- */
-export function createRedisPubSub(url: string, prefix = 'themepress:live:'): LivePubSub {
-  // Named per process, so an operator (or a test) can tell this process's connections apart.
-  const publisher = new Redis(url, {
-    connectionName: `themepress:live-publisher:${process.pid}`,
-    maxRetriesPerRequest: 1,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-    // Publishes of one tick (a batch of delivery outcomes, a burst of events) leave in one write.
-    enableAutoPipelining: true,
-  });
-  publisher.on('error', () => undefined);
-  const subscriber = createRedis(url, `live-subscriber:${process.pid}`);
-  const redis = new RedisPubSub({ publisher, subscriber });
-  const pending = new Map<string, { payloads: unknown[]; settle: Array<(error?: unknown) => void> }>();
-  const flush = (topic: string) => {
-    const batch = pending.get(topic);
-    pending.delete(topic);
+/** Where batches go: a graphql-subscriptions engine, and how a batch's JSON text is handed to it. */
+interface Transport {
+  engine: PubSubEngine;
+  /** The engine's `subscribe`: the subscription id once messages arrive. */
+  subscribe(channel: string, onMessage: (message: unknown) => void): Promise<number>;
+  send(channel: string, json: string): Promise<void>;
+  connection: PubSubConnection;
+  close(): Promise<void>;
+}
+
+/** The one pub/sub: graphql-redis-subscriptions with Redis, graphql-subscriptions' in-process engine without. */
+export function createPubSub<T extends TopicMap>(options: PubSubOptions<T> = {}): PubSub<T> {
+  const transport = options.redisUrl ? redisTransport(options.redisUrl) : localTransport();
+  return new BatchingPubSub<T>(transport, options);
+}
+
+class BatchingPubSub<T extends TopicMap> implements PubSub<T> {
+  private readonly pending = new Map<string, { json: string[]; settle: Array<(error?: unknown) => void> }>();
+  private readonly prefix: string;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly options: PubSubOptions<T>,
+  ) {
+    this.prefix = options.prefix ?? 'themepress:pubsub:';
+  }
+
+  get connection(): PubSubConnection {
+    return this.transport.connection;
+  }
+
+  publish<K extends Topic<T>>(topic: K, payload: T[K] | RawJson): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let batch = this.pending.get(topic);
+      if (!batch) {
+        batch = { json: [], settle: [] };
+        this.pending.set(topic, batch);
+        const linger = this.options.linger?.[topic];
+        if (linger) setTimeout(() => this.flush(topic), linger).unref();
+        else setImmediate(() => this.flush(topic));
+      }
+      // Serialised now: a RawJson goes in as its text, and later changes to the payload do not.
+      batch.json.push(stringifyWithRawJson(payload) ?? 'null');
+      batch.settle.push((error) => (error === undefined ? resolve() : reject(error as Error)));
+    });
+  }
+
+  listen<K extends Topic<T>>(topic: K, handler: (payload: T[K]) => void): Listening {
+    let id: number | null = null;
+    let stopped = false;
+    const unpack = (message: unknown) => {
+      const payloads = (message as Batch | null)?.b;
+      if (!Array.isArray(payloads)) return;
+      for (const payload of payloads) {
+        try {
+          handler(payload as T[K]);
+        } catch (error) {
+          this.options.onListenerError?.(error);
+        }
+      }
+    };
+    const ready = this.transport.subscribe(this.prefix + topic, unpack).then(
+      (subscriptionId) => {
+        if (stopped) this.transport.engine.unsubscribe(subscriptionId);
+        else id = subscriptionId;
+      },
+      // Only at shutdown (a SUBSCRIBE waits while Redis is away).
+      () => undefined,
+    );
+    return {
+      ready,
+      stop: () => {
+        stopped = true;
+        if (id !== null) this.transport.engine.unsubscribe(id);
+        id = null;
+      },
+    };
+  }
+
+  subscribe<K extends Topic<T>, R = T[K]>(
+    topic: K,
+    select: (payload: T[K]) => R | null = (payload) => payload as unknown as R,
+    maxBuffered = 10_000,
+  ): AsyncIterableIterator<R> {
+    const buffer = new FixedBuffer(maxBuffered);
+    return new Repeater<R>(async (push, stop) => {
+      const listening = this.listen(topic, (payload) => {
+        const item = select(payload);
+        if (item === null) return;
+        // Past the bound the consumer is ended: it catches up from the stored records.
+        if (buffer.full) stop();
+        else void push(item);
+      });
+      await stop;
+      listening.stop();
+    }, buffer);
+  }
+
+  async close(): Promise<void> {
+    for (const topic of [...this.pending.keys()]) this.flush(topic);
+    await this.transport.close();
+  }
+
+  private flush(topic: string): void {
+    const batch = this.pending.get(topic);
+    this.pending.delete(topic);
     if (!batch) return;
-    // The LiveBatch JSON, built here so RawJson payloads go in as they are (a Buffer is
-    // published untouched by RedisPubSub).
-    let json = '{"b":[';
-    for (let i = 0; i < batch.payloads.length; i += 1)
-      json += (i === 0 ? '' : ',') + toJson(batch.payloads[i]);
-    redis.publish(prefix + topic, Buffer.from(`${json}]}`)).then(
+    this.transport.send(this.prefix + topic, `{"b":[${batch.json.join(',')}]}`).then(
       () => batch.settle.forEach((settle) => settle()),
       (error: unknown) => batch.settle.forEach((settle) => settle(error ?? new Error('publish failed'))),
     );
+  }
+}
+
+/** In-process: listeners get the batch parsed, so they see the shapes Redis would hand them. */
+function localTransport(): Transport {
+  const engine = new LocalPubSubEngine();
+  return {
+    engine,
+    subscribe: (channel, onMessage) => engine.subscribe(channel, onMessage),
+    send: (channel, json) => engine.publish(channel, JSON.parse(json)),
+    connection: { up: true, watch: () => () => undefined },
+    close: async () => undefined,
   };
-  const pubSub: LivePubSub = {
-    publish(topic, payload) {
-      return new Promise<void>((resolve, reject) => {
-        let batch = pending.get(topic);
-        if (!batch) {
-          batch = { payloads: [], settle: [] };
-          pending.set(topic, batch);
-          const linger = LIVE_LINGER_MS[topic as LiveTopic];
-          if (linger) setTimeout(() => flush(topic), linger).unref();
-          else setImmediate(() => flush(topic));
-        }
-        batch.payloads.push(payload);
-        batch.settle.push((error) => (error === undefined ? resolve() : reject(error as Error)));
-      });
+}
+
+/**
+ * graphql-redis-subscriptions' RedisPubSub over two ioredis connections (a subscribed connection
+ * can send nothing else), named per process so an operator can tell them apart. One Redis
+ * subscription per topic per instance, shared by every local listener; ioredis subscribes again by
+ * itself after a reconnect, and a SUBSCRIBE asked while Redis is away waits for it.
+ */
+function redisTransport(url: string): Transport {
+  const connection = (role: string, options: RedisOptions) => {
+    const redis = new Redis(url, {
+      connectionName: `themepress:pubsub-${role}:${process.pid}`,
+      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+      ...options,
+    });
+    // Connection errors show in `connection` and in the callers' own failures.
+    redis.on('error', () => undefined);
+    return redis;
+  };
+  // Publishes of one turn (a burst of events, a batch of delivery outcomes) leave in one write.
+  const publisher = connection('publisher', { maxRetriesPerRequest: 1, enableAutoPipelining: true });
+  const subscriber = connection('subscriber', { maxRetriesPerRequest: null });
+  // RedisPubSub drops the promises of its (P)UNSUBSCRIBEs; one left waiting for Redis fails at
+  // shutdown, and must not fail unhandled.
+  for (const name of ['unsubscribe', 'punsubscribe'] as const) {
+    const command = subscriber[name].bind(subscriber) as (...args: unknown[]) => Promise<unknown>;
+    Object.assign(subscriber, {
+      [name]: (...args: unknown[]) => {
+        const sent = command(...args);
+        sent.catch(() => undefined);
+        return sent;
+      },
+    });
+  }
+  // Batches are built as JSON text and published as they are; RedisPubSub parses them on arrival.
+  const engine = new RedisPubSub({ publisher, subscriber, serializer: (json: string) => json });
+  return {
+    engine,
+    subscribe: (channel, onMessage) => {
+      const subscribed = engine.subscribe(channel, onMessage);
+      // A failed SUBSCRIBE (at shutdown, while it waits for Redis) also rejects a promise
+      // RedisPubSub keeps for concurrent subscribers and never handles: handled here.
+      (engine as unknown as PendingSubscriptions).subsPendingRefsMap
+        ?.get(channel)
+        ?.pending.catch(() => undefined);
+      return subscribed;
     },
-    listen(topic, handler) {
-      let id: number | null = null;
-      let stopped = false;
-      const unpack = (message: unknown) => {
-        const payloads = (message as LiveBatch | null)?.b;
-        if (Array.isArray(payloads)) for (const payload of payloads) handler(payload);
-      };
-      const ready = redis.subscribe(prefix + topic, unpack).then(
-        (subscriptionId) => {
-          if (stopped) redis.unsubscribe(subscriptionId);
-          else id = subscriptionId;
-        },
-        // Redis away: ioredis subscribes when it reconnects only for channels it knew; retry later.
-        () => undefined,
-      );
-      return {
-        ready,
-        stop() {
-          stopped = true;
-          if (id !== null) redis.unsubscribe(id);
-          id = null;
-        },
-      };
-    },
-    subscribe: (topic) => iterableOf(pubSub, topic),
-    async close() {
-      for (const topic of [...pending.keys()]) flush(topic);
+    send: (channel, json) => engine.publish(channel, json),
+    connection: watchConnections(publisher, subscriber),
+    close: async () => {
       publisher.disconnect();
       subscriber.disconnect();
     },
   };
-  return pubSub;
+}
+
+/** The part of RedisPubSub (2.7) holding a first SUBSCRIBE per channel while it is in flight. */
+interface PendingSubscriptions {
+  subsPendingRefsMap?: Map<string, { pending: Promise<unknown> }>;
+}
+
+/**
+ * Up while both connections are ready and the subscriber's subscriptions are renewed: ioredis
+ * sends the SUBSCRIBEs after 'ready', so a PING sent after them answers once they are in place.
+ */
+function watchConnections(publisher: Redis, subscriber: Redis): PubSubConnection {
+  const changes = new EventEmitter();
+  changes.setMaxListeners(0);
+  let publisherReady = publisher.status === 'ready';
+  let subscribed = false;
+  let up = false;
+  const update = () => {
+    const now = publisherReady && subscribed;
+    if (now === up) return;
+    up = now;
+    changes.emit('change', now ? 'regained' : 'lost');
+  };
+  publisher.on('ready', () => {
+    publisherReady = true;
+    update();
+  });
+  publisher.on('close', () => {
+    publisherReady = false;
+    update();
+  });
+  subscriber.on('ready', () => {
+    setImmediate(() => {
+      subscriber.ping().then(
+        () => {
+          subscribed = subscriber.status === 'ready';
+          update();
+        },
+        () => undefined,
+      );
+    });
+  });
+  subscriber.on('close', () => {
+    subscribed = false;
+    update();
+  });
+  return {
+    get up() {
+      return up;
+    },
+    watch(listener) {
+      changes.on('change', listener);
+      return () => changes.off('change', listener);
+    },
+  };
 }
