@@ -19,6 +19,7 @@ import {
   type WidgetRecord,
 } from './addon.repository.js';
 import { RefreshingCache } from '../shared/refreshing-cache.js';
+import type { ResultSources } from '../shared/result-sources.js';
 
 /** Source size cap: addons are bundled scripts, not asset stores. */
 export const MAX_SOURCE_BYTES = 2 * 1024 * 1024;
@@ -239,9 +240,16 @@ export class AddonService {
   }
 
   /** One widget of an addon's latest version, by addon id or name and widget name. */
-  widget(addonIdOrName: string, widgetName: string): Promise<WidgetRecord> {
+  /**
+   * A widget of an addon's latest version. `sources` is told the record stays current while the
+   * lookup answers the same record (a publish replaces it).
+   */
+  async widget(addonIdOrName: string, widgetName: string, sources?: ResultSources): Promise<WidgetRecord> {
+    const key = JSON.stringify([addonIdOrName, widgetName]);
     // Failures (not found included) are not kept: the next publish may make them succeed.
-    return this.widgetLookups.get(JSON.stringify([addonIdOrName, widgetName]));
+    const record = await this.widgetLookups.get(key);
+    sources?.add(() => this.widgetLookups.peek(key) === record);
+    return record;
   }
 
   private async readWidget(addonIdOrName: string, widgetName: string): Promise<WidgetRecord> {
