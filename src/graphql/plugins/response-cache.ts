@@ -52,8 +52,9 @@ const NO_HEAD = { headers: new HeaderMap() };
  * A response cache in the pattern of envelop's `useResponseCache` and Apollo's response cache
  * plugin, where a kept response stays valid exactly as long as what it was built from: the first
  * request executes through graphql-js as any other; its response (without errors) is kept per
- * (document hash, operation name, variables, caller scope) with the checks its resolvers reported,
- * and served again to the same operation, variables and scope only while every check holds.
+ * (document, of which Apollo keeps one per query hash; operation name; variables; caller scope)
+ * with the checks its resolvers reported, and served again to the same operation, variables and
+ * scope only while every check holds.
  * Validation, the operation limits and every other request hook run before it answers; only
  * queries made of the given fields are kept, and only when some resolver reported a source (a
  * response built from nothing in particular is cheaper to execute than to keep).
@@ -64,12 +65,17 @@ export function useResponseCache(
 ): ApolloServerPlugin<GraphQLContext> {
   const allowed = new Set(options.fields);
   const maxVariablesChars = options.maxVariablesChars ?? 2048;
-  // Apollo reuses one parsed document per query text, so each document is checked once.
-  const cacheable = new WeakMap<DocumentNode, boolean>();
-  const isCacheable = (document: DocumentNode) => {
-    let known = cacheable.get(document);
-    if (known === undefined) cacheable.set(document, (known = selectsOnly(schema, document, allowed)));
-    return known;
+  // Apollo keeps one parsed document per query hash, so each document is checked once, and its
+  // number stands for its hash in keys (a document parsed again gets a new number: a miss).
+  const documents = new WeakMap<DocumentNode, number | null>();
+  let documentCount = 0;
+  const documentId = (document: DocumentNode) => {
+    let id = documents.get(document);
+    if (id === undefined) {
+      id = selectsOnly(schema, document, allowed) ? (documentCount += 1) : null;
+      documents.set(document, id);
+    }
+    return id;
   };
   const responses = new LRUCache<string, KeptResponse>({
     max: options.maxEntries ?? 5_000,
@@ -81,12 +87,13 @@ export function useResponseCache(
 
   /** The key of a request that may be kept, or null. */
   const keyOf = (request: GraphQLRequestContext<GraphQLContext>): string | null => {
-    const { operation, document, queryHash } = request;
-    if (operation?.operation !== 'query' || !document || !queryHash || !isCacheable(document)) return null;
+    const { operation, document } = request;
+    const id = operation?.operation === 'query' && document ? documentId(document) : null;
+    if (id === null) return null;
     const variables = JSON.stringify(request.request.variables ?? {});
     if (variables.length > maxVariablesChars) return null;
     const scope = options.scope(request.contextValue);
-    return `${queryHash}\u0000${request.operationName ?? ''}\u0000${scope}\u0000${variables}`;
+    return `${id}\u0000${request.operationName ?? ''}\u0000${scope}\u0000${variables}`;
   };
 
   return {
