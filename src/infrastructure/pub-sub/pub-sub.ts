@@ -188,13 +188,20 @@ class BatchingPubSub<T extends TopicMap> implements PubSub<T> {
   }
 }
 
-/** In-process: listeners get the batch parsed, so they see the shapes Redis would hand them. */
+/**
+ * In-process: listeners get the batch parsed, so they see the shapes Redis would hand them; a
+ * batch nobody listens to is not even parsed.
+ */
 function localTransport(): Transport {
-  const engine = new LocalPubSubEngine();
+  const emitter = new EventEmitter();
+  emitter.setMaxListeners(0);
+  const engine = new LocalPubSubEngine({ eventEmitter: emitter });
   return {
     engine,
     subscribe: (channel, onMessage) => engine.subscribe(channel, onMessage),
-    send: (channel, json) => engine.publish(channel, JSON.parse(json)),
+    send: async (channel, json) => {
+      if (emitter.listenerCount(channel) > 0) await engine.publish(channel, JSON.parse(json));
+    },
     connection: { up: true, watch: () => () => undefined },
     close: async () => undefined,
   };
