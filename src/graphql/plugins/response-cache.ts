@@ -131,10 +131,14 @@ export function useResponseCache(
   };
 }
 
-/** Whether every field `document` selects, in every operation and fragment, is `allowed`. */
+/**
+ * Whether every field `document` selects, in every operation and fragment, is `allowed`, and it
+ * selects one at least (`{ __typename }` alone is not worth keeping).
+ */
 function selectsOnly(schema: GraphQLSchema, document: DocumentNode, allowed: ReadonlySet<string>): boolean {
   const typeInfo = new TypeInfo(schema);
   let only = true;
+  let some = false;
   visit(
     document,
     visitWithTypeInfo(typeInfo, {
@@ -143,8 +147,9 @@ function selectsOnly(schema: GraphQLSchema, document: DocumentNode, allowed: Rea
         const name = node.name.value;
         if (name === '__typename') return;
         if (!parent || (!allowed.has(`${parent}.${name}`) && !allowed.has(`${parent}.*`))) only = false;
+        some = true;
       },
     }),
   );
-  return only;
+  return only && some;
 }
