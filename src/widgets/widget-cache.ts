@@ -112,7 +112,10 @@ export class WidgetCache {
   ) {
     this.options = { ...DEFAULT_WIDGET_CACHE_OPTIONS, ...options };
     this.now = this.options.now ?? Date.now;
-    const clock = this.options.now ? { perf: { now: this.options.now }, ttlResolution: 0 } : {};
+    // Clock readings reused for 10 ms (see RefreshingCache): TTLs here are minutes.
+    const clock = this.options.now
+      ? { perf: { now: this.options.now }, ttlResolution: 0 }
+      : { ttlResolution: 10 };
     this.l1 = new LRUCache<string, CachedRender, Render>({
       max: this.options.maxEntries,
       maxSize: this.options.maxBytes,
