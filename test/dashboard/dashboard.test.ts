@@ -169,15 +169,24 @@ describe('dashboard in a browser', { timeout: 180_000 }, () => {
     );
   });
 
-  it('previews the installed widget in a sandboxed frame', async () => {
-    // then
+  it('previews the installed widget in a sandboxed frame, rendered before it is scrolled into view', async () => {
+    // given: a short window, the page at its top, the preview far below the fold
+    await page.setViewportSize({ width: 1360, height: 500 });
+    await page.evaluate('window.scrollTo(0, 0)');
     const frame = page.locator(`iframe[data-widget="${addon}/banner"]`);
-    await frame.waitFor();
+    await frame.waitFor({ state: 'attached' });
+    const top = (await frame.boundingBox())?.y ?? 0;
+    assert.ok(top > 500, `the preview should start below the fold (top ${top})`);
+    // then: its content is there without scrolling (waitFor does not scroll). Chromium loads a lazy
+    // frame anyway when it is within its distance threshold, so the attribute is checked too.
     assert.equal(await frame.getAttribute('sandbox'), 'allow-scripts');
+    assert.notEqual(await frame.getAttribute('loading'), 'lazy');
     await page
       .frameLocator(`iframe[data-widget="${addon}/banner"]`)
       .getByText('Hello from the preview')
       .waitFor();
+    assert.equal(await page.evaluate('window.scrollY'), 0);
+    await page.setViewportSize({ width: 1360, height: 1400 });
   });
 
   it('shows executions per second, p95 latency and errors per addon; the cache rate is for admins', async () => {

@@ -338,7 +338,8 @@ function startSession(key, viewer) {
         // No allow-same-origin: the widget's script runs in an opaque origin, away from the key.
         frame.setAttribute('sandbox', 'allow-scripts');
         frame.setAttribute('referrerpolicy', 'no-referrer');
-        frame.setAttribute('loading', 'lazy');
+        // Loaded at once (not lazily): a preview below the fold must not stay blank until scrolled to.
+        frame.setAttribute('loading', 'eager');
         frame.title = `${installation.addon.name} / ${widget.name}`;
         frame.dataset.widget = `${installation.addon.name}/${widget.name}`;
         frame.src = `/api/widgets/${encodeURIComponent(installation.addon.name)}/${encodeURIComponent(widget.name)}?${params}`;
