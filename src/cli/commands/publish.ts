@@ -23,10 +23,12 @@ export interface RegisterAddonData {
 export const SERVER_OPTIONS = { url: { type: 'string' } } as const;
 
 export const SERVER_HELP = `Server and key:
-  --url <url>          server base URL (default: THEMEPRESS_URL, else http://localhost:4000)
-  THEMEPRESS_API_KEY   the API key sent as "Authorization: Bearer"; when unset and the server is
-                       on this machine, the admin key a development server wrote to
-                       $DATA_DIR/admin-key (default .data/admin-key) is used. A .env file in the
+  --url <url>          server base URL (default: THEMEPRESS_URL, else the server of the last
+                       "themepress login", else http://localhost:$PORT, PORT defaulting to 4000)
+  THEMEPRESS_API_KEY   the API key sent as "Authorization: Bearer"; else the key "themepress login"
+                       stored for the server; else, when the server is on this machine, the admin
+                       key a development server wrote to $DATA_DIR/admin-key (default: .data/ of the
+                       current folder, then of the clone this CLI runs from). A .env file in the
                        current folder is read first, as "npm start" does.`;
 
 export const publishCommand: Command = {
