@@ -20,9 +20,13 @@ describe('start banner', () => {
 
   it('says the admin key comes from the environment when ADMIN_API_KEY is set, without showing it', () => {
     const key = `tp_${'k'.repeat(32)}`;
-    const config = loadConfig({ NODE_ENV: 'development', ADMIN_API_KEY: key, DATABASE_URL: 'postgresql://x/y' });
+    const config = loadConfig({
+      NODE_ENV: 'development',
+      ADMIN_API_KEY: key,
+      DATABASE_URL: 'postgresql://x/y',
+    });
     const banner = startBanner(config, 'http://127.0.0.1:4000');
-    assert.match(banner, /Admin key  ADMIN_API_KEY \(from the environment\)/);
+    assert.match(banner, /Admin key {2}ADMIN_API_KEY \(from the environment\)/);
     assert.ok(!banner.includes(key));
     assert.match(banner, /PostgreSQL from DATABASE_URL/);
   });

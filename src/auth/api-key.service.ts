@@ -3,7 +3,13 @@ import { ValidationError, UnauthenticatedError } from '../errors/index.js';
 import type { Database } from '../infrastructure/database/database.js';
 import { ApiKeyRepository, type ApiKeyRecord } from './api-key.repository.js';
 import { requireAdmin, type Actor } from './actor.js';
-import { parseAuthorizationHeader, displayPrefix, generateApiKey, hashApiKey, API_KEY_PREFIX } from './api-key.js';
+import {
+  parseAuthorizationHeader,
+  displayPrefix,
+  generateApiKey,
+  hashApiKey,
+  API_KEY_PREFIX,
+} from './api-key.js';
 import { RefreshingCache } from '../shared/refreshing-cache.js';
 
 export interface CreateApiKeyInput {

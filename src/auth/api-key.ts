@@ -23,9 +23,7 @@ export function displayPrefix(key: string): string {
 
 /** What an `Authorization` header holds: nothing, a key, or something that is not `Bearer <key>`. */
 export type AuthorizationHeader =
-  | { kind: 'none' }
-  | { kind: 'key'; key: string }
-  | { kind: 'malformed'; message: string };
+  { kind: 'none' } | { kind: 'key'; key: string } | { kind: 'malformed'; message: string };
 
 const SCHEME = /^[A-Za-z]{1,20}$/;
 

@@ -51,7 +51,8 @@ export function readCredentials(env: CliEnv): StoredCredentials {
     const parsed = JSON.parse(text) as Partial<StoredCredentials>;
     const servers: StoredCredentials['servers'] = {};
     for (const [url, entry] of Object.entries(parsed.servers ?? {})) {
-      if (typeof entry?.key === 'string') servers[url] = { key: entry.key, savedAt: String(entry.savedAt ?? '') };
+      if (typeof entry?.key === 'string')
+        servers[url] = { key: entry.key, savedAt: String(entry.savedAt ?? '') };
     }
     return { current: typeof parsed.current === 'string' ? parsed.current : null, servers };
   } catch {

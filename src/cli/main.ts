@@ -4,6 +4,7 @@ import { seedCommand } from '../seed/seed.js';
 import { CliError, EXIT, formatError, processIo, UsageError, type CliIo } from './cli-io.js';
 import { runCommand, type Command } from './command.js';
 import { initCommand } from './commands/init.js';
+import { devCommand } from './commands/dev.js';
 import { loginCommand, logoutCommand } from './commands/login.js';
 import { installCommand } from './commands/install.js';
 import { publishCommand } from './commands/publish.js';
@@ -13,6 +14,7 @@ import { PACKAGE_ROOT } from './package-root.js';
 /** Every command, in the order `--help` lists them. */
 export const COMMANDS: Command[] = [
   initCommand,
+  devCommand,
   validateCommand,
   publishCommand,
   installCommand,

@@ -36,9 +36,11 @@ function keysCreate(args: string[], cwd: string, env: Record<string, string>): P
 }
 
 const viewer = async (url: string, key: string) =>
-  (await new GraphQLClient(url, key).raw<{ viewer: { role: string; siteId: string | null } }>(
-    '{ viewer { role siteId } }',
-  )).data?.viewer;
+  (
+    await new GraphQLClient(url, key).raw<{ viewer: { role: string; siteId: string | null } }>(
+      '{ viewer { role siteId } }',
+    )
+  ).data?.viewer;
 
 describe('npm run keys:create', () => {
   let server: TestServer;
@@ -99,7 +101,10 @@ describe('npm run keys:create', () => {
     const noDeveloper = await keysCreate(['--role', 'developer'], work, { PORT: new URL(server.url).port });
     // then
     assert.equal(unreachable.code, 1);
-    assert.match(unreachable.stderr, new RegExp(`Cannot reach the ThemePress server at http://localhost:${port}.*npm start`));
+    assert.match(
+      unreachable.stderr,
+      new RegExp(`Cannot reach the ThemePress server at http://localhost:${port}.*npm start`),
+    );
     assert.equal(badRole.code, 2);
     assert.match(badRole.stderr, /--role: expected admin, developer or site, got "root"/);
     assert.equal(noDeveloper.code, 1);

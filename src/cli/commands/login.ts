@@ -28,7 +28,8 @@ async function readKey(flag: string | undefined): Promise<string> {
 
 export const loginCommand: Command = {
   words: ['login'],
-  summary: 'Check an API key against a server and keep both for this user (used when no THEMEPRESS_* is set).',
+  summary:
+    'Check an API key against a server and keep both for this user (used when no THEMEPRESS_* is set).',
   usage: '[--url <url>] [--key <key>] [--json]',
   options: { ...SERVER_OPTIONS, key: { type: 'string' } },
   arity: { min: 0, max: 0 },
@@ -53,7 +54,8 @@ Examples:
   async run({ values, io, out }) {
     const serverUrl = resolveServerUrl(values.url as string | undefined, io.env);
     const key = await readKey(values.key as string | undefined);
-    if (key === '') throw new UsageError('No API key given (--key, or on standard input).', 'themepress login --help');
+    if (key === '')
+      throw new UsageError('No API key given (--key, or on standard input).', 'themepress login --help');
     out.progress(`Checking the key with ${serverUrl}…`);
     const data = await new ApiClient(serverUrl, { key, source: 'the key given to login' }).request<{
       viewer: { role: string; siteId: string | null; developerId: string | null };
@@ -66,7 +68,9 @@ Examples:
     credentials.current = serverUrl;
     const file = writeCredentials(io.env, credentials);
     out.result({ ok: true, server: serverUrl, role: data.viewer.role, file });
-    out.line(`✓ Logged in to ${serverUrl} as ${data.viewer.role}${data.viewer.siteId ? ` (site ${data.viewer.siteId})` : ''}.`);
+    out.line(
+      `✓ Logged in to ${serverUrl} as ${data.viewer.role}${data.viewer.siteId ? ` (site ${data.viewer.siteId})` : ''}.`,
+    );
     out.line(`  Stored in ${file}; commands from any folder now use this server and key.`);
     return EXIT.ok;
   },
@@ -95,7 +99,11 @@ credentials file; when it was the current server, no server is current any more.
     if (credentials.current === serverUrl) credentials.current = null;
     if (known) writeCredentials(io.env, credentials);
     out.result({ ok: true, removed: known ? serverUrl : null });
-    out.line(known ? `✓ Forgot the key for ${serverUrl} (${credentialsFile(io.env)}).` : `No key stored for ${serverUrl}.`);
+    out.line(
+      known
+        ? `✓ Forgot the key for ${serverUrl} (${credentialsFile(io.env)}).`
+        : `No key stored for ${serverUrl}.`,
+    );
     return EXIT.ok;
   },
 };

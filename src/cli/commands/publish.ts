@@ -91,7 +91,8 @@ Example:
     const { addon, version: published } = data.registerAddon;
     out.result({ ok: true, addon, version: published });
     out.line(`✓ Published ${addon.name} ${published.version} (addon ${addon.id}, version ${published.id}).`);
-    out.line(`  Install it on a site: themepress addon install ${addon.name} --version ${published.version}`);
+    out.line('  Next: put it on a site (a site key, or an admin key with --site):');
+    out.line(`    themepress addon install ${addon.name} --version ${published.version}`);
     return EXIT.ok;
   },
 };
