@@ -33,6 +33,9 @@ const SOURCE = `module.exports = {
     onOrder: async (_event, ctx) => {
       if (!(await ctx.storage.get('fixed'))) throw new Error('mail server down');
     },
+    onBounce: async () => {
+      throw new Error('bounces are never handled');
+    },
   },
   widgets: {
     banner: () => ({ html: '<p class="hello">Hello from the preview</p>', css: '.hello { color: #3451b2; }', javascript: '' }),
@@ -65,7 +68,7 @@ describe('dashboard in a browser', { timeout: 180_000 }, () => {
         widgets: [
           { name: 'banner', displayName: 'Banner', category: 'DISPLAY', configSchema: { type: 'object' } },
         ],
-        events: { handles: { 'order.created': 'onOrder' } },
+        events: { handles: { 'order.created': 'onOrder', 'mail.bounced': 'onBounce' } },
       },
       SOURCE,
     );
@@ -203,6 +206,65 @@ describe('dashboard in a browser', { timeout: 180_000 }, () => {
     );
     mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  });
+
+  it('charts executions/s, p95 latency, error rate and delivery backlog per addon, live, drawn with data', async () => {
+    // given: more runs, and a delivery that stays DEAD (the backlog)
+    await site.client.ok(EmitEventDocument, { name: 'mail.bounced', data: {} });
+    for (let i = 0; i < 3; i += 1) {
+      await site.client.ok(ExecuteAddonFunctionDocument, { addonId: addon, function: 'fix', data: {} });
+    }
+    const chart = (id: string) => page.locator(`#charts-grid figure[data-chart="${id}"]`);
+    const points = async (id: string) => Number(await chart(id).getAttribute('data-points'));
+    // (waitForFunction would evaluate a string, which the page's CSP forbids)
+    const waitForPoints = async (id: string, above: number) => {
+      for (let waited = 0; (await points(id)) <= above; waited += 250) {
+        assert.ok(waited < 30_000, `the ${id} chart never got more than ${above} points`);
+        await sleep(250);
+      }
+    };
+
+    // then: every chart gets points for the addon within a few refreshes (5 s slots, 5 s refresh)
+    for (const id of ['executions', 'latency', 'errors', 'backlog']) await waitForPoints(id, 0);
+    assert.equal(await chart('executions').locator('.u-legend', { hasText: addon }).count(), 1);
+
+    // when: more runs later, the executions chart updates by itself
+    const before = await points('executions');
+    for (let i = 0; i < 3; i += 1) {
+      await site.client.ok(ExecuteAddonFunctionDocument, { addonId: addon, function: 'fix', data: {} });
+    }
+    await waitForPoints('executions', before);
+
+    // then: the screenshot of each plot shows drawn lines (coloured pixels; axes and grid are grey)
+    await page.locator('#charts').scrollIntoViewIfNeeded();
+    for (const id of ['executions', 'latency', 'errors', 'backlog']) {
+      const png = await chart(id).locator('canvas').screenshot();
+      const coloured = (await page.evaluate(`new Promise((resolve, reject) => {
+        const image = new Image();
+        image.onload = () => {
+          const canvas = document.createElement('canvas');
+          canvas.width = image.width;
+          canvas.height = image.height;
+          const context = canvas.getContext('2d');
+          context.drawImage(image, 0, 0);
+          const { data } = context.getImageData(0, 0, image.width, image.height);
+          let count = 0;
+          for (let i = 0; i < data.length; i += 4) {
+            const max = Math.max(data[i], data[i + 1], data[i + 2]);
+            const min = Math.min(data[i], data[i + 1], data[i + 2]);
+            if (max - min > 60) count += 1;
+          }
+          resolve(count);
+        };
+        image.onerror = reject;
+        image.src = 'data:image/png;base64,${png.toString('base64')}';
+      })`)) as number;
+      assert.ok(coloured > 15, `the ${id} chart has nothing drawn (${coloured} coloured pixels)`);
+    }
+    mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+    await page
+      .locator('#charts')
+      .screenshot({ path: path.resolve('test-artifacts', 'dashboard-charts.png') });
   });
 
   it('keeps the key for the browser session, and forgets it on request', async () => {

@@ -664,7 +664,10 @@ describe('example addons', () => {
       assert.match(fromPage.html, /data-sku="MUG" data-state="low" data-available="2"[\s\S]*Only 2 left/);
       assert.match(out.html, /Out of stock/);
       assert.match(unknown.html, /data-state="unknown">Unavailable[\s\S]*SKU NOPE is not in the inventory/);
-      assert.match(noSku.html, /data-state="no-sku">Unavailable[\s\S]*no SKU: set "sku" in the widget config/);
+      assert.match(
+        noSku.html,
+        /data-state="no-sku">Unavailable[\s\S]*no SKU: set "sku" in the widget config/,
+      );
       assert.match(alert.html, /data-count="2"/);
       assert.ok(alert.html.indexOf('CAP') < alert.html.indexOf('MUG'), 'lowest first');
       assert.doesNotMatch(alert.html, /TEE/);

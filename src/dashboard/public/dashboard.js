@@ -2,6 +2,7 @@
 // the API reaches the page through textContent or attribute setters, never as HTML, because event
 // data, addon names and error messages are written by third parties.
 import { createLiveClient } from './live-client.js';
+import { startCharts } from './charts.js';
 
 const KEY_STORAGE = 'themepress.dashboard.apiKey';
 const SITE_STORAGE = 'themepress.dashboard.siteId';
@@ -270,6 +271,9 @@ function startSession(key, viewer) {
     body.replaceChildren();
   ui.events.replaceChildren();
   ui.widgets.replaceChildren();
+
+  // ---- charts (charts.js) ---------------------------------------------------------------------
+  const charts = startCharts(byId('charts-grid'), (query) => call(query), report);
 
   // ---- metrics -------------------------------------------------------------------------------
   ui.statsScope.textContent = {
@@ -694,6 +698,7 @@ function startSession(key, viewer) {
   return {
     stop() {
       active = false;
+      charts.stop();
       for (const timer of timers) clearInterval(timer);
       ui.siteSelect.removeEventListener('change', onSiteChange);
       ui.deliveryStatus.removeEventListener('change', onFilterChange);
