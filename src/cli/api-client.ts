@@ -69,9 +69,10 @@ export function localAdminKeyCandidates(env: CliEnv, cwd: string): string[] {
 
 /**
  * The API key for a command: THEMEPRESS_API_KEY; else the key `themepress login` stored for this
- * server; else, for a server on this machine, the key a development server wrote to
- * `<DATA_DIR>/admin-key` (see {@link localAdminKeyCandidates}). That file is never sent to another
- * host: it belongs to the local server only.
+ * server; else, for a server on this machine, ADMIN_API_KEY (the environment or `.env`, as the
+ * server and docker compose read it) or the key a development server wrote to
+ * `<DATA_DIR>/admin-key` (see {@link localAdminKeyCandidates}). Those are never sent to another
+ * host: they belong to the local server only.
  *
  * @param purpose what the key is for, named in the message when there is none.
  */
@@ -87,6 +88,9 @@ export async function resolveApiKey(
   if (stored) return { key: stored.key, source: `themepress login (${credentialsFile(env)})` };
   const candidates = localAdminKeyCandidates(env, cwd);
   if (isLoopback(serverUrl)) {
+    // The bootstrap key of a server on this machine (docker compose reads it from .env too).
+    const bootstrap = env.ADMIN_API_KEY?.trim();
+    if (bootstrap) return { key: bootstrap, source: 'ADMIN_API_KEY' };
     for (const dataDir of candidates) {
       let key: string | null;
       try {
