@@ -347,7 +347,9 @@ function printSeed(result: SeedResult, out: Reporter): void {
   );
   if (result.envFile) {
     const shown = path.relative(process.cwd(), result.envFile);
-    out.line(`  # the examples in docs/ read SITE and SITE_ID from: source ${shown.startsWith('..') ? result.envFile : shown}`);
+    out.line(
+      `  # the examples in docs/ read SITE and SITE_ID from: source ${shown.startsWith('..') ? result.envFile : shown}`,
+    );
   }
   const firstPerAddon = result.widgets.filter((w, i, all) => all.findIndex((o) => o.addon === w.addon) === i);
   if (firstPerAddon.length > 0) out.line('  # widgets, in a browser:');

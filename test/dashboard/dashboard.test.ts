@@ -5,6 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser, type Page, type WebSocketRoute } from 'playwright-core';
 import { startTestServer, type TestServer } from '../support/test-server.js';
+import { colouredPixels } from '../support/screenshot-pixels.js';
 import { givenDeveloper, givenInstalledAddon } from '../support/fixtures.js';
 import { DeliveryDocument, EmitEventDocument, ExecuteAddonFunctionDocument } from '../generated/graphql.js';
 
@@ -239,26 +240,7 @@ describe('dashboard in a browser', { timeout: 180_000 }, () => {
     await page.locator('#charts').scrollIntoViewIfNeeded();
     for (const id of ['executions', 'latency', 'errors', 'backlog']) {
       const png = await chart(id).locator('canvas').screenshot();
-      const coloured = (await page.evaluate(`new Promise((resolve, reject) => {
-        const image = new Image();
-        image.onload = () => {
-          const canvas = document.createElement('canvas');
-          canvas.width = image.width;
-          canvas.height = image.height;
-          const context = canvas.getContext('2d');
-          context.drawImage(image, 0, 0);
-          const { data } = context.getImageData(0, 0, image.width, image.height);
-          let count = 0;
-          for (let i = 0; i < data.length; i += 4) {
-            const max = Math.max(data[i], data[i + 1], data[i + 2]);
-            const min = Math.min(data[i], data[i + 1], data[i + 2]);
-            if (max - min > 60) count += 1;
-          }
-          resolve(count);
-        };
-        image.onerror = reject;
-        image.src = 'data:image/png;base64,${png.toString('base64')}';
-      })`)) as number;
+      const coloured = await colouredPixels(page, png);
       assert.ok(coloured > 15, `the ${id} chart has nothing drawn (${coloured} coloured pixels)`);
     }
     mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
