@@ -198,7 +198,7 @@ describe(
         byFile.set(block.file, [...(byFile.get(block.file) ?? []), block]);
       }
       let ran = 0;
-      for (const [file, fileBlocks] of byFile) {
+      for (const fileBlocks of byFile.values()) {
         // One shell per document, as a reader pastes its blocks one after the other into one terminal.
         const script = [
           'set -eo pipefail',
