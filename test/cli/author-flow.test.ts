@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -151,6 +152,20 @@ describe(
           assert.ok(figure! > 0);
       }
       assert.match(await (await fetch(`${preview}widgets/banner`)).text(), /Welcome, Ada!/);
+      // a page elsewhere whose DNS name was rebound to 127.0.0.1 gets nothing
+      const rebound = await new Promise<number>((resolve, reject) => {
+        const { port } = new URL(preview);
+        http
+          .get(
+            { host: '127.0.0.1', port, path: '/api/state', headers: { host: `evil.example:${port}` } },
+            (r) => {
+              r.resume();
+              resolve(r.statusCode ?? 0);
+            },
+          )
+          .on('error', reject);
+      });
+      assert.equal(rebound, 421);
 
       // when: the author edits the widget and saves
       const source = path.join(folder, 'index.js');

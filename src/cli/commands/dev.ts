@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { newNonce, widgetCsp, widgetDocument } from '../../widgets/widget-output.js';
-import { AppError } from '../../errors/index.js';
+import { AppError, httpStatusByErrorCode } from '../../errors/index.js';
 import { ADDON_PACKAGE_FILES } from '../../addons/addon-package.js';
 import { FIXTURES_FILE } from '../fixtures.js';
 import { CliError, EXIT, UsageError, formatBytes, formatMs, table, type Reporter } from '../cli-io.js';
@@ -179,8 +179,17 @@ Example:
       for (const res of listeners) res.write(`data: ${JSON.stringify({ revision: state.revision })}\n\n`);
     };
 
+    let bound = 0;
     const server = http.createServer((req, res) => {
       void (async () => {
+        // Only this machine's own names: a page elsewhere that rebinds its DNS name to 127.0.0.1
+        // must not read the preview or call functions.
+        const host = req.headers.host ?? '';
+        if (host !== `127.0.0.1:${bound}` && host !== `localhost:${bound}`) {
+          return json(res, 421, {
+            error: { code: 'FORBIDDEN', message: `Open http://127.0.0.1:${bound}/ instead.` },
+          });
+        }
         const url = new URL(req.url ?? '/', 'http://127.0.0.1');
         if (req.method === 'GET' && url.pathname === '/') {
           return send(res, 200, 'text/html; charset=utf-8', DEV_PAGE_HTML, {
@@ -235,7 +244,7 @@ Example:
             return json(res, 200, run);
           } catch (error) {
             const code = error instanceof AppError ? error.code : 'INTERNAL_SERVER_ERROR';
-            return json(res, error instanceof AppError ? 404 : 500, {
+            return json(res, error instanceof AppError ? httpStatusByErrorCode[error.code] : 500, {
               error: { code, message: (error as Error).message },
             });
           }
@@ -254,7 +263,7 @@ Example:
     let watcher: ReturnType<typeof watch> | null = null;
     try {
       notify(await session.reload('start'));
-      const bound = await listen(server, port);
+      bound = await listen(server, port);
       out.line('');
       out.line(`Preview: http://127.0.0.1:${bound}/  (re-renders on every save; Ctrl-C stops)`);
       out.line('');
