@@ -27,7 +27,7 @@ export interface DocBlock {
 }
 
 /** Shell blocks are commands; other languages run only when a directive says how. */
-const SHELL = new Set(['bash', 'sh', 'shell', 'console']);
+const SHELL = new Set(['bash', 'sh', 'shell']);
 
 function parseDirective(text: string, where: string): Directive {
   const body = text.trim();
