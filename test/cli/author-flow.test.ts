@@ -1,8 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -10,6 +10,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { givenDeveloper, givenSite } from '../support/fixtures.js';
 import { BIN, themepress } from './helpers.js';
+
+/** The package this test belongs to (dist/test/cli/ is three levels down). */
+const PACKAGE_ROOT = path.resolve(BIN, '..', '..');
 
 /**
  * The lines under "Next:" (or after a "Start here:" heading) that start with `themepress`: the
@@ -102,6 +105,29 @@ describe(
       await dev?.stop();
       await server.close();
       await rm(work, { recursive: true, force: true });
+    });
+
+    it("the scaffold's test.mjs finds the CLI by package name, with no path to a clone in it", async () => {
+      // given: an addon inside a project that has the package themepress-addon-server (as npm link
+      // themepress-addon-server, or a file: dependency, leave it), and no themepress on PATH
+      const project = path.join(work, 'shop-project');
+      await mkdir(path.join(project, 'node_modules'), { recursive: true });
+      await symlink(PACKAGE_ROOT, path.join(project, 'node_modules', 'themepress-addon-server'), 'dir');
+      const init = await themepress(['addon', 'init', 'by-name'], { cwd: project });
+      assert.equal(init.code, 0, init.stderr);
+      const folder = path.join(project, 'by-name');
+      const testFile = await readFile(path.join(folder, 'test.mjs'), 'utf8');
+      assert.ok(!testFile.includes(PACKAGE_ROOT), 'test.mjs must not name the clone');
+      const env: NodeJS.ProcessEnv = { ...process.env, PATH: path.dirname(process.execPath) };
+      delete env.THEMEPRESS_CLI;
+      delete env.NODE_TEST_CONTEXT; // a test run of its own, reporting on stdout
+
+      // when
+      const run = spawnSync(process.execPath, ['--test'], { cwd: folder, env, encoding: 'utf8' });
+
+      // then
+      assert.equal(run.status, 0, `${run.stdout}\n${run.stderr}`);
+      assert.match(run.stdout, /pass 3/);
     });
 
     it('--help -> init -> dev (edit, re-render) -> login -> publish -> install -> the widget renders on the site', async (t) => {
