@@ -145,6 +145,7 @@ const CSS = `
 .tp-inv .tp-in { color: #067647; }
 .tp-inv .tp-low { color: #b54708; }
 .tp-inv .tp-out { color: #b42318; }
+.tp-inv .tp-hint { color: #667085; }
 .tp-inv table { border-collapse: collapse; width: 100%; }
 .tp-inv th, .tp-inv td { border-bottom: 1px solid #eaecf0; padding: .3rem .5rem; text-align: left; }
 .tp-inv td.tp-num, .tp-inv th.tp-num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -410,9 +411,16 @@ module.exports = {
       const sku = options.sku ?? (typeof fromPage === 'string' && SKU.test(fromPage) ? fromPage : null);
       const html = ctx.html;
       const item = sku ? await getItem(ctx, sku) : null;
-      if (!sku || !item) {
+      // Whoever places the widget sees why it shows no stock: it needs a SKU that is in the inventory.
+      if (!sku) {
         return {
-          html: html`<p class="tp-inv tp-out" data-sku="${sku ?? ''}" data-state="unknown">Unavailable</p>`,
+          html: html`<p class="tp-inv tp-out" data-sku="" data-state="no-sku">Unavailable <small class="tp-hint">(no SKU: set "sku" in the widget config, or pass it as context.sku on a product page)</small></p>`,
+          css: CSS,
+        };
+      }
+      if (!item) {
+        return {
+          html: html`<p class="tp-inv tp-out" data-sku="${sku}" data-state="unknown">Unavailable <small class="tp-hint">(SKU ${sku} is not in the inventory: add it with update-stock)</small></p>`,
           css: CSS,
         };
       }

@@ -199,7 +199,10 @@ export class AddonService {
     if (!args.id && !args.name) {
       throw ValidationError.of('arguments', [{ field: 'id', message: 'give id or name' }]);
     }
-    const addon = args.id ? await this.addons.findById(args.id) : await this.addons.findByName(args.name!);
+    // `id` accepts the unique name too, as every other argument naming an addon does.
+    const addon = args.id
+      ? await this.addons.findByIdOrName(args.id)
+      : await this.addons.findByName(args.name!);
     if (addon && args.name && addon.name !== args.name) return null;
     return addon;
   }

@@ -91,6 +91,7 @@ export async function createApp(
     cleanups.unshift(async () => {
       services.widgets.close();
       services.addons.close();
+      services.dashboardSeries.close();
       runtime.lookup.close();
       await runtime.pool.close();
       await runtime.recorder.flush();

@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from '../config/app-config.js';
 import { createApp } from './create-app.js';
+import { startBanner } from './start-banner.js';
 
 /** `npm start` (through `src/main.ts`): one server process, until SIGTERM or SIGINT. */
 export async function runServer(): Promise<void> {
@@ -29,8 +30,10 @@ export async function runServer(): Promise<void> {
     },
     'ThemePress Addon Server ready',
   );
-  // Logged with console too so the URL is visible when LOG_LEVEL is quiet.
-  console.log(`ThemePress Addon Server listening on ${url}/graphql`);
+  // Printed with console too so it is visible when LOG_LEVEL is quiet. A newcomer's `npm start`
+  // (development) gets where everything is and what to run next.
+  if (config.isDevelopment) console.log(startBanner(config, url));
+  else console.log(`ThemePress Addon Server listening on ${url}/graphql`);
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -26,6 +26,7 @@ import { SandboxLifecycleHooks } from '../executions/lifecycle-hooks.js';
 import { WidgetCache, type WidgetTopics } from '../widgets/widget-cache.js';
 import { WidgetRenderService } from '../widgets/widget-render.service.js';
 import { DashboardStatsService } from '../dashboard/dashboard-stats.service.js';
+import { DashboardSeriesService } from '../dashboard/dashboard-series.service.js';
 
 /** The transport-free services; GraphQL resolvers and REST routes both call these. */
 export interface Services {
@@ -41,6 +42,7 @@ export interface Services {
   executionQueries: ExecutionQueryService;
   widgets: WidgetRenderService;
   dashboardStats: DashboardStatsService;
+  dashboardSeries: DashboardSeriesService;
 }
 
 /** Long-lived parts the services run on, owned (and closed) by the app. */
@@ -137,6 +139,7 @@ export function createServices(deps: {
       executionQueries: new ExecutionQueryService(database),
       widgets,
       dashboardStats: new DashboardStatsService({ database, metrics, visibility }),
+      dashboardSeries: new DashboardSeriesService({ database, visibility }),
     },
     runtime: { pool, recorder, lookup, subscribers, deliveryWorker },
   };

@@ -3,7 +3,13 @@ import { ValidationError, UnauthenticatedError } from '../errors/index.js';
 import type { Database } from '../infrastructure/database/database.js';
 import { ApiKeyRepository, type ApiKeyRecord } from './api-key.repository.js';
 import { requireAdmin, type Actor } from './actor.js';
-import { bearerToken, displayPrefix, generateApiKey, hashApiKey, API_KEY_PREFIX } from './api-key.js';
+import {
+  parseAuthorizationHeader,
+  displayPrefix,
+  generateApiKey,
+  hashApiKey,
+  API_KEY_PREFIX,
+} from './api-key.js';
 import { RefreshingCache } from '../shared/refreshing-cache.js';
 
 export interface CreateApiKeyInput {
@@ -56,19 +62,21 @@ export class ApiKeyService {
   }
 
   /**
-   * Resolves an `Authorization` header. No header: anonymous. A header with an unknown, revoked
-   * or malformed key: {@link UnauthenticatedError}, never a silent downgrade to anonymous.
+   * Resolves an `Authorization` header. No header, an empty one or `Bearer` alone: anonymous. A
+   * header that is not `Bearer <key>`, or an unknown or revoked key: {@link UnauthenticatedError}
+   * saying which, never a silent downgrade to anonymous.
    */
   async authenticateHeader(header: string | undefined): Promise<Actor> {
-    const token = bearerToken(header);
-    if (token === null) return { kind: 'anonymous' };
-    return this.authenticate(token);
+    const parsed = parseAuthorizationHeader(header);
+    if (parsed.kind === 'none') return { kind: 'anonymous' };
+    if (parsed.kind === 'malformed') throw new UnauthenticatedError(parsed.message);
+    return this.authenticate(parsed.key);
   }
 
   /** Resolves a raw key (also used by WebSocket `connection_init`). */
   async authenticate(key: string): Promise<Actor> {
     if (!key.startsWith(API_KEY_PREFIX) || key.length > 200)
-      throw new UnauthenticatedError('Invalid API key.');
+      throw new UnauthenticatedError(`Invalid API key: ThemePress keys start with "${API_KEY_PREFIX}".`);
     const hash = hashApiKey(key);
     return this.cache === null ? this.readActor(hash) : this.cache.get(hash);
   }

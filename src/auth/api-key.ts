@@ -21,9 +21,35 @@ export function displayPrefix(key: string): string {
   return key.slice(0, API_KEY_PREFIX.length + 6);
 }
 
-/** Reads `Authorization: Bearer <key>`; null when absent. */
-export function bearerToken(header: string | undefined): string | null {
-  if (!header) return null;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  return match ? match[1] : '';
+/** What an `Authorization` header holds: nothing, a key, or something that is not `Bearer <key>`. */
+export type AuthorizationHeader =
+  { kind: 'none' } | { kind: 'key'; key: string } | { kind: 'malformed'; message: string };
+
+const SCHEME = /^[A-Za-z]{1,20}$/;
+
+/**
+ * Reads `Authorization: Bearer <key>`. An absent or empty header, and `Bearer` with nothing after
+ * it (what a shell helper sends with an empty variable), carry no key: the caller is anonymous.
+ * Anything else that is not one key after `Bearer` is malformed, with a message saying what is
+ * wrong (never echoing the value, which may be a secret).
+ */
+export function parseAuthorizationHeader(header: string | undefined): AuthorizationHeader {
+  const value = header?.trim() ?? '';
+  if (value === '' || /^Bearer$/i.test(value)) return { kind: 'none' };
+  const match = /^Bearer\s+(\S+)$/i.exec(value);
+  if (match) return { kind: 'key', key: match[1] };
+  const scheme = value.split(/\s+/, 1)[0];
+  if (/^Bearer$/i.test(scheme)) {
+    return {
+      kind: 'malformed',
+      message: 'Authorization header: expected one API key after "Bearer", got several words.',
+    };
+  }
+  return {
+    kind: 'malformed',
+    message:
+      SCHEME.test(scheme) && /\s/.test(value)
+        ? `Authorization header: expected "Bearer <API key>", got the "${scheme}" scheme.`
+        : 'Authorization header: expected "Bearer <API key>", got a value without the "Bearer" scheme.',
+  };
 }

@@ -2,8 +2,16 @@ import path from 'node:path';
 import type { FieldProblem } from '../errors/index.js';
 import { CliError, EXIT } from './cli-io.js';
 import { localAdminKeyPath, readLocalAdminKey } from '../auth/local-admin-key.js';
+import { credentialsFile, readCredentials } from './credentials.js';
+import { PACKAGE_ROOT } from './package-root.js';
 
-/** Server the CLI talks to when neither `--url` nor THEMEPRESS_URL says otherwise. */
+/** Port of the default server: PORT (as `npm start` reads it, .env included), else 4000. */
+function defaultServerUrl(env: CliEnv): string {
+  const port = Number(env.PORT);
+  return `http://localhost:${Number.isInteger(port) && port > 0 && port < 65536 ? port : 4000}`;
+}
+
+/** Server the CLI talks to when nothing else names one (`PORT` changes its port). */
 export const DEFAULT_SERVER_URL = 'http://localhost:4000';
 const REQUEST_TIMEOUT_MS = 60_000;
 
@@ -19,27 +27,27 @@ export interface ResolvedKey {
   source: string;
 }
 
-/**
- * The base URL from `--url`, else THEMEPRESS_URL, else {@link DEFAULT_SERVER_URL}; a trailing
- * `/graphql` is accepted and dropped.
- */
-export function resolveServerUrl(flag: string | undefined, env: CliEnv): string {
-  const raw = flag ?? env.THEMEPRESS_URL ?? DEFAULT_SERVER_URL;
+/** `https://x.example/graphql/` -> `https://x.example`: the form URLs are compared and stored in. */
+export function normaliseServerUrl(raw: string, what = 'THEMEPRESS_URL / --url'): string {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new CliError(`THEMEPRESS_URL / --url: "${raw}" is not a URL.`, EXIT.usage, [], 'USAGE');
+    throw new CliError(`${what}: "${raw}" is not a URL.`, EXIT.usage, [], 'USAGE');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new CliError(
-      `THEMEPRESS_URL / --url: expected an http(s) URL, got "${raw}".`,
-      EXIT.usage,
-      [],
-      'USAGE',
-    );
+    throw new CliError(`${what}: expected an http(s) URL, got "${raw}".`, EXIT.usage, [], 'USAGE');
   }
   return url.href.replace(/\/+$/, '').replace(/\/graphql$/, '');
+}
+
+/**
+ * The base URL: `--url`, else THEMEPRESS_URL, else the server of the last `themepress login`, else
+ * `http://localhost:$PORT` (4000); a trailing `/graphql` is accepted and dropped.
+ */
+export function resolveServerUrl(flag: string | undefined, env: CliEnv): string {
+  const raw = flag ?? env.THEMEPRESS_URL ?? readCredentials(env).current ?? defaultServerUrl(env);
+  return normaliseServerUrl(raw);
 }
 
 type CliEnv = Record<string, string | undefined>;
@@ -50,9 +58,21 @@ function isLoopback(url: string): boolean {
 }
 
 /**
- * The API key for a command: THEMEPRESS_API_KEY, else, for a server on this machine, the key the
- * development server wrote to `<DATA_DIR>/admin-key`. That file is never sent to another host: it
- * belongs to the local server only.
+ * Where a development server on this machine may have written its admin key: `$DATA_DIR` when set
+ * (relative to the current folder, as the server reads it), else `.data/` of the current folder
+ * and of the clone this CLI belongs to, so `addon publish` finds it from an addon's own folder.
+ */
+export function localAdminKeyCandidates(env: CliEnv, cwd: string): string[] {
+  if (env.DATA_DIR) return [path.resolve(cwd, env.DATA_DIR)];
+  return [...new Set([path.resolve(cwd, '.data'), path.join(PACKAGE_ROOT, '.data')])];
+}
+
+/**
+ * The API key for a command: THEMEPRESS_API_KEY; else the key `themepress login` stored for this
+ * server; else, for a server on this machine, ADMIN_API_KEY (the environment or `.env`, as the
+ * server and docker compose read it) or the key a development server wrote to
+ * `<DATA_DIR>/admin-key` (see {@link localAdminKeyCandidates}). Those are never sent to another
+ * host: they belong to the local server only.
  *
  * @param purpose what the key is for, named in the message when there is none.
  */
@@ -64,20 +84,27 @@ export async function resolveApiKey(
 ): Promise<ResolvedKey> {
   const fromEnv = env.THEMEPRESS_API_KEY?.trim();
   if (fromEnv) return { key: fromEnv, source: 'THEMEPRESS_API_KEY' };
-  const dataDir = path.resolve(cwd, env.DATA_DIR || '.data');
+  const stored = readCredentials(env).servers[serverUrl];
+  if (stored) return { key: stored.key, source: `themepress login (${credentialsFile(env)})` };
+  const candidates = localAdminKeyCandidates(env, cwd);
   if (isLoopback(serverUrl)) {
-    let key: string | null;
-    try {
-      key = await readLocalAdminKey(dataDir);
-    } catch (error) {
-      throw new CliError((error as Error).message);
+    // The bootstrap key of a server on this machine (docker compose reads it from .env too).
+    const bootstrap = env.ADMIN_API_KEY?.trim();
+    if (bootstrap) return { key: bootstrap, source: 'ADMIN_API_KEY' };
+    for (const dataDir of candidates) {
+      let key: string | null;
+      try {
+        key = await readLocalAdminKey(dataDir);
+      } catch (error) {
+        throw new CliError((error as Error).message);
+      }
+      if (key) return { key, source: localAdminKeyPath(dataDir) };
     }
-    if (key) return { key, source: localAdminKeyPath(dataDir) };
   }
   throw new CliError(
-    `No API key: set THEMEPRESS_API_KEY to ${purpose}.` +
+    `No API key for ${serverUrl}: set THEMEPRESS_API_KEY to ${purpose}, or run "themepress login".` +
       (isLoopback(serverUrl)
-        ? ` (A development server started without ADMIN_API_KEY writes an admin key to ${localAdminKeyPath(dataDir)}; none is there.)`
+        ? ` (A development server started without ADMIN_API_KEY writes an admin key to <DATA_DIR>/admin-key; none in ${candidates.map((dir) => localAdminKeyPath(dir)).join(' or ')}.)`
         : ''),
     EXIT.usage,
     [],

@@ -286,9 +286,14 @@ export class LocalRunner {
     return runs;
   }
 
-  private async runFunction(addon: LocalAddon, name: string): Promise<EntryRun> {
-    const declared = addon.manifest.functions.find((f) => f.name === name)!;
-    const sample = functionSample(addon.fixtures, name);
+  /**
+   * Runs one function with `input` (else its sample from fixtures), checked against its
+   * inputSchema as the server checks it; `themepress addon dev` calls this for the preview page.
+   */
+  async runFunction(addon: LocalAddon, name: string, given?: { value: unknown }): Promise<EntryRun> {
+    const declared = addon.manifest.functions.find((f) => f.name === name);
+    if (!declared) throw new NotFoundError('Function', `${addon.manifest.name}/${name}`);
+    const sample = given ? { value: given.value, given: true } : functionSample(addon.fixtures, name);
     const base = this.blank('function', name, sample.given);
     const blocked = this.configBlock(addon, base);
     if (blocked) return blocked;

@@ -4,6 +4,8 @@ import { seedCommand } from '../seed/seed.js';
 import { CliError, EXIT, formatError, processIo, UsageError, type CliIo } from './cli-io.js';
 import { runCommand, type Command } from './command.js';
 import { initCommand } from './commands/init.js';
+import { devCommand } from './commands/dev.js';
+import { loginCommand, logoutCommand } from './commands/login.js';
 import { installCommand } from './commands/install.js';
 import { publishCommand } from './commands/publish.js';
 import { validateCommand } from './commands/validate.js';
@@ -12,9 +14,12 @@ import { PACKAGE_ROOT } from './package-root.js';
 /** Every command, in the order `--help` lists them. */
 export const COMMANDS: Command[] = [
   initCommand,
+  devCommand,
   validateCommand,
   publishCommand,
   installCommand,
+  loginCommand,
+  logoutCommand,
   seedCommand,
 ];
 
@@ -40,9 +45,14 @@ Commands:
 ${lines.join('\n')}
 
 Every command takes --help and --json (machine-readable result on stdout; progress always goes to
-stderr). Commands that talk to a server read THEMEPRESS_URL (default http://localhost:4000) and
-THEMEPRESS_API_KEY (else, for a server on this machine, $DATA_DIR/admin-key written by a
-development server).
+stderr). Commands that talk to a server use --url, else THEMEPRESS_URL, else the server of
+"themepress login", else http://localhost:4000; and the key THEMEPRESS_API_KEY, else the one
+"themepress login" stored for that server, else, for a server on this machine, the admin key a
+development server wrote to .data/admin-key (of this folder or of the clone this CLI runs from).
+
+Start here:
+  themepress addon init my-addon       create an addon folder (it prints what to run next)
+  themepress addon dev my-addon        preview its widgets and functions, re-run on every save
 
 Exit codes: 0 success, 1 failed (validation problems, a failing run, the server refused or could
 not be reached), 2 wrong usage (unknown command or option, missing argument or API key).

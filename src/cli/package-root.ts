@@ -5,6 +5,3 @@ import { fileURLToPath } from 'node:url';
  * module compiles to dist/src/cli/, three levels below it.
  */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-
-/** The CLI entry point, recorded in scaffolded tests so they can run it from any folder. */
-export const CLI_BIN = fileURLToPath(new URL('../../../bin/themepress.mjs', import.meta.url));

@@ -1,5 +1,6 @@
 import { Prisma } from '../generated/prisma/client.js';
 import type { DbClient } from '../infrastructure/database/database.js';
+import { CALLER_ERROR_STATUSES, NOT_ADDON_ERROR_STATUSES } from './execution-outcome.js';
 
 /** Which execution records count: all of them, one site's, and/or those of some addons. */
 export interface ExecutionScope {
@@ -11,7 +12,10 @@ export interface ExecutionScope {
 /** Aggregates over a set of execution records; durations in milliseconds. */
 export interface ExecutionAggregate {
   executions: number;
+  /** Runs that failed because of the addon or the platform (see execution-outcome.ts). */
   errors: number;
+  /** Runs refused for the caller's mistake (a missing entry, input too large). */
+  callerErrors: number;
   p50Ms: number | null;
   p95Ms: number | null;
   maxMs: number | null;
@@ -53,7 +57,8 @@ export class DashboardStatsRepository {
              "addonId",
              max("addonName") AS "addonName",
              count(*)::int AS executions,
-             (count(*) FILTER (WHERE status <> 'SUCCESS'))::int AS errors,
+             (count(*) FILTER (WHERE status <> ALL(${NOT_ADDON_ERROR_STATUSES}::text[])))::int AS errors,
+             (count(*) FILTER (WHERE status = ANY(${CALLER_ERROR_STATUSES}::text[])))::int AS "callerErrors",
              percentile_cont(0.5) WITHIN GROUP (ORDER BY "durationMs") AS "p50Ms",
              percentile_cont(0.95) WITHIN GROUP (ORDER BY "durationMs") AS "p95Ms",
              max("durationMs") AS "maxMs"
@@ -65,7 +70,7 @@ export class DashboardStatsRepository {
     const totalsRow = rows.find((row) => row.total);
     const totals: ExecutionAggregate = totalsRow
       ? pick(totalsRow)
-      : { executions: 0, errors: 0, p50Ms: null, p95Ms: null, maxMs: null };
+      : { executions: 0, errors: 0, callerErrors: 0, p50Ms: null, p95Ms: null, maxMs: null };
     const addons = rows
       .filter((row) => !row.total)
       .map((row) => ({ addonId: row.addonId!, addonName: row.addonName!, ...pick(row) }));
@@ -77,6 +82,7 @@ function pick(row: AggregateRow): ExecutionAggregate {
   return {
     executions: Number(row.executions),
     errors: Number(row.errors),
+    callerErrors: Number(row.callerErrors),
     p50Ms: row.p50Ms === null ? null : Number(row.p50Ms),
     p95Ms: row.p95Ms === null ? null : Number(row.p95Ms),
     maxMs: row.maxMs === null ? null : Number(row.maxMs),

@@ -91,7 +91,10 @@ export class DashboardStatsService {
     const since = new Date(Date.now() - windowSeconds * 1000);
     const { totals, addons } =
       scope.addonIds?.length === 0
-        ? { totals: { executions: 0, errors: 0, p50Ms: null, p95Ms: null, maxMs: null }, addons: [] }
+        ? {
+            totals: { executions: 0, errors: 0, callerErrors: 0, p50Ms: null, p95Ms: null, maxMs: null },
+            addons: [],
+          }
         : await new DashboardStatsRepository(this.deps.database.prisma).aggregate(
             since,
             scope,

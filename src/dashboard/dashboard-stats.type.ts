@@ -6,8 +6,17 @@ abstract class ExecutionFigures {
   @Field(() => Int)
   executions!: number;
 
-  @Field(() => Int, { description: 'Runs whose status is not SUCCESS.' })
+  @Field(() => Int, {
+    description:
+      "Runs that failed because of the addon or the platform: not SUCCESS, and not the caller's mistake (see callerErrors).",
+  })
   errors!: number;
+
+  @Field(() => Int, {
+    description:
+      "Runs refused for the caller's mistake, not counted in errors: an entry the code does not export (NOT_FOUND), input over the size limit (INPUT_TOO_LARGE).",
+  })
+  callerErrors!: number;
 
   @Field(() => Float, { description: 'errors / executions; 0 without executions.' })
   errorRate!: number;

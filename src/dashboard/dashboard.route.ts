@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -10,7 +11,18 @@ const ASSET_TYPES: Readonly<Record<string, string>> = {
   'dashboard.css': 'text/css; charset=utf-8',
   'dashboard.js': 'text/javascript; charset=utf-8',
   'live-client.js': 'text/javascript; charset=utf-8',
+  'charts.js': 'text/javascript; charset=utf-8',
 };
+/** The charting library, served from its installed package (never a CDN): asset name -> file in uplot/dist. */
+const VENDOR_ASSETS: Readonly<Record<string, { file: string; type: string }>> = {
+  'uplot.iife.min.js': { file: 'uPlot.iife.min.js', type: 'text/javascript; charset=utf-8' },
+  'uplot.min.css': { file: 'uPlot.min.css', type: 'text/css; charset=utf-8' },
+};
+
+/** The folder of uPlot's built files in node_modules. */
+function uplotDir(): string {
+  return path.dirname(createRequire(import.meta.url).resolve('uplot'));
+}
 const PAGE = 'index.html';
 // A Host header is client input: only a plain host[:port] may reach the CSP.
 const HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
@@ -77,6 +89,9 @@ export function registerDashboardRoutes(app: FastifyInstance, options: { publicD
   const dir = options.publicDir ?? defaultPublicDir();
   const page = load(dir, PAGE, 'text/html; charset=utf-8');
   const assets = new Map(Object.entries(ASSET_TYPES).map(([name, type]) => [name, load(dir, name, type)]));
+  const vendor = uplotDir();
+  for (const [name, { file, type }] of Object.entries(VENDOR_ASSETS))
+    assets.set(name, load(vendor, file, type));
 
   const send = (request: FastifyRequest, reply: FastifyReply, file: StaticFile) => {
     reply

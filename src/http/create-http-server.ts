@@ -152,6 +152,8 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   });
   registerWidgetRoutes(app, services, actorOf);
   registerDashboardRoutes(app);
+  // Someone opening the server's address in a browser lands on the operations page.
+  app.get('/', (_request, reply) => reply.redirect('/dashboard', 302));
 
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', options.metrics.registry.contentType);

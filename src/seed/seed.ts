@@ -17,6 +17,8 @@ export const DEMO_SITE_NAME = 'Demo shop';
 const DEMO_SITE_DOMAIN = 'shop.example.com';
 /** Where the seed keeps the demo site's key, so a second run prints the same key. */
 export const DEMO_SITE_KEY_FILE = 'demo-site-key.json';
+/** Shell variables for the examples in docs/ (`source .data/demo.env`): the demo site's key and id. */
+export const DEMO_ENV_FILE = 'demo.env';
 
 /** An addon folder to seed, in dependency order. */
 interface SeedAddon {
@@ -39,6 +41,8 @@ export interface SeedResult {
     installedVersion: string;
   }[];
   widgets: { addon: string; widget: string; url: string }[];
+  /** The file with SITE and SITE_ID for the docs' examples, or null when it could not be written. */
+  envFile: string | null;
 }
 
 /** Addon folders of `dir`: sub-folders holding a manifest.json. */
@@ -290,6 +294,18 @@ export async function seed(options: {
   }
 
   const siteKey = await demoSiteKey(client, site.id, path.join(options.dataDir, DEMO_SITE_KEY_FILE), out);
+  let envFile: string | null = path.join(options.dataDir, DEMO_ENV_FILE);
+  try {
+    await writeFile(
+      envFile,
+      `# Written by the seed for the examples in docs/ (source it): the "${DEMO_SITE_NAME}" site's key and id.\n` +
+        `SITE=${siteKey.key}\nSITE_ID=${site.id}\n`,
+      { mode: 0o600 },
+    );
+  } catch (error) {
+    out.warn(`could not write ${envFile} (${(error as Error).message})`);
+    envFile = null;
+  }
   const widgetRows = await client.request<{
     installations: { addon: { name: string }; version: { widgets: { name: string }[] } }[];
   }>('list the demo site widgets', WIDGETS, { siteId: site.id });
@@ -307,6 +323,7 @@ export async function seed(options: {
     siteKey,
     addons: results,
     widgets,
+    envFile,
   };
 }
 
@@ -328,6 +345,12 @@ function printSeed(result: SeedResult, out: Reporter): void {
   out.line(
     `  curl -s ${result.server}/graphql -H 'content-type: application/json' -H "authorization: Bearer $SITE" \\\n    -d '{"query":"{ installations { addon { name } version { version } config } }"}'`,
   );
+  if (result.envFile) {
+    const shown = path.relative(process.cwd(), result.envFile);
+    out.line(
+      `  # the examples in docs/ read SITE and SITE_ID from: source ${shown.startsWith('..') ? result.envFile : shown}`,
+    );
+  }
   const firstPerAddon = result.widgets.filter((w, i, all) => all.findIndex((o) => o.addon === w.addon) === i);
   if (firstPerAddon.length > 0) out.line('  # widgets, in a browser:');
   for (const w of firstPerAddon) out.line(`  ${w.url}`);
@@ -345,7 +368,8 @@ of --dir, default addons-examples/, dependencies first, skipping versions alread
 creates the site "${DEMO_SITE_NAME}" if missing, installs every addon on it (config: the "config"
 of the addon's fixtures.json, else {} with the schema defaults) and prints the site id and a
 site key. Running it again changes nothing and prints the same site and key (kept in
-$DATA_DIR/${DEMO_SITE_KEY_FILE}, mode 0600).
+$DATA_DIR/${DEMO_SITE_KEY_FILE}, mode 0600). It also writes $DATA_DIR/${DEMO_ENV_FILE} (mode 0600)
+with SITE and SITE_ID for the examples in docs/ ("source .data/${DEMO_ENV_FILE}").
 
 It needs an admin key: THEMEPRESS_API_KEY, or the key a development server ("npm start" without
 ADMIN_API_KEY) wrote to $DATA_DIR/admin-key.

@@ -54,6 +54,52 @@ describe('API keys', () => {
     }
   });
 
+  it('treats an empty Authorization header, or "Bearer" with nothing after it, as no header', async () => {
+    for (const header of ['', '   ', 'Bearer', 'Bearer ', 'bearer  ']) {
+      // when
+      const response = await fetch(`${server.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: header },
+        body: JSON.stringify({ query: '{ viewer { role } }' }),
+      });
+      // then
+      assert.equal(response.status, 200, JSON.stringify(header));
+      assert.deepEqual(await response.json(), { data: { viewer: { role: 'anonymous' } } });
+    }
+  });
+
+  it('refuses a malformed Authorization header with a message saying what is wrong, never echoing it', async () => {
+    const cases: [string, RegExp][] = [
+      ['Basic dXNlcjpwYXNz', /expected "Bearer <API key>", got the "Basic" scheme/],
+      ['Bearer tp_one tp_two', /expected one API key after "Bearer", got several words/],
+      ['tp_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', /got a value without the "Bearer" scheme/],
+      ['tp_secretsecretsecret more', /got a value without the "Bearer" scheme/],
+    ];
+    for (const [header, message] of cases) {
+      // when: GraphQL and REST alike
+      const graphql = await fetch(`${server.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: header },
+        body: JSON.stringify({ query: '{ viewer { role } }' }),
+      });
+      const rest = await fetch(`${server.url}/api/addons/anything/execute`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: header },
+        body: JSON.stringify({ action: 'x' }),
+      });
+      // then
+      const body = (await graphql.json()) as { errors: { message: string; extensions: { code: string } }[] };
+      assert.equal(graphql.status, 401, header);
+      assert.equal(body.errors[0].extensions.code, 'UNAUTHENTICATED');
+      assert.match(body.errors[0].message, message);
+      assert.ok(!body.errors[0].message.includes('secret') && !body.errors[0].message.includes('dXNl'));
+      const restBody = (await rest.json()) as { error: { code: string; message: string } };
+      assert.equal(rest.status, 401);
+      assert.equal(restBody.error.code, 'UNAUTHENTICATED');
+      assert.match(restBody.error.message, message);
+    }
+  });
+
   it('lets only admins create keys and list sites', async () => {
     const site = await givenSite(server.admin);
     const created = await site.client.request(CreateApiKeyDocument, { role: 'ADMIN' });

@@ -344,7 +344,10 @@ describe('themepress CLI', () => {
     assert.match(badOption.stderr, /Unknown option '--bogus'.*\nRun "themepress addon validate --help"/s);
     assert.match(missing.stderr, /Missing argument: themepress addon validate <dir>/);
     assert.match(badName.stderr, /Invalid addon name "Not A Name": name must be lowercase/);
-    assert.match(noKey.stderr, /No API key: set THEMEPRESS_API_KEY to a site key/);
+    assert.match(
+      noKey.stderr,
+      /No API key for http:\/\/example.invalid: set THEMEPRESS_API_KEY to a site key/,
+    );
     assert.match(badConfig.stderr, /--config: not valid JSON/);
     assert.match(nothing.stderr, /Usage: themepress <command>/);
     for (const help of helps) {

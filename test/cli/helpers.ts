@@ -16,7 +16,8 @@ export interface CliRun {
 
 /**
  * Runs the CLI as a real process, as an author would. The environment is the test's minus every
- * THEMEPRESS_* and DATA_DIR variable, plus `env`, so a developer's own settings never leak in.
+ * THEMEPRESS_*, DATA_DIR, ADMIN_API_KEY and PORT variable, plus `env`, so a developer's own
+ * settings never leak in (stored logins go to `<cwd>/.themepress-config`).
  */
 export function themepress(
   args: string[],
@@ -24,8 +25,15 @@ export function themepress(
 ): Promise<CliRun> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined && !key.startsWith('THEMEPRESS_') && key !== 'DATA_DIR') env[key] = value;
+    if (
+      value !== undefined &&
+      !key.startsWith('THEMEPRESS_') &&
+      !['DATA_DIR', 'ADMIN_API_KEY', 'PORT'].includes(key)
+    )
+      env[key] = value;
   }
+  // A fresh per-user folder: a developer's own `themepress login` must not reach the test.
+  env.THEMEPRESS_CONFIG_DIR = path.join(options.cwd, '.themepress-config');
   Object.assign(env, options.env);
   const child = spawn(process.execPath, ['--no-node-snapshot', BIN, ...args], {
     cwd: options.cwd,

@@ -160,7 +160,10 @@ describe('development admin key (<DATA_DIR>/admin-key)', () => {
     await assert.rejects(remote, (error: unknown) => {
       assert.ok(error instanceof CliError);
       assert.equal(error.exitCode, 2);
-      assert.match(error.message, /No API key: set THEMEPRESS_API_KEY to an admin key\.$/);
+      assert.match(
+        error.message,
+        /No API key for https:\/\/themepress.example.com: set THEMEPRESS_API_KEY to an admin key, or run "themepress login"\.$/,
+      );
       return true;
     });
     assert.deepEqual(fromEnv, { key: 'tp_env', source: 'THEMEPRESS_API_KEY' });

@@ -34,6 +34,14 @@ describe('dashboard over HTTP: page, assets, headers, statistics query', () => {
   });
   after(() => server.close());
 
+  it('redirects the server root to the dashboard', async () => {
+    // when
+    const response = await fetch(`${server.url}/`, { redirect: 'manual' });
+    // then
+    assert.equal(response.status, 302);
+    assert.equal(response.headers.get('location'), '/dashboard');
+  });
+
   it('serves the page under a strict CSP: own scripts and styles only, sockets to this host, never framed', async () => {
     // when
     const response = await fetch(`${server.url}/dashboard`);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser, type Page, type WebSocketRoute } from 'playwright-core';
 import { startTestServer, type TestServer } from '../support/test-server.js';
+import { colouredPixels } from '../support/screenshot-pixels.js';
 import { givenDeveloper, givenInstalledAddon } from '../support/fixtures.js';
 import { DeliveryDocument, EmitEventDocument, ExecuteAddonFunctionDocument } from '../generated/graphql.js';
 
@@ -32,6 +33,9 @@ const SOURCE = `module.exports = {
   handlers: {
     onOrder: async (_event, ctx) => {
       if (!(await ctx.storage.get('fixed'))) throw new Error('mail server down');
+    },
+    onBounce: async () => {
+      throw new Error('bounces are never handled');
     },
   },
   widgets: {
@@ -65,7 +69,7 @@ describe('dashboard in a browser', { timeout: 180_000 }, () => {
         widgets: [
           { name: 'banner', displayName: 'Banner', category: 'DISPLAY', configSchema: { type: 'object' } },
         ],
-        events: { handles: { 'order.created': 'onOrder' } },
+        events: { handles: { 'order.created': 'onOrder', 'mail.bounced': 'onBounce' } },
       },
       SOURCE,
     );
@@ -169,15 +173,24 @@ describe('dashboard in a browser', { timeout: 180_000 }, () => {
     );
   });
 
-  it('previews the installed widget in a sandboxed frame', async () => {
-    // then
+  it('previews the installed widget in a sandboxed frame, rendered before it is scrolled into view', async () => {
+    // given: a short window, the page at its top, the preview far below the fold
+    await page.setViewportSize({ width: 1360, height: 500 });
+    await page.evaluate('window.scrollTo(0, 0)');
     const frame = page.locator(`iframe[data-widget="${addon}/banner"]`);
-    await frame.waitFor();
+    await frame.waitFor({ state: 'attached' });
+    const top = (await frame.boundingBox())?.y ?? 0;
+    assert.ok(top > 500, `the preview should start below the fold (top ${top})`);
+    // then: its content is there without scrolling (waitFor does not scroll). Chromium loads a lazy
+    // frame anyway when it is within its distance threshold, so the attribute is checked too.
     assert.equal(await frame.getAttribute('sandbox'), 'allow-scripts');
+    assert.notEqual(await frame.getAttribute('loading'), 'lazy');
     await page
       .frameLocator(`iframe[data-widget="${addon}/banner"]`)
       .getByText('Hello from the preview')
       .waitFor();
+    assert.equal(await page.evaluate('window.scrollY'), 0);
+    await page.setViewportSize({ width: 1360, height: 1400 });
   });
 
   it('shows executions per second, p95 latency and errors per addon; the cache rate is for admins', async () => {
@@ -194,6 +207,48 @@ describe('dashboard in a browser', { timeout: 180_000 }, () => {
     );
     mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  });
+
+  it('charts executions/s, p95 latency, error rate and delivery backlog per addon, live, drawn with data', async () => {
+    // given: more runs, and a delivery that stays DEAD (the backlog)
+    await site.client.ok(EmitEventDocument, { name: 'mail.bounced', data: {} });
+    for (let i = 0; i < 3; i += 1) {
+      await site.client.ok(ExecuteAddonFunctionDocument, { addonId: addon, function: 'fix', data: {} });
+    }
+    const chart = (id: string) => page.locator(`#charts-grid figure[data-chart="${id}"]`);
+    const points = async (id: string) => Number(await chart(id).getAttribute('data-points'));
+    // (waitForFunction would evaluate a string, which the page's CSP forbids)
+    const waitForPoints = async (id: string, above: number) => {
+      for (let waited = 0; (await points(id)) <= above; waited += 250) {
+        assert.ok(waited < 30_000, `the ${id} chart never got more than ${above} points`);
+        await sleep(250);
+      }
+    };
+
+    // then: every chart gets points for the addon within a few refreshes (5 s slots, 5 s refresh)
+    for (const id of ['executions', 'latency', 'errors', 'backlog']) await waitForPoints(id, 0);
+    assert.equal(await chart('executions').locator('.u-legend', { hasText: addon }).count(), 1);
+
+    // when: more runs later, the executions chart updates by itself
+    const before = await points('executions');
+    // (in the next 5 s slot, so they make a point of their own)
+    await sleep(5_000 - (Date.now() % 5_000) + 100);
+    for (let i = 0; i < 3; i += 1) {
+      await site.client.ok(ExecuteAddonFunctionDocument, { addonId: addon, function: 'fix', data: {} });
+    }
+    await waitForPoints('executions', before);
+
+    // then: the screenshot of each plot shows drawn lines (coloured pixels; axes and grid are grey)
+    await page.locator('#charts').scrollIntoViewIfNeeded();
+    for (const id of ['executions', 'latency', 'errors', 'backlog']) {
+      const png = await chart(id).locator('canvas').screenshot();
+      const coloured = await colouredPixels(page, png);
+      assert.ok(coloured > 15, `the ${id} chart has nothing drawn (${coloured} coloured pixels)`);
+    }
+    mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+    await page
+      .locator('#charts')
+      .screenshot({ path: path.resolve('test-artifacts', 'dashboard-charts.png') });
   });
 
   it('keeps the key for the browser session, and forgets it on request', async () => {

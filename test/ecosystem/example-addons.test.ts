@@ -656,13 +656,18 @@ describe('example addons', () => {
       const fromPage = await inventory.render('stock-display', {}, { sku: 'MUG' });
       const out = await inventory.render('stock-display', { sku: 'CAP' });
       const unknown = await inventory.render('stock-display', {}, { sku: 'NOPE' });
+      const noSku = await inventory.render('stock-display', {});
       const alert = await inventory.render('low-stock-alert', {});
       const table = await inventory.render('inventory-table', {});
 
       assert.match(inStock.html, /data-state="in" data-available="10"[\s\S]*In stock[\s\S]*\(10 available\)/);
       assert.match(fromPage.html, /data-sku="MUG" data-state="low" data-available="2"[\s\S]*Only 2 left/);
       assert.match(out.html, /Out of stock/);
-      assert.match(unknown.html, /data-state="unknown"/);
+      assert.match(unknown.html, /data-state="unknown">Unavailable[\s\S]*SKU NOPE is not in the inventory/);
+      assert.match(
+        noSku.html,
+        /data-state="no-sku">Unavailable[\s\S]*no SKU: set "sku" in the widget config/,
+      );
       assert.match(alert.html, /data-count="2"/);
       assert.ok(alert.html.indexOf('CAP') < alert.html.indexOf('MUG'), 'lowest first');
       assert.doesNotMatch(alert.html, /TEE/);

@@ -49,6 +49,9 @@ describe('addon registry', () => {
     );
     const byId = await server.anonymous.ok(AddonByIdDocument, { id: addon.id });
     assert.equal(byId.addon?.name, m.name);
+    // `id` arguments that name an addon accept its unique name too (docs/api.md)
+    const byNameAsId = await server.anonymous.ok(AddonByIdDocument, { id: m.name as string });
+    assert.equal(byNameAsId.addon?.id, addon.id);
   });
 
   it('answers null for an unknown addon and NOT_FOUND for an unknown widget', async () => {

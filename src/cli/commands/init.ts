@@ -2,9 +2,9 @@ import { copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ValidationError } from '../../errors/index.js';
 import { parseAddonManifest } from '../../addons/addon-manifest.js';
-import { CliError, EXIT, UsageError } from '../cli-io.js';
+import { CliError, EXIT, UsageError, table } from '../cli-io.js';
 import type { Command } from '../command.js';
-import { CLI_BIN, PACKAGE_ROOT } from '../package-root.js';
+import { PACKAGE_ROOT } from '../package-root.js';
 
 /** The manifest of a new addon: one function, one widget, a config with a default. */
 export function scaffoldManifest(name: string): Record<string, unknown> {
@@ -85,22 +85,43 @@ const FIXTURES = {
   widgets: { banner: { config: { title: 'Welcome' }, context: { visitorName: 'Ada' } } },
 };
 
-function testMjs(cliPath: string): string {
+function testMjs(): string {
   return `// Runs this addon in the ThemePress sandbox under the production limits, through the CLI's local
 // runner ("themepress addon validate --json"), and checks what the entries return.
-// Run it with: node --test
+// Run it with: node --test   (or npm test)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-// THEMEPRESS_CLI points at another bin/themepress.mjs; the default is the CLI that created this addon.
-const cli = process.env.THEMEPRESS_CLI ?? ${JSON.stringify(cliPath)};
 
-const run = spawnSync(process.execPath, [cli, 'addon', 'validate', here, '--json'], { encoding: 'utf8' });
+/**
+ * The themepress CLI, found by name: THEMEPRESS_CLI (a path to bin/themepress.mjs) when set, else
+ * the package themepress-addon-server resolved from this folder (npm link themepress-addon-server),
+ * else the themepress command on PATH (npm link, or npm install -g <clone>).
+ */
+function cli(args) {
+  const options = { encoding: 'utf8', cwd: here };
+  if (process.env.THEMEPRESS_CLI) return spawnSync(process.execPath, [process.env.THEMEPRESS_CLI, ...args], options);
+  try {
+    const pkgFile = createRequire(path.join(here, 'package.json')).resolve('themepress-addon-server/package.json');
+    const bin = JSON.parse(readFileSync(pkgFile, 'utf8')).bin.themepress;
+    return spawnSync(process.execPath, [path.join(path.dirname(pkgFile), bin), ...args], options);
+  } catch {
+    return spawnSync('themepress', args, { ...options, shell: process.platform === 'win32' });
+  }
+}
+
+const run = cli(['addon', 'validate', here, '--json']);
 if (run.error || !run.stdout) {
-  throw new Error(\`could not run \${cli} (set THEMEPRESS_CLI): \${run.error?.message ?? run.stderr}\`);
+  throw new Error(
+    \`cannot run the themepress CLI (\${run.error?.message ?? run.stderr}). Install it once from a clone of the \` +
+      \`server: "npm link" there (or "npm install -g <clone>"), or set THEMEPRESS_CLI to its bin/themepress.mjs.\`,
+  );
 }
 const report = JSON.parse(run.stdout);
 const entry = (kind, name) => report.localRun?.entries.find((e) => e.kind === kind && e.name === name);
@@ -121,6 +142,21 @@ test('banner renders the title and the visitor', () => {
 `;
 }
 
+function packageJson(name: string): string {
+  const pkg = {
+    name,
+    private: true,
+    description: 'A ThemePress addon (manifest.json, index.js); not an npm package of its own.',
+    scripts: {
+      dev: 'themepress addon dev .',
+      validate: 'themepress addon validate .',
+      test: 'node --test',
+      'publish-addon': 'themepress addon publish .',
+    },
+  };
+  return `${JSON.stringify(pkg, null, 2)}\n`;
+}
+
 function readme(name: string): string {
   return `# ${name}
 
@@ -130,6 +166,7 @@ sandbox (see \`sdk.d.ts\` for \`ctx\`).
 
 | command                                   | what it does                                                          |
 | ----------------------------------------- | --------------------------------------------------------------------- |
+| \`themepress addon dev .\`                  | runs it locally and previews the widget in a browser; re-runs on save |
 | \`themepress addon validate .\`             | server-side manifest checks, then runs each entry under the limits    |
 | \`node --test\`                             | \`test.mjs\`: the same local run, plus assertions on the outputs        |
 | \`themepress addon publish .\`              | publishes this version (\`THEMEPRESS_API_KEY\`: a developer key)        |
@@ -153,15 +190,20 @@ Writes <dir> (default ./<name>) with:
   manifest.json   name, version 0.1.0, a config schema, the function "greet" and the widget "banner"
   index.js        their code (one self-contained script, typed through sdk.d.ts)
   fixtures.json   sample inputs for the local run of "themepress addon validate"
-  test.mjs        a node:test file running that local run and checking the outputs ("node --test")
+  test.mjs        a node:test file running that local run and checking the outputs ("node --test");
+                  it finds the CLI by name (THEMEPRESS_CLI, the package themepress-addon-server, or
+                  the themepress command on PATH)
+  package.json    npm scripts: dev, validate, test, publish-addon
   README.md       how to validate, test, publish and install
   sdk.d.ts        the types of the addon SDK
 
 The name follows the registry's rule: lowercase letters, digits and single dashes. The folder must
 not exist or be empty.
 
+Then "themepress addon dev <dir>" previews the widget in a browser while you edit.
+
 Example:
-  themepress addon init hello-world && cd hello-world && node --test`,
+  themepress addon init hello-world && themepress addon dev hello-world`,
   async run({ positionals, values, io, out }) {
     const name = positionals[0];
     try {
@@ -188,7 +230,8 @@ Example:
       'manifest.json': `${JSON.stringify(scaffoldManifest(name), null, 2)}\n`,
       'index.js': INDEX_JS,
       'fixtures.json': `${JSON.stringify(FIXTURES, null, 2)}\n`,
-      'test.mjs': testMjs(CLI_BIN),
+      'test.mjs': testMjs(),
+      'package.json': packageJson(name),
       'README.md': readme(name),
     };
     for (const [file, text] of Object.entries(files)) await writeFile(path.join(directory, file), text);
@@ -205,9 +248,18 @@ Example:
     }
     out.result({ ok: true, name, directory, files: written });
     out.line(`✓ Created ${name} in ${directory}: ${written.join(', ')}`);
+    const where = path.relative(io.cwd, directory) || '.';
+    const next = [
+      [`themepress addon dev ${where}`, 'preview the widget and run the function; re-runs on every save'],
+      [`themepress addon validate ${where}`, "the server's checks and one run of every entry"],
+      [
+        `themepress addon publish ${where}`,
+        "publish it (a developer key: themepress login, or a local server's admin key)",
+      ],
+      [`themepress addon install ${name}`, 'put it on a site (a site key, or an admin key with --site)'],
+    ];
     out.line('  Next:');
-    out.line(`    themepress addon validate ${path.relative(io.cwd, directory) || '.'}`);
-    out.line(`    (cd ${path.relative(io.cwd, directory) || '.'} && node --test)`);
+    for (const line of table(next)) out.line(`    ${line}`);
     return EXIT.ok;
   },
 };

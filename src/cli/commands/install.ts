@@ -8,7 +8,7 @@ export const INSTALL_ADDON = `mutation InstallAddon($id: ID!, $config: JSON!, $v
   installAddon(id: $id, config: $config, version: $version, siteId: $siteId) {
     success
     message
-    installation { id enabled config site { id name } addon { name } version { version } }
+    installation { id enabled config site { id name } addon { name } version { version widgets { name } } }
   }
 }`;
 
@@ -22,7 +22,7 @@ export interface InstallAddonData {
       config: unknown;
       site: { id: string; name: string };
       addon: { name: string };
-      version: { version: string };
+      version: { version: string; widgets: { name: string }[] };
     };
   };
 }
@@ -76,11 +76,19 @@ Examples:
       },
     );
     const { installation, message } = data.installAddon;
-    out.result({ ok: true, message, installation });
+    const widgets = installation.version.widgets.map(
+      (w) =>
+        `${serverUrl}/api/widgets/${encodeURIComponent(installation.addon.name)}/${encodeURIComponent(w.name)}?siteId=${installation.site.id}`,
+    );
+    out.result({ ok: true, message, installation, widgets });
     out.line(
       `✓ Installed ${installation.addon.name} ${installation.version.version} on site "${installation.site.name}" (${installation.site.id}).`,
     );
     out.line(`  installation ${installation.id}, config ${JSON.stringify(installation.config)}`);
+    if (widgets.length > 0) {
+      out.line('  Its widgets on the site (open in a browser; GraphQL: renderWidget):');
+      for (const url of widgets) out.line(`    ${url}`);
+    }
     return EXIT.ok;
   },
 };

@@ -23,10 +23,12 @@ export interface RegisterAddonData {
 export const SERVER_OPTIONS = { url: { type: 'string' } } as const;
 
 export const SERVER_HELP = `Server and key:
-  --url <url>          server base URL (default: THEMEPRESS_URL, else http://localhost:4000)
-  THEMEPRESS_API_KEY   the API key sent as "Authorization: Bearer"; when unset and the server is
-                       on this machine, the admin key a development server wrote to
-                       $DATA_DIR/admin-key (default .data/admin-key) is used. A .env file in the
+  --url <url>          server base URL (default: THEMEPRESS_URL, else the server of the last
+                       "themepress login", else http://localhost:$PORT, PORT defaulting to 4000)
+  THEMEPRESS_API_KEY   the API key sent as "Authorization: Bearer"; else the key "themepress login"
+                       stored for the server; else, when the server is on this machine, the admin
+                       key a development server wrote to $DATA_DIR/admin-key (default: .data/ of the
+                       current folder, then of the clone this CLI runs from). A .env file in the
                        current folder is read first, as "npm start" does.`;
 
 export const publishCommand: Command = {
@@ -89,7 +91,8 @@ Example:
     const { addon, version: published } = data.registerAddon;
     out.result({ ok: true, addon, version: published });
     out.line(`✓ Published ${addon.name} ${published.version} (addon ${addon.id}, version ${published.id}).`);
-    out.line(`  Install it on a site: themepress addon install ${addon.name} --version ${published.version}`);
+    out.line('  Next: put it on a site (a site key, or an admin key with --site):');
+    out.line(`    themepress addon install ${addon.name} --version ${published.version}`);
     return EXIT.ok;
   },
 };

@@ -2,6 +2,7 @@
 // the API reaches the page through textContent or attribute setters, never as HTML, because event
 // data, addon names and error messages are written by third parties.
 import { createLiveClient } from './live-client.js';
+import { startCharts } from './charts.js';
 
 const KEY_STORAGE = 'themepress.dashboard.apiKey';
 const SITE_STORAGE = 'themepress.dashboard.siteId';
@@ -271,6 +272,9 @@ function startSession(key, viewer) {
   ui.events.replaceChildren();
   ui.widgets.replaceChildren();
 
+  // ---- charts (charts.js) ---------------------------------------------------------------------
+  const charts = startCharts(byId('charts-grid'), (query) => call(query), report);
+
   // ---- metrics -------------------------------------------------------------------------------
   ui.statsScope.textContent = {
     admin: `last ${WINDOW_SECONDS} s, all sites`,
@@ -338,7 +342,8 @@ function startSession(key, viewer) {
         // No allow-same-origin: the widget's script runs in an opaque origin, away from the key.
         frame.setAttribute('sandbox', 'allow-scripts');
         frame.setAttribute('referrerpolicy', 'no-referrer');
-        frame.setAttribute('loading', 'lazy');
+        // Loaded at once (not lazily): a preview below the fold must not stay blank until scrolled to.
+        frame.setAttribute('loading', 'eager');
         frame.title = `${installation.addon.name} / ${widget.name}`;
         frame.dataset.widget = `${installation.addon.name}/${widget.name}`;
         frame.src = `/api/widgets/${encodeURIComponent(installation.addon.name)}/${encodeURIComponent(widget.name)}?${params}`;
@@ -693,6 +698,7 @@ function startSession(key, viewer) {
   return {
     stop() {
       active = false;
+      charts.stop();
       for (const timer of timers) clearInterval(timer);
       ui.siteSelect.removeEventListener('change', onSiteChange);
       ui.deliveryStatus.removeEventListener('change', onFilterChange);

@@ -1,34 +1,33 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { Counter, Histogram } from 'prom-client';
+import { OperationNameLabels } from '../../infrastructure/metrics/operation-name-labels.js';
 
-const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
-/** Clients choose operation names; past this many distinct ones, the rest share one label. */
-const MAX_NAMES = 200;
+/** The part of a request's context the metrics read: who is calling (absent when auth failed). */
+interface CallerContext {
+  actor?: { kind: string; keyId?: string };
+}
 
 /**
  * Counts GraphQL operations by name, type and outcome (`success`, `error`, `invalid`) and times
- * them, with operation names bounded so clients cannot blow up label cardinality.
+ * them. Operation names are labelled only when the server knows them, or within an authenticated
+ * key's budget (see {@link OperationNameLabels}); the rest are `other`, so anonymous callers cannot
+ * blow up label cardinality or crowd out legitimate names.
  */
 export function useOperationMetrics(metrics: {
   operations: Counter<'operation_name' | 'operation_type' | 'outcome'>;
   duration: Histogram<'operation_name' | 'operation_type'>;
-}): ApolloServerPlugin {
-  const seen = new Set<string>();
-  const label = (name: string | null | undefined): string => {
-    if (!name) return 'anonymous';
-    if (!NAME.test(name)) return 'other';
-    if (seen.has(name)) return name;
-    if (seen.size >= MAX_NAMES) return 'other';
-    seen.add(name);
-    return name;
-  };
+  labels?: OperationNameLabels;
+}): ApolloServerPlugin<CallerContext> {
+  const names = metrics.labels ?? new OperationNameLabels();
   return {
     async requestDidStart() {
       const started = process.hrtime.bigint();
       return {
-        async willSendResponse({ operation, operationName, errors }) {
+        async willSendResponse({ operation, operationName, errors, contextValue }) {
+          const actor = contextValue?.actor;
+          const keyId = actor && actor.kind !== 'anonymous' ? (actor.keyId ?? null) : null;
           const labels = {
-            operation_name: label(operationName),
+            operation_name: names.label(operationName, keyId),
             operation_type: operation?.operation ?? 'unknown',
           };
           const outcome = !operation ? 'invalid' : errors && errors.length > 0 ? 'error' : 'success';
