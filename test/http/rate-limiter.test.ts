@@ -79,7 +79,10 @@ describe('RateLimiter (two instances sharing Redis)', () => {
     }
     // then: Redis counted every hit, at most the limit is admitted, at most one unspent block per
     // instance is lost
-    assert.ok(decisions.every((d) => !d.degraded), 'a hit was counted locally');
+    assert.ok(
+      decisions.every((d) => !d.degraded),
+      'a hit was counted locally',
+    );
     const allowed = decisions.filter((d) => d.allowed).length;
     assert.ok(allowed <= limit, `${allowed} admitted over a limit of ${limit}`);
     assert.ok(allowed >= limit - 2 * leaseSize(limit), `only ${allowed} admitted`);
