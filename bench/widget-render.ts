@@ -166,7 +166,7 @@ async function main(): Promise<void> {
       "\nServer CPU per request is read from /proc around each round (medians): it moves less with the machine's noise than throughput does.",
     );
     console.log(
-      '\nCached renders through GraphQL are answered by the widget render fast path (src/widgets/widget-render.plugin.ts), which replaces graphql-js execution; `{ __typename }` still goes through execution, so a cached render can be the cheaper of the two.',
+      '\nA repeated cached render through GraphQL is answered from the response cache (src/graphql/plugins/response-cache.ts): the response graphql-js gave the same operation, variables and caller scope, served again while the renders it was built from are current.',
     );
     const ms = (sorted: number[], p: number) => percentile(sorted, p).toFixed(2);
     console.log(

@@ -133,7 +133,7 @@ export class WidgetResolver {
     @Arg('name', () => String) name: string,
     @Ctx() ctx: GraphQLContext,
   ) {
-    return ctx.services.addons.widget(addon, name);
+    return ctx.services.addons.widget(addon, name, ctx.sources);
   }
 
   @FieldResolver(() => Addon)

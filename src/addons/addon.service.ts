@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import semver from 'semver';
 import type { Database } from '../infrastructure/database/database.js';
-import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
+import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import {
   ConflictError,
   ForbiddenError,
@@ -19,6 +19,7 @@ import {
   type WidgetRecord,
 } from './addon.repository.js';
 import { RefreshingCache } from '../shared/refreshing-cache.js';
+import type { ResultSources } from '../shared/result-sources.js';
 
 /** Source size cap: addons are bundled scripts, not asset stores. */
 export const MAX_SOURCE_BYTES = 2 * 1024 * 1024;
@@ -58,15 +59,20 @@ function decodeCursor(cursor: string): string {
   return text.slice('addon:'.length);
 }
 
-/** Cluster-bus channel told `{ addonId }` after a version is published. */
+/** The topic told `{ addonId }` after a version is published. */
 export const ADDONS_PUBLISHED_CHANNEL = 'addons.published';
+
+/** The registry's pub/sub topics. */
+export interface AddonTopics {
+  [ADDONS_PUBLISHED_CHANNEL]: { addonId: string };
+}
 
 /** The addon registry: publishing versions and reading the catalogue. */
 export class AddonService {
   /**
    * `Query.widget` lookups by (addon id or name, widget name): on every widget render through the
    * GraphQL `Widget` type, so kept in memory. Only a publish changes the answer; it clears every
-   * instance's cache through the bus, and the TTL bounds staleness if a bus message is lost. A
+   * instance's cache through the pub/sub, and the TTL bounds staleness if a message is lost. A
    * lookup in use is re-read in the background when it expires, so renders never wait on it.
    */
   private readonly widgetLookups: RefreshingCache<WidgetRecord>;
@@ -74,7 +80,7 @@ export class AddonService {
 
   constructor(
     private readonly database: Database,
-    private readonly bus?: ClusterBus,
+    private readonly pubSub?: PubSub<AddonTopics>,
     widgetTtlMs = 30_000,
   ) {
     this.widgetLookups = new RefreshingCache(
@@ -83,13 +89,14 @@ export class AddonService {
         const [addonIdOrName, widgetName] = JSON.parse(key) as [string, string];
         return this.readWidget(addonIdOrName, widgetName);
       },
-      { ttlMs: widgetTtlMs, maxEntries: 10_000 },
+      // Widget records carry the author's configSchema: bounded in bytes too.
+      { ttlMs: widgetTtlMs, maxEntries: 10_000, maxBytes: 32 * 1024 * 1024 },
     );
     this.unsubscribe =
-      bus?.subscribe(ADDONS_PUBLISHED_CHANNEL, () => this.widgetLookups.clear()) ?? (() => {});
+      pubSub?.listen(ADDONS_PUBLISHED_CHANNEL, () => this.widgetLookups.clear()).stop ?? (() => {});
   }
 
-  /** Stops listening to the bus. */
+  /** Stops listening to the pub/sub. */
   close(): void {
     this.unsubscribe();
     this.widgetLookups.clear();
@@ -155,7 +162,7 @@ export class AddonService {
       return { addon, version };
     });
     this.widgetLookups.clear();
-    await this.bus?.publish(ADDONS_PUBLISHED_CHANNEL, { addonId: result.addon.id }).catch(() => undefined);
+    await this.pubSub?.publish(ADDONS_PUBLISHED_CHANNEL, { addonId: result.addon.id }).catch(() => undefined);
     return result;
   }
 
@@ -236,9 +243,16 @@ export class AddonService {
   }
 
   /** One widget of an addon's latest version, by addon id or name and widget name. */
-  widget(addonIdOrName: string, widgetName: string): Promise<WidgetRecord> {
+  /**
+   * A widget of an addon's latest version. `sources` is told the record stays current while the
+   * lookup answers the same record (a publish replaces it).
+   */
+  async widget(addonIdOrName: string, widgetName: string, sources?: ResultSources): Promise<WidgetRecord> {
+    const key = JSON.stringify([addonIdOrName, widgetName]);
     // Failures (not found included) are not kept: the next publish may make them succeed.
-    return this.widgetLookups.get(JSON.stringify([addonIdOrName, widgetName]));
+    const record = await this.widgetLookups.get(key);
+    sources?.add(() => this.widgetLookups.peek(key) === record);
+    return record;
   }
 
   private async readWidget(addonIdOrName: string, widgetName: string): Promise<WidgetRecord> {

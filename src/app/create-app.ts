@@ -9,7 +9,7 @@ import { applyPendingMigrations, migrationStatus } from '../infrastructure/datab
 import { createRedis } from '../infrastructure/redis/redis.js';
 import { createSchema } from '../graphql/schema.js';
 import { createHttpServer } from '../http/create-http-server.js';
-import { createLocalBus, createRedisBus, type ClusterBus } from '../infrastructure/bus/cluster-bus.js';
+import { createPubSub, type PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import {
   addCounterFromTotal,
   addGauge,
@@ -19,8 +19,7 @@ import {
 } from '../infrastructure/metrics/metrics.js';
 import { ExecutionRepository } from '../executions/execution.repository.js';
 import { withTimeout } from '../shared/with-timeout.js';
-import { createServices, type Runtime, type Services } from './services.js';
-import { createLocalPubSub, createRedisPubSub } from '../subscriptions/pub-sub.js';
+import { createServices, type AppTopics, type Runtime, type Services } from './services.js';
 import { ensureLocalAdminKey } from '../auth/local-admin-key.js';
 
 /** A running (or ready to run) server process and what it owns. */
@@ -30,7 +29,7 @@ export interface App {
   readonly database: Database;
   readonly services: Services;
   readonly redis: Redis | null;
-  readonly bus: ClusterBus;
+  readonly pubSub: PubSub<AppTopics>;
   readonly metrics: Metrics;
   readonly runtime: Runtime;
   /** Starts listening; resolves to the base URL (e.g. http://127.0.0.1:4000). */
@@ -69,21 +68,23 @@ export async function createApp(
     const redis = config.redisUrl ? createRedis(config.redisUrl, 'main') : null;
     if (redis) cleanups.unshift(async () => void redis.disconnect());
 
-    const bus = config.redisUrl ? createRedisBus(config.redisUrl, config.redisKeyPrefix) : createLocalBus();
-    cleanups.unshift(() => bus.close());
-    const live = config.redisUrl
-      ? createRedisPubSub(config.redisUrl, `${config.redisKeyPrefix}live:`)
-      : createLocalPubSub();
-    cleanups.unshift(() => live.close());
-    const metrics = createMetrics();
     let http: FastifyInstance | null = null;
+    const pubSub = createPubSub<AppTopics>({
+      redisUrl: config.redisUrl,
+      prefix: `${config.redisKeyPrefix}pubsub:`,
+      // Execution records are for dashboards: a 25 ms delay is invisible there, and under load it
+      // turns one PUBLISH per addon call into a few per second.
+      linger: { executions: 25 },
+      onListenerError: (error) => http?.log.error({ err: error }, 'a pub/sub listener failed'),
+    });
+    cleanups.unshift(() => pubSub.close());
+    const metrics = createMetrics();
     const { services, runtime } = createServices({
       config,
       database,
-      bus,
+      pubSub,
       metrics,
       redis,
-      live,
       onRecorderError: (error) => http?.log.error({ err: error }, 'could not store execution records'),
       onEventsError: (error, message) => http?.log.error({ err: error }, message),
     });
@@ -172,7 +173,7 @@ export async function createApp(
       return null;
     };
 
-    const schema = await createSchema({ pubSub: live });
+    const schema = await createSchema({ pubSub });
     http = await createHttpServer({
       config,
       schema,
@@ -202,7 +203,7 @@ export async function createApp(
       database,
       services,
       redis,
-      bus,
+      pubSub,
       metrics,
       runtime,
       async listen() {

@@ -1,30 +1,29 @@
 import type { AppConfig } from '../config/app-config.js';
 import type { Database } from '../infrastructure/database/database.js';
-import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
+import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import type { Redis } from 'ioredis';
 import { SandboxPool } from '../sandbox/index.js';
 import { ApiKeyService } from '../auth/api-key.service.js';
-import { AddonService } from '../addons/addon.service.js';
+import { AddonService, type AddonTopics } from '../addons/addon.service.js';
 import { InstallationService } from '../installations/installation.service.js';
-import { InstallationLookup } from '../installations/installation-lookup.js';
+import { InstallationLookup, type InstallationTopics } from '../installations/installation-lookup.js';
 import { SiteService } from '../sites/site.service.js';
 import { EventService } from '../events/event.service.js';
 import { DeliveryService } from '../events/delivery.service.js';
 import { DeliveryWorker } from '../events/delivery-worker.js';
 import { SubscriberIndex } from '../events/subscriber-index.js';
 import { VisibilityResolver } from '../events/visibility.js';
-import type { LivePubSub } from '../subscriptions/pub-sub.js';
-import { LiveFeedService } from '../subscriptions/live-feed.service.js';
-import { LiveExecutionRecorder } from '../subscriptions/live-execution-recorder.js';
+import { LiveFeedService } from '../events/live-feed.service.js';
+import type { EventTopics } from '../events/live-payloads.js';
 import { createGuardedFetch } from '../sandbox/network-guard.js';
-import { AddonBundleLoader } from '../executions/addon-bundle.loader.js';
+import { AddonBundleCache } from '../executions/addon-bundle.cache.js';
 import { AddonHostCapabilities } from '../executions/addon-host-capabilities.js';
-import { ExecutionRecorder } from '../executions/execution-recorder.js';
+import { ExecutionRecorder, type ExecutionTopics } from '../executions/execution-recorder.js';
 import { ExecutionService } from '../executions/execution.service.js';
 import { ExecutionQueryService } from '../executions/execution-query.service.js';
 import { SandboxLifecycleHooks } from '../executions/lifecycle-hooks.js';
-import { WidgetCache } from '../widgets/widget-cache.js';
+import { WidgetCache, type WidgetTopics } from '../widgets/widget-cache.js';
 import { WidgetRenderService } from '../widgets/widget-render.service.js';
 import { DashboardStatsService } from '../dashboard/dashboard-stats.service.js';
 import { DashboardSeriesService } from '../dashboard/dashboard-series.service.js';
@@ -56,28 +55,29 @@ export interface Runtime {
   deliveryWorker: DeliveryWorker | null;
 }
 
+/** Every pub/sub topic of the app: each domain declares its own. */
+export type AppTopics = AddonTopics & InstallationTopics & EventTopics & ExecutionTopics & WidgetTopics;
+
 /** Wires the services of one server process. */
 export function createServices(deps: {
   config: AppConfig;
   database: Database;
-  bus: ClusterBus;
+  /** Messages to every instance (Redis or in-process): invalidations, wake-ups, live feeds. */
+  pubSub: PubSub<AppTopics>;
   metrics: Metrics;
   /** The shared Redis connection, for the widget render cache (L2); null without REDIS_URL. */
   redis?: Redis | null;
   onRecorderError?: (error: unknown) => void;
-  /** Live fan-out to GraphQL subscriptions (Redis or in-process). */
-  live: LivePubSub;
   onEventsError?: (error: unknown, message: string) => void;
 }): { services: Services; runtime: Runtime } {
-  const { config, database, bus, metrics, live } = deps;
-  const bundles = new AddonBundleLoader(database);
-  const lookup = new InstallationLookup(database, bus);
+  const { config, database, pubSub, metrics } = deps;
+  const bundles = new AddonBundleCache(database);
+  const lookup = new InstallationLookup(database, pubSub);
   const visibility = new VisibilityResolver(database);
-  const subscribers = new SubscriberIndex(database, bundles, bus);
+  const subscribers = new SubscriberIndex(database, bundles, pubSub);
   const events = new EventService({
     database,
-    bus,
-    live,
+    pubSub,
     subscribers,
     visibility,
     maxAttempts: config.deliveries.maxAttempts,
@@ -92,11 +92,7 @@ export function createServices(deps: {
     // Addon requests stay on the public internet unless the operator says otherwise.
     fetchImpl: config.sandbox.fetchPrivateNetworks ? undefined : createGuardedFetch(),
   });
-  const recorder: ExecutionRecorder = new LiveExecutionRecorder(
-    database,
-    { onError: deps.onRecorderError },
-    live,
-  );
+  const recorder = new ExecutionRecorder(database, { onError: deps.onRecorderError }, pubSub);
   const executions = new ExecutionService({ pool, bundles, lookup, recorder, metrics });
   capabilities.attach(executions);
   const hooks = new SandboxLifecycleHooks({ bundles, executions, capabilities });
@@ -106,8 +102,7 @@ export function createServices(deps: {
   const deliveryWorker = config.deliveries.worker
     ? new DeliveryWorker({
         database,
-        bus,
-        live,
+        pubSub,
         executions,
         lookup,
         bundles,
@@ -116,7 +111,7 @@ export function createServices(deps: {
       })
     : null;
   const widgetCache = new WidgetCache(
-    { redis: deps.redis ?? null, bus, metrics },
+    { redis: deps.redis ?? null, pubSub, metrics },
     { prefix: `${config.redisKeyPrefix}widget:` },
   );
   const widgets = new WidgetRenderService({
@@ -134,12 +129,12 @@ export function createServices(deps: {
     services: {
       config,
       apiKeys: new ApiKeyService(database, config.apiKeyCacheSeconds),
-      addons: new AddonService(database, bus),
+      addons: new AddonService(database, pubSub),
       installations,
       sites: new SiteService(database),
       events,
-      deliveries: new DeliveryService({ database, bus, live, visibility }),
-      liveFeed: new LiveFeedService({ live, visibility }),
+      deliveries: new DeliveryService({ database, pubSub, visibility }),
+      liveFeed: new LiveFeedService({ pubSub, visibility }),
       executions,
       executionQueries: new ExecutionQueryService(database),
       widgets,

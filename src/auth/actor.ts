@@ -9,6 +9,23 @@ export type Actor =
 
 export const anonymousActor: Actor = { kind: 'anonymous' };
 
+/**
+ * What makes two callers' results differ: what their keys may see (every admin the same, a site
+ * key its site, a developer key its developer). Results shared between callers key on it.
+ */
+export function actorScope(actor: Actor): string {
+  switch (actor.kind) {
+    case 'admin':
+      return 'admin';
+    case 'site':
+      return `site:${actor.siteId}`;
+    case 'developer':
+      return `developer:${actor.developerId}`;
+    default:
+      return 'anonymous';
+  }
+}
+
 /** Fails unless the caller is a platform admin. */
 export function requireAdmin(actor: Actor): asserts actor is Extract<Actor, { kind: 'admin' }> {
   if (actor.kind === 'anonymous') throw new UnauthenticatedError();

@@ -56,6 +56,7 @@ export class ApiKeyService {
             ttlMs,
             staleMs: Math.min(ttlMs, MAX_STALE_KEY_MS),
             maxEntries: MAX_CACHED_KEYS,
+            maxBytes: 8 * 1024 * 1024,
           })
         : null;
   }

@@ -2,12 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Database } from '../infrastructure/database/database.js';
-import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
 import { AppError, ErrorCode } from '../errors/index.js';
 import type { InstallationLookup, ResolvedInstallation } from '../installations/installation-lookup.js';
-import type { AddonBundleLoader } from '../executions/addon-bundle.loader.js';
+import type { AddonBundleCache } from '../executions/addon-bundle.cache.js';
 import type { ExecutionService } from '../executions/execution.service.js';
-import { LiveTopic, type LivePubSub } from '../subscriptions/pub-sub.js';
+import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import {
   DeliveryRepository,
   type ClaimedDelivery,
@@ -17,7 +16,7 @@ import {
 } from './delivery.repository.js';
 import { DELIVERIES_DUE_CHANNEL } from './event.service.js';
 import { resolveHandler } from './event-name.js';
-import { toLiveDelivery } from './live-payloads.js';
+import { toLiveDelivery, type EventTopics } from './live-payloads.js';
 
 export interface DeliveryWorkerOptions {
   concurrency: number;
@@ -60,7 +59,7 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
  * - at most `concurrency` handlers at once, at most half of them of one addon (and none of an addon
  *   already at that share), so a slow or broken subscriber cannot hold up the others;
  * - failures retry with exponential backoff and jitter, up to `maxAttempts`, then DEAD;
- * - woken at once by the cluster bus when deliveries are stored, by its own timer for retries, and
+ * - woken at once through the pub/sub when deliveries are stored, by its own timer for retries, and
  *   polls as a fallback.
  * Outcomes are written in batches (one UPDATE and one INSERT per batch).
  */
@@ -84,11 +83,10 @@ export class DeliveryWorker {
   constructor(
     private readonly deps: {
       database: Database;
-      bus: ClusterBus;
-      live: LivePubSub;
+      pubSub: PubSub<EventTopics>;
       executions: ExecutionService;
       lookup: InstallationLookup;
-      bundles: AddonBundleLoader;
+      bundles: AddonBundleCache;
       options: DeliveryWorkerOptions;
       onError?: (error: unknown, message: string) => void;
     },
@@ -105,7 +103,7 @@ export class DeliveryWorker {
     if (!this.stopped) return;
     this.stopped = false;
     const { options } = this.deps;
-    this.unsubscribe = this.deps.bus.subscribe(DELIVERIES_DUE_CHANNEL, () => this.wake());
+    this.unsubscribe = this.deps.pubSub.listen(DELIVERIES_DUE_CHANNEL, () => this.wake()).stop;
     const poll = setInterval(() => this.wake(), options.pollMs);
     const renew = setInterval(() => void this.renewLeases(), Math.max(100, Math.floor(options.leaseMs / 3)));
     poll.unref();
@@ -348,8 +346,8 @@ export class DeliveryWorker {
 
   private publish(rows: DeliveryRecord[]): void {
     for (const row of rows) {
-      this.deps.live
-        .publish(LiveTopic.Deliveries, toLiveDelivery(row))
+      this.deps.pubSub
+        .publish('deliveries', toLiveDelivery(row))
         .catch((error: unknown) => this.deps.onError?.(error, 'could not publish a delivery change'));
     }
   }

@@ -1,14 +1,13 @@
 import type { Database } from '../infrastructure/database/database.js';
 import { decodeTimeCursor, encodeTimeCursor } from '../shared/time-cursor.js';
-import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors/index.js';
 import type { Actor } from '../auth/actor.js';
 import { isUuid } from '../shared/ids.js';
 import { AddonRepository } from '../addons/addon.repository.js';
-import { LiveTopic, type LivePubSub } from '../subscriptions/pub-sub.js';
+import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import { DeliveryRepository, type DeliveryRecord, type DeliveryStatusName } from './delivery.repository.js';
 import { DELIVERIES_DUE_CHANNEL } from './event.service.js';
-import { toLiveDelivery } from './live-payloads.js';
+import { toLiveDelivery, type EventTopics } from './live-payloads.js';
 import { isVisible, type VisibilityResolver } from './visibility.js';
 
 export interface DeliveryListArgs {
@@ -28,8 +27,7 @@ export class DeliveryService {
   constructor(
     private readonly deps: {
       database: Database;
-      bus: ClusterBus;
-      live: LivePubSub;
+      pubSub: PubSub<EventTopics>;
       visibility: VisibilityResolver;
     },
   ) {}
@@ -96,8 +94,8 @@ export class DeliveryService {
     if (!row)
       throw new ConflictError(`Delivery "${id}" is ${existing.status}; only DEAD deliveries can be retried.`);
     await Promise.allSettled([
-      this.deps.bus.publish(DELIVERIES_DUE_CHANNEL, { siteId: row.siteId }),
-      this.deps.live.publish(LiveTopic.Deliveries, toLiveDelivery(row)),
+      this.deps.pubSub.publish(DELIVERIES_DUE_CHANNEL, { siteId: row.siteId }),
+      this.deps.pubSub.publish('deliveries', toLiveDelivery(row)),
     ]);
     return row;
   }

@@ -1,24 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database, DbClient } from '../infrastructure/database/database.js';
-import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
 import { ForbiddenError, ValidationError, type FieldProblem } from '../errors/index.js';
 import { requireAuthenticated, type Actor } from '../auth/actor.js';
 import { validateWithDefaults } from '../shared/json-schema.js';
 import { isUuid } from '../shared/ids.js';
 import type { AddonManifest } from '../addons/addon-manifest.js';
-import { LiveTopic, type LivePubSub } from '../subscriptions/pub-sub.js';
+import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import { EventRepository, type EventRecord, type NewEvent } from './event.repository.js';
 import type { SubscriberIndex } from './subscriber-index.js';
-import { toLiveEvent } from './live-payloads.js';
+import { toLiveEvent, type EventTopics } from './live-payloads.js';
 import { EventBatchWriter } from './event-batch-writer.js';
 import type { VisibilityResolver } from './visibility.js';
 import { EVENT_MAX_DATA_BYTES, EVENT_MAX_NAME_CHARS, EVENT_NAME, EVENT_PATTERN } from './event-name.js';
 
 export type { EventRecord } from './event.repository.js';
 
-/** Cluster-bus channel that wakes delivery workers when new deliveries were stored. */
-export const DELIVERIES_DUE_CHANNEL = 'deliveries.due';
+/** The topic that wakes delivery workers when new deliveries were stored. */
+export const DELIVERIES_DUE_CHANNEL = 'deliveries.due' satisfies keyof EventTopics;
 /** `source` of events emitted through the API rather than by an addon. */
 export const PLATFORM_SOURCE = 'platform';
 
@@ -67,15 +66,14 @@ export function checkEventPatterns(names: string[] | null | undefined, field = '
 /**
  * Emitting and reading events. An event and the deliveries it creates are stored in one statement
  * (inside the emitter's transaction when it has one: an outbox); only after the commit are live
- * listeners told (cluster bus for widget caches and delivery workers, live pub/sub for GraphQL
+ * listeners told (through the pub/sub: widget caches, delivery workers and GraphQL
  * subscriptions). Telling is at most once; the stored rows are the record.
  */
 export class EventService {
   constructor(
     private readonly deps: {
       database: Database;
-      bus: ClusterBus;
-      live: LivePubSub;
+      pubSub: PubSub<EventTopics>;
       subscribers: SubscriberIndex;
       visibility: VisibilityResolver;
       maxAttempts: number;
@@ -91,7 +89,7 @@ export class EventService {
   /**
    * Registers a listener called on this instance, once per event this instance stored, after
    * the commit. Work that must happen once per event cluster-wide (widget invalidation) hooks in
-   * here rather than on a bus channel every instance would answer.
+   * here rather than on a pub/sub topic every instance would answer.
    */
   onStored(listener: (event: { siteId: string | null; name: string }) => void): () => void {
     this.storedListeners.push(listener);
@@ -248,7 +246,7 @@ export class EventService {
 
   /** Tells listeners about a committed event. Failures are logged: the event is stored anyway. */
   private async publish(record: EventRecord, deliveries: number): Promise<void> {
-    const { bus, live } = this.deps;
+    const { pubSub } = this.deps;
     for (const listener of this.storedListeners) {
       try {
         listener({ siteId: record.siteId, name: record.name });
@@ -256,8 +254,8 @@ export class EventService {
         this.deps.onError?.(error, 'an event listener failed');
       }
     }
-    const sends = [live.publish(LiveTopic.Events, toLiveEvent(record))];
-    if (deliveries > 0) sends.push(bus.publish(DELIVERIES_DUE_CHANNEL, { siteId: record.siteId }));
+    const sends = [pubSub.publish('events', toLiveEvent(record))];
+    if (deliveries > 0) sends.push(pubSub.publish(DELIVERIES_DUE_CHANNEL, { siteId: record.siteId }));
     const results = await Promise.allSettled(sends);
     for (const result of results) {
       if (result.status === 'rejected')

@@ -21,6 +21,16 @@ export type LiveDelivery = Omit<
   completedAt: string | null;
 };
 
+/** The event domain's pub/sub topics and what their listeners receive. */
+export interface EventTopics {
+  /** Stored events (Subscription.events). */
+  events: LiveEvent;
+  /** Delivery state changes (Subscription.deliveries). */
+  deliveries: LiveDelivery;
+  /** Deliveries were stored or made due again: delivery workers wake. */
+  'deliveries.due': { siteId: string | null };
+}
+
 export function toLiveEvent(event: EventRecord): LiveEvent {
   return { ...event, seq: event.seq.toString(), createdAt: event.createdAt.toISOString() };
 }

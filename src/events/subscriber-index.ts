@@ -1,7 +1,7 @@
 import type { Database, DbClient } from '../infrastructure/database/database.js';
-import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
-import { INSTALLATIONS_CHANNEL } from '../installations/installation-lookup.js';
-import type { AddonBundleLoader } from '../executions/addon-bundle.loader.js';
+import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
+import { INSTALLATIONS_CHANNEL, type InstallationTopics } from '../installations/installation-lookup.js';
+import type { AddonBundleCache } from '../executions/addon-bundle.cache.js';
 import { EventRepository, type NewDelivery } from './event.repository.js';
 import { resolveHandler } from './event-name.js';
 import { RefreshingCache } from '../shared/refreshing-cache.js';
@@ -16,7 +16,7 @@ interface SiteInstallation {
 /**
  * Which installations of a site handle an event: enabled ones whose pinned version's manifest
  * names a handler for it. On the emit path of every event, so a site's installations are cached
- * briefly (dropped on any installation change through the cluster bus, like InstallationLookup)
+ * briefly (dropped on any installation change through the pub/sub, like InstallationLookup)
  * and manifests per version for good (versions are immutable).
  */
 export class SubscriberIndex {
@@ -25,19 +25,17 @@ export class SubscriberIndex {
 
   constructor(
     private readonly database: Database,
-    private readonly bundles: AddonBundleLoader,
-    bus: ClusterBus,
+    private readonly bundles: AddonBundleCache,
+    pubSub: PubSub<InstallationTopics>,
     ttlMs = 5_000,
   ) {
     // A site's entry in use is re-read in the background when it expires: emits never wait on it.
     this.sites = new RefreshingCache((siteId) => this.read(siteId, this.database.prisma), {
       ttlMs,
       maxEntries: 10_000,
+      maxBytes: 16 * 1024 * 1024,
     });
-    this.unsubscribe = bus.subscribe(INSTALLATIONS_CHANNEL, (message) => {
-      const siteId = (message as { siteId?: unknown }).siteId;
-      if (typeof siteId === 'string') this.sites.delete(siteId);
-    });
+    this.unsubscribe = pubSub.listen(INSTALLATIONS_CHANNEL, ({ siteId }) => this.sites.delete(siteId)).stop;
   }
 
   /**

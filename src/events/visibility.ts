@@ -19,10 +19,10 @@ export class VisibilityResolver {
     private readonly database: Database,
     ttlMs = 10_000,
   ) {
-    this.owned = new RefreshingCache(
+    this.owned = new RefreshingCache<ReadonlySet<string>>(
       async (developerId) =>
         new Set(await new EventRepository(this.database.prisma).addonIdsOwnedBy(developerId)),
-      { ttlMs, maxEntries: 1000 },
+      { ttlMs, maxEntries: 1000, maxBytes: 8 * 1024 * 1024 },
     );
   }
 

@@ -5,7 +5,7 @@ import { AppError, ErrorCode, ForbiddenError, NotFoundError } from '../errors/in
 import { AddonStorageRepository } from '../storage/addon-storage.repository.js';
 import type { EventService } from '../events/event.service.js';
 import type { InstallationLookup } from '../installations/installation-lookup.js';
-import type { AddonBundleLoader } from './addon-bundle.loader.js';
+import type { AddonBundleCache } from './addon-bundle.cache.js';
 import type { ExecutionService } from './execution.service.js';
 
 /** Per addon and site: total bytes and keys ctx.storage may hold. */
@@ -24,7 +24,7 @@ export class AddonHostCapabilities implements HostCapabilities {
   constructor(
     private readonly deps: {
       database: Database;
-      bundles: AddonBundleLoader;
+      bundles: AddonBundleCache;
       lookup: InstallationLookup;
       events: EventService;
     },

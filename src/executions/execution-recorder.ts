@@ -1,6 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../infrastructure/database/database.js';
+import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
+import { RawJson } from '../shared/raw-json.js';
 import { ExecutionRepository, type NewExecution } from './execution.repository.js';
+
+/** An execution record as the live feed carries it (JSON: the date as a string). */
+export type LiveExecution = Omit<NewExecution, 'createdAt'> & { id: string; createdAt: string };
+
+/** The executions' pub/sub topic: each record as it is buffered, for Subscription.executions. */
+export interface ExecutionTopics {
+  executions: LiveExecution;
+}
 
 export interface ExecutionRecorderOptions {
   /** Flush at the latest this long after the first buffered record. */
@@ -14,7 +24,9 @@ export interface ExecutionRecorderOptions {
 
 /**
  * Keeps execution records off the request path: `record` only buffers, and batches are written
- * with one INSERT each. A record is listable within one flush interval.
+ * with one INSERT each. A record is listable within one flush interval. Each record is also
+ * published when buffered, not when stored: dashboards see runs at once, and a record lost with a
+ * crash before its batch is written was never promised to anyone.
  */
 export class ExecutionRecorder {
   /** Records as JSON: each is serialised once, when recorded, for the batch and the live feed. */
@@ -28,6 +40,7 @@ export class ExecutionRecorder {
   constructor(
     private readonly database: Database,
     private readonly options: ExecutionRecorderOptions = {},
+    private readonly pubSub?: PubSub<ExecutionTopics>,
   ) {
     this.flushIntervalMs = options.flushIntervalMs ?? 200;
     this.maxBatch = options.maxBatch ?? 500;
@@ -40,7 +53,8 @@ export class ExecutionRecorder {
     // Serialised now rather than at flush: a flush of hundreds of records would hold the event
     // loop for milliseconds, and the live feed reuses the same text.
     const json = JSON.stringify(row);
-    this.recorded(json);
+    // Published as serialised: dates arrive as the ISO strings of LiveExecution.
+    this.pubSub?.publish('executions', new RawJson(json)).catch(() => undefined);
     if (this.buffer.length >= this.maxBuffered) this.buffer.shift();
     this.buffer.push(json);
     if (this.buffer.length >= this.maxBatch) void this.flush();
@@ -49,11 +63,6 @@ export class ExecutionRecorder {
       this.timer.unref();
     }
     return row.id!;
-  }
-
-  /** Called with each record's JSON as it is buffered (the live feed publishes it). */
-  protected recorded(_json: string): void {
-    // Nothing to do here; subclasses publish.
   }
 
   /** Writes everything buffered; resolves when it is stored. */

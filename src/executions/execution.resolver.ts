@@ -3,7 +3,6 @@ import { Arg, Ctx, ID, Int, Mutation, Query, Resolver } from 'type-graphql';
 import { GraphQLJSON } from 'graphql-scalars';
 import type { GraphQLContext } from '../graphql/context.js';
 import { Execution, ExecutionConnection } from './execution.type.js';
-import { executeOnce } from './execute-function.plugin.js';
 
 const addonArg = { description: 'Addon id or unique name.' };
 const siteArg = { nullable: true, description: 'Admin keys name the site; site keys use their own.' };
@@ -22,7 +21,7 @@ export class ExecutionResolver {
     @Arg('siteId', () => ID, siteArg) siteId: string | null,
     @Ctx() ctx: GraphQLContext,
   ) {
-    return executeOnce(ctx, {
+    return ctx.services.executions.executeFunction(ctx.actor, {
       addon: addonId,
       functionName,
       data,
@@ -45,7 +44,7 @@ export class ExecutionResolver {
     @Arg('siteId', () => ID, siteArg) siteId: string | null,
     @Ctx() ctx: GraphQLContext,
   ) {
-    return executeOnce(ctx, {
+    return ctx.services.executions.executeFunction(ctx.actor, {
       addon: addonId,
       functionName,
       data,

@@ -13,7 +13,7 @@ import { validateWithDefaults } from '../shared/json-schema.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import type { DbClient } from '../infrastructure/database/database.js';
 import type { InstallationLookup, ResolvedInstallation } from '../installations/installation-lookup.js';
-import type { AddonBundleLoader } from './addon-bundle.loader.js';
+import type { AddonBundleCache } from './addon-bundle.cache.js';
 import type { ExecutionRecorder } from './execution-recorder.js';
 import type { RawJson } from '../shared/raw-json.js';
 
@@ -58,7 +58,7 @@ export class ExecutionService {
   constructor(
     private readonly deps: {
       pool: SandboxPool;
-      bundles: AddonBundleLoader;
+      bundles: AddonBundleCache;
       lookup: InstallationLookup;
       recorder: ExecutionRecorder;
       metrics: Metrics;

@@ -3,7 +3,7 @@ import type { Prisma } from '../generated/prisma/client.js';
 import type { LifecycleHooks } from '../installations/installation.service.js';
 import type { InstallationRecord } from '../installations/installation.repository.js';
 import type { AddonRecord } from '../addons/addon.repository.js';
-import type { AddonBundleLoader } from './addon-bundle.loader.js';
+import type { AddonBundleCache } from './addon-bundle.cache.js';
 import type { ExecutionService } from './execution.service.js';
 import type { AddonHostCapabilities } from './addon-host-capabilities.js';
 
@@ -14,7 +14,7 @@ import type { AddonHostCapabilities } from './addon-host-capabilities.js';
 export class SandboxLifecycleHooks implements LifecycleHooks {
   constructor(
     private readonly deps: {
-      bundles: AddonBundleLoader;
+      bundles: AddonBundleCache;
       executions: ExecutionService;
       capabilities: AddonHostCapabilities;
     },

@@ -1,6 +1,7 @@
 import type { Actor } from '../auth/actor.js';
 import type { Services } from '../app/services.js';
 import type { Loaders } from './loaders.js';
+import type { ResultSources } from '../shared/result-sources.js';
 
 /** What every resolver receives: who calls, the services, and this request's loaders. */
 export interface GraphQLContext {
@@ -8,4 +9,6 @@ export interface GraphQLContext {
   requestId: string;
   services: Services;
   loaders: Loaders;
+  /** What this request's answer is built from, for the response cache (HTTP only). */
+  sources?: ResultSources;
 }

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { buildSchema } from 'type-graphql';
+import { buildSchema, type PubSub as TypeGraphQLPubSub } from 'type-graphql';
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
 import {
   AddonConnectionResolver,
@@ -13,8 +13,8 @@ import { ApiKeyResolver } from '../auth/api-key.resolver.js';
 import { ExecutionResolver } from '../executions/execution.resolver.js';
 import { EventResolver } from '../events/event.resolver.js';
 import { DeliveryResolver } from '../events/delivery.resolver.js';
-import { ExecutionSubscriptionResolver } from '../subscriptions/execution-subscription.resolver.js';
-import { createLocalPubSub, type LivePubSub } from '../subscriptions/pub-sub.js';
+import { ExecutionSubscriptionResolver } from '../executions/execution-subscription.resolver.js';
+import { createPubSub, type PubSub, type TopicMap } from '../infrastructure/pub-sub/pub-sub.js';
 import { WidgetRenderResolver } from '../widgets/widget.resolver.js';
 import { DashboardStatsResolver } from '../dashboard/dashboard-stats.resolver.js';
 
@@ -36,12 +36,17 @@ export const resolvers = [
 ] as const;
 
 /** Builds the executable schema from the decorated classes. */
-export async function createSchema(options: { pubSub?: LivePubSub } = {}): Promise<GraphQLSchema> {
+export async function createSchema(options: { pubSub?: PubSub<TopicMap> } = {}): Promise<GraphQLSchema> {
   // Services validate their own input (with messages naming fields); class-validator is not used.
   // No global middlewares either: object types declare `simpleResolvers`, so their plain data
   // fields use graphql's default resolver instead of a middleware wrapper per field and request.
   // Subscriptions take their feeds from the context's services; type-graphql still wants a pubSub.
-  return buildSchema({ resolvers, validate: false, pubSub: options.pubSub ?? createLocalPubSub() });
+  const pubSub = (options.pubSub ?? createPubSub()) as PubSub<Record<string, unknown>>;
+  const forTypeGraphQL: TypeGraphQLPubSub = {
+    publish: (topic, payload) => void pubSub.publish(topic, payload),
+    subscribe: (topic) => pubSub.subscribe(topic),
+  };
+  return buildSchema({ resolvers, validate: false, pubSub: forTypeGraphQL });
 }
 
 /** The SDL committed as schema/schema.graphql (sorted, so diffs show only real changes). */

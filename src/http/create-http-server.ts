@@ -12,8 +12,7 @@ import { createLoaders } from '../graphql/loaders.js';
 import { registerAddonRoutes } from '../addons/addon-register.route.js';
 import { registerExecutionRoutes } from '../executions/execution.route.js';
 import { registerWidgetRoutes } from '../widgets/widget-render.route.js';
-import { useWidgetRenderFastPath } from '../widgets/widget-render.plugin.js';
-import { useExecuteFunctionFastPath } from '../executions/execute-function.plugin.js';
+import { RENDER_RESPONSE_FIELDS } from '../widgets/widget.resolver.js';
 import { registerDashboardRoutes } from '../dashboard/dashboard.route.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import { createRestErrorHandler } from './error-reply.js';
@@ -24,8 +23,9 @@ import { createOperationLimits } from '../graphql/plugins/operation-limits.js';
 import { useOperationMetrics } from '../graphql/plugins/operation-metrics.js';
 import { RateLimiter } from './rate-limiter.js';
 import { registerRateLimit } from './rate-limit.hook.js';
-import type { Actor } from '../auth/actor.js';
-import { attachSubscriptionServer } from '../subscriptions/subscription-server.js';
+import { actorScope, type Actor } from '../auth/actor.js';
+import { useResponseCache } from '../graphql/plugins/response-cache.js';
+import { attachSubscriptionServer } from '../graphql/subscription-server.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 
@@ -116,8 +116,11 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
         operations: options.metrics.graphqlOperations,
         duration: options.metrics.graphqlDuration,
       }),
-      useWidgetRenderFastPath(options.schema, services),
-      useExecuteFunctionFastPath(options.schema),
+      useResponseCache(options.schema, {
+        fields: RENDER_RESPONSE_FIELDS,
+        scope: (context) => actorScope(context.actor),
+        counter: options.metrics.graphqlResponseCache,
+      }),
     ],
     onUnexpectedError: (error) => app.log.error({ err: error }, 'unexpected GraphQL error'),
   });

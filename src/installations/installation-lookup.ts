@@ -1,11 +1,16 @@
 import type { Database, DbClient } from '../infrastructure/database/database.js';
-import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
+import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import { ConflictError, NotFoundError } from '../errors/index.js';
 import { AddonRepository, type AddonRecord } from '../addons/addon.repository.js';
 import { InstallationRepository, type InstallationRecord } from './installation.repository.js';
 import { RefreshingCache } from '../shared/refreshing-cache.js';
 
 export const INSTALLATIONS_CHANNEL = 'installations.changed';
+
+/** The installations' pub/sub topic: a site's installations changed. */
+export interface InstallationTopics {
+  [INSTALLATIONS_CHANNEL]: { siteId: string };
+}
 
 export interface ResolvedInstallation {
   addon: AddonRecord;
@@ -15,7 +20,7 @@ export interface ResolvedInstallation {
 /**
  * Finds the enabled installation an execution runs under. Hot path of every addon call, so answers
  * are cached briefly; any installation change on any instance drops the site's entries through the
- * cluster bus, and the TTL bounds staleness should a message be lost. An entry in use is re-read in
+ * pub/sub, and the TTL bounds staleness should a message be lost. An entry in use is re-read in
  * the background when it expires (see RefreshingCache), so calls never wait on that read.
  */
 export class InstallationLookup {
@@ -24,7 +29,7 @@ export class InstallationLookup {
 
   constructor(
     private readonly database: Database,
-    private readonly bus: ClusterBus,
+    private readonly pubSub: PubSub<InstallationTopics>,
     ttlMs = 5_000,
   ) {
     this.cache = new RefreshingCache(
@@ -33,18 +38,15 @@ export class InstallationLookup {
         const at = key.indexOf(KEY_SEPARATOR);
         return this.read(key.slice(0, at), key.slice(at + 1), this.database.prisma);
       },
-      { ttlMs, maxEntries: 10_000 },
+      { ttlMs, maxEntries: 10_000, maxBytes: 32 * 1024 * 1024 },
     );
-    this.unsubscribe = bus.subscribe(INSTALLATIONS_CHANNEL, (message) => {
-      const siteId = (message as { siteId?: unknown }).siteId;
-      if (typeof siteId === 'string') this.dropSite(siteId);
-    });
+    this.unsubscribe = pubSub.listen(INSTALLATIONS_CHANNEL, ({ siteId }) => this.dropSite(siteId)).stop;
   }
 
   /** Announces a change to every instance (this one included). */
   async changed(siteId: string): Promise<void> {
     this.dropSite(siteId);
-    await this.bus.publish(INSTALLATIONS_CHANNEL, { siteId }).catch(() => undefined);
+    await this.pubSub.publish(INSTALLATIONS_CHANNEL, { siteId }).catch(() => undefined);
   }
 
   /**

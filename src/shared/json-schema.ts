@@ -1,5 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { LRUCache } from 'lru-cache';
 import type { FieldProblem } from '../errors/index.js';
 
 // ajv-formats is CommonJS; its default export arrives wrapped under ESM.
@@ -18,13 +19,28 @@ function createAjv(useDefaults: boolean, removeAdditional = false): Ajv {
   return ajv;
 }
 
-const MAX_COMPILED = 500;
+/**
+ * Compiled validators by schema text: 500 at most, and 32 MB counting 20 bytes of compiled code a
+ * character of schema. ajv also keeps each compiled schema by object; it forgets it with ours.
+ */
+function compiledBy(ajv: Ajv) {
+  return {
+    ajv,
+    compiled: new LRUCache<string, ValidateFunction>({
+      max: 500,
+      maxSize: 32 * 1024 * 1024,
+      sizeCalculation: (_validate, text) => 20 * text.length,
+      dispose: (validate) => void ajv.removeSchema(validate.schema as object),
+    }),
+  };
+}
+
 const plain = createAjv(false);
 const modes = {
-  strict: { ajv: createAjv(true), compiled: new Map<string, ValidateFunction>() },
+  strict: compiledBy(createAjv(true)),
   // Moving an installation between versions drops config fields the target no longer declares
   // (where its schema forbids extra fields) instead of refusing the move.
-  dropUnknown: { ajv: createAjv(true, true), compiled: new Map<string, ValidateFunction>() },
+  dropUnknown: compiledBy(createAjv(true, true)),
 };
 
 /** Checks that `schema` is itself a valid JSON Schema; returns the problem or null. */
@@ -36,6 +52,9 @@ export function jsonSchemaProblem(schema: unknown): string | null {
     return null;
   } catch (error) {
     return `is not a valid JSON Schema (${(error as Error).message})`;
+  } finally {
+    // ajv keeps every schema it compiled, by object; this one is checked once.
+    plain.removeSchema(schema as object);
   }
 }
 
@@ -56,7 +75,6 @@ export function validateWithDefaults(
   let validate = compiled.get(key);
   if (!validate) {
     validate = ajv.compile(structuredClone(schema));
-    if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
     compiled.set(key, validate);
   }
   const copy = structuredClone(data);

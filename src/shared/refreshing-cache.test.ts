@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { RefreshingCache } from './refreshing-cache.js';
+import { approximateBytes, RefreshingCache } from './refreshing-cache.js';
 
 /** A load the test settles by hand. */
 interface PendingLoad {
@@ -9,7 +9,9 @@ interface PendingLoad {
   reject: (error: Error) => void;
 }
 
-function givenCache(options: { ttlMs?: number; staleMs?: number; maxEntries?: number } = {}) {
+function givenCache(
+  options: { ttlMs?: number; staleMs?: number; maxEntries?: number; maxBytes?: number } = {},
+) {
   const clock = { now: 1_000 };
   const loads: PendingLoad[] = [];
   const cache = new RefreshingCache<string>(
@@ -18,6 +20,9 @@ function givenCache(options: { ttlMs?: number; staleMs?: number; maxEntries?: nu
       ttlMs: options.ttlMs ?? 100,
       staleMs: options.staleMs ?? 50,
       maxEntries: options.maxEntries ?? 10,
+      maxBytes: options.maxBytes ?? 1_000_000,
+      // Counted by hand so the byte bound is exact: 2 bytes a character of value and key.
+      sizeOf: (value, key) => 2 * (value.length + key.length),
       now: () => clock.now,
     },
   );
@@ -123,11 +128,56 @@ describe('RefreshingCache', () => {
     assert.equal(cache.peek('site2/a'), 'SITE2/A');
   });
 
-  it('starts over beyond maxEntries rather than growing without bound', async () => {
+  it('evicts the least recently used key beyond maxEntries', async () => {
     const { cache, loaded } = givenCache({ maxEntries: 2 });
-    for (const key of ['a', 'b', 'c']) await loaded(key, key.toUpperCase());
-    assert.equal(cache.peek('a'), undefined);
+    await loaded('a', 'A');
+    await loaded('b', 'B');
+    assert.equal(cache.peek('a'), 'A', 'a is now used more recently than b');
+    await loaded('c', 'C');
+    assert.equal(cache.peek('a'), 'A');
     assert.equal(cache.peek('b'), undefined);
     assert.equal(cache.peek('c'), 'C');
+  });
+
+  it('evicts the least recently used keys beyond maxBytes, and keeps no value larger than the bound', async () => {
+    // given: 4 bytes an entry (one-character key and value, counted by sizeOf), 10 bytes at most
+    const { cache, loaded } = givenCache({ maxBytes: 10 });
+    await loaded('a', 'A');
+    await loaded('b', 'B');
+    // when
+    await loaded('c', 'C');
+    await loaded('d', 'D'.repeat(20));
+    // then
+    assert.equal(cache.peek('a'), undefined);
+    assert.equal(cache.peek('b'), 'B');
+    assert.equal(cache.peek('c'), 'C');
+    assert.equal(cache.peek('d'), undefined, 'larger than the whole bound: answered, not kept');
+  });
+
+  it('does not store a load in flight for a key deleted by a predicate', async () => {
+    const { cache, loads } = givenCache();
+    const answer = cache.get('site1/a');
+    cache.deleteWhere((key) => key.startsWith('site1/'));
+    loads[0].resolve('read before the change');
+    assert.equal(await answer, 'read before the change');
+    assert.equal(cache.peek('site1/a'), undefined);
+  });
+});
+
+describe('approximateBytes', () => {
+  it('counts strings at two bytes a character, at every depth, and byte arrays at their length', () => {
+    const small = approximateBytes({ name: 'x' });
+    const large = approximateBytes({
+      name: 'x',
+      nested: [{ text: 'y'.repeat(1000) }],
+      bytes: new Uint8Array(500),
+    });
+    assert.ok(large - small >= 2000 + 500, `${large} - ${small}`);
+    assert.ok(large - small < 2000 + 500 + 300, 'overhead per object stays small');
+  });
+
+  it('stops counting after its budget of values', () => {
+    const many = Array.from({ length: 10_000 }, () => 'z'.repeat(10));
+    assert.ok(approximateBytes(many, 100) < approximateBytes(many));
   });
 });

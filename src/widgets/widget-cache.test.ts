@@ -1,6 +1,6 @@
-import { afterEach, beforeEach, describe, it, mock } from 'node:test';
+import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLocalBus } from '../infrastructure/bus/cluster-bus.js';
+import { createPubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import { createMetrics } from '../infrastructure/metrics/metrics.js';
 import { WidgetCache } from './widget-cache.js';
 import type { RenderedWidget } from './widget-output.js';
@@ -21,17 +21,17 @@ async function given(cache: WidgetCache, material: string): Promise<string> {
 
 describe('WidgetCache L1 bounds (no Redis)', () => {
   let cache: WidgetCache;
+  let clock: { now: number };
 
   beforeEach(() => {
-    mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+    clock = { now: 1_000_000 };
     cache = new WidgetCache(
-      { redis: null, bus: createLocalBus(), metrics: createMetrics() },
-      { maxEntries: 2 },
+      { redis: null, pubSub: createPubSub(), metrics: createMetrics() },
+      { maxEntries: 2, now: () => clock.now },
     );
   });
   afterEach(() => {
     cache.close();
-    mock.timers.reset();
   });
 
   it('evicts the least recently inserted entry when nothing was hit', async () => {
@@ -44,10 +44,9 @@ describe('WidgetCache L1 bounds (no Redis)', () => {
     assert.equal(cache.getL1(c)?.output.html, '<p>c</p>');
   });
 
-  it('keeps an entry hit more than a second after it last moved, evicting the next oldest', async () => {
+  it('keeps an entry that was hit, evicting the least recently used one', async () => {
     const a = await given(cache, 'a');
     const b = await given(cache, 'b');
-    mock.timers.tick(1001);
     assert.ok(cache.getL1(a));
 
     const c = await given(cache, 'c');
@@ -57,19 +56,59 @@ describe('WidgetCache L1 bounds (no Redis)', () => {
     assert.ok(cache.getL1(c));
   });
 
-  it('does not reorder on hits within a second of the last move (LRU to the second)', async () => {
-    const a = await given(cache, 'a');
-    await given(cache, 'b');
-    assert.ok(cache.getL1(a));
+  it('evicts the least recently used entries beyond its bytes, and keeps no render over a quarter of them', async () => {
+    // given: room for four and a half renders of the size of `a`
+    const one = (await given(cache, 'a'), cache.stats().bytes);
+    const bounded = new WidgetCache(
+      { redis: null, pubSub: createPubSub(), metrics: createMetrics() },
+      { maxEntries: 100, maxBytes: Math.floor(4.5 * one) },
+    );
+    try {
+      const [a, b, c, d] = [
+        await given(bounded, 'a'),
+        await given(bounded, 'b'),
+        await given(bounded, 'c'),
+        await given(bounded, 'd'),
+      ];
+      // when
+      const e = await given(bounded, 'e');
+      const big = await given(bounded, 'x'.repeat(one));
+      // then
+      assert.equal(bounded.getL1(a), undefined);
+      for (const kept of [b, c, d, e]) assert.ok(bounded.getL1(kept));
+      assert.equal(bounded.getL1(big), undefined, 'rendered and answered, not kept');
+      assert.equal(bounded.stats().bytes, 4 * one);
+    } finally {
+      bounded.close();
+    }
+  });
 
-    await given(cache, 'c');
-
-    assert.equal(cache.getL1(a), undefined);
+  it('renders once for concurrent misses, and keeps no failed render', async () => {
+    // given
+    let renders = 0;
+    const key = cache.key(SITE, ADDON, 0, 'shared');
+    const render = async () => {
+      renders += 1;
+      await new Promise((resolve) => setImmediate(resolve));
+      if (renders === 1) throw new Error('addon failed');
+      return output('shared');
+    };
+    // when
+    const failed = await Promise.allSettled([cache.resolve(key, render), cache.resolve(key, render)]);
+    const retried = await cache.resolve(key, render);
+    // then
+    assert.deepEqual(
+      failed.map((result) => result.status),
+      ['rejected', 'rejected'],
+    );
+    assert.equal(retried.cached, false);
+    assert.equal(renders, 2);
+    assert.equal(cache.getL1(key)?.output.html, '<p>shared</p>');
   });
 
   it('expires entries after the L1 TTL', async () => {
     const a = await given(cache, 'a');
-    mock.timers.tick(cache.options.l1TtlMs + 1);
+    clock.now += cache.options.l1TtlMs + 1;
 
     assert.equal(cache.getL1(a), undefined);
     assert.deepEqual(cache.stats(), { entries: 0, bytes: 0 });

@@ -1,11 +1,17 @@
 import { hash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { ClusterBus } from '../infrastructure/bus/cluster-bus.js';
+import { LRUCache } from 'lru-cache';
+import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import type { RenderedWidget } from './widget-output.js';
 
-/** Bus channel carrying `{ siteId, addonId, generation }` after a (site, addon) is invalidated. */
+/** The topic carrying `{ siteId, addonId, generation }` after a (site, addon) is invalidated. */
 export const WIDGETS_INVALIDATED_CHANNEL = 'widgets.invalidated';
+
+/** The render cache's pub/sub topic. */
+export interface WidgetTopics {
+  [WIDGETS_INVALIDATED_CHANNEL]: { siteId: string; addonId: string; generation: number };
+}
 
 export interface WidgetCacheOptions {
   /** L1 bounds: entries and (approximate, UTF-16) bytes of cached output. */
@@ -19,6 +25,8 @@ export interface WidgetCacheOptions {
   generationRefreshMs: number;
   /** Redis key prefix. */
   prefix: string;
+  /** The clock, for tests. */
+  now?: () => number;
 }
 
 export const DEFAULT_WIDGET_CACHE_OPTIONS: WidgetCacheOptions = {
@@ -41,15 +49,8 @@ export interface CachedRender {
   view: Readonly<WidgetView>;
   /** `view` as JSON, for the REST route. */
   json: string;
-}
-
-interface L1Entry {
-  value: CachedRender;
-  scope: string;
-  bytes: number;
-  expiresAt: number;
-  /** When the entry last moved to the recently used end. */
-  touchedAt: number;
+  /** Whether it was read from L2 (else this instance rendered it). */
+  fromL2: boolean;
 }
 
 interface Generation {
@@ -58,8 +59,8 @@ interface Generation {
   refreshing: boolean;
 }
 
-/** L1 keeps least-recently-used order to this resolution (see `getL1`). */
-const LRU_RESOLUTION_MS = 1000;
+/** What renders on an L1 miss (the argument of {@link WidgetCache.resolve}). */
+type Render = () => Promise<RenderedWidget>;
 
 /** The generation of a (site, addon) Redis could not tell; renders under it bypass L2. */
 export const UNKNOWN_GENERATION = -1;
@@ -84,11 +85,11 @@ function keyParts(key: string): { scope: string; generation: number; materialSta
 /**
  * The two-level render cache shared by every instance.
  *
- * - L1: in-process, LRU bounded by entries and bytes, TTL 5 minutes.
+ * - L1: in-process (lru-cache), bounded by entries and bytes, TTL 5 minutes.
  * - L2: Redis (when configured), TTL 1 hour, shared by every instance.
  * - Invalidation is O(1) per (site, addon): a generation number in Redis is part of every key, so
  *   bumping it (INCR) orphans every older entry at once, in L1 and L2, on every instance. Bumps are
- *   broadcast on the cluster bus so each instance learns the new number immediately; a number known
+ *   broadcast through the pub/sub so each instance learns the new number immediately; a number known
  *   locally is re-read from Redis every few seconds in the background, bounding staleness should a
  *   message be lost.
  * - Concurrent misses for one key share one render (single flight, per instance).
@@ -96,25 +97,63 @@ function keyParts(key: string): { scope: string; generation: number; materialSta
  *   reads as a miss (or, for a bump, as a local-only bump). Rendering never fails because of Redis.
  */
 export class WidgetCache {
-  private readonly l1 = new Map<string, L1Entry>();
+  /** L1; a miss fills it through `fetchMethod` (L2, else the render), once per key at a time. */
+  private readonly l1: LRUCache<string, CachedRender, Render>;
+  /** The L1 keys of each scope, kept by lru-cache's insert and dispose hooks. */
   private readonly byScope = new Map<string, Set<string>>();
-  private bytes = 0;
-  private readonly generations = new Map<string, Generation>();
-  private readonly inFlight = new Map<string, Promise<{ render: CachedRender; cached: boolean }>>();
+  private readonly generations: LRUCache<string, Generation>;
   private readonly unsubscribe: () => void;
+  private readonly now: () => number;
   readonly options: WidgetCacheOptions;
 
   constructor(
-    private readonly deps: { redis: Redis | null; bus: ClusterBus; metrics: Metrics },
+    private readonly deps: { redis: Redis | null; pubSub: PubSub<WidgetTopics>; metrics: Metrics },
     options: Partial<WidgetCacheOptions> = {},
   ) {
     this.options = { ...DEFAULT_WIDGET_CACHE_OPTIONS, ...options };
-    this.unsubscribe = deps.bus.subscribe(WIDGETS_INVALIDATED_CHANNEL, (message) => {
-      const { siteId, addonId, generation } = (message ?? {}) as Record<string, unknown>;
-      if (typeof siteId === 'string' && typeof addonId === 'string' && typeof generation === 'number') {
-        this.learnGeneration(scopeOf(siteId, addonId), generation);
-      }
+    this.now = this.options.now ?? Date.now;
+    // Clock readings reused for 10 ms (see RefreshingCache): TTLs here are minutes.
+    const clock = this.options.now
+      ? { perf: { now: this.options.now }, ttlResolution: 0 }
+      : { ttlResolution: 10 };
+    this.l1 = new LRUCache<string, CachedRender, Render>({
+      max: this.options.maxEntries,
+      maxSize: this.options.maxBytes,
+      // One render may not take more than a quarter of L1.
+      maxEntrySize: this.options.maxBytes / 4,
+      sizeCalculation: (value, key) =>
+        2 *
+        (key.length +
+          value.json.length +
+          value.output.html.length +
+          value.output.css.length +
+          value.output.javascript.length),
+      ttl: this.options.l1TtlMs,
+      onInsert: (_value, key) => {
+        const { scope } = keyParts(key);
+        let keys = this.byScope.get(scope);
+        if (!keys) this.byScope.set(scope, (keys = new Set()));
+        keys.add(key);
+      },
+      dispose: (_value, key) => {
+        const { scope } = keyParts(key);
+        const keys = this.byScope.get(scope);
+        keys?.delete(key);
+        if (keys?.size === 0) this.byScope.delete(scope);
+      },
+      // A render whose entry was evicted or dropped meanwhile still answers its callers.
+      ignoreFetchAbort: true,
+      fetchMethod: (key, _stale, { context: render }) => this.fill(key, render),
+      ...clock,
     });
+    this.generations = new LRUCache<string, Generation>({
+      max: 100_000,
+      maxSize: 16 * 1024 * 1024,
+      sizeCalculation: (_value, scope) => 2 * scope.length + 48,
+    });
+    this.unsubscribe = deps.pubSub.listen(WIDGETS_INVALIDATED_CHANNEL, ({ siteId, addonId, generation }) =>
+      this.learnGeneration(scopeOf(siteId, addonId), generation),
+    ).stop;
   }
 
   /**
@@ -127,11 +166,11 @@ export class WidgetCache {
     const scope = scopeOf(siteId, addonId);
     const known = this.generations.get(scope);
     if (known) {
-      if (!known.refreshing && Date.now() - known.checkedAt > this.options.generationRefreshMs) {
+      if (!known.refreshing && this.now() - known.checkedAt > this.options.generationRefreshMs) {
         known.refreshing = true;
         void this.readGeneration(scope).then((value) => {
           known.refreshing = false;
-          known.checkedAt = Date.now();
+          known.checkedAt = this.now();
           if (value !== null) this.learnGeneration(scope, value);
         });
       }
@@ -139,7 +178,7 @@ export class WidgetCache {
     }
     return this.readGeneration(scope).then((value) => {
       if (value === null) return this.generations.get(scope)?.value ?? UNKNOWN_GENERATION;
-      // A bus message may have set a larger one meanwhile; the larger wins.
+      // A pub/sub message may have set a larger one meanwhile; the larger wins.
       this.learnGeneration(scope, value);
       return this.generations.get(scope)!.value;
     });
@@ -157,60 +196,37 @@ export class WidgetCache {
   /** An L1 hit (counted), or undefined. */
   getL1(key: string): CachedRender | undefined {
     const entry = this.l1.get(key);
-    if (!entry) return undefined;
-    const now = Date.now();
-    if (entry.expiresAt <= now) {
-      this.remove(key);
-      return undefined;
-    }
-    // Least recently used order, to the second: a hit moves the entry to the end unless it moved
-    // there within the last second (re-inserting a long key on every hit of a hot entry was a
-    // third of a cached render's time in the service).
-    if (now - entry.touchedAt > LRU_RESOLUTION_MS) {
-      entry.touchedAt = now;
-      this.l1.delete(key);
-      this.l1.set(key, entry);
-    }
-    this.deps.metrics.widgetCacheHits.inc({ level: 'l1' });
-    return entry.value;
+    if (entry) this.deps.metrics.widgetCacheHits.inc({ level: 'l1' });
+    return entry;
   }
 
   /**
    * The L2 entry or a render, once per key at a time: concurrent callers for the same key wait for
-   * the same promise. `cached` tells whether the answer came from L2.
+   * the same promise. `cached` tells whether the answer came from L2 (or L1, meanwhile filled).
    */
-  resolve(
-    key: string,
-    render: () => Promise<RenderedWidget>,
-  ): Promise<{ render: CachedRender; cached: boolean }> {
-    const pending = this.inFlight.get(key);
-    if (pending) return pending;
+  async resolve(key: string, render: Render): Promise<{ render: CachedRender; cached: boolean }> {
+    const status: LRUCache.Status<string, CachedRender, Render> = {};
+    const value = await this.l1.fetch(key, { context: render, status });
+    // Only a fill that returned nothing leaves nothing; fill always returns a render or throws.
+    if (!value) throw new Error('WidgetCache: a render returned nothing.');
+    return { render: value, cached: status.fetch === 'hit' || value.fromL2 };
+  }
+
+  /** What fills L1 on a miss: the L2 entry, or a render (errors are never cached). */
+  private async fill(key: string, render: Render): Promise<CachedRender> {
     // Keys of an unknown generation skip L2 (see `generation`).
     const l2Key = keyParts(key).generation === UNKNOWN_GENERATION ? null : this.l2Key(key);
-    const work = (async () => {
-      const fromL2 = l2Key === null ? null : await this.getL2(l2Key);
-      if (fromL2) {
-        this.deps.metrics.widgetCacheHits.inc({ level: 'l2' });
-        const value = toCached(fromL2);
-        this.setL1(key, value);
-        return { render: value, cached: true };
-      }
-      this.deps.metrics.widgetCacheMisses.inc();
-      const output = await render();
-      const value = toCached(output);
-      this.setL1(key, value);
-      // Stored after the response leaves: written here, the entry's JSON and its Redis write (a
-      // loopback send that wakes Redis) would delay the caller's response.
-      if (l2Key !== null) setImmediate(() => void this.setL2(l2Key, output));
-      return { render: value, cached: false };
-    })();
-    this.inFlight.set(key, work);
-    // Settled either way: the next miss starts afresh (errors are never cached).
-    void work.then(
-      () => this.inFlight.delete(key),
-      () => this.inFlight.delete(key),
-    );
-    return work;
+    const fromL2 = l2Key === null ? null : await this.getL2(l2Key);
+    if (fromL2) {
+      this.deps.metrics.widgetCacheHits.inc({ level: 'l2' });
+      return toCached(fromL2, true);
+    }
+    this.deps.metrics.widgetCacheMisses.inc();
+    const output = await render();
+    // Stored after the response leaves: written here, the entry's JSON and its Redis write (a
+    // loopback send that wakes Redis) would delay the caller's response.
+    if (l2Key !== null) setImmediate(() => void this.setL2(l2Key, output));
+    return toCached(output, false);
   }
 
   /**
@@ -223,70 +239,35 @@ export class WidgetCache {
     const local = Math.max(this.generations.get(scope)?.value ?? 0, 0) + 1;
     const generation = fromRedis === null ? local : Math.max(fromRedis.value, local);
     this.learnGeneration(scope, generation);
-    await this.deps.bus
+    await this.deps.pubSub
       .publish(WIDGETS_INVALIDATED_CHANNEL, { siteId, addonId, generation })
       .catch(() => undefined);
   }
 
-  /** Stops listening to the bus. */
+  /** Stops listening to the pub/sub. */
   close(): void {
     this.unsubscribe();
   }
 
   /** Entries and bytes held in L1 (tests, diagnostics). */
   stats(): { entries: number; bytes: number } {
-    return { entries: this.l1.size, bytes: this.bytes };
+    return { entries: this.l1.size, bytes: this.l1.calculatedSize };
   }
 
   private learnGeneration(scope: string, value: number): void {
     const known = this.generations.get(scope);
     if (known && known.value >= value) {
-      known.checkedAt = Date.now();
+      known.checkedAt = this.now();
       return;
     }
-    if (this.generations.size >= 100_000) this.generations.clear();
-    this.generations.set(scope, { value, checkedAt: Date.now(), refreshing: false });
-    if (known) this.dropScope(scope);
+    this.generations.set(scope, { value, checkedAt: this.now(), refreshing: false });
+    if (known) this.dropScope(scope, value);
   }
 
   /** Frees the L1 entries of older generations of a scope (they can no longer be hit). */
-  private dropScope(scope: string): void {
-    const keys = this.byScope.get(scope);
-    if (!keys) return;
-    const current = `${scope}:${this.generations.get(scope)?.value ?? 0}:`;
-    for (const key of keys) if (!key.startsWith(current)) this.remove(key);
-  }
-
-  private setL1(key: string, value: CachedRender): void {
-    const bytes =
-      2 *
-      (key.length +
-        value.json.length +
-        value.output.html.length +
-        value.output.css.length +
-        value.output.javascript.length);
-    if (bytes > this.options.maxBytes / 4) return;
-    this.remove(key);
-    const { scope } = keyParts(key);
-    const now = Date.now();
-    this.l1.set(key, { value, scope, bytes, expiresAt: now + this.options.l1TtlMs, touchedAt: now });
-    this.bytes += bytes;
-    let keys = this.byScope.get(scope);
-    if (!keys) this.byScope.set(scope, (keys = new Set()));
-    keys.add(key);
-    while (this.l1.size > this.options.maxEntries || this.bytes > this.options.maxBytes) {
-      this.remove(this.l1.keys().next().value!);
-    }
-  }
-
-  private remove(key: string): void {
-    const entry = this.l1.get(key);
-    if (!entry) return;
-    this.l1.delete(key);
-    this.bytes -= entry.bytes;
-    const keys = this.byScope.get(entry.scope);
-    keys?.delete(key);
-    if (keys?.size === 0) this.byScope.delete(entry.scope);
+  private dropScope(scope: string, generation: number): void {
+    const current = `${scope}:${generation}:`;
+    for (const key of [...(this.byScope.get(scope) ?? [])]) if (!key.startsWith(current)) this.l1.delete(key);
   }
 
   private async getL2(l2Key: string): Promise<RenderedWidget | null> {
@@ -347,7 +328,7 @@ export class WidgetCache {
   }
 }
 
-function toCached(output: RenderedWidget): CachedRender {
+function toCached(output: RenderedWidget, fromL2: boolean): CachedRender {
   const view = Object.freeze({ ...output, cached: true });
-  return { output, view, json: JSON.stringify(view) };
+  return { output, view, json: JSON.stringify(view), fromL2 };
 }

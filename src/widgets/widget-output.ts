@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { scopeCss } from './css-scoper.js';
 
 /** What a render produces, ready to mount, before per-response fields (`cached`). */
@@ -44,10 +45,12 @@ export function neutraliseScript(javascript: string): string {
  * and long enough that a random placeholder of their length never occurs in a stylesheet by chance.
  */
 const TEMPLATE_SAFE_ROOT_ID = /^[A-Za-z_][A-Za-z0-9_-]{11,63}$/;
-/** Scoped stylesheets by source text, with a placeholder where the root id goes; LRU. */
-const scopedTemplates = new Map<string, { placeholder: string; template: string }>();
-let scopedTemplateChars = 0;
-const MAX_SCOPED_TEMPLATE_CHARS = 8 * 1024 * 1024;
+/** Scoped stylesheets by source text, with a placeholder where the root id goes. */
+const scopedTemplates = new LRUCache<string, { placeholder: string; template: string }>({
+  max: 10_000,
+  maxSize: 16 * 1024 * 1024,
+  sizeCalculation: (entry, css) => 2 * (css.length + entry.template.length),
+});
 
 /**
  * A placeholder root id of `length` characters: letters from g to z, which a hex root id never
@@ -72,19 +75,10 @@ export function scopeWidgetCss(css: string, rootId: string): string {
   const rootSelector = (id: string) => `[${WIDGET_ROOT_ATTRIBUTE}="${id}"]`;
   if (!css || !TEMPLATE_SAFE_ROOT_ID.test(rootId)) return scopeCss(css, rootSelector(rootId), rootId);
   let entry = scopedTemplates.get(css);
-  if (entry && entry.placeholder.length === rootId.length) {
-    scopedTemplates.delete(css);
-  } else {
-    if (entry) scopedTemplateChars -= css.length + entry.template.length;
+  if (!entry || entry.placeholder.length !== rootId.length) {
     const placeholder = placeholderId(rootId.length);
     entry = { placeholder, template: scopeCss(css, rootSelector(placeholder), placeholder) };
-    scopedTemplateChars += css.length + entry.template.length;
-  }
-  scopedTemplates.set(css, entry);
-  for (const [oldest, value] of scopedTemplates) {
-    if (scopedTemplateChars <= MAX_SCOPED_TEMPLATE_CHARS || oldest === css) break;
-    scopedTemplates.delete(oldest);
-    scopedTemplateChars -= oldest.length + value.template.length;
+    scopedTemplates.set(css, entry);
   }
   return entry.template.replaceAll(entry.placeholder, rootId);
 }

@@ -7,11 +7,12 @@ import { validateWithDefaults } from '../shared/json-schema.js';
 import { matchesEventPattern } from '../events/event-name.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import type { AddonManifest, WidgetManifest } from '../addons/addon-manifest.js';
-import type { AddonBundleLoader } from '../executions/addon-bundle.loader.js';
+import type { AddonBundleCache } from '../executions/addon-bundle.cache.js';
 import type { ExecutionService } from '../executions/execution.service.js';
 import type { InstallationLookup, ResolvedInstallation } from '../installations/installation-lookup.js';
 import type { InstallationChangeListener } from '../installations/installation.service.js';
 import type { SubscriberIndex } from '../events/subscriber-index.js';
+import type { ResultSources } from '../shared/result-sources.js';
 import { WidgetCache, type CachedRender, type WidgetView } from './widget-cache.js';
 import { finishRender } from './widget-output.js';
 
@@ -36,15 +37,10 @@ export interface WidgetRender {
   view: Readonly<WidgetView>;
   /** `view` as JSON, ready to send (cache hits only). */
   json: string | null;
-  /** For an L1 hit answered by {@link WidgetRenderService.cachedRender}: what makes it current. */
-  hit?: RenderHit;
 }
 
-/**
- * What an L1 hit was read through: while {@link WidgetRenderService.stillCurrent} holds, the same
- * arguments would read the same entry, so a caller may reuse what it built from it.
- */
-export interface RenderHit {
+/** What an L1 hit was read through: the same arguments read the same entry while these hold. */
+interface RenderHit {
   readonly siteId: string;
   readonly addon: string;
   readonly target: ResolvedInstallation;
@@ -77,7 +73,7 @@ export class WidgetRenderService {
   constructor(
     private readonly deps: {
       lookup: InstallationLookup;
-      bundles: AddonBundleLoader;
+      bundles: AddonBundleCache;
       /** The site's enabled installations (cached briefly; dropped on installation changes). */
       subscribers: Pick<SubscriberIndex, 'enabledInstallations'>;
       executions: ExecutionService;
@@ -87,12 +83,35 @@ export class WidgetRenderService {
   ) {}
 
   /**
-   * The render when it is in L1 and everything that leads to it (installation, version,
-   * generation) is in memory: answered without a promise, so a cache hit waits for nothing (the
-   * resolvers and the GraphQL fast path use it). Null whenever {@link render} would have to wait or
-   * would fail; `render` then does the work and reports the error.
+   * What the resolvers return: the view, without a promise on a cache hit. `sources` is told what
+   * the render was read from (an L1 hit and what led to it), or that it was a miss.
    */
-  cachedRender(actor: Actor, args: RenderWidgetArgs): WidgetRender | null {
+  view(
+    actor: Actor,
+    args: RenderWidgetArgs,
+    sources?: ResultSources,
+  ): Readonly<WidgetView> | Promise<Readonly<WidgetView>> {
+    const hit = this.cachedRender(actor, args);
+    if (hit) {
+      sources?.add(() => this.stillCurrent(hit));
+      return hit.entry.view;
+    }
+    sources?.uncacheable();
+    return this.renderUncached(actor, args).then((render) => render.view);
+  }
+
+  /** Renders (or serves from cache) one widget for a site. */
+  async render(actor: Actor, args: RenderWidgetArgs): Promise<WidgetRender> {
+    const hit = this.cachedRender(actor, args);
+    return hit ? { view: hit.entry.view, json: hit.entry.json } : this.renderUncached(actor, args);
+  }
+
+  /**
+   * The L1 hit when everything that leads to it (installation, version, generation) is in memory:
+   * found without a promise, so a cache hit waits for nothing. Null whenever {@link render} would
+   * have to wait or would fail; `render` then does the work and reports the error.
+   */
+  private cachedRender(actor: Actor, args: RenderWidgetArgs): RenderHit | null {
     const siteId = permittedSite(actor, args.siteId);
     if (siteId === null || !isContextObject(args.context)) return null;
     const target = this.cachedInstallation(siteId, args.addon);
@@ -104,12 +123,7 @@ export class WidgetRenderService {
     const varied = pick(args.context ?? {}, widget.varyOn);
     const key = this.cacheKey(siteId, target, widget, generation, args.config, varied);
     const entry = this.deps.cache.getL1(key);
-    if (!entry) return null;
-    return {
-      view: entry.view,
-      json: entry.json,
-      hit: { siteId, addon: args.addon, target, generation, key, entry },
-    };
+    return entry ? { siteId, addon: args.addon, target, generation, key, entry } : null;
   }
 
   /**
@@ -119,32 +133,12 @@ export class WidgetRenderService {
    * hit counter included); what it skips (key building, schema and version lookups) is
    * deterministic for the same arguments.
    */
-  stillCurrent(hit: RenderHit): boolean {
+  private stillCurrent(hit: RenderHit): boolean {
     return (
       this.cachedInstallation(hit.siteId, hit.addon) === hit.target &&
       this.deps.cache.generation(hit.siteId, hit.target.addon.id) === hit.generation &&
       this.deps.cache.getL1(hit.key) === hit.entry
     );
-  }
-
-  /**
-   * The part of the caller a render depends on: a site key's site, or nothing (any other caller
-   * names the site, and the render is the same for all of them). Callers reusing renders key on it.
-   */
-  actorScope(actor: Actor): string {
-    return actor.kind === 'site' ? `site:${actor.siteId}` : '*';
-  }
-
-  /** What the resolvers return: the view, without a promise on a cache hit. */
-  view(actor: Actor, args: RenderWidgetArgs): Readonly<WidgetView> | Promise<Readonly<WidgetView>> {
-    return (
-      this.cachedRender(actor, args)?.view ?? this.renderUncached(actor, args).then((render) => render.view)
-    );
-  }
-
-  /** Renders (or serves from cache) one widget for a site. */
-  async render(actor: Actor, args: RenderWidgetArgs): Promise<WidgetRender> {
-    return this.cachedRender(actor, args) ?? this.renderUncached(actor, args);
   }
 
   /** {@link render} past a miss of {@link cachedRender}: it may wait, and it reports errors. */

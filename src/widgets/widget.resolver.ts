@@ -5,6 +5,28 @@ import { Widget } from '../addons/addon.type.js';
 import type { WidgetRecord } from '../addons/addon.repository.js';
 import { WidgetOutput } from './widget.type.js';
 
+/**
+ * The fields a kept GraphQL response may hold (see useResponseCache): `Query.widget` and the
+ * render fields report what they read to `ctx.sources`; the rest are plain data of those.
+ */
+export const RENDER_RESPONSE_FIELDS = [
+  'Query.renderWidget',
+  'Query.widget',
+  'Widget.render',
+  ...[
+    'id',
+    'name',
+    'displayName',
+    'description',
+    'category',
+    'configSchema',
+    'previewImage',
+    'responsive',
+    'varyOn',
+  ].map((field) => `Widget.${field}`),
+  'WidgetOutput.*',
+];
+
 const siteIdDescription =
   'Site whose installation renders; defaults to the site of a site key, required otherwise.';
 
@@ -31,7 +53,7 @@ export class WidgetRenderResolver {
       siteId,
       requestId: ctx.requestId,
     };
-    return ctx.services.widgets.view(ctx.actor, args);
+    return ctx.services.widgets.view(ctx.actor, args, ctx.sources);
   }
 
   @Query(() => WidgetOutput, {
@@ -46,6 +68,6 @@ export class WidgetRenderResolver {
     @Ctx() ctx: GraphQLContext,
   ) {
     const args = { addon, widget, config, context, siteId, requestId: ctx.requestId };
-    return ctx.services.widgets.view(ctx.actor, args);
+    return ctx.services.widgets.view(ctx.actor, args, ctx.sources);
   }
 }

@@ -176,7 +176,7 @@ describe('GraphQL subscriptions over WebSocket', () => {
         const list = (await redis.call('CLIENT', 'LIST', 'TYPE', 'pubsub')) as string;
         const ours = list
           .split('\n')
-          .filter((line) => line.includes(`name=themepress:live-subscriber:${process.pid} `))
+          .filter((line) => line.includes(`name=themepress:pubsub-subscriber:${process.pid} `))
           .map((line) => /\bid=(\d+)/.exec(line)![1]);
         assert.ok(ours.length >= 1);
         for (const id of ours) await redis.call('CLIENT', 'KILL', 'ID', id);

@@ -4,11 +4,12 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { createDatabase, type Database } from '../../src/infrastructure/database/database.js';
-import { createLocalPubSub, LiveTopic } from '../../src/subscriptions/pub-sub.js';
+import { createPubSub } from '../../src/infrastructure/pub-sub/pub-sub.js';
 import {
-  LiveExecutionRecorder,
+  ExecutionRecorder,
+  type ExecutionTopics,
   type LiveExecution,
-} from '../../src/subscriptions/live-execution-recorder.js';
+} from '../../src/executions/execution-recorder.js';
 import type { NewExecution } from '../../src/executions/execution.repository.js';
 
 const newExecution = (createdAt: Date, id?: string): NewExecution => ({
@@ -31,7 +32,7 @@ const newExecution = (createdAt: Date, id?: string): NewExecution => ({
   createdAt,
 });
 
-describe('LiveExecutionRecorder (batched execution records)', () => {
+describe('ExecutionRecorder (batched execution records)', () => {
   let testDatabase: TestDatabase;
   let database: Database;
 
@@ -52,10 +53,10 @@ describe('LiveExecutionRecorder (batched execution records)', () => {
 
   it('stores each record as given, to the millisecond, and tells live listeners with the date as an ISO string', async () => {
     // given
-    const live = createLocalPubSub();
+    const pubSub = createPubSub<ExecutionTopics>();
     const heard: LiveExecution[] = [];
-    live.listen(LiveTopic.Executions, (payload) => heard.push(payload as LiveExecution));
-    const recorder = new LiveExecutionRecorder(database, { flushIntervalMs: 60_000 }, live);
+    pubSub.listen('executions', (payload) => heard.push(payload));
+    const recorder = new ExecutionRecorder(database, { flushIntervalMs: 60_000 }, pubSub);
     const withId = newExecution(new Date('2026-03-04T05:06:07.089Z'), randomUUID());
     const withoutId = newExecution(new Date('2026-12-31T23:59:59.999Z'));
     // when

@@ -38,6 +38,12 @@ export function createMetrics() {
       buckets: LATENCY_BUCKETS,
       registers: [registry],
     }),
+    graphqlResponseCache: new Counter({
+      name: 'graphql_response_cache_total',
+      help: 'GraphQL responses served again (hit), executed and kept (stored), or executed again because what they were built from changed (stale).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     rateLimited: new Counter({
       name: 'http_rate_limited_total',
       help: 'Requests refused with 429, by the kind of caller (role or anonymous).',

@@ -1,67 +1,53 @@
+import { LRUCache } from 'lru-cache';
 import type { Database, DbClient } from '../infrastructure/database/database.js';
 import { AddonRepository } from '../addons/addon.repository.js';
 import type { AddonManifest } from '../addons/addon-manifest.js';
 import { sealBundle, type AddonBundle } from '../sandbox/index.js';
 import { NotFoundError } from '../errors/index.js';
+import { approximateBytes } from '../shared/refreshing-cache.js';
 
 export interface LoadedVersion {
   bundle: AddonBundle;
   manifest: AddonManifest;
 }
 
-const MAX_CACHED_VERSIONS = 500;
-
 /**
- * Loads what the sandbox needs for a version. Published versions never change, so each is read
- * from the database once per process (bounded; least recently used evicted).
+ * What the sandbox needs for a version, read from the database once per process. Published versions
+ * never change, so entries never expire; the least recently used go beyond the entry or byte bound
+ * (a version holds up to a few megabytes of source and WebAssembly).
  */
-export class AddonBundleLoader {
-  /** Least recently used first; `value` once the read has settled. */
-  private readonly cache = new Map<string, { loading: Promise<LoadedVersion>; value?: LoadedVersion }>();
+export class AddonBundleCache {
+  private readonly cache: LRUCache<string, LoadedVersion, DbClient>;
 
-  /** The most recently used key (the last of `cache`). */
-  private newest: string | null = null;
-
-  constructor(private readonly database: Database) {}
+  constructor(
+    private readonly database: Database,
+    bounds: { maxEntries: number; maxBytes: number } = { maxEntries: 500, maxBytes: 256 * 1024 * 1024 },
+  ) {
+    this.cache = new LRUCache<string, LoadedVersion, DbClient>({
+      max: bounds.maxEntries,
+      maxSize: bounds.maxBytes,
+      sizeCalculation: ({ bundle, manifest }) =>
+        2 * bundle.source.length + (bundle.wasm?.byteLength ?? 0) + approximateBytes(manifest),
+      // Failed reads are not kept (lru-cache drops a rejected fetch); a read whose entry was evicted
+      // meanwhile still answers its callers.
+      ignoreFetchAbort: true,
+      fetchMethod: (versionId, _stale, { context }) => this.read(versionId, context),
+    });
+  }
 
   /**
    * @param db Read through this client on a miss: a caller inside a transaction passes it, since
    *   the embedded database has a single connection that the transaction holds.
    */
-  load(versionId: string, db?: DbClient): Promise<LoadedVersion> {
-    const cached = this.touch(versionId);
-    if (cached) return cached.loading;
-    const entry: { loading: Promise<LoadedVersion>; value?: LoadedVersion } = {
-      loading: this.read(versionId, db ?? this.database.prisma),
-    };
-    this.cache.set(versionId, entry);
-    this.newest = versionId;
-    entry.loading.then(
-      (value) => (entry.value = value),
-      () => {
-        // Failed reads are not kept; a newer entry for the version (after an eviction) stays.
-        if (this.cache.get(versionId) === entry) this.cache.delete(versionId);
-      },
-    );
-    if (this.cache.size > MAX_CACHED_VERSIONS) this.cache.delete(this.cache.keys().next().value!);
-    return entry.loading;
+  async load(versionId: string, db?: DbClient): Promise<LoadedVersion> {
+    const loaded = await this.cache.fetch(versionId, { context: db ?? this.database.prisma });
+    if (!loaded) throw new NotFoundError('Version', versionId);
+    return loaded;
   }
 
   /** A version already loaded, without a promise (hot paths await nothing on a hit), or undefined. */
   loaded(versionId: string): LoadedVersion | undefined {
-    return this.touch(versionId)?.value;
-  }
-
-  /** The entry of a version, moved to the most recently used end. */
-  private touch(versionId: string) {
-    const entry = this.cache.get(versionId);
-    // Moving an entry that is already the newest would only cost two map operations per call.
-    if (entry && this.newest !== versionId) {
-      this.newest = versionId;
-      this.cache.delete(versionId);
-      this.cache.set(versionId, entry);
-    }
-    return entry;
+    return this.cache.get(versionId);
   }
 
   private async read(versionId: string, db: DbClient): Promise<LoadedVersion> {

@@ -1,27 +1,25 @@
 import { ForbiddenError } from '../errors/index.js';
 import type { Actor } from '../auth/actor.js';
-import { checkEventPatterns } from '../events/event.service.js';
-import type { EventRecord } from '../events/event.repository.js';
-import type { DeliveryRecord, DeliveryStatusName } from '../events/delivery.repository.js';
-import { eventNameFilter } from '../events/event-name.js';
-import { reviveDelivery, reviveEvent, type LiveDelivery, type LiveEvent } from '../events/live-payloads.js';
-import { isVisible, type VisibilityResolver } from '../events/visibility.js';
-import type { LiveExecution } from './live-execution-recorder.js';
-import { createPushIterator } from './push-iterator.js';
-import { LiveTopic, type LivePubSub } from './pub-sub.js';
+import { checkEventPatterns } from './event.service.js';
+import type { EventRecord } from './event.repository.js';
+import type { DeliveryRecord, DeliveryStatusName } from './delivery.repository.js';
+import { eventNameFilter } from './event-name.js';
+import { reviveDelivery, reviveEvent, type EventTopics } from './live-payloads.js';
+import { isVisible, type VisibilityResolver } from './visibility.js';
+import type { ExecutionTopics, LiveExecution } from '../executions/execution-recorder.js';
+import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 
 /** A live execution record, dates revived. */
 export type ExecutionFeedItem = Omit<LiveExecution, 'createdAt'> & { createdAt: Date };
 
 /**
  * The live feeds behind GraphQL subscriptions: stored things as they happen, filtered to what the
- * caller may see and asked for. Resolves once the feed is listening, so nothing published after
- * the subscription started is missed.
+ * caller may see and asked for. A feed listens from its consumer's first read.
  */
 export class LiveFeedService {
   constructor(
     private readonly deps: {
-      live: LivePubSub;
+      pubSub: PubSub<EventTopics & ExecutionTopics>;
       visibility: VisibilityResolver;
     },
   ) {}
@@ -36,8 +34,7 @@ export class LiveFeedService {
     }
     const matches = eventNameFilter(checkEventPatterns(args.names));
     const { source, siteId } = args;
-    return this.feed(LiveTopic.Events, (payload) => {
-      const event = payload as LiveEvent;
+    return this.deps.pubSub.subscribe('events', (event) => {
       if (!isVisible(visibility, { siteId: event.siteId, addonId: event.sourceAddonId })) return null;
       if (
         !matches(event.name) ||
@@ -56,8 +53,7 @@ export class LiveFeedService {
   ): Promise<AsyncIterable<DeliveryRecord>> {
     const visibility = await this.deps.visibility.of(actor);
     const { addon, eventId, status } = args;
-    return this.feed(LiveTopic.Deliveries, (payload) => {
-      const delivery = payload as LiveDelivery;
+    return this.deps.pubSub.subscribe('deliveries', (delivery) => {
       if (!isVisible(visibility, delivery)) return null;
       if (addon && delivery.addonId !== addon && delivery.addonName !== addon) return null;
       if ((eventId && delivery.eventId !== eventId) || (status && delivery.status !== status)) return null;
@@ -71,23 +67,11 @@ export class LiveFeedService {
   ): Promise<AsyncIterable<ExecutionFeedItem>> {
     const visibility = await this.deps.visibility.of(actor);
     const { addon, status, kind } = args;
-    return this.feed(LiveTopic.Executions, (payload) => {
-      const execution = payload as LiveExecution;
+    return this.deps.pubSub.subscribe('executions', (execution) => {
       if (!isVisible(visibility, execution)) return null;
       if (addon && execution.addonId !== addon && execution.addonName !== addon) return null;
       if ((status && execution.status !== status) || (kind && execution.kind !== kind)) return null;
       return { ...execution, createdAt: new Date(execution.createdAt) };
     });
-  }
-
-  /** Listens to a topic; `accept` turns a payload into the item to yield, or null to skip it. */
-  private async feed<T>(topic: string, accept: (payload: unknown) => T | null): Promise<AsyncIterable<T>> {
-    const iterator = createPushIterator<T>({ onEnd: () => listening.stop() });
-    const listening = this.deps.live.listen(topic, (payload) => {
-      const item = accept(payload);
-      if (item !== null) iterator.push(item);
-    });
-    await listening.ready;
-    return iterator;
   }
 }

@@ -2,35 +2,21 @@ import type { FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } from 'graphql';
+import { LRUCache } from 'lru-cache';
 import type { Services } from '../app/services.js';
 import type { Database } from '../infrastructure/database/database.js';
-import { anonymousActor, type Actor } from '../auth/actor.js';
-import type { GraphQLContext } from '../graphql/context.js';
-import { createLoaders } from '../graphql/loaders.js';
-import { createFormatError } from '../graphql/format-error.js';
+import { actorScope, anonymousActor, type Actor } from '../auth/actor.js';
+import type { GraphQLContext } from './context.js';
+import { createLoaders } from './loaders.js';
+import { createFormatError } from './format-error.js';
 import { SharedSubscriptions } from './shared-subscriptions.js';
 
 /** graphql-ws closes a connection whose `connection_init` carries a bad key with this code. */
 export const FORBIDDEN_CLOSE_CODE = 4403;
-const MAX_CACHED_DOCUMENTS = 1000;
 
 interface SubscriptionContext extends GraphQLContext {
   /** Subscriptions with equal keys share one execution (see SharedSubscriptions). */
   shareKey: string;
-}
-
-/** What makes two callers' results differ: what their keys may see. */
-function scopeOf(actor: Actor): string {
-  switch (actor.kind) {
-    case 'admin':
-      return 'admin';
-    case 'site':
-      return `site:${actor.siteId}`;
-    case 'developer':
-      return `developer:${actor.developerId}`;
-    default:
-      return 'anonymous';
-  }
 }
 
 /** The key of `connection_init`'s payload: `{ authorization: 'Bearer tp_...' }` or `{ apiKey }`. */
@@ -63,7 +49,12 @@ export function attachSubscriptionServer(
   });
 
   const shared = new SharedSubscriptions();
-  const documents = new Map<string, DocumentNode | readonly GraphQLError[]>();
+  // Parsed and validated documents by text; a document is counted at 20 bytes a character of text.
+  const documents = new LRUCache<string, DocumentNode | readonly GraphQLError[]>({
+    max: 1000,
+    maxSize: 32 * 1024 * 1024,
+    sizeCalculation: (_document, query) => Math.max(1, 20 * query.length),
+  });
   const formatError = createFormatError({
     development: options.development,
     onUnexpected: (error) => app.log.error({ err: error }, 'unexpected GraphQL error (WebSocket)'),
@@ -94,7 +85,6 @@ export function attachSubscriptionServer(
           } catch (error) {
             document = [error instanceof GraphQLError ? error : new GraphQLError(String(error))];
           }
-          if (documents.size >= MAX_CACHED_DOCUMENTS) documents.delete(documents.keys().next().value!);
           documents.set(payload.query, document);
         }
         if (Array.isArray(document)) return document as readonly GraphQLError[];
@@ -118,7 +108,7 @@ export function attachSubscriptionServer(
             return createLoaders(database.prisma);
           },
           shareKey: [
-            scopeOf(actor),
+            actorScope(actor),
             payload.operationName ?? '',
             JSON.stringify(payload.variables ?? {}),
             payload.query,

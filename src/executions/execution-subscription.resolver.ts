@@ -1,7 +1,7 @@
 import { Arg, Resolver, Root, Subscription } from 'type-graphql';
 import type { GraphQLContext } from '../graphql/context.js';
-import { Execution } from '../executions/execution.type.js';
-import type { ExecutionFeedItem } from './live-feed.service.js';
+import { Execution } from './execution.type.js';
+import type { ExecutionFeedItem } from '../events/live-feed.service.js';
 
 interface ExecutionSubscriptionArgs {
   addon?: string | null;

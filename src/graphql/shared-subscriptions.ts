@@ -1,18 +1,48 @@
 import { subscribe, type ExecutionArgs, type ExecutionResult } from 'graphql';
-import { createPushIterator, type PushIterator } from './push-iterator.js';
+import { FixedBuffer, Repeater, type RepeaterExecutor } from '@repeaterjs/repeater';
 
 type Source = AsyncIterator<ExecutionResult> & { return?: () => Promise<unknown> };
+
+/** How the group hands results to one subscriber that is reading. */
+interface Listener {
+  push(result: ExecutionResult): void;
+  end(): void;
+}
 
 interface Group {
   /** Resolves to the shared source, or to a single result (errors) that ends every subscriber. */
   started: Promise<Source | ExecutionResult>;
-  listeners: Set<PushIterator<ExecutionResult>>;
+  /** Subscribers that have not left, whether or not they started reading. */
+  members: number;
+  listeners: Set<Listener>;
   source: Source | null;
   closed: boolean;
 }
 
+/** Results buffered for a subscriber that does not keep up; beyond it the subscriber is ended. */
+const MAX_BUFFERED = 10_000;
+
 const isAsyncIterable = (value: unknown): value is AsyncIterable<ExecutionResult> =>
   typeof (value as AsyncIterable<unknown>)?.[Symbol.asyncIterator] === 'function';
+
+/**
+ * One subscriber's results. A repeater runs its executor only from the first read, so one returned
+ * before reading (graphql-ws does that to an operation completed while it started) leaves here.
+ */
+class Subscriber extends Repeater<ExecutionResult> {
+  constructor(
+    executor: RepeaterExecutor<ExecutionResult>,
+    buffer: FixedBuffer,
+    private readonly leave: () => void,
+  ) {
+    super(executor, buffer);
+  }
+
+  override return(value?: unknown): Promise<IteratorResult<ExecutionResult>> {
+    this.leave();
+    return super.return(value as never);
+  }
+}
 
 /**
  * Runs each distinct subscription once per instance and hands every result to all its subscribers.
@@ -37,24 +67,47 @@ export class SharedSubscriptions {
       group = this.start(args, key);
     }
     const current = group;
-    const listener = createPushIterator<ExecutionResult>({
-      maxBuffered: 10_000,
-      onEnd: () => {
+    current.members += 1;
+    let left = false;
+    const leave = () => {
+      if (left) return;
+      left = true;
+      current.members -= 1;
+      if (current.members === 0) this.close(key, current);
+    };
+    const buffer = new FixedBuffer(MAX_BUFFERED);
+    const subscriber = new Subscriber(
+      async (push, stop) => {
+        const listener: Listener = {
+          // A subscriber this far behind is ended (it catches up from the stored records).
+          push: (result) => (buffer.full ? stop() : void push(result)),
+          end: () => stop(),
+        };
+        current.listeners.add(listener);
+        if (current.closed) stop();
+        await stop;
         current.listeners.delete(listener);
-        if (current.listeners.size === 0) this.close(key, current);
+        leave();
       },
-    });
-    current.listeners.add(listener);
+      buffer,
+      leave,
+    );
     const started = await current.started;
     if (!isAsyncIterable(started as unknown)) {
-      listener.end();
+      leave();
       return started as ExecutionResult;
     }
-    return listener;
+    return subscriber;
   }
 
   private start(args: ExecutionArgs, key: string): Group {
-    const group: Group = { started: Promise.resolve({}), listeners: new Set(), source: null, closed: false };
+    const group: Group = {
+      started: Promise.resolve({}),
+      members: 0,
+      listeners: new Set(),
+      source: null,
+      closed: false,
+    };
     group.started = (async () => {
       const result = await subscribe(args);
       if (!isAsyncIterable(result)) {
