@@ -266,10 +266,7 @@ function checkSizes(input: Obj, fail: (f: string, m: string) => void): void {
   let bytes = 0;
   for (const schema of schemas) if (schema !== undefined) bytes += Buffer.byteLength(JSON.stringify(schema));
   if (bytes > MANIFEST_LIMITS.schemaBytes) {
-    fail(
-      '',
-      `its JSON Schemas are ${bytes} bytes together; the limit is ${MANIFEST_LIMITS.schemaBytes}`,
-    );
+    fail('', `its JSON Schemas are ${bytes} bytes together; the limit is ${MANIFEST_LIMITS.schemaBytes}`);
   }
 }
 

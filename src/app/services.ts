@@ -21,6 +21,7 @@ import { createGuardedFetch } from '../sandbox/network-guard.js';
 import { AddonBundleLoader } from '../executions/addon-bundle.loader.js';
 import { AddonHostCapabilities } from '../executions/addon-host-capabilities.js';
 import { ExecutionRecorder } from '../executions/execution-recorder.js';
+import { LogQuota } from '../executions/log-quota.js';
 import { ExecutionService } from '../executions/execution.service.js';
 import { ExecutionQueryService } from '../executions/execution-query.service.js';
 import { SandboxLifecycleHooks } from '../executions/lifecycle-hooks.js';
@@ -92,7 +93,10 @@ export function createServices(deps: {
   });
   const recorder: ExecutionRecorder = new LiveExecutionRecorder(
     database,
-    { onError: deps.onRecorderError },
+    {
+      onError: deps.onRecorderError,
+      logQuota: new LogQuota(config.executionLogs, deps.redis ?? null, config.redisKeyPrefix),
+    },
     live,
   );
   const executions = new ExecutionService({ pool, bundles, lookup, recorder, metrics });
@@ -115,7 +119,7 @@ export function createServices(deps: {
     : null;
   const widgetCache = new WidgetCache(
     { redis: deps.redis ?? null, bus, metrics },
-    { prefix: `${config.redisKeyPrefix}widget:` },
+    { prefix: `${config.redisKeyPrefix}widget:`, l2MaxEntryBytes: config.widgetL2MaxEntryBytes },
   );
   const widgets = new WidgetRenderService({
     lookup,
@@ -132,7 +136,7 @@ export function createServices(deps: {
     services: {
       config,
       apiKeys: new ApiKeyService(database, config.apiKeyCacheSeconds),
-      addons: new AddonService(database, bus),
+      addons: new AddonService(database, { pool, bus }),
       installations,
       sites: new SiteService(database),
       events,

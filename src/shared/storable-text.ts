@@ -100,3 +100,13 @@ export function jsonValueProblem(
   }
   return null;
 }
+
+/**
+ * True for PostgreSQL errors about the rows themselves (SQLSTATE class 22, data exception, or 23,
+ * integrity constraint): writing rows one by one isolates them. Not for a lost connection, which
+ * one-by-one writing would only repeat.
+ */
+export function isDataError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
+}
