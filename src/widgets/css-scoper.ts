@@ -66,8 +66,6 @@ const tokenValue = (token: CSSToken): string => {
   const data = token[4] as { value?: unknown } | undefined;
   return typeof data?.value === 'string' ? data.value : '';
 };
-const isDelim = (node: ComponentValue | undefined, value: string) =>
-  isType(node, TokenType.Delim) && tokenValue(tokenOf(node)!) === value;
 const isCurlyBlock = (node: ComponentValue) =>
   isSimpleBlockNode(node) && node.startToken[0] === TokenType.OpenCurly;
 
