@@ -1,7 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { AppError, ErrorCode } from '../errors/index.js';
-import { jsonSchemaProblem, PATTERN_BUDGET, SCHEMA_LIMITS, validateWithDefaults } from './json-schema.js';
+import {
+  jsonSchemaProblem,
+  MAX_UNIQUE_ITEMS,
+  PATTERN_BUDGET,
+  SCHEMA_LIMITS,
+  validateWithDefaults,
+} from './json-schema.js';
 
 const problemsOf = (schema: object, data: unknown) => {
   const result = validateWithDefaults(schema, data, 'data');
@@ -28,12 +34,26 @@ describe('validateWithDefaults on hostile schemas', () => {
   });
 
   it('finds duplicates among many non-scalar items by value, whatever the key order', () => {
-    const items = Array.from({ length: 40_000 }, (_, i) => ({ a: i, b: [i, 'x'] }));
+    const items: unknown[] = Array.from({ length: MAX_UNIQUE_ITEMS - 1 }, (_, i) => ({ a: i, b: [i, 'x'] }));
     assert.deepEqual(problemsOf({ type: 'array', uniqueItems: true }, items), []);
     items.push({ b: [7, 'x'], a: 7 });
     assert.deepEqual(problemsOf({ type: 'array', uniqueItems: true }, items), [
-      { field: 'data', message: 'must NOT have duplicate items (items ## 7 and 40000 are identical)' },
+      {
+        field: 'data',
+        message: `must NOT have duplicate items (items ## 7 and ${MAX_UNIQUE_ITEMS - 1} are identical)`,
+      },
     ]);
+    items.push({ a: -1 });
+    assert.deepEqual(problemsOf({ type: 'array', uniqueItems: true }, items), [
+      { field: 'data', message: `must have at most ${MAX_UNIQUE_ITEMS} items to be checked for duplicates` },
+    ]);
+  });
+
+  it('leaves the caller’s value alone when defaults are filled in', () => {
+    const data = { a: 1 };
+    const result = validateWithDefaults({ type: 'object', properties: { b: { default: 2 } } }, data, 'data');
+    assert.deepEqual(result, { ok: true, value: { a: 1, b: 2 } });
+    assert.deepEqual(data, { a: 1 });
   });
 
   it('checks formats with linear engines, keeping their meaning', () => {

@@ -182,9 +182,13 @@ function addLinearFormats(ajv: Ajv): void {
   });
 }
 
+/** Items of one array `uniqueItems` is checked on; a longer array is refused. */
+export const MAX_UNIQUE_ITEMS = 10_000;
+
 /**
- * `uniqueItems` in linear time: each item's canonical JSON text goes into a set. ajv's own keyword
- * compares every pair of non-scalar items with a deep equality (quadratic).
+ * `uniqueItems` in linear time, on at most {@link MAX_UNIQUE_ITEMS} items: each item's canonical
+ * JSON text goes into a set. ajv's own keyword compares every pair of non-scalar items with a deep
+ * equality (quadratic).
  */
 function addLinearUniqueItems(ajv: Ajv): void {
   ajv.removeKeyword('uniqueItems');
@@ -195,20 +199,25 @@ function addLinearUniqueItems(ajv: Ajv): void {
     errors: true,
     validate: function uniqueItems(this: unknown, unique: boolean, data: unknown[]): boolean {
       if (!unique) return true;
+      const fail = (message: string, params: Record<string, unknown>) => {
+        (uniqueItems as unknown as { errors: Partial<ErrorObject>[] }).errors = [
+          { keyword: 'uniqueItems', message, params },
+        ];
+        return false;
+      };
+      if (data.length > MAX_UNIQUE_ITEMS)
+        return fail(`must have at most ${MAX_UNIQUE_ITEMS} items to be checked for duplicates`, {
+          limit: MAX_UNIQUE_ITEMS,
+        });
       const seen = new Map<string, number>();
       for (let i = 0; i < data.length; i += 1) {
         const text = canonicalJson(data[i]);
         const first = seen.get(text);
-        if (first !== undefined) {
-          (uniqueItems as unknown as { errors: Partial<ErrorObject>[] }).errors = [
-            {
-              keyword: 'uniqueItems',
-              message: `must NOT have duplicate items (items ## ${first} and ${i} are identical)`,
-              params: { i: first, j: i },
-            },
-          ];
-          return false;
-        }
+        if (first !== undefined)
+          return fail(`must NOT have duplicate items (items ## ${first} and ${i} are identical)`, {
+            i: first,
+            j: i,
+          });
         seen.set(text, i);
       }
       return true;
@@ -352,8 +361,10 @@ export function validateWithDefaults(
     if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
     compiled.set(key, validate);
   }
-  // Client data is JSON: a JSON round trip copies it at about half structuredClone's cost.
-  const copy = data === undefined ? undefined : JSON.parse(JSON.stringify(data));
+  // Defaults and dropped fields change the data: validated then on a copy (a JSON round trip, about
+  // half structuredClone's cost), so the caller's value stays as it came.
+  const mutates = mode === 'dropUnknown' || key.includes('"default"');
+  const copy = !mutates || data === undefined ? data : JSON.parse(JSON.stringify(data));
   patternBudget = PATTERN_BUDGET;
   let valid: boolean;
   try {

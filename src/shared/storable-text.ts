@@ -59,43 +59,51 @@ export function fieldPath(base: string, key: string | number): string {
 
 /**
  * The first problem that keeps a client's JSON value from being used: a string (or key) that
- * {@link textProblem} refuses, or nesting deeper than `maxDepth`. Iterative, so a value nested
- * thousands deep costs a loop, not the stack; linear in the size of the value.
+ * {@link textProblem} refuses, or nesting deeper than `maxDepth`. Linear in the size of the value;
+ * the recursion stops at `maxDepth`, so a value nested thousands deep costs no stack.
  */
 export function jsonValueProblem(
   value: unknown,
   root: string,
   maxDepth: number = MAX_JSON_DEPTH,
 ): FieldProblem | null {
-  const stack: { value: unknown; path: string; depth: number }[] = [{ value, path: root, depth: 0 }];
-  while (stack.length > 0) {
-    const item = stack.pop()!;
-    const current = item.value;
-    if (typeof current === 'string') {
-      const problem = textProblem(current);
-      if (problem) return { field: item.path, message: problem };
-      continue;
-    }
-    if (typeof current !== 'object' || current === null) continue;
-    if (item.depth >= maxDepth) {
-      return { field: item.path, message: `is nested deeper than ${maxDepth} levels` };
-    }
-    if (Array.isArray(current)) {
-      for (let i = current.length - 1; i >= 0; i -= 1) {
-        stack.push({ value: current[i], path: fieldPath(item.path, i), depth: item.depth + 1 });
+  const found = walk(value, 0, maxDepth);
+  if (!found) return null;
+  // The path is built only for the value that failed, from the keys collected on the way out.
+  let field = root;
+  for (let i = found.keys.length - 1; i >= 0; i -= 1) field = fieldPath(field, found.keys[i]);
+  return { field, message: found.message };
+}
+
+function walk(
+  value: unknown,
+  depth: number,
+  maxDepth: number,
+): { keys: (string | number)[]; message: string } | null {
+  if (typeof value === 'string') {
+    const problem = textProblem(value);
+    return problem ? { keys: [], message: problem } : null;
+  }
+  if (typeof value !== 'object' || value === null) return null;
+  if (depth >= maxDepth) return { keys: [], message: `is nested deeper than ${maxDepth} levels` };
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i += 1) {
+      const found = walk(value[i], depth + 1, maxDepth);
+      if (found) {
+        found.keys.push(i);
+        return found;
       }
-      continue;
     }
-    const keys = Object.keys(current);
-    for (let i = keys.length - 1; i >= 0; i -= 1) {
-      const key = keys[i];
-      const problem = textProblem(key);
-      if (problem) return { field: fieldPath(item.path, key), message: `has a key that ${problem}` };
-      stack.push({
-        value: (current as Record<string, unknown>)[key],
-        path: fieldPath(item.path, key),
-        depth: item.depth + 1,
-      });
+    return null;
+  }
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    const keyProblem = textProblem(key);
+    if (keyProblem) return { keys: [key], message: `has a key that ${keyProblem}` };
+    const found = walk((value as Record<string, unknown>)[key], depth + 1, maxDepth);
+    if (found) {
+      found.keys.push(key);
+      return found;
     }
   }
   return null;
