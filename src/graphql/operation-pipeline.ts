@@ -2,6 +2,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import {
   GraphQLError,
   getOperationAST,
+  getVariableValues,
   parse,
   specifiedRules,
   validate,
@@ -10,7 +11,7 @@ import {
   type OperationDefinitionNode,
   type ValidationRule,
 } from 'graphql';
-import { ErrorCode, ValidationError, httpStatusByErrorCode } from '../errors/index.js';
+import { ErrorCode, ValidationError, httpStatusByErrorCode, type FieldProblem } from '../errors/index.js';
 import { documentInputProblem, variablesInputProblem } from './operation-input.js';
 import { createCostCheck, createOperationLimits, type OperationLimits } from './plugins/operation-limits.js';
 
@@ -45,6 +46,11 @@ export interface OperationPipeline {
   prepare(query: unknown): DocumentNode | readonly GraphQLError[];
 }
 
+function badUserInput(problems: FieldProblem[]): GraphQLError {
+  const error = ValidationError.of('input', problems);
+  return new GraphQLError(error.message, { extensions: { ...error.details, code: error.code } });
+}
+
 export function createOperationPipeline(
   schema: GraphQLSchema,
   limits: OperationLimits,
@@ -69,9 +75,20 @@ export function createOperationPipeline(
     }
     const problem =
       documentInputProblem(request.document) ?? variablesInputProblem(schema, operation, request.variables);
-    if (problem) {
-      const error = ValidationError.of('input', [problem]);
-      return new GraphQLError(error.message, { extensions: { ...error.details, code: error.code } });
+    if (problem) return badUserInput([problem]);
+    // Variables that do not coerce to their types: graphql-js's own message, as BAD_USER_INPUT on
+    // both transports (graphql-ws would report them without a code).
+    const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], request.variables ?? {}, {
+      maxErrors: 5,
+    });
+    if (coerced.errors) {
+      return badUserInput(
+        coerced.errors.map((error) => {
+          const node = error.nodes?.[0];
+          const name = node?.kind === 'VariableDefinition' ? node.variable.name.value : null;
+          return { field: name ? `variables.${name}` : 'variables', message: error.message };
+        }),
+      );
     }
     return cost({ ...request, operation: operation as OperationDefinitionNode });
   };
