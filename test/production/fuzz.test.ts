@@ -572,6 +572,10 @@ describe(`fuzz: ${REQUESTS} generated requests (FUZZ_SEED=${SEED})`, () => {
       [],
       `FUZZ_SEED=${SEED}: ${failures.length} of ${REQUESTS} failed`,
     );
+    assert.ok(
+      closedEarly < REQUESTS / 50,
+      `FUZZ_SEED=${SEED}: ${closedEarly} connections closed before an answer`,
+    );
     assert.equal(
       (await fetch(`${server.url}/readyz`)).status,
       200,
