@@ -161,17 +161,20 @@ describe('widget output', () => {
     }
   });
 
-  it('refuses a render whose markup or stylesheet is over its cap, naming the field', () => {
+  it('refuses a render whose markup or stylesheet is over its cap, naming the field', async () => {
     const ids = { rootId: 'w1', cacheKey: 'k', version: '1.0.0' };
-    assert.throws(
+    await assert.rejects(
       () => finishRender({ html: 'x'.repeat(MAX_WIDGET_HTML_BYTES + 1) }, ids),
       (error: AppError) => error.code === ErrorCode.OutputTooLarge && error.details?.field === 'html',
     );
-    assert.throws(
+    await assert.rejects(
       () => finishRender({ css: 'é'.repeat(MAX_WIDGET_CSS_BYTES / 2 + 1) }, ids),
       (error: AppError) => error.code === ErrorCode.OutputTooLarge && error.details?.field === 'css',
     );
-    assert.equal(finishRender({ html: '<p>x</p>', css: 'p{a:b}' }, ids).css, '[data-tp-widget="w1"] p{a:b}');
+    assert.equal(
+      (await finishRender({ html: '<p>x</p>', css: 'p{a:b}' }, ids)).css,
+      '[data-tp-widget="w1"] p{a:b}',
+    );
   });
 
   it('scopes a stylesheet once and gives every root id the output scoping for that id would', () => {

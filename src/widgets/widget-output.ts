@@ -20,7 +20,7 @@ export interface RenderedWidget {
 export const WIDGET_ROOT_ATTRIBUTE = 'data-tp-widget';
 
 /** Largest widget markup and stylesheet (UTF-8 bytes) a render may return; both are parsed here. */
-export const MAX_WIDGET_HTML_BYTES = 128 * 1024;
+export const MAX_WIDGET_HTML_BYTES = 64 * 1024;
 export const MAX_WIDGET_CSS_BYTES = 32 * 1024;
 
 const GLOBAL_ATTRIBUTES = ['class', 'id', 'title', 'role', 'lang', 'dir', 'hidden', 'tabindex', 'style'];
@@ -182,13 +182,14 @@ export function scopeWidgetCss(css: string, rootId: string): string {
 
 /**
  * Turns raw sandbox output into what is cached and served. Markup and stylesheet are parsed on
- * the API's event loop, so each is bounded first: over its cap the render fails with
- * OUTPUT_TOO_LARGE (the addon's error) rather than holding every other request.
+ * the API's event loop, so each is bounded first (over its cap the render fails with
+ * OUTPUT_TOO_LARGE, the addon's error) and they are parsed in separate turns of the loop, so other
+ * requests run in between.
  */
-export function finishRender(
+export async function finishRender(
   output: { html?: unknown; css?: unknown; javascript?: unknown },
   ids: { rootId: string; cacheKey: string; version: string },
-): RenderedWidget {
+): Promise<RenderedWidget> {
   const text = (value: unknown) => (typeof value === 'string' ? value : '');
   const html = text(output.html);
   const css = text(output.css);
@@ -205,8 +206,10 @@ export function finishRender(
       );
     }
   }
+  const wrapped = wrapHtml(html, ids.rootId);
+  if (css) await new Promise((resolve) => setImmediate(resolve));
   return {
-    html: wrapHtml(html, ids.rootId),
+    html: wrapped,
     css: scopeWidgetCss(css, ids.rootId),
     javascript: neutraliseScript(text(output.javascript)),
     cacheKey: ids.cacheKey,

@@ -183,7 +183,7 @@ export class WidgetRenderService {
         requestId: args.requestId,
       });
       const cacheKey = hash('sha256', key, 'base64url').slice(0, 32);
-      const output = finishRender(result.output as Record<string, unknown>, {
+      const output = await finishRender(result.output as Record<string, unknown>, {
         rootId: `w${Buffer.from(cacheKey, 'base64url').toString('hex').slice(0, 16)}`,
         cacheKey,
         version: bundle.version,
