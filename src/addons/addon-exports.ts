@@ -26,7 +26,7 @@ export interface ExportedEntries {
 }
 
 /** The lifecycle hooks the platform calls (docs/sandbox.md); each is optional. */
-export const LIFECYCLE_HOOKS = ['install', 'upgrade', 'uninstall'] as const;
+const LIFECYCLE_HOOKS = ['install', 'upgrade', 'uninstall'] as const;
 
 type Obj = Record<string, unknown>;
 const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -260,7 +260,7 @@ type Obj = Record<string, unknown>;
  * Checks `schema` against {@link SCHEMA_LIMITS}; returns the first cap it breaks, or null.
  * Iterative and linear in the schema's size, so an oversized schema is refused cheaply.
  */
-export function schemaLimitProblem(schema: unknown): string | null {
+function schemaLimitProblem(schema: unknown): string | null {
   const limits = SCHEMA_LIMITS;
   let text: string;
   try {
