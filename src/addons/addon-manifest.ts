@@ -1,6 +1,7 @@
 import semver from 'semver';
 import { ValidationError, type FieldProblem } from '../errors/index.js';
 import { jsonSchemaProblem } from '../shared/json-schema.js';
+import { jsonValueProblem } from '../shared/storable-text.js';
 
 export const ADDON_CATEGORIES = [
   'ECOMMERCE',
@@ -93,6 +94,26 @@ const LIMIT_RANGES: Record<keyof LimitsManifest, [number, number]> = {
   maxLogBytes: [0, 1024 * 1024],
 };
 
+/**
+ * How much one manifest may declare. Every entry costs the registry at publish, install and on
+ * each catalogue read, so a manifest is bounded like any other input (see docs/authoring-an-addon.md).
+ */
+export const MANIFEST_LIMITS = {
+  functions: 100,
+  widgets: 50,
+  /** Events in `events.emits`, and patterns in `events.handles`. */
+  events: 100,
+  dependencies: 32,
+  /** Hosts in `http.allow`. */
+  hosts: 32,
+  /** Entries of one widget's `varyOn` or `invalidateOn`. */
+  widgetLists: 32,
+  /** UTF-8 bytes of all the manifest's JSON Schemas together (each is also capped on its own). */
+  schemaBytes: 256 * 1024,
+  /** Characters of a function's or widget's description. */
+  descriptionChars: 2000,
+} as const;
+
 type Obj = Record<string, unknown>;
 const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -106,9 +127,16 @@ const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null &
  */
 export function parseAddonManifest(input: unknown): AddonManifest {
   const problems: FieldProblem[] = [];
-  const fail = (field: string, message: string) => problems.push({ field: `manifest.${field}`, message });
+  const fail = (field: string, message: string) =>
+    problems.push({ field: field ? `manifest.${field}` : 'manifest', message });
   if (!isObject(input))
     throw ValidationError.of('manifest', [{ field: 'manifest', message: 'must be an object' }]);
+  // The manifest is stored as jsonb: refused whole when PostgreSQL could not store it.
+  const unstorable = jsonValueProblem(input, 'manifest');
+  if (unstorable) throw ValidationError.of('manifest', [unstorable]);
+  // Sizes first: nothing of a manifest over its limits is parsed or compiled.
+  checkSizes(input, fail);
+  if (problems.length > 0) throw ValidationError.of('manifest', problems);
 
   const str = (field: string, { required = false, max = 200 } = {}): string => {
     const value = input[field];
@@ -121,6 +149,7 @@ export function parseAddonManifest(input: unknown): AddonManifest {
       return '';
     }
     if (value.length > max) fail(field, `must be at most ${max} characters`);
+    if (required && value.trim() === '') fail(field, 'must not be empty');
     return value.trim();
   };
 
@@ -200,6 +229,63 @@ export function parseAddonManifest(input: unknown): AddonManifest {
   };
 }
 
+/**
+ * Refuses lists longer than {@link MANIFEST_LIMITS} allows and schemas larger together than its
+ * byte cap, before any entry is looked at.
+ */
+function checkSizes(input: Obj, fail: (f: string, m: string) => void): void {
+  const count = (value: unknown) =>
+    Array.isArray(value) ? value.length : isObject(value) ? Object.keys(value).length : 0;
+  const over = (field: string, value: unknown, limit: number) => {
+    const n = count(value);
+    if (n > limit) fail(field, `declares ${n} entries; the limit is ${limit}`);
+  };
+  const functionsField = input.functions !== undefined ? 'functions' : 'endpoints';
+  over(functionsField, input[functionsField], MANIFEST_LIMITS.functions);
+  over('widgets', input.widgets, MANIFEST_LIMITS.widgets);
+  over('dependencies', input.dependencies, MANIFEST_LIMITS.dependencies);
+  if (isObject(input.events)) {
+    over('events.emits', input.events.emits, MANIFEST_LIMITS.events);
+    over('events.handles', input.events.handles, MANIFEST_LIMITS.events);
+  }
+  if (isObject(input.http)) over('http.allow', input.http.allow, MANIFEST_LIMITS.hosts);
+  if (Array.isArray(input.widgets)) {
+    input.widgets.slice(0, MANIFEST_LIMITS.widgets).forEach((widget, i) => {
+      if (!isObject(widget)) return;
+      over(`widgets[${i}].varyOn`, widget.varyOn, MANIFEST_LIMITS.widgetLists);
+      over(`widgets[${i}].invalidateOn`, widget.invalidateOn, MANIFEST_LIMITS.widgetLists);
+    });
+  }
+  const schemas: unknown[] = [input.configSchema];
+  const schemasOf = (list: unknown, key: string) => {
+    if (Array.isArray(list)) for (const item of list) if (isObject(item)) schemas.push(item[key]);
+  };
+  schemasOf(input.widgets, 'configSchema');
+  schemasOf(input[functionsField], 'inputSchema');
+  if (isObject(input.events)) schemasOf(input.events.emits, 'schema');
+  let bytes = 0;
+  for (const schema of schemas) if (schema !== undefined) bytes += Buffer.byteLength(JSON.stringify(schema));
+  if (bytes > MANIFEST_LIMITS.schemaBytes) {
+    fail('', `its JSON Schemas are ${bytes} bytes together; the limit is ${MANIFEST_LIMITS.schemaBytes}`);
+  }
+}
+
+/** An optional text field: trimmed, at most `max` characters; '' when absent. */
+function optionalText(
+  value: unknown,
+  field: string,
+  max: number,
+  fail: (f: string, m: string) => void,
+): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value !== 'string') {
+    fail(field, 'must be a string');
+    return '';
+  }
+  if (value.length > max) fail(field, `must be at most ${max} characters`);
+  return value.trim();
+}
+
 function stringList(value: unknown, field: string, fail: (f: string, m: string) => void): string[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
@@ -257,9 +343,9 @@ function parseWidgets(value: unknown, fail: (f: string, m: string) => void): Wid
     if (
       item.previewImage !== undefined &&
       item.previewImage !== null &&
-      typeof item.previewImage !== 'string'
+      (typeof item.previewImage !== 'string' || item.previewImage.length > 2048)
     ) {
-      fail(`${path}.previewImage`, 'must be a URL string');
+      fail(`${path}.previewImage`, 'must be a URL string of at most 2048 characters');
     }
     if (item.responsive !== undefined && typeof item.responsive !== 'boolean') {
       fail(`${path}.responsive`, 'must be true or false');
@@ -271,9 +357,13 @@ function parseWidgets(value: unknown, fail: (f: string, m: string) => void): Wid
     });
     return {
       name,
-      displayName:
-        typeof item.displayName === 'string' && item.displayName.trim() ? item.displayName.trim() : name,
-      description: typeof item.description === 'string' ? item.description : '',
+      displayName: optionalText(item.displayName, `${path}.displayName`, 100, fail) || name,
+      description: optionalText(
+        item.description,
+        `${path}.description`,
+        MANIFEST_LIMITS.descriptionChars,
+        fail,
+      ),
       category: category as WidgetCategoryName,
       configSchema: optionalSchema(item.configSchema, `${path}.configSchema`, fail) ?? { type: 'object' },
       previewImage: typeof item.previewImage === 'string' ? item.previewImage : null,
@@ -295,7 +385,12 @@ function parseFunctions(
     }
     return {
       name,
-      description: typeof item.description === 'string' ? item.description : '',
+      description: optionalText(
+        item.description,
+        `${path}.description`,
+        MANIFEST_LIMITS.descriptionChars,
+        fail,
+      ),
       readonly: item.readonly === true,
       inputSchema: optionalSchema(item.inputSchema, `${path}.inputSchema`, fail),
     };

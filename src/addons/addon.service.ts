@@ -20,6 +20,8 @@ import {
 } from './addon.repository.js';
 import { RefreshingCache } from '../shared/refreshing-cache.js';
 import type { ResultSources } from '../shared/result-sources.js';
+import type { SandboxPool } from '../sandbox/index.js';
+import { compareExports, declaredEntries, probeExports } from './addon-exports.js';
 
 /** Source size cap: addons are bundled scripts, not asset stores. */
 export const MAX_SOURCE_BYTES = 2 * 1024 * 1024;
@@ -78,11 +80,21 @@ export class AddonService {
   private readonly widgetLookups: RefreshingCache<WidgetRecord>;
   private readonly unsubscribe: () => void;
 
+  private readonly pubSub?: PubSub<AddonTopics>;
+  private readonly pool: SandboxPool;
+
   constructor(
     private readonly database: Database,
-    private readonly pubSub?: PubSub<AddonTopics>,
-    widgetTtlMs = 30_000,
+    deps: {
+      /** Publishing loads the module here to check its exports. */
+      pool: SandboxPool;
+      pubSub?: PubSub<AddonTopics>;
+      widgetTtlMs?: number;
+    },
   ) {
+    const { pubSub, widgetTtlMs = 30_000 } = deps;
+    this.pubSub = pubSub;
+    this.pool = deps.pool;
     this.widgetLookups = new RefreshingCache(
       (key) => {
         // Both parts come from the caller, so the key is their JSON pair, not a joined string.
@@ -117,6 +129,7 @@ export class AddonService {
       throw new ForbiddenError('Site keys cannot publish addons; use a developer key.');
     const manifest = parseAddonManifest(input.manifest);
     const source = checkSource(input.source, input.wasmBase64);
+    await this.checkExports(input.manifest as Record<string, unknown>, manifest, source);
 
     const result = await this.database.transaction(async (tx) => {
       const addons = new AddonRepository(tx);
@@ -164,6 +177,32 @@ export class AddonService {
     this.widgetLookups.clear();
     await this.pubSub?.publish(ADDONS_PUBLISHED_CHANNEL, { addonId: result.addon.id }).catch(() => undefined);
     return result;
+  }
+
+  /**
+   * Loads the module in the sandbox under the addon's own limits and refuses the version unless it
+   * exports every function, widget and handler its manifest declares (and only known hooks): a
+   * published version is immutable, so code that cannot serve its manifest is never stored.
+   */
+  private async checkExports(
+    raw: Record<string, unknown>,
+    manifest: AddonManifest,
+    source: { text: string; wasm: Uint8Array | null },
+  ): Promise<void> {
+    const probed = await probeExports(this.pool, {
+      name: manifest.name,
+      version: manifest.version,
+      source: source.text,
+      wasm: source.wasm,
+      limits: manifest.limits,
+    });
+    if (!probed.ok) {
+      throw ValidationError.of('addon', [
+        { field: 'source', message: `does not load in the sandbox: ${probed.message} [${probed.code}]` },
+      ]);
+    }
+    const { problems } = compareExports(declaredEntries(raw), probed.exports);
+    if (problems.length > 0) throw ValidationError.of('addon', problems);
   }
 
   /** Every dependency must name a published addon with a version in range. */

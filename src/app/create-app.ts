@@ -21,6 +21,7 @@ import { ExecutionRepository } from '../executions/execution.repository.js';
 import { withTimeout } from '../shared/with-timeout.js';
 import { createServices, type AppTopics, type Runtime, type Services } from './services.js';
 import { ensureLocalAdminKey } from '../auth/local-admin-key.js';
+import { DatabaseOutage } from '../http/database-outage.js';
 
 /** A running (or ready to run) server process and what it owns. */
 export interface App {
@@ -79,14 +80,21 @@ export async function createApp(
     });
     cleanups.unshift(() => pubSub.close());
     const metrics = createMetrics();
+    // One log line when PostgreSQL becomes unreachable and one when it is back, whoever notices.
+    const outage = new DatabaseOutage(
+      () => database.pool.query('SELECT 1'),
+      () => http?.log,
+    );
+    cleanups.unshift(async () => outage.close());
     const { services, runtime } = createServices({
       config,
       database,
       pubSub,
       metrics,
       redis,
-      onRecorderError: (error) => http?.log.error({ err: error }, 'could not store execution records'),
-      onEventsError: (error, message) => http?.log.error({ err: error }, message),
+      onRecorderError: (error) =>
+        outage.report(error) || http?.log.error({ err: error }, 'could not store execution records'),
+      onEventsError: (error, message) => outage.report(error) || http?.log.error({ err: error }, message),
     });
     cleanups.unshift(async () => {
       services.widgets.close();
@@ -183,6 +191,7 @@ export async function createApp(
       redis,
       readiness,
       logStream: options.logStream,
+      outage,
     });
     cleanups.unshift(async () => {
       // close() waits for every connection to end; a keep-alive connection that finishes its

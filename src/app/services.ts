@@ -20,6 +20,7 @@ import { createGuardedFetch } from '../sandbox/network-guard.js';
 import { AddonBundleCache } from '../executions/addon-bundle.cache.js';
 import { AddonHostCapabilities } from '../executions/addon-host-capabilities.js';
 import { ExecutionRecorder, type ExecutionTopics } from '../executions/execution-recorder.js';
+import { LogQuota } from '../executions/log-quota.js';
 import { ExecutionService } from '../executions/execution.service.js';
 import { ExecutionQueryService } from '../executions/execution-query.service.js';
 import { SandboxLifecycleHooks } from '../executions/lifecycle-hooks.js';
@@ -92,7 +93,14 @@ export function createServices(deps: {
     // Addon requests stay on the public internet unless the operator says otherwise.
     fetchImpl: config.sandbox.fetchPrivateNetworks ? undefined : createGuardedFetch(),
   });
-  const recorder = new ExecutionRecorder(database, { onError: deps.onRecorderError }, pubSub);
+  const recorder = new ExecutionRecorder(
+    database,
+    {
+      onError: deps.onRecorderError,
+      logQuota: new LogQuota(config.executionLogs, deps.redis ?? null, config.redisKeyPrefix),
+    },
+    pubSub,
+  );
   const executions = new ExecutionService({ pool, bundles, lookup, recorder, metrics });
   capabilities.attach(executions);
   const hooks = new SandboxLifecycleHooks({ bundles, executions, capabilities });
@@ -112,7 +120,7 @@ export function createServices(deps: {
     : null;
   const widgetCache = new WidgetCache(
     { redis: deps.redis ?? null, pubSub, metrics },
-    { prefix: `${config.redisKeyPrefix}widget:` },
+    { prefix: `${config.redisKeyPrefix}widget:`, l2MaxEntryBytes: config.widgetL2MaxEntryBytes },
   );
   const widgets = new WidgetRenderService({
     lookup,
@@ -129,7 +137,7 @@ export function createServices(deps: {
     services: {
       config,
       apiKeys: new ApiKeyService(database, config.apiKeyCacheSeconds),
-      addons: new AddonService(database, pubSub),
+      addons: new AddonService(database, { pool, pubSub }),
       installations,
       sites: new SiteService(database),
       events,

@@ -1,3 +1,4 @@
+import { isUuid } from '../shared/ids.js';
 import { ForbiddenError, UnauthenticatedError, ValidationError } from '../errors/index.js';
 
 /** Who is calling, derived from the API key. Services take it explicitly. */
@@ -52,6 +53,10 @@ export function resolveSiteId(actor: Actor, requested: string | null | undefined
   if (actor.kind === 'admin') {
     if (!requested) {
       throw ValidationError.of('arguments', [{ field: 'siteId', message: 'is required with an admin key' }]);
+    }
+    // Site ids are UUIDs: anything else names no site (and would reach the database as a bad cast).
+    if (!isUuid(requested)) {
+      throw ValidationError.of('arguments', [{ field: 'siteId', message: 'is not a site id' }]);
     }
     return requested;
   }

@@ -2,26 +2,15 @@ import { ValidationError, type FieldProblem } from '../errors/index.js';
 import { parseAddonManifest, type AddonManifest } from '../addons/addon-manifest.js';
 import { ADDON_PACKAGE_FILES, type AddonPackage } from '../addons/addon-package.js';
 import { MAX_SOURCE_BYTES, MAX_WASM_BYTES } from '../addons/addon.service.js';
+import { declaredEntries, type DeclaredEntries } from '../addons/addon-exports.js';
 
-/** A function, widget or handler the manifest names, with the manifest field that names it. */
-export interface DeclaredEntry {
-  name: string;
-  field: string;
-}
-
-export interface DeclaredEntries {
-  functions: DeclaredEntry[];
-  widgets: DeclaredEntry[];
-  handlers: DeclaredEntry[];
-}
-
-/** What the module exports, as the sandbox resolves entries (own properties of the right shape). */
-export interface ExportedEntries {
-  functions: string[];
-  widgets: string[];
-  handlers: string[];
-  hooks: string[];
-}
+export {
+  compareExports,
+  declaredEntries,
+  type DeclaredEntries,
+  type DeclaredEntry,
+  type ExportedEntries,
+} from '../addons/addon-exports.js';
 
 /** The checks that need no sandbox: the ones the server runs when a version is published. */
 export interface StaticCheck {
@@ -34,9 +23,6 @@ export interface StaticCheck {
   sourceLimit: number;
   wasmBytes: number | null;
 }
-
-type Obj = Record<string, unknown>;
-const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * Runs the publish-time checks of the registry on a folder read from disk: `parseAddonManifest`
@@ -86,68 +72,4 @@ export function checkPackage(pkg: AddonPackage): StaticCheck {
     sourceLimit: MAX_SOURCE_BYTES,
     wasmBytes,
   };
-}
-
-/**
- * The entries a manifest names, read leniently so exports can be checked even when other parts
- * of the manifest are invalid (the author sees every problem in one run).
- */
-export function declaredEntries(raw: Obj): DeclaredEntries {
-  const named = (list: unknown, field: string): DeclaredEntry[] =>
-    Array.isArray(list)
-      ? list.flatMap((item, i) =>
-          isObject(item) && typeof item.name === 'string' && item.name !== ''
-            ? [{ name: item.name, field: `manifest.${field}[${i}].name` }]
-            : [],
-        )
-      : [];
-  const functionsField = raw.functions !== undefined ? 'functions' : 'endpoints';
-  const handles = isObject(raw.events) && isObject(raw.events.handles) ? raw.events.handles : {};
-  return {
-    functions: named(raw[functionsField], functionsField),
-    widgets: named(raw.widgets, 'widgets'),
-    handlers: Object.entries(handles).flatMap(([pattern, handler]) =>
-      typeof handler === 'string' && handler !== ''
-        ? [{ name: handler, field: `manifest.events.handles.${pattern}` }]
-        : [],
-    ),
-  };
-}
-
-/**
- * Compares what the manifest names with what the module exports. A declared entry that is not
- * exported is a problem (every call of it would fail with NOT_FOUND); an exported entry the
- * manifest does not declare is only a warning (the platform never calls it).
- */
-export function compareExports(
-  declared: DeclaredEntries,
-  exported: ExportedEntries,
-): { problems: FieldProblem[]; warnings: string[] } {
-  const problems: FieldProblem[] = [];
-  const warnings: string[] = [];
-  const shapes = {
-    functions: 'a function',
-    widgets: 'a render function or an object with render()',
-    handlers: 'a function',
-  } as const;
-  for (const table of ['functions', 'widgets', 'handlers'] as const) {
-    const names = new Set(exported[table]);
-    for (const entry of declared[table]) {
-      if (!names.has(entry.name)) {
-        problems.push({
-          field: entry.field,
-          message: `"${entry.name}" is not exported by ${ADDON_PACKAGE_FILES.source}: module.exports.${table}[${JSON.stringify(entry.name)}] must be ${shapes[table]}`,
-        });
-      }
-    }
-    const declaredNames = new Set(declared[table].map((e) => e.name));
-    for (const name of exported[table]) {
-      if (!declaredNames.has(name)) {
-        warnings.push(
-          `${ADDON_PACKAGE_FILES.source} exports ${table}.${name}, which the manifest does not declare: the platform never calls it`,
-        );
-      }
-    }
-  }
-  return { problems, warnings };
 }

@@ -99,7 +99,7 @@ export class DevSession {
     if (!this.addon) throw new ValidationError('The addon did not load; fix the problems listed first.', []);
     const run = await this.runner.runFunction(this.addon, name, { value: input });
     const entries = this.state.entries.map((e) => (e.kind === 'function' && e.name === name ? run : e));
-    this.publish({ ...this.state, entries, reason: `call ${name}` });
+    await this.publish({ ...this.state, entries, reason: `call ${name}` });
     return run;
   }
 
@@ -169,16 +169,27 @@ export class DevSession {
     return this.publish(next);
   }
 
-  private publish(state: DevState): DevState {
+  private async publish(state: DevState): Promise<DevState> {
     const rendered = new Map<string, RenderedWidget>();
     for (const entry of state.entries) {
       if (entry.kind !== 'widget' || entry.status !== 'ok') continue;
       const output = (entry.output ?? {}) as Obj;
       const rootId = `w${createHash('sha256').update(`${state.addon.name}/${entry.name}`).digest('hex').slice(0, 16)}`;
-      rendered.set(
-        entry.name,
-        finishRender(output, { rootId, cacheKey: 'dev', version: state.addon.version ?? '' }),
-      );
+      try {
+        rendered.set(
+          entry.name,
+          await finishRender(output, { rootId, cacheKey: 'dev', version: state.addon.version ?? '' }),
+        );
+      } catch (error) {
+        // What the server would refuse (e.g. OUTPUT_TOO_LARGE) is shown, not thrown at the dev loop.
+        state = {
+          ...state,
+          problems: [
+            ...state.problems,
+            { field: `widgets.${entry.name}`, message: (error as Error).message },
+          ],
+        };
+      }
     }
     this.rendered = rendered;
     this.state = { ...state, revision: this.state.revision + 1, at: new Date().toISOString() };

@@ -15,13 +15,12 @@ import {
   type LogEntry,
 } from '../sandbox/index.js';
 import { validateWithDefaults } from '../shared/json-schema.js';
-import type { ExportedEntries } from './addon-checks.js';
+import { probeExports, type ProbeResult } from '../addons/addon-exports.js';
 import { functionSample, readFixtures, widgetSample, type Fixtures, type HttpFixture } from './fixtures.js';
 
 /** The site every local run acts for (a fixed, valid UUID, so addons that show it look normal). */
 export const LOCAL_SITE_ID = '00000000-0000-4000-8000-00000000000a';
 const LOCAL_INSTALLATION_ID = '00000000-0000-4000-8000-00000000000b';
-const PROBE_FUNCTION = '__themepress_exports__';
 
 /** An addon loaded for the local run: its folder, normalised manifest and installation config. */
 export interface LocalAddon {
@@ -202,66 +201,14 @@ export class LocalRunner {
    * properties: functions and handlers that are functions, widgets that are functions or have
    * `render`). A module that fails to load is reported with its error.
    */
-  async listExports(
-    pkg: AddonPackage,
-  ): Promise<{ ok: true; exports: ExportedEntries } | { ok: false; code: string; message: string }> {
-    // The probe runs the module's own top level, then swaps in a function that describes what it
-    // exported; the real bundle is never altered.
-    const probe = `${pkg.source}
-;(function (m) {
-  var original = m.exports;
-  function list(table, accept) {
-    var out = [];
-    if (original === null || (typeof original !== 'object' && typeof original !== 'function')) return out;
-    var entries = original[table];
-    if (entries === null || (typeof entries !== 'object' && typeof entries !== 'function')) return out;
-    var names = Object.getOwnPropertyNames(entries);
-    for (var i = 0; i < names.length; i++) {
-      try { if (accept(entries[names[i]])) out.push(names[i]); } catch (e) { /* a throwing getter is no entry */ }
-    }
-    return out;
-  }
-  function isFunction(v) { return typeof v === 'function'; }
-  function isWidget(v) {
-    return typeof v === 'function' || (typeof v === 'object' && v !== null && typeof v.render === 'function');
-  }
-  var report = {
-    functions: list('functions', isFunction),
-    widgets: list('widgets', isWidget),
-    handlers: list('handlers', isFunction),
-    hooks: list('hooks', isFunction)
-  };
-  m.exports = { functions: { ${JSON.stringify(PROBE_FUNCTION)}: function () { return report; } } };
-})(module);
-`;
-    const name = typeof pkg.manifest.name === 'string' && pkg.manifest.name ? pkg.manifest.name : 'addon';
-    const bundle: AddonBundle = {
-      versionId: `local-probe:${++this.sequence}`,
-      addonId: `local-probe:${name}`,
-      addonName: name,
+  async listExports(pkg: AddonPackage): Promise<ProbeResult> {
+    return probeExports(this.pool, {
+      name: typeof pkg.manifest.name === 'string' && pkg.manifest.name ? pkg.manifest.name : 'addon',
       version: typeof pkg.manifest.version === 'string' ? pkg.manifest.version : '0.0.0',
-      source: probe,
+      source: pkg.source,
       wasm: pkg.wasmBase64 ? Buffer.from(pkg.wasmBase64, 'base64') : null,
-      permissions: [],
       limits: {},
-      dependencies: {},
-      httpAllow: [],
-      emits: [],
-    };
-    try {
-      const result = await this.pool.execute({
-        bundle,
-        siteId: LOCAL_SITE_ID,
-        installationId: LOCAL_INSTALLATION_ID,
-        config: {},
-        entry: { kind: 'function', name: PROBE_FUNCTION },
-        input: null,
-        requestId: 'local-run',
-      });
-      return { ok: true, exports: result.output as ExportedEntries };
-    } catch (error) {
-      return { ok: false, code: errorCode(error), message: errorMessage(error) };
-    }
+    });
   }
 
   /**

@@ -34,6 +34,10 @@ export interface AppConfig {
   };
   /** Execution records older than this are deleted. */
   executionRetentionDays: number;
+  /** Addon log text stored with execution records (UTF-8 bytes). */
+  executionLogs: { maxBytesPerExecution: number; maxBytesPerSiteDay: number };
+  /** Renders larger than this (UTF-8 bytes of JSON) are served but not stored in Redis (L2). */
+  widgetL2MaxEntryBytes: number;
   /** Requests per window by caller kind; 0 turns that limit off. Anonymous callers count per IP. */
   rateLimit: {
     windowSeconds: number;
@@ -162,6 +166,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
       fetchPrivateNetworks: readBool(env, 'SANDBOX_FETCH_PRIVATE_NETWORKS', false),
     },
     executionRetentionDays: readInt(env, 'EXECUTION_RETENTION_DAYS', 7, 1, 3650),
+    executionLogs: {
+      maxBytesPerExecution: readInt(env, 'EXECUTION_LOG_MAX_BYTES', 64 * 1024, 0, 16 * 1024 * 1024),
+      maxBytesPerSiteDay: readInt(env, 'EXECUTION_LOG_MAX_BYTES_PER_SITE_DAY', 64 * 1024 * 1024, 0, 2 ** 40),
+    },
+    widgetL2MaxEntryBytes: readInt(env, 'WIDGET_L2_MAX_ENTRY_BYTES', 512 * 1024, 1024, 64 * 1024 * 1024),
     rateLimit: readRateLimits(env),
     corsOrigins: readOrigins(env),
     graphql: {

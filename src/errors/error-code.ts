@@ -4,6 +4,12 @@
  */
 export enum ErrorCode {
   BadUserInput = 'BAD_USER_INPUT',
+  /** A request the transport cannot serve (e.g. a subscription over HTTP). */
+  BadRequest = 'BAD_REQUEST',
+  /** The GraphQL document does not parse (syntax, or more tokens than allowed). */
+  GraphqlParseFailed = 'GRAPHQL_PARSE_FAILED',
+  /** The document breaks a validation rule: the specification's, or depth, alias and directive limits. */
+  GraphqlValidationFailed = 'GRAPHQL_VALIDATION_FAILED',
   Unauthenticated = 'UNAUTHENTICATED',
   Forbidden = 'FORBIDDEN',
   NotFound = 'NOT_FOUND',
@@ -22,6 +28,7 @@ export enum ErrorCode {
   SandboxCrashed = 'SANDBOX_CRASHED',
   AddonError = 'ADDON_ERROR',
   StorageQuotaExceeded = 'STORAGE_QUOTA_EXCEEDED',
+  /** A dependency (PostgreSQL) cannot be reached: retry after `Retry-After` seconds. */
   ServiceUnavailable = 'SERVICE_UNAVAILABLE',
   InternalServerError = 'INTERNAL_SERVER_ERROR',
 }

@@ -3,6 +3,9 @@ import { ErrorCode } from './error-code.js';
 /** HTTP status the REST routes answer with for each error code. */
 export const httpStatusByErrorCode: Record<ErrorCode, number> = {
   [ErrorCode.BadUserInput]: 400,
+  [ErrorCode.BadRequest]: 400,
+  [ErrorCode.GraphqlParseFailed]: 400,
+  [ErrorCode.GraphqlValidationFailed]: 400,
   [ErrorCode.Unauthenticated]: 401,
   [ErrorCode.Forbidden]: 403,
   [ErrorCode.PermissionDenied]: 403,

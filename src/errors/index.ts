@@ -9,3 +9,8 @@ export {
   ConflictError,
   type FieldProblem,
 } from './app-error.js';
+export {
+  DATABASE_RETRY_AFTER_SECONDS,
+  ServiceUnavailableError,
+  isDatabaseUnavailable,
+} from './service-unavailable.js';

@@ -334,6 +334,7 @@ export class DeliveryWorker {
           this.deps.database.pool,
           batch.map((b) => b.outcome),
           attempts,
+          (error) => this.deps.onError?.(error, 'could not store a delivery outcome'),
         );
         this.publish(changed);
       } catch (error) {

@@ -2,6 +2,12 @@ import type pg from 'pg';
 import type { DbClient } from '../infrastructure/database/database.js';
 import type { Delivery, DeliveryAttempt, DeliveryStatus, Prisma } from '../generated/prisma/client.js';
 import { isUuid } from '../shared/ids.js';
+import { isDataError, storableText } from '../shared/storable-text.js';
+
+/** Characters of a handler's error kept on a delivery and its attempt. */
+const MAX_ERROR_CHARS = 1000;
+const storableError = (error: string | null) =>
+  error === null ? null : storableText(error, MAX_ERROR_CHARS);
 
 export type DeliveryRecord = Delivery;
 export type DeliveryAttemptRecord = DeliveryAttempt;
@@ -174,9 +180,43 @@ export class DeliveryRepository {
 
   /**
    * Applies finished attempts and stores attempt records in ONE statement; returns the deliveries
-   * it changed (a row whose claim was lost to lease expiry is left to its new holder).
+   * it changed (a row whose claim was lost to lease expiry is left to its new holder). Error texts
+   * are made storable first; a batch PostgreSQL still refuses is applied one delivery at a time,
+   * so one site's bad outcome never leaves the others RUNNING (`onRowError` hears each failure).
    */
   static async completeFast(
+    pool: pg.Pool,
+    outcomes: DeliveryOutcome[],
+    attempts: NewAttempt[],
+    onRowError?: (error: unknown) => void,
+  ): Promise<DeliveryRecord[]> {
+    const cleanOutcomes = outcomes.map((o) => ({ ...o, error: storableError(o.error) }));
+    const cleanAttempts = attempts.map((a) => ({ ...a, error: storableError(a.error) }));
+    try {
+      return await DeliveryRepository.completeOnce(pool, cleanOutcomes, cleanAttempts);
+    } catch (error) {
+      if (outcomes.length + attempts.length <= 1 || !isDataError(error)) throw error;
+    }
+    const rows: DeliveryRecord[] = [];
+    const handled = new Set<string>();
+    const groups = cleanOutcomes.map((outcome) => {
+      handled.add(outcome.id);
+      return { outcomes: [outcome], attempts: cleanAttempts.filter((a) => a.deliveryId === outcome.id) };
+    });
+    for (const attempt of cleanAttempts) {
+      if (!handled.has(attempt.deliveryId)) groups.push({ outcomes: [], attempts: [attempt] });
+    }
+    for (const group of groups) {
+      try {
+        rows.push(...(await DeliveryRepository.completeOnce(pool, group.outcomes, group.attempts)));
+      } catch (error) {
+        onRowError?.(error);
+      }
+    }
+    return rows;
+  }
+
+  private static async completeOnce(
     pool: pg.Pool,
     outcomes: DeliveryOutcome[],
     attempts: NewAttempt[],

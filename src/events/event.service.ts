@@ -5,6 +5,7 @@ import { ForbiddenError, ValidationError, type FieldProblem } from '../errors/in
 import { requireAuthenticated, type Actor } from '../auth/actor.js';
 import { validateWithDefaults } from '../shared/json-schema.js';
 import { isUuid } from '../shared/ids.js';
+import { jsonValueProblem } from '../shared/storable-text.js';
 import type { AddonManifest } from '../addons/addon-manifest.js';
 import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import { EventRepository, type EventRecord, type NewEvent } from './event.repository.js';
@@ -109,6 +110,9 @@ export class EventService {
     emitter: { addonId: string; addonName: string; manifest: AddonManifest },
     event: { name: string; data: unknown; siteId: string; requestId?: string },
   ): Promise<EventRecord> {
+    // Stored as jsonb: text PostgreSQL refuses fails this emit alone, never a batch of others.
+    const unstorable = jsonValueProblem(event.data, 'data');
+    if (unstorable) throw ValidationError.of(`data of event ${event.name}`, [unstorable]);
     const declared = emitter.manifest.events.emits.find((e) => e.name === event.name);
     if (declared?.schema) {
       const result = validateWithDefaults(declared.schema, event.data, 'data');
@@ -153,6 +157,8 @@ export class EventService {
       });
     }
     if (siteId !== null && !isUuid(siteId)) problems.push({ field: 'siteId', message: 'is not a site id' });
+    const unstorable = jsonValueProblem(input.data, 'data');
+    if (unstorable) problems.push(unstorable);
     const size = Buffer.byteLength(JSON.stringify(input.data ?? null));
     if (size > EVENT_MAX_DATA_BYTES) {
       problems.push({

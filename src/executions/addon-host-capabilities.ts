@@ -1,8 +1,9 @@
 import type { Prisma } from '../generated/prisma/client.js';
 import type { Database, DbClient } from '../infrastructure/database/database.js';
 import type { CapabilityScope, HostCapabilities } from '../sandbox/index.js';
-import { AppError, ErrorCode, ForbiddenError, NotFoundError } from '../errors/index.js';
+import { AppError, ErrorCode, ForbiddenError, NotFoundError, ValidationError } from '../errors/index.js';
 import { AddonStorageRepository } from '../storage/addon-storage.repository.js';
+import { jsonValueProblem } from '../shared/storable-text.js';
 import type { EventService } from '../events/event.service.js';
 import type { InstallationLookup } from '../installations/installation-lookup.js';
 import type { AddonBundleCache } from './addon-bundle.cache.js';
@@ -61,11 +62,13 @@ export class AddonHostCapabilities implements HostCapabilities {
   }
 
   storageGet(scope: CapabilityScope, key: string): Promise<unknown | null> {
+    storableOrThrow({ key });
     const { repository, key: where } = this.storage(scope);
     return repository.get(where, key);
   }
 
   async storageSet(scope: CapabilityScope, key: string, value: unknown): Promise<void> {
+    storableOrThrow({ key, value });
     const { repository, key: where } = this.storage(scope);
     const size = Buffer.byteLength(JSON.stringify(value));
     const used = await repository.usedBytes(where, key);
@@ -85,11 +88,13 @@ export class AddonHostCapabilities implements HostCapabilities {
   }
 
   storageDelete(scope: CapabilityScope, key: string): Promise<boolean> {
+    storableOrThrow({ key });
     const { repository, key: where } = this.storage(scope);
     return repository.delete(where, key);
   }
 
   storageList(scope: CapabilityScope, opts: { prefix?: string; limit?: number; cursor?: string }) {
+    storableOrThrow({ prefix: opts.prefix, cursor: opts.cursor });
     const { repository, key: where } = this.storage(scope);
     return repository.list(where, { prefix: opts.prefix, cursor: opts.cursor, limit: opts.limit ?? 100 });
   }
@@ -132,5 +137,14 @@ export class AddonHostCapabilities implements HostCapabilities {
       requestId: scope.requestId,
       db: this.db(scope),
     });
+  }
+}
+
+/** Keys and values PostgreSQL could not store are the addon's error (BAD_USER_INPUT), not a failed query. */
+function storableOrThrow(fields: Record<string, unknown>): void {
+  for (const [field, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    const problem = jsonValueProblem(value, field);
+    if (problem) throw ValidationError.of('ctx.storage call', [problem]);
   }
 }

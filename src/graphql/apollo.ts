@@ -6,6 +6,7 @@ import type { GraphQLSchema, ValidationRule } from 'graphql';
 import type { GraphQLContext } from './context.js';
 import { createFormatError } from './format-error.js';
 import { stringifyWithRawJson } from '../shared/raw-json.js';
+import { useServiceUnavailableStatus } from './plugins/service-unavailable.js';
 
 export interface ApolloOptions {
   schema: GraphQLSchema;
@@ -14,6 +15,7 @@ export interface ApolloOptions {
   validationRules?: ValidationRule[];
   parseOptions?: { maxTokens?: number };
   onUnexpectedError?: (error: unknown) => void;
+  onUnavailable?: (error: unknown) => void;
 }
 
 /** Apollo Server configured for this API: masked errors, CSRF prevention, no per-field hooks. */
@@ -23,6 +25,7 @@ export function createApolloServer(options: ApolloOptions): ApolloServer<GraphQL
     formatError: createFormatError({
       development: options.development,
       onUnexpected: options.onUnexpectedError,
+      onUnavailable: options.onUnavailable,
     }),
     includeStacktraceInErrorResponses: options.development,
     // Field suggestions ("did you mean") leak the schema; only offered in development.
@@ -40,6 +43,7 @@ export function createApolloServer(options: ApolloOptions): ApolloServer<GraphQL
       // The default cache-control plugin wraps every field resolver; nothing here uses HTTP caching.
       ApolloServerPluginCacheControlDisabled(),
       ...(options.development ? [] : [ApolloServerPluginLandingPageDisabled()]),
+      useServiceUnavailableStatus(),
       ...(options.plugins ?? []),
     ],
   });

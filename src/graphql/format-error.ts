@@ -1,5 +1,5 @@
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
-import { AppError, ErrorCode } from '../errors/index.js';
+import { AppError, ErrorCode, ServiceUnavailableError, isDatabaseUnavailable } from '../errors/index.js';
 
 export const UNEXPECTED_ERROR_MESSAGE = 'Unexpected error.';
 
@@ -11,6 +11,8 @@ export const UNEXPECTED_ERROR_MESSAGE = 'Unexpected error.';
 export function createFormatError(options: {
   development: boolean;
   onUnexpected?: (error: unknown) => void;
+  /** Told about errors that say the database cannot be reached (answered SERVICE_UNAVAILABLE). */
+  onUnavailable?: (error: unknown) => void;
 }) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrap(error);
@@ -25,6 +27,16 @@ export function createFormatError(options: {
     const code = formatted.extensions?.code;
     const known = typeof code === 'string' && code !== ErrorCode.InternalServerError;
     if (known || (original instanceof GraphQLError && original.extensions?.code)) return formatted;
+    if (isDatabaseUnavailable(original)) {
+      options.onUnavailable?.(original);
+      const unavailable = new ServiceUnavailableError();
+      return {
+        message: unavailable.message,
+        locations: formatted.locations,
+        path: formatted.path,
+        extensions: { ...unavailable.details, code: unavailable.code },
+      };
+    }
     options.onUnexpected?.(original);
     if (options.development) return formatted;
     return {

@@ -1,14 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } from 'graphql';
-import { LRUCache } from 'lru-cache';
+import { GraphQLError, type DocumentNode, type GraphQLSchema } from 'graphql';
+import { ErrorCode } from '../errors/index.js';
 import type { Services } from '../app/services.js';
 import type { Database } from '../infrastructure/database/database.js';
 import { actorScope, anonymousActor, type Actor } from '../auth/actor.js';
 import type { GraphQLContext } from './context.js';
 import { createLoaders } from './loaders.js';
 import { createFormatError } from './format-error.js';
+import type { OperationPipeline } from './operation-pipeline.js';
 import { SharedSubscriptions } from './shared-subscriptions.js';
 
 /** graphql-ws closes a connection whose `connection_init` carries a bad key with this code. */
@@ -30,12 +31,21 @@ function authorizationOf(params: Readonly<Record<string, unknown>> | undefined):
 /**
  * GraphQL over WebSocket (graphql-ws protocol) on the HTTP server's own port and `/graphql` path.
  * The key is checked once, on `connection_init` (bad key: close 4403); each operation gets a
- * context like an HTTP request's. Documents are parsed and validated once per distinct text, and
- * equal subscriptions share one execution. On close, sockets are closed with 1001 (going away).
+ * context like an HTTP request's. Every operation goes through the HTTP transport's
+ * {@link OperationPipeline} (token limit, validation rules with depth and alias limits, input and
+ * cost checks, the same error codes); documents are parsed and validated once per distinct text,
+ * and equal subscriptions share one execution. On close, sockets are closed with 1001 (going away).
  */
 export function attachSubscriptionServer(
   app: FastifyInstance,
-  options: { schema: GraphQLSchema; services: Services; database: Database; development: boolean },
+  options: {
+    schema: GraphQLSchema;
+    services: Services;
+    database: Database;
+    development: boolean;
+    pipeline: OperationPipeline;
+    onUnavailable?: (error: unknown) => void;
+  },
 ): void {
   const { schema, services, database } = options;
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
@@ -49,15 +59,10 @@ export function attachSubscriptionServer(
   });
 
   const shared = new SharedSubscriptions();
-  // Parsed and validated documents by text; a document is counted at 20 bytes a character of text.
-  const documents = new LRUCache<string, DocumentNode | readonly GraphQLError[]>({
-    max: 1000,
-    maxSize: 32 * 1024 * 1024,
-    sizeCalculation: (_document, query) => Math.max(1, 20 * query.length),
-  });
   const formatError = createFormatError({
     development: options.development,
     onUnexpected: (error) => app.log.error({ err: error }, 'unexpected GraphQL error (WebSocket)'),
+    onUnavailable: options.onUnavailable,
   });
   let connections = 0;
 
@@ -76,23 +81,29 @@ export function attachSubscriptionServer(
         return true;
       },
       onSubscribe: (_ctx, _id, payload) => {
-        let document = documents.get(payload.query);
-        if (!document) {
-          try {
-            const parsed = parse(payload.query);
-            const errors = validate(schema, parsed);
-            document = errors.length > 0 ? errors : parsed;
-          } catch (error) {
-            document = [error instanceof GraphQLError ? error : new GraphQLError(String(error))];
-          }
-          documents.set(payload.query, document);
-        }
+        const document = options.pipeline.prepare(payload.query);
         if (Array.isArray(document)) return document as readonly GraphQLError[];
+        const variables =
+          payload.variables === undefined || payload.variables === null ? null : payload.variables;
+        if (variables !== null && (typeof variables !== 'object' || Array.isArray(variables))) {
+          return [
+            new GraphQLError('`variables` must be an object.', {
+              extensions: { code: ErrorCode.BadRequest },
+            }),
+          ];
+        }
+        const problem = options.pipeline.check({
+          document: document as DocumentNode,
+          operationName: payload.operationName,
+          variables,
+          transport: 'ws',
+        });
+        if (problem) return [problem];
         return {
           schema,
           document: document as DocumentNode,
           operationName: payload.operationName,
-          variableValues: payload.variables,
+          variableValues: variables ?? undefined,
         };
       },
       context: (ctx, id, payload): SubscriptionContext => {

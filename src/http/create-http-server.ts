@@ -5,7 +5,10 @@ import { GraphQLError, type GraphQLSchema } from 'graphql';
 import type { AppConfig } from '../config/app-config.js';
 import type { Services } from '../app/services.js';
 import type { Database } from '../infrastructure/database/database.js';
-import { AppError } from '../errors/index.js';
+import { HeaderMap } from '@apollo/server';
+import { AppError, ServiceUnavailableError } from '../errors/index.js';
+import { DatabaseOutage } from './database-outage.js';
+import { registerInputGuard } from './input-guard.hook.js';
 import { createApolloServer } from '../graphql/apollo.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import { createLoaders } from '../graphql/loaders.js';
@@ -19,7 +22,7 @@ import { createRestErrorHandler } from './error-reply.js';
 import { createRequestActorResolver } from './request-actor.js';
 import cors from '@fastify/cors';
 import type { Redis } from 'ioredis';
-import { createOperationLimits } from '../graphql/plugins/operation-limits.js';
+import { createOperationPipeline } from '../graphql/operation-pipeline.js';
 import { useOperationMetrics } from '../graphql/plugins/operation-metrics.js';
 import { RateLimiter } from './rate-limiter.js';
 import { registerRateLimit } from './rate-limit.hook.js';
@@ -40,6 +43,8 @@ export interface HttpServerOptions {
   logStream?: NodeJS.WritableStream;
   /** Readiness probe; resolves to the failing dependency or null when ready. */
   readiness: () => Promise<string | null>;
+  /** Logs database outages once per change; made here when not given. */
+  outage?: DatabaseOutage;
 }
 
 /**
@@ -70,7 +75,15 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
-  app.setErrorHandler(createRestErrorHandler(config.isDevelopment));
+  const outage =
+    options.outage ??
+    new DatabaseOutage(
+      () => database.pool.query('SELECT 1'),
+      () => app.log,
+    );
+  app.addHook('preClose', async () => outage.close());
+  const reportUnavailable = (error: unknown) => void outage.report(error);
+  app.setErrorHandler(createRestErrorHandler(config.isDevelopment, reportUnavailable));
   app.setNotFoundHandler((request, reply) =>
     reply
       .status(404)
@@ -98,8 +111,10 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     config.redisKeyPrefix,
   );
   registerRateLimit(app, { config, limiter, actorOf, metrics: options.metrics });
+  registerInputGuard(app);
 
-  const limits = createOperationLimits(
+  // One pipeline for both transports: the same limits, rules, checks and error codes.
+  const pipeline = createOperationPipeline(
     options.schema,
     { ...config.graphql, maxDirectives: 50 },
     config.isDevelopment,
@@ -107,11 +122,11 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   const apollo = createApolloServer({
     schema: options.schema,
     development: config.isDevelopment,
-    validationRules: limits.validationRules,
-    parseOptions: limits.parseOptions,
+    validationRules: pipeline.validationRules,
+    parseOptions: pipeline.parseOptions,
     plugins: [
       fastifyApolloDrainPlugin(app),
-      ...limits.plugins,
+      ...pipeline.apolloPlugins,
       useOperationMetrics({
         operations: options.metrics.graphqlOperations,
         duration: options.metrics.graphqlDuration,
@@ -123,6 +138,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
       }),
     ],
     onUnexpectedError: (error) => app.log.error({ err: error }, 'unexpected GraphQL error'),
+    onUnavailable: reportUnavailable,
   });
   await apollo.start();
   await app.register(fastifyApollo(apollo), {
@@ -134,6 +150,19 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
       } catch (error) {
         if (error instanceof AppError) {
           throw new GraphQLError(error.message, { extensions: { code: error.code, http: { status: 401 } } });
+        }
+        if (outage.report(error)) {
+          const unavailable = new ServiceUnavailableError();
+          throw new GraphQLError(unavailable.message, {
+            extensions: {
+              ...unavailable.details,
+              code: unavailable.code,
+              http: {
+                status: 503,
+                headers: new HeaderMap([['retry-after', String(unavailable.retryAfterSeconds)]]),
+              },
+            },
+          });
         }
         throw error;
       }
@@ -149,6 +178,8 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     services,
     database,
     development: config.isDevelopment,
+    pipeline,
+    onUnavailable: reportUnavailable,
   });
   registerWidgetRoutes(app, services, actorOf);
   registerDashboardRoutes(app);

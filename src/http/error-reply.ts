@@ -1,5 +1,11 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, ErrorCode, httpStatusByErrorCode } from '../errors/index.js';
+import {
+  AppError,
+  ErrorCode,
+  ServiceUnavailableError,
+  httpStatusByErrorCode,
+  isDatabaseUnavailable,
+} from '../errors/index.js';
 import { UNEXPECTED_ERROR_MESSAGE } from '../graphql/format-error.js';
 
 /** The JSON body of every REST error: `{ "error": { "code", "message", ...details } }`. */
@@ -17,14 +23,16 @@ const fastifyCodes: Record<string, ErrorCode> = {
 
 /**
  * Fastify error handler for the REST routes, mapping catalogue errors to their HTTP status and
- * masking anything unknown outside development.
+ * masking anything unknown outside development. A database that cannot be reached is a
+ * retryable 503 with `Retry-After` (told to `onUnavailable`, which logs outages once).
  */
-export function createRestErrorHandler(development: boolean) {
+export function createRestErrorHandler(development: boolean, onUnavailable?: (error: unknown) => void) {
   return (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    if (error instanceof AppError) {
-      const body: ErrorBody = { error: { ...error.details, code: error.code, message: error.message } };
-      return reply.status(httpStatusByErrorCode[error.code]).send(body);
+    if (!(error instanceof AppError) && isDatabaseUnavailable(error)) {
+      onUnavailable?.(error);
+      return sendAppError(reply, new ServiceUnavailableError());
     }
+    if (error instanceof AppError) return sendAppError(reply, error);
     const mapped = error.code ? fastifyCodes[error.code] : undefined;
     if (mapped || (error.statusCode && error.statusCode < 500 && error instanceof SyntaxError)) {
       const code = mapped ?? ErrorCode.BadUserInput;
@@ -43,4 +51,10 @@ export function createRestErrorHandler(development: boolean) {
       },
     });
   };
+}
+
+function sendAppError(reply: FastifyReply, error: AppError) {
+  const body: ErrorBody = { error: { ...error.details, code: error.code, message: error.message } };
+  if (error instanceof ServiceUnavailableError) reply.header('retry-after', error.retryAfterSeconds);
+  return reply.status(httpStatusByErrorCode[error.code]).send(body);
 }

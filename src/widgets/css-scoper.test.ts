@@ -1,7 +1,17 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { scopeCss } from './css-scoper.js';
-import { neutraliseScript, scopeWidgetCss, widgetCsp, widgetDocument, wrapHtml } from './widget-output.js';
+import { AppError, ErrorCode } from '../errors/index.js';
+import {
+  finishRender,
+  MAX_WIDGET_CSS_BYTES,
+  MAX_WIDGET_HTML_BYTES,
+  neutraliseScript,
+  scopeWidgetCss,
+  widgetCsp,
+  widgetDocument,
+  wrapHtml,
+} from './widget-output.js';
 
 const ROOT = '[data-tp-widget="w1"]';
 const scope = (css: string) => scopeCss(css, ROOT, 'w1');
@@ -112,13 +122,58 @@ describe('scopeCss', () => {
 });
 
 describe('widget output', () => {
-  it('wraps markup in its root and neutralises page-level tags', () => {
+  it('wraps markup in its root and drops page-level tags with their contents', () => {
     assert.equal(
       wrapHtml(
         '<p title="<style>">x</p><STYLE>b{}</STYLE><script>1</script><link rel=x><base href=/><meta http-equiv=refresh><styles>',
         'w1',
       ),
-      '<div data-tp-widget="w1"><p title="&lt;style>">x</p>&lt;STYLE>b{}&lt;/STYLE>&lt;script>1&lt;/script>&lt;link rel=x>&lt;base href=/>&lt;meta http-equiv=refresh><styles></div>',
+      '<div data-tp-widget="w1"><p title="&lt;style&gt;">x</p></div>',
+    );
+  });
+
+  it('keeps addon markup inside its root: no handlers, script URLs, frames or stray closing tags', () => {
+    const cases: [string, string][] = [
+      ['<p>a</div></div><b>x', '<p>a<b>x</b></p>'],
+      ['<img src=x onerror=alert(1)>', '<img src="x" />'],
+      ['<iframe srcdoc="<script>alert(1)</script>">t</iframe>', 't'],
+      [
+        '<a href="javascript:alert(1)">j</a><a href="jav&#x09;ascript:x">k</a>',
+        '<a rel="noopener noreferrer">j</a><a rel="noopener noreferrer">k</a>',
+      ],
+      ['<svg onload=alert(1)><a xlink:href="javascript:1">s</a></svg>', '<a>s</a>'],
+      [
+        '<form action="https://evil.example"><button formaction="https://evil.example">b</button></form>',
+        '<form><button>b</button></form>',
+      ],
+      ['<div data-tp-widget="other" id="config" data-x="1">d</div>', '<div data-x="1">d</div>'],
+      [
+        '<label for="tp-email">E</label><input id="tp-email" name="email" type="email">',
+        '<label for="tp-email">E</label><input id="tp-email" name="email" type="email" />',
+      ],
+      [
+        '<a href="https://x.example" target="_blank">l</a>',
+        '<a href="https://x.example" target="_blank" rel="noopener noreferrer">l</a>',
+      ],
+    ];
+    for (const [markup, expected] of cases) {
+      assert.equal(wrapHtml(markup, 'w1'), `<div data-tp-widget="w1">${expected}</div>`, markup);
+    }
+  });
+
+  it('refuses a render whose markup or stylesheet is over its cap, naming the field', async () => {
+    const ids = { rootId: 'w1', cacheKey: 'k', version: '1.0.0' };
+    await assert.rejects(
+      () => finishRender({ html: 'x'.repeat(MAX_WIDGET_HTML_BYTES + 1) }, ids),
+      (error: AppError) => error.code === ErrorCode.OutputTooLarge && error.details?.field === 'html',
+    );
+    await assert.rejects(
+      () => finishRender({ css: 'é'.repeat(MAX_WIDGET_CSS_BYTES / 2 + 1) }, ids),
+      (error: AppError) => error.code === ErrorCode.OutputTooLarge && error.details?.field === 'css',
+    );
+    assert.equal(
+      (await finishRender({ html: '<p>x</p>', css: 'p{a:b}' }, ids)).css,
+      '[data-tp-widget="w1"] p{a:b}',
     );
   });
 

@@ -1,15 +1,33 @@
+import { TokenType, tokenize, type CSSToken } from '@csstools/css-tokenizer';
+import {
+  isCommentNode,
+  isFunctionNode,
+  isSimpleBlockNode,
+  isTokenNode,
+  isWhitespaceNode,
+  parseListOfComponentValues,
+  type ComponentValue,
+} from '@csstools/css-parser-algorithms';
+
 /**
  * Scopes a widget's (hostile) stylesheet to the widget's root element.
  *
- * The input is tokenized the way browsers tokenize CSS (CSS Syntax Level 3), parsed into rules,
- * and the output is re-serialized from that structure: every emitted selector, prelude and value
- * is checked to be self-contained (balanced brackets, no braces or semicolons, no bad strings or
- * URLs), so however the input was crafted the browser parses the output into exactly the rules we
- * wrote, and no `<` survives (it is escaped as `\3c `), so `</style>` or `<!--` cannot appear.
+ * The input is tokenized and parsed into component values (blocks and functions matched) by
+ * @csstools/css-tokenizer and @csstools/css-parser-algorithms, which follow CSS Syntax Level 3 as
+ * browsers do; rules and declarations are read from those, and the output is re-serialized from
+ * that structure: every emitted selector, prelude and value is checked to be self-contained
+ * (balanced, no braces or semicolons, no bad strings or URLs), so however the input was crafted the
+ * browser parses the output into exactly the rules we wrote, and no `<` survives (it is escaped as
+ * `\3c `), so `</style>` or `<!--` cannot appear.
+ *
+ * Guarantee: no emitted selector matches an element outside the root. Every selector is the root
+ * selector followed by a descendant or child combinator, or by qualifiers of the root itself.
  *
  * Policy:
  * - every selector is prefixed by the root selector (descendant); a leading `:root`, `html` or
- *   `body` compound becomes the root itself (`body > p` → `[root] > p`);
+ *   `body` compound becomes the root itself (`body > p` → `[root] > p`), and is dropped when a
+ *   sibling (`~`, `+`) or any other combinator but descendant and child follows it (the root's
+ *   siblings are outside); a selector starting with a combinator is dropped;
  * - nested style rules (CSS nesting) are flattened (`&` → `:is(parent)`) and scoped again, so
  *   `body:has(&)` cannot select outside the root;
  * - at-rules: `@media`, `@supports`, `@container`, `@starting-style` keep their contents (scoped),
@@ -21,499 +39,203 @@
  *   `element()`, `behavior` and `-moz-binding` are dropped.
  */
 
-type TokenType =
-  | 'ws'
-  | 'comment'
-  | 'string'
-  | 'bad-string'
-  | 'url'
-  | 'bad-url'
-  | 'ident'
-  | 'function'
-  | 'at'
-  | 'hash'
-  | 'delim'
-  | 'number'
-  | 'cdo'
-  | 'cdc'
-  | ':'
-  | ';'
-  | ','
-  | '['
-  | ']'
-  | '('
-  | ')'
-  | '{'
-  | '}';
-
-interface Token {
-  type: TokenType;
-  /** Source slice. */
-  text: string;
-  /** Decoded name (ident, function, at, hash), string value, or URL. */
-  value: string;
-}
-
-const enum C {
-  Tab = 9,
-  Newline = 10,
-  Space = 32,
-  Quote = 34,
-  Hash = 35,
-  Percent = 37,
-  Apostrophe = 39,
-  LParen = 40,
-  RParen = 41,
-  Plus = 43,
-  Comma = 44,
-  Minus = 45,
-  Dot = 46,
-  Slash = 47,
-  Colon = 58,
-  Semicolon = 59,
-  Less = 60,
-  At = 64,
-  LBracket = 91,
-  Backslash = 92,
-  RBracket = 93,
-  LBrace = 123,
-  RBrace = 125,
-}
-
-const isDigit = (c: number) => c >= 48 && c <= 57;
-const isHex = (c: number) => isDigit(c) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
-const isLetter = (c: number) => (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-const isIdentStart = (c: number) => isLetter(c) || c >= 0x80 || c === 95;
-const isIdentChar = (c: number) => isIdentStart(c) || isDigit(c) || c === C.Minus;
-const isWs = (c: number) => c === C.Space || c === C.Tab || c === C.Newline;
-const isNonPrintable = (c: number) => (c >= 0 && c <= 8) || c === 11 || (c >= 14 && c <= 31) || c === 127;
-
-/** Splits CSS into tokens as a browser does; every character belongs to exactly one token. */
-function tokenize(input: string): Token[] {
-  // Preprocessing (CSS Syntax §3.3).
-  const s = input.replace(/\r\n?|\f/g, '\n').replace(/\0/g, '\uFFFD');
-  const n = s.length;
-  const at = (i: number) => (i < n ? s.charCodeAt(i) : -1);
-  const validEscape = (i: number) => at(i) === C.Backslash && at(i + 1) !== C.Newline && i + 1 < n;
-  const startsIdent = (i: number) => {
-    const c = at(i);
-    if (c === C.Minus) return isIdentStart(at(i + 1)) || at(i + 1) === C.Minus || validEscape(i + 1);
-    if (isIdentStart(c)) return true;
-    return validEscape(i);
-  };
-  const startsNumber = (i: number) => {
-    const c = at(i);
-    if (c === C.Plus || c === C.Minus) {
-      return isDigit(at(i + 1)) || (at(i + 1) === C.Dot && isDigit(at(i + 2)));
-    }
-    if (c === C.Dot) return isDigit(at(i + 1));
-    return isDigit(c);
-  };
-  const tokens: Token[] = [];
-  let i = 0;
-
-  // Consumes an escape whose backslash is at s[j - 1]; returns [decoded, next index].
-  function escape(j: number): [string, number] {
-    if (j >= n) return ['\uFFFD', j];
-    if (isHex(at(j))) {
-      let k = j;
-      while (k < n && k - j < 6 && isHex(at(k))) k += 1;
-      const code = parseInt(s.slice(j, k), 16);
-      if (isWs(at(k))) k += 1;
-      const ok = code !== 0 && code <= 0x10ffff && !(code >= 0xd800 && code <= 0xdfff);
-      return [ok ? String.fromCodePoint(code) : '\uFFFD', k];
-    }
-    return [String.fromCodePoint(s.codePointAt(j)!), j + (s.codePointAt(j)! > 0xffff ? 2 : 1)];
-  }
-
-  function identSequence(j: number): [string, number] {
-    let out = '';
-    for (;;) {
-      const c = at(j);
-      if (isIdentChar(c)) {
-        out += s[j];
-        j += 1;
-      } else if (validEscape(j)) {
-        const [ch, k] = escape(j + 1);
-        out += ch;
-        j = k;
-      } else return [out, j];
-    }
-  }
-
-  function push(type: TokenType, start: number, end: number, value = '') {
-    tokens.push({ type, text: s.slice(start, end), value });
-  }
-
-  while (i < n) {
-    const start = i;
-    const c = at(i);
-    if (c === C.Slash && at(i + 1) === 42) {
-      const close = s.indexOf('*/', i + 2);
-      i = close < 0 ? n : close + 2;
-      push('comment', start, i);
-    } else if (isWs(c)) {
-      while (isWs(at(i))) i += 1;
-      push('ws', start, i);
-    } else if (c === C.Quote || c === C.Apostrophe) {
-      let value = '';
-      let type: TokenType = 'string';
-      i += 1;
-      for (;;) {
-        const d = at(i);
-        if (d === c) {
-          i += 1;
-          break;
-        }
-        if (d === -1) break;
-        if (d === C.Newline) {
-          type = 'bad-string';
-          break;
-        }
-        if (d === C.Backslash) {
-          if (i + 1 >= n) i += 1;
-          else if (at(i + 1) === C.Newline) i += 2;
-          else {
-            const [ch, k] = escape(i + 1);
-            value += ch;
-            i = k;
-          }
-        } else {
-          value += s[i];
-          i += 1;
-        }
-      }
-      push(type, start, i, value);
-    } else if (c === C.Hash) {
-      if (isIdentChar(at(i + 1)) || validEscape(i + 1)) {
-        const [name, k] = identSequence(i + 1);
-        i = k;
-        push('hash', start, i, name);
-      } else {
-        i += 1;
-        push('delim', start, i, '#');
-      }
-    } else if (startsNumber(i)) {
-      if (at(i) === C.Plus || at(i) === C.Minus) i += 1;
-      while (isDigit(at(i))) i += 1;
-      if (at(i) === C.Dot && isDigit(at(i + 1))) {
-        i += 1;
-        while (isDigit(at(i))) i += 1;
-      }
-      const e = at(i);
-      if (
-        (e === 69 || e === 101) &&
-        (isDigit(at(i + 1)) || ((at(i + 1) === C.Plus || at(i + 1) === C.Minus) && isDigit(at(i + 2))))
-      ) {
-        i += 2;
-        while (isDigit(at(i))) i += 1;
-      }
-      if (startsIdent(i)) i = identSequence(i)[1];
-      else if (at(i) === C.Percent) i += 1;
-      push('number', start, i);
-    } else if (c === C.Minus && at(i + 1) === C.Minus && at(i + 2) === 62) {
-      i += 3;
-      push('cdc', start, i);
-    } else if (c === C.Less && s.startsWith('!--', i + 1)) {
-      i += 4;
-      push('cdo', start, i);
-    } else if (c === C.At && startsIdent(i + 1)) {
-      const [name, k] = identSequence(i + 1);
-      i = k;
-      push('at', start, i, name);
-    } else if (startsIdent(i)) {
-      const [name, k] = identSequence(i);
-      i = k;
-      if (at(i) !== C.LParen) {
-        push('ident', start, i, name);
-      } else if (name.toLowerCase() !== 'url') {
-        i += 1;
-        push('function', start, i, name);
-      } else {
-        i += 1;
-        let j = i;
-        while (isWs(at(j))) j += 1;
-        if (at(j) === C.Quote || at(j) === C.Apostrophe) {
-          // url("...") is a function token followed by a string.
-          push('function', start, i, name);
-        } else {
-          i = j;
-          let url = '';
-          let type: TokenType = 'url';
-          for (;;) {
-            const d = at(i);
-            if (d === C.RParen) {
-              i += 1;
-              break;
-            }
-            if (d === -1) break;
-            if (isWs(d)) {
-              while (isWs(at(i))) i += 1;
-              if (at(i) === C.RParen) {
-                i += 1;
-                break;
-              }
-              if (at(i) === -1) break;
-              type = 'bad-url';
-            } else if (d === C.Quote || d === C.Apostrophe || d === C.LParen || isNonPrintable(d)) {
-              type = 'bad-url';
-            } else if (d === C.Backslash) {
-              if (validEscape(i)) {
-                const [ch, k] = escape(i + 1);
-                url += ch;
-                i = k;
-                continue;
-              }
-              type = 'bad-url';
-            } else {
-              url += s[i];
-              i += 1;
-              continue;
-            }
-            if (type === 'bad-url') {
-              // Remnants of a bad URL: up to `)` or the end, escapes skipped.
-              while (i < n && at(i) !== C.RParen) i += validEscape(i) ? 2 : 1;
-              if (i < n) i += 1;
-              break;
-            }
-          }
-          push(type, start, i, url);
-        }
-      }
-    } else {
-      i += 1;
-      const single: Record<number, TokenType> = {
-        [C.LParen]: '(',
-        [C.RParen]: ')',
-        [C.Comma]: ',',
-        [C.Colon]: ':',
-        [C.Semicolon]: ';',
-        [C.LBracket]: '[',
-        [C.RBracket]: ']',
-        [C.LBrace]: '{',
-        [C.RBrace]: '}',
-      };
-      const type = single[c];
-      if (type) push(type, start, i);
-      else {
-        // A lone backslash (invalid escape) or any other character; surrogate pairs stay whole.
-        if (c >= 0xd800 && c <= 0xdbff && i < n) i += 1;
-        push('delim', start, i, s.slice(start, i));
-      }
-    }
-  }
-  return tokens;
-}
-
-const CLOSER: Partial<Record<TokenType, TokenType>> = { '{': '}', '[': ']', '(': ')', function: ')' };
-
-/**
- * Index after the component value starting at `i` (a whole block when `i` opens one). Inside a
- * block only its own closer ends it, as in browsers; iterative, so deep nesting cannot overflow.
- */
-function componentEnd(t: Token[], i: number): number {
-  const first = CLOSER[t[i].type];
-  if (!first) return i + 1;
-  const stack: TokenType[] = [first];
-  let j = i + 1;
-  while (j < t.length && stack.length > 0) {
-    const type = t[j].type;
-    if (type === stack[stack.length - 1]) stack.pop();
-    else {
-      const closer = CLOSER[type];
-      if (closer) stack.push(closer);
-    }
-    j += 1;
-  }
-  return j;
-}
+type Nodes = ComponentValue[];
 
 interface Rule {
   kind: 'style' | 'at';
+  /** At-rule name, lowercase, without `@`. */
   name: string;
-  prelude: Token[];
-  /** Tokens between the braces; null for a statement at-rule (`@import ...;`). */
-  body: Token[] | null;
+  prelude: Nodes;
+  /** Contents of the `{}` block; null for a statement at-rule (`@import ...;`). */
+  body: Nodes | null;
 }
 
 interface Declaration {
   kind: 'decl';
   name: string;
-  /** Name as written (escapes kept) and value tokens. */
-  nameToken: Token;
-  value: Token[];
+  /** Name as written (escapes kept). */
+  nameToken: CSSToken;
+  value: Nodes;
 }
 
-/** The contents of a `{}` block, without its braces (an unclosed block runs to the end). */
-function blockBody(t: Token[], open: number, end: number): Token[] {
-  const closed = end - 1 > open && t[end - 1].type === '}';
-  return t.slice(open + 1, closed ? end - 1 : end);
+const tokenOf = (node: ComponentValue | undefined): CSSToken | null =>
+  node && isTokenNode(node) ? node.value : null;
+const isType = (node: ComponentValue | undefined, type: TokenType) => tokenOf(node)?.[0] === type;
+const isSkippable = (node: ComponentValue) => isWhitespaceNode(node) || isCommentNode(node);
+const tokenValue = (token: CSSToken): string => {
+  const data = token[4] as { value?: unknown } | undefined;
+  return typeof data?.value === 'string' ? data.value : '';
+};
+const isCurlyBlock = (node: ComponentValue) =>
+  isSimpleBlockNode(node) && node.startToken[0] === TokenType.OpenCurly;
+
+function trim(nodes: Nodes): Nodes {
+  let a = 0;
+  let b = nodes.length;
+  while (a < b && isSkippable(nodes[a])) a += 1;
+  while (b > a && isSkippable(nodes[b - 1])) b -= 1;
+  return nodes.slice(a, b);
+}
+
+/**
+ * Parses CSS text into component values (CSS Syntax §3.3 preprocessing first); empty when the
+ * parser gives up (blocks nested more than 512 deep): such a sheet is dropped whole.
+ */
+function componentValues(css: string): Nodes {
+  const text = css.replace(/\r\n?|\f/g, '\n').replace(/\0/g, '\uFFFD');
+  try {
+    return parseListOfComponentValues(tokenize({ css: text }));
+  } catch {
+    return [];
+  }
 }
 
 /** A list of rules: a stylesheet, or the inside of `@media {}` and similar. */
-function parseRules(t: Token[]): Rule[] {
+function parseRules(nodes: Nodes): Rule[] {
   const rules: Rule[] = [];
   let i = 0;
-  while (i < t.length) {
-    const tok = t[i];
-    if (tok.type === 'ws' || tok.type === 'comment' || tok.type === 'cdo' || tok.type === 'cdc') {
+  while (i < nodes.length) {
+    const node = nodes[i];
+    if (isSkippable(node) || isType(node, TokenType.CDO) || isType(node, TokenType.CDC)) {
       i += 1;
       continue;
     }
-    const isAt = tok.type === 'at';
-    const start = isAt ? i + 1 : i;
+    const at = isType(node, TokenType.AtKeyword) ? tokenOf(node)! : null;
+    const start = at ? i + 1 : i;
     let j = start;
     let rule: Rule | null = null;
-    while (j < t.length) {
-      const type = t[j].type;
-      if (isAt && type === ';') {
-        rule = { kind: 'at', name: tok.value.toLowerCase(), prelude: t.slice(start, j), body: null };
-        j += 1;
+    for (; j < nodes.length; j += 1) {
+      if (at && isType(nodes[j], TokenType.Semicolon)) {
+        rule = { kind: 'at', name: tokenValue(at).toLowerCase(), prelude: nodes.slice(start, j), body: null };
         break;
       }
-      if (type === '{') {
-        const end = componentEnd(t, j);
+      const block = nodes[j];
+      if (isCurlyBlock(block) && isSimpleBlockNode(block)) {
         rule = {
-          kind: isAt ? 'at' : 'style',
-          name: isAt ? tok.value.toLowerCase() : '',
-          prelude: t.slice(start, j),
-          body: blockBody(t, j, end),
+          kind: at ? 'at' : 'style',
+          name: at ? tokenValue(at).toLowerCase() : '',
+          prelude: nodes.slice(start, j),
+          body: block.value,
         };
-        j = end;
         break;
       }
-      j = componentEnd(t, j);
     }
     if (rule) rules.push(rule);
-    i = j;
+    i = j + 1;
   }
   return rules;
 }
 
 /** The contents of a style rule: declarations, nested rules and nested at-rules, in order. */
-function parseBlockContents(t: Token[]): (Declaration | Rule)[] {
+function parseBlockContents(nodes: Nodes): (Declaration | Rule)[] {
   const items: (Declaration | Rule)[] = [];
   let i = 0;
-  while (i < t.length) {
-    const tok = t[i];
-    if (tok.type === 'ws' || tok.type === 'comment' || tok.type === ';') {
+  while (i < nodes.length) {
+    const node = nodes[i];
+    if (isSkippable(node) || isType(node, TokenType.Semicolon)) {
       i += 1;
       continue;
     }
-    if (tok.type === 'at') {
-      const { rule, end } = parseAtRuleAt(t, i);
+    if (isType(node, TokenType.AtKeyword)) {
+      const rule = parseRules(nodes.slice(i, nextStatementEnd(nodes, i + 1) + 1))[0];
       if (rule) items.push(rule);
-      i = end;
+      i = nextStatementEnd(nodes, i + 1) + 1;
       continue;
     }
     // A declaration runs to `;`; meeting a `{}` block first makes it a nested rule (CSS nesting).
     let j = i;
-    let block = -1;
-    while (j < t.length && t[j].type !== ';') {
-      if (t[j].type === '{') {
-        block = j;
-        break;
-      }
-      j = componentEnd(t, j);
-    }
-    if (block >= 0) {
-      const end = componentEnd(t, block);
-      const custom = tok.type === 'ident' && tok.value.startsWith('--');
-      if (custom) {
+    while (j < nodes.length && !isType(nodes[j], TokenType.Semicolon) && !isCurlyBlock(nodes[j])) j += 1;
+    const block = nodes[j];
+    if (block && isCurlyBlock(block) && isSimpleBlockNode(block)) {
+      const name = tokenOf(node);
+      if (name?.[0] === TokenType.Ident && tokenValue(name).startsWith('--')) {
         // A custom property holding a {} block: dropped, up to its `;`.
-        let k = end;
-        while (k < t.length && t[k].type !== ';') k = componentEnd(t, k);
-        i = k;
+        while (j < nodes.length && !isType(nodes[j], TokenType.Semicolon)) j += 1;
+        i = j + 1;
         continue;
       }
-      items.push({ kind: 'style', name: '', prelude: t.slice(i, block), body: blockBody(t, block, end) });
-      i = end;
+      items.push({ kind: 'style', name: '', prelude: nodes.slice(i, j), body: block.value });
+      i = j + 1;
       continue;
     }
-    const decl = asDeclaration(t.slice(i, j));
+    const decl = asDeclaration(nodes.slice(i, j));
     if (decl) items.push(decl);
-    i = j;
+    i = j + 1;
   }
   return items;
 }
 
-/** One at-rule starting at `i` inside block contents. */
-function parseAtRuleAt(t: Token[], i: number): { rule: Rule | null; end: number } {
-  const name = t[i].value.toLowerCase();
-  let j = i + 1;
-  while (j < t.length) {
-    if (t[j].type === ';')
-      return { rule: { kind: 'at', name, prelude: t.slice(i + 1, j), body: null }, end: j + 1 };
-    if (t[j].type === '{') {
-      const end = componentEnd(t, j);
-      return { rule: { kind: 'at', name, prelude: t.slice(i + 1, j), body: blockBody(t, j, end) }, end };
-    }
-    j = componentEnd(t, j);
+/** Index of the `;` or `{}` block ending the at-rule whose prelude starts at `from` (or the last index). */
+function nextStatementEnd(nodes: Nodes, from: number): number {
+  for (let j = from; j < nodes.length; j += 1) {
+    if (isType(nodes[j], TokenType.Semicolon) || isCurlyBlock(nodes[j])) return j;
   }
-  return { rule: null, end: j };
+  return nodes.length - 1;
 }
 
-function asDeclaration(t: Token[]): Declaration | null {
-  const first = t[0];
-  if (!first || first.type !== 'ident') return null;
+function asDeclaration(nodes: Nodes): Declaration | null {
+  const name = tokenOf(nodes[0]);
+  if (!name || name[0] !== TokenType.Ident) return null;
   let k = 1;
-  while (k < t.length && (t[k].type === 'ws' || t[k].type === 'comment')) k += 1;
-  if (t[k]?.type !== ':') return null;
-  return { kind: 'decl', name: first.value.toLowerCase(), nameToken: first, value: trim(t.slice(k + 1)) };
+  while (k < nodes.length && isSkippable(nodes[k])) k += 1;
+  if (!isType(nodes[k], TokenType.Colon)) return null;
+  return {
+    kind: 'decl',
+    name: tokenValue(name).toLowerCase(),
+    nameToken: name,
+    value: trim(nodes.slice(k + 1)),
+  };
 }
 
-function trim(t: Token[]): Token[] {
-  let a = 0;
-  let b = t.length;
-  while (a < b && (t[a].type === 'ws' || t[a].type === 'comment')) a += 1;
-  while (b > a && (t[b - 1].type === 'ws' || t[b - 1].type === 'comment')) b -= 1;
-  return t.slice(a, b);
+/** Every token of `nodes`, blocks and functions flattened (their end tokens included). */
+function flatTokens(nodes: Nodes): CSSToken[] {
+  const out: CSSToken[] = [];
+  for (const node of nodes) out.push(...node.tokens());
+  return out;
 }
 
 /**
- * True when `t` can be emitted as one piece (selector, prelude, value) and will be parsed back by
- * a browser as exactly that piece: brackets balanced, no braces, semicolons, bad tokens or `<`.
+ * True when `nodes` can be emitted as one piece (selector, prelude, value) and will be parsed back
+ * by a browser as exactly that piece: every block and function closed, no braces, semicolons, bad
+ * tokens, at-keywords or `<`, strings and comments terminated.
  */
-function selfContained(t: Token[]): boolean {
-  const stack: TokenType[] = [];
-  for (const tok of t) {
-    switch (tok.type) {
-      case '{':
-      case '}':
-      case ';':
-      case 'bad-string':
-      case 'bad-url':
-      case 'cdo':
-      case 'cdc':
-      case 'at':
+function selfContained(nodes: Nodes): boolean {
+  for (const node of nodes) {
+    if (isFunctionNode(node) && node.endToken[0] !== TokenType.CloseParen) return false;
+    if (isSimpleBlockNode(node)) {
+      if (node.startToken[0] === TokenType.OpenCurly) return false;
+      if (node.endToken[0] === TokenType.EOF) return false;
+    }
+    if ((isFunctionNode(node) || isSimpleBlockNode(node)) && !selfContained(node.value)) return false;
+    if (isCommentNode(node) && (node.value[1].length < 4 || !node.value[1].endsWith('*/'))) return false;
+    const token = tokenOf(node);
+    if (!token) continue;
+    switch (token[0]) {
+      case TokenType.OpenCurly:
+      case TokenType.CloseCurly:
+      case TokenType.CloseParen:
+      case TokenType.CloseSquare:
+      case TokenType.Semicolon:
+      case TokenType.BadString:
+      case TokenType.BadURL:
+      case TokenType.CDO:
+      case TokenType.CDC:
+      case TokenType.AtKeyword:
+      case TokenType.EOF:
         return false;
-      case '(':
-      case 'function':
-        stack.push(')');
+      case TokenType.Delim:
+        if (tokenValue(token) === '<' || tokenValue(token) === '\\') return false;
         break;
-      case '[':
-        stack.push(']');
-        break;
-      case ')':
-      case ']':
-        if (stack.pop() !== tok.type) return false;
-        break;
-      case 'delim':
-        if (tok.value === '<' || tok.value === '\\') return false;
-        break;
-      case 'string':
+      case TokenType.String:
         // An unterminated string at the end of the input would swallow what we append.
-        if (!closesString(tok.text)) return false;
+        if (!closesString(token[1])) return false;
         break;
-      case 'url':
-        if (!tok.text.endsWith(')')) return false;
-        break;
-      case 'comment':
-        if (!tok.text.endsWith('*/') || tok.text.length < 4) return false;
+      case TokenType.URL:
+        if (!token[1].endsWith(')')) return false;
         break;
     }
   }
-  return stack.length === 0;
+  return true;
 }
 
 /** True when a string token's text ends with its own (unescaped) closing quote. */
@@ -525,14 +247,20 @@ function closesString(text: string): boolean {
 }
 
 /** Source text of tokens with every `<` escaped; comments become empty comments. */
-function serialize(t: Token[]): string {
+function serializeTokens(tokens: CSSToken[]): string {
   let out = '';
-  for (const tok of t) {
-    if (tok.type === 'comment') out += '/**/';
-    else out += tok.text.includes('<') ? tok.text.replace(/\\</g, '\\3c ').replace(/</g, '\\3c ') : tok.text;
+  for (const token of tokens) {
+    const text = token[1];
+    if (token[0] === TokenType.Comment) out += '/**/';
+    else out += text.includes('<') ? text.replace(/\\</g, '\\3c ').replace(/</g, '\\3c ') : text;
   }
   return out;
 }
+
+const serialize = (nodes: Nodes) => serializeTokens(flatTokens(nodes));
+
+const isLetter = (c: number) => (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+const isDigit = (c: number) => c >= 48 && c <= 57;
 
 /** Serializes an identifier (e.g. a renamed keyframes name) with CSS escapes where needed. */
 function serializeIdent(name: string): string {
@@ -543,8 +271,8 @@ function serializeIdent(name: string): string {
       isLetter(c) ||
       c === 95 ||
       c >= 0x80 ||
-      (k > 0 && (isDigit(c) || c === C.Minus)) ||
-      (k === 0 && c === C.Minus && name.length > 1 && !isDigit(name.charCodeAt(1)));
+      (k > 0 && (isDigit(c) || c === 45)) ||
+      (k === 0 && c === 45 && name.length > 1 && !isDigit(name.charCodeAt(1)));
     out += safe && c !== 0x3c ? name[k] : `\\${c.toString(16)} `;
   }
   return out;
@@ -572,81 +300,84 @@ const KEYFRAMES = new Set(['keyframes', '-webkit-keyframes', '-moz-keyframes']);
 const CONDITIONAL = new Set(['media', 'supports', 'container', 'starting-style']);
 
 /** False when a declaration value could load a resource we do not allow, or run script. */
-function safeValue(t: Token[]): boolean {
-  const urlFunctionDepth: boolean[] = [];
-  for (const tok of t) {
-    if (tok.type === 'url' && !ALLOWED_URL.test(tok.value.trim())) return false;
-    if (tok.type === 'function') {
-      const name = tok.value.toLowerCase();
+function safeValue(nodes: Nodes, inUrlFunction = false): boolean {
+  for (const node of nodes) {
+    if (isFunctionNode(node)) {
+      const name = node.getName().toLowerCase();
       if (FORBIDDEN_FUNCTIONS.has(name)) return false;
-      urlFunctionDepth.push(URL_FUNCTIONS.has(name) || urlFunctionDepth.includes(true));
-    } else if (tok.type === '(') urlFunctionDepth.push(urlFunctionDepth.includes(true));
-    else if (tok.type === ')') urlFunctionDepth.pop();
-    else if (
-      tok.type === 'string' &&
-      urlFunctionDepth.includes(true) &&
-      !ALLOWED_URL.test(tok.value.trim())
-    ) {
+      if (!safeValue(node.value, inUrlFunction || URL_FUNCTIONS.has(name))) return false;
+      continue;
+    }
+    if (isSimpleBlockNode(node)) {
+      if (!safeValue(node.value, inUrlFunction)) return false;
+      continue;
+    }
+    const token = tokenOf(node);
+    if (!token) continue;
+    if (token[0] === TokenType.URL && !ALLOWED_URL.test(tokenValue(token).trim())) return false;
+    if (token[0] === TokenType.String && inUrlFunction && !ALLOWED_URL.test(tokenValue(token).trim()))
       return false;
-    } else if (tok.type === 'ident' && /^(?:javascript|vbscript):?$/i.test(tok.value)) return false;
+    if (token[0] === TokenType.Ident && /^(?:javascript|vbscript):?$/i.test(tokenValue(token))) return false;
   }
   return true;
 }
 
-/** Splits tokens at top-level commas (outside blocks and functions). */
-function splitTopLevel(t: Token[], type: TokenType): Token[][] {
-  const parts: Token[][] = [];
-  let current: Token[] = [];
-  let i = 0;
-  while (i < t.length) {
-    if (t[i].type === type) {
-      parts.push(current);
-      current = [];
-      i += 1;
-      continue;
-    }
-    const end = componentEnd(t, i);
-    for (let k = i; k < end; k += 1) current.push(t[k]);
-    i = end;
+/** Splits at top-level commas (commas inside blocks and functions belong to them). */
+function splitCommas(nodes: Nodes): Nodes[] {
+  const parts: Nodes[] = [[]];
+  for (const node of nodes) {
+    if (isType(node, TokenType.Comma)) parts.push([]);
+    else parts[parts.length - 1].push(node);
   }
-  parts.push(current);
   return parts;
 }
 
 const COMBINATORS = new Set(['>', '+', '~']);
+const isCombinator = (node: ComponentValue | undefined) =>
+  isType(node, TokenType.Delim) && COMBINATORS.has(tokenValue(tokenOf(node)!));
 
-/** Scopes one complex selector (already self-contained and trimmed). */
-function scopeSelector(sel: Token[], root: string): string {
+/** Length of a leading `html`, `body` or `:root` at `i` (0 when there is none). */
+function rootLikeAt(sel: Nodes, i: number): number {
+  const token = tokenOf(sel[i]);
+  if (token?.[0] === TokenType.Ident && /^(?:html|body)$/i.test(tokenValue(token))) return 1;
+  const next = tokenOf(sel[i + 1]);
+  if (
+    token?.[0] === TokenType.Colon &&
+    next?.[0] === TokenType.Ident &&
+    tokenValue(next).toLowerCase() === 'root'
+  )
+    return 2;
+  return 0;
+}
+
+/**
+ * Scopes one complex selector (self-contained and trimmed); null when it could match outside the
+ * root (a sibling of the root, or a selector starting with a combinator).
+ */
+function scopeSelector(sel: Nodes, root: string): string | null {
+  if (isCombinator(sel[0])) return null;
   // Leading `:root`, `html` and `body` compounds stand for the widget root itself.
   let i = 0;
   let rootLike = false;
   let qualifiers = '';
   let combinator = ' ';
   for (;;) {
-    const tok = sel[i];
-    let skip = 0;
-    if (tok?.type === 'ident' && /^(?:html|body)$/i.test(tok.value)) skip = 1;
-    else if (tok?.type === ':' && sel[i + 1]?.type === 'ident' && sel[i + 1].value.toLowerCase() === 'root')
-      skip = 2;
+    const skip = rootLikeAt(sel, i);
     if (skip === 0) break;
     rootLike = true;
     let j = i + skip;
-    // The rest of the compound: up to whitespace or a combinator at the top level.
+    // The rest of the compound: up to whitespace or a combinator.
     const qualifierStart = j;
-    while (
-      j < sel.length &&
-      sel[j].type !== 'ws' &&
-      !(sel[j].type === 'delim' && COMBINATORS.has(sel[j].value))
-    ) {
-      j = componentEnd(sel, j);
-    }
+    while (j < sel.length && !isSkippable(sel[j]) && !isCombinator(sel[j])) j += 1;
     qualifiers += serialize(sel.slice(qualifierStart, j));
     combinator = ' ';
-    while (
-      j < sel.length &&
-      (sel[j].type === 'ws' || (sel[j].type === 'delim' && COMBINATORS.has(sel[j].value)))
-    ) {
-      if (sel[j].type === 'delim') combinator = ` ${sel[j].value} `;
+    while (j < sel.length && (isSkippable(sel[j]) || isCombinator(sel[j]))) {
+      if (isCombinator(sel[j])) {
+        const value = tokenValue(tokenOf(sel[j])!);
+        // The root's siblings are outside it: only descendants and children stay inside.
+        if (value !== '>' || combinator !== ' ') return null;
+        combinator = ' > ';
+      }
       j += 1;
     }
     i = j;
@@ -656,37 +387,45 @@ function scopeSelector(sel: Token[], root: string): string {
   return rest ? `${root}${qualifiers}${combinator}${rest}` : `${root}${qualifiers}`;
 }
 
-/** Scopes a top-level selector list; null when no selector survives. */
-function scopeSelectorList(prelude: Token[], root: string): string[] | null {
-  const trimmed = trim(prelude);
-  if (trimmed.length === 0 || !selfContained(trimmed)) return null;
+/** Scopes each selector of a list; null when none survives. */
+function scopeSelectors(list: Nodes, root: string): string[] | null {
   const out: string[] = [];
-  for (const part of splitTopLevel(trimmed, ',')) {
+  for (const part of splitCommas(list)) {
     const sel = trim(part);
-    if (sel.length > 0) out.push(scopeSelector(sel, root));
+    if (sel.length === 0) continue;
+    const scoped = scopeSelector(sel, root);
+    if (scoped !== null) out.push(scoped);
   }
   return out.length > 0 ? out : null;
 }
 
+/** Scopes a top-level selector list; null when no selector survives. */
+function scopeSelectorList(prelude: Nodes, root: string): string[] | null {
+  const trimmed = trim(prelude);
+  if (trimmed.length === 0 || !selfContained(trimmed)) return null;
+  return scopeSelectors(trimmed, root);
+}
+
 /** Flattens a nested selector list against its (scoped) parent, then scopes the result again. */
-function flattenNested(prelude: Token[], parent: string[], root: string): string[] | null {
+function flattenNested(prelude: Nodes, parent: string[], root: string): string[] | null {
   const trimmed = trim(prelude);
   if (trimmed.length === 0 || !selfContained(trimmed)) return null;
   const is = `:is(${parent.join(',')})`;
-  const out: string[] = [];
-  for (const part of splitTopLevel(trimmed, ',')) {
+  const flat: string[] = [];
+  for (const part of splitCommas(trimmed)) {
     const sel = trim(part);
     if (sel.length === 0) continue;
-    const hasAmpersand = sel.some((tok) => tok.type === 'delim' && tok.value === '&');
-    const text = sel
-      .map((tok) => (tok.type === 'delim' && tok.value === '&' ? is : serialize([tok])))
+    const tokens = flatTokens(sel);
+    const hasAmpersand = tokens.some((t) => t[0] === TokenType.Delim && tokenValue(t) === '&');
+    const text = tokens
+      .map((t) => (t[0] === TokenType.Delim && tokenValue(t) === '&' ? is : serializeTokens([t])))
       .join('');
-    const flat = hasAmpersand ? text : `${is} ${text}`;
-    // Re-tokenize the flattened text to scope it like a top-level selector.
-    const tokens = trim(tokenize(flat));
-    if (selfContained(tokens)) out.push(scopeSelector(tokens, root));
+    flat.push(hasAmpersand ? text : `${is} ${text}`);
   }
-  return out.length > 0 ? out : null;
+  // Parsed again, to scope the flattened selectors like top-level ones.
+  const reparsed = trim(componentValues(flat.join(',')));
+  if (!selfContained(reparsed)) return null;
+  return scopeSelectors(reparsed, root);
 }
 
 /** Nesting deeper than this (blocks in blocks) is dropped rather than followed. */
@@ -717,20 +456,21 @@ class Scoper {
     if (!selfContained(d.value) || !safeValue(d.value)) return null;
     let value = serialize(d.value);
     if (ANIMATION_PROPERTIES.has(d.name) && this.keyframes.size > 0) {
-      value = d.value
-        .map((tok) => {
-          const renamed = (tok.type === 'ident' || tok.type === 'string') && this.keyframes.get(tok.value);
-          return renamed ? serializeIdent(renamed) : serialize([tok]);
+      value = flatTokens(d.value)
+        .map((t) => {
+          const renamed =
+            (t[0] === TokenType.Ident || t[0] === TokenType.String) && this.keyframes.get(tokenValue(t));
+          return renamed ? serializeIdent(renamed) : serializeTokens([t]);
         })
         .join('');
     }
-    return `${serialize([d.nameToken])}:${value}`;
+    return `${serializeTokens([d.nameToken])}:${value}`;
   }
 
   /** A list of rules (stylesheet or conditional group body). */
-  rules(t: Token[], out: string[], depth = 0): void {
+  rules(nodes: Nodes, out: string[], depth = 0): void {
     if (depth > MAX_DEPTH) return;
-    for (const rule of parseRules(t)) {
+    for (const rule of parseRules(nodes)) {
       if (rule.kind === 'style') {
         const selectors = scopeSelectorList(rule.prelude, this.root);
         if (selectors && rule.body) this.styleBlock(selectors, rule.body, out, depth + 1);
@@ -743,14 +483,12 @@ class Scoper {
     if (!rule.body || depth > MAX_DEPTH) return;
     if (CONDITIONAL.has(rule.name)) {
       const prelude = trim(rule.prelude);
-      if (
-        !selfContained(prelude) ||
-        prelude.some(
-          (tok) =>
-            tok.type === 'url' || (tok.type === 'function' && URL_FUNCTIONS.has(tok.value.toLowerCase())),
-        )
-      )
-        return;
+      const loads = flatTokens(prelude).some(
+        (t) =>
+          t[0] === TokenType.URL ||
+          (t[0] === TokenType.Function && URL_FUNCTIONS.has(tokenValue(t).toLowerCase())),
+      );
+      if (!selfContained(prelude) || loads) return;
       const inner: string[] = [];
       if (parent) this.styleBlock(parent, rule.body, inner, depth);
       else this.rules(rule.body, inner, depth);
@@ -766,8 +504,10 @@ class Scoper {
 
   private keyframesRule(rule: Rule, out: string[]): void {
     const prelude = trim(rule.prelude);
-    if (prelude.length !== 1 || (prelude[0].type !== 'ident' && prelude[0].type !== 'string')) return;
-    const renamed = this.keyframes.get(prelude[0].value);
+    const name = tokenOf(prelude[0]);
+    if (prelude.length !== 1 || !name || (name[0] !== TokenType.Ident && name[0] !== TokenType.String))
+      return;
+    const renamed = this.keyframes.get(tokenValue(name));
     if (!renamed) return;
     const frames: string[] = [];
     for (const frame of parseRules(rule.body!)) {
@@ -775,9 +515,16 @@ class Scoper {
       const selector = trim(frame.prelude);
       const valid =
         selector.length > 0 &&
-        selector.every(
-          (tok) => tok.type === 'ws' || tok.type === ',' || tok.type === 'number' || tok.type === 'ident',
-        );
+        selector.every((node) => {
+          const type = isWhitespaceNode(node) ? TokenType.Whitespace : tokenOf(node)?.[0];
+          return (
+            type === TokenType.Whitespace ||
+            type === TokenType.Comma ||
+            type === TokenType.Percentage ||
+            type === TokenType.Number ||
+            type === TokenType.Ident
+          );
+        });
       if (!valid) continue;
       const decls = parseBlockContents(frame.body)
         .map((item) => (item.kind === 'decl' ? this.declaration(item) : null))
@@ -788,7 +535,7 @@ class Scoper {
   }
 
   /** A style rule's block for already-scoped selectors; nested rules are flattened after it. */
-  private styleBlock(selectors: string[], body: Token[], out: string[], depth: number): void {
+  private styleBlock(selectors: string[], body: Nodes, out: string[], depth: number): void {
     if (depth > MAX_DEPTH) return;
     let decls: string[] = [];
     const flush = () => {
@@ -814,14 +561,18 @@ class Scoper {
   }
 }
 
-/** Names declared by `@keyframes` anywhere in the sheet. */
-function keyframeNames(t: Token[]): string[] {
-  const names: string[] = [];
-  for (let i = 0; i < t.length; i += 1) {
-    if (t[i].type !== 'at' || !KEYFRAMES.has(t[i].value.toLowerCase())) continue;
+/** Names declared by `@keyframes` anywhere in the sheet (top level and conditional groups). */
+function keyframeNames(nodes: Nodes, names: string[] = [], depth = 0): string[] {
+  if (depth > MAX_DEPTH) return names;
+  for (let i = 0; i < nodes.length; i += 1) {
+    const node = nodes[i];
+    if (isSimpleBlockNode(node)) keyframeNames(node.value, names, depth + 1);
+    const at = tokenOf(node);
+    if (at?.[0] !== TokenType.AtKeyword || !KEYFRAMES.has(tokenValue(at).toLowerCase())) continue;
     let j = i + 1;
-    while (t[j]?.type === 'ws' || t[j]?.type === 'comment') j += 1;
-    if (t[j]?.type === 'ident' || t[j]?.type === 'string') names.push(t[j].value);
+    while (j < nodes.length && isSkippable(nodes[j])) j += 1;
+    const name = tokenOf(nodes[j]);
+    if (name && (name[0] === TokenType.Ident || name[0] === TokenType.String)) names.push(tokenValue(name));
   }
   return names;
 }
@@ -833,9 +584,9 @@ function keyframeNames(t: Token[]): string[] {
  */
 export function scopeCss(css: string, rootSelector: string, suffix: string): string {
   if (!css) return '';
-  const tokens = tokenize(css);
-  const keyframes = new Map(keyframeNames(tokens).map((name) => [name, `${name}-${suffix}`] as const));
+  const nodes = componentValues(css);
+  const keyframes = new Map(keyframeNames(nodes).map((name) => [name, `${name}-${suffix}`] as const));
   const out: string[] = [];
-  new Scoper(rootSelector, keyframes, 4 * css.length + 4096).rules(tokens, out);
+  new Scoper(rootSelector, keyframes, 4 * css.length + 4096).rules(nodes, out);
   return out.join('\n');
 }

@@ -27,6 +27,8 @@ export interface WidgetCacheOptions {
   prefix: string;
   /** The clock, for tests. */
   now?: () => number;
+  /** Largest render (UTF-8 bytes of its JSON) written to L2; larger ones stay in L1 only. */
+  l2MaxEntryBytes: number;
 }
 
 export const DEFAULT_WIDGET_CACHE_OPTIONS: WidgetCacheOptions = {
@@ -37,6 +39,7 @@ export const DEFAULT_WIDGET_CACHE_OPTIONS: WidgetCacheOptions = {
   redisTimeoutMs: 50,
   generationRefreshMs: 5_000,
   prefix: 'themepress:widget:',
+  l2MaxEntryBytes: 512 * 1024,
 };
 
 /** A render as clients receive it: the output and whether it came from the cache. */
@@ -281,9 +284,16 @@ export class WidgetCache {
   }
 
   private async setL2(l2Key: string, output: RenderedWidget): Promise<void> {
-    await this.redisCall((redis) =>
-      redis.set(l2Key, JSON.stringify(output), 'EX', this.options.l2TtlSeconds),
-    );
+    const json = JSON.stringify(output);
+    // Renders are public given a site id: one addon's big outputs must not fill Redis for all.
+    if (
+      json.length > this.options.l2MaxEntryBytes ||
+      Buffer.byteLength(json) > this.options.l2MaxEntryBytes
+    ) {
+      this.deps.metrics.widgetCacheL2Skipped.inc({ reason: 'too_large' });
+      return;
+    }
+    await this.redisCall((redis) => redis.set(l2Key, json, 'EX', this.options.l2TtlSeconds));
   }
 
   private async readGeneration(scope: string): Promise<number | null> {

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import sanitizeHtml from 'sanitize-html';
+import { AppError, ErrorCode } from '../errors/index.js';
 import { scopeCss } from './css-scoper.js';
 
 /** What a render produces, ready to mount, before per-response fields (`cached`). */
@@ -18,17 +20,106 @@ export interface RenderedWidget {
 /** The attribute that marks a widget's root element; its CSS is scoped to it. */
 export const WIDGET_ROOT_ATTRIBUTE = 'data-tp-widget';
 
-/**
- * Tags whose effect reaches past the widget's own element: style sheets (they would bypass the CSS
- * scoping), scripts (script belongs in `javascript`, under the document's nonce), `<base>` (it
- * changes every relative URL of the page) and `<meta>` (refresh redirects). Their `<` is written as
- * `&lt;`, which reads the same inside attribute values and shows the tag as text elsewhere.
- */
-const PAGE_LEVEL_TAG = /<(?=\/?(?:style|script|link|base|meta)(?![a-z0-9-]))/gi;
+/** Largest widget markup and stylesheet (UTF-8 bytes) a render may return; both are parsed here. */
+export const MAX_WIDGET_HTML_BYTES = 64 * 1024;
+export const MAX_WIDGET_CSS_BYTES = 32 * 1024;
 
-/** Neutralises page-level tags in addon markup and wraps it in the widget's root element. */
+const GLOBAL_ATTRIBUTES = ['class', 'id', 'title', 'role', 'lang', 'dir', 'hidden', 'tabindex', 'style'];
+const FORM_FIELD = ['name', 'disabled', 'required', 'autocomplete', 'inputmode'];
+
+/**
+ * The allow-list addon markup is held to (sanitize-html): content and form elements with their
+ * plain attributes, `data-*` and `aria-*`. Gone are scripts, styles, frames, objects, `<base>`,
+ * `<meta>`, `<link>`, every event handler attribute, `srcdoc`, form targets (`action`,
+ * `formaction`) and URLs other than http(s), mailto and tel (images: https and data). The
+ * output is rebuilt from the parsed tree, so its tags are balanced: nothing in it can close the
+ * root element early. Ids must contain a dash, so they cannot shadow the page's globals (DOM
+ * clobbering), and `data-tp-widget` is the platform's own.
+ */
+const SANITIZE_OPTIONS: sanitizeHtml.IOptions = {
+  allowedTags: [
+    ...sanitizeHtml.defaults.allowedTags,
+    'img',
+    'picture',
+    'form',
+    'fieldset',
+    'legend',
+    'label',
+    'input',
+    'button',
+    'select',
+    'option',
+    'optgroup',
+    'textarea',
+    'output',
+    'progress',
+    'meter',
+    'details',
+    'summary',
+  ],
+  allowedAttributes: {
+    '*': [...GLOBAL_ATTRIBUTES, 'data-*', 'aria-*'],
+    a: ['href', { name: 'target', multiple: false, values: ['_blank', '_self'] }, 'rel', 'hreflang'],
+    img: ['src', 'alt', 'width', 'height', 'loading', 'decoding'],
+    label: ['for'],
+    input: [
+      ...FORM_FIELD,
+      'type',
+      'value',
+      'placeholder',
+      'checked',
+      'readonly',
+      'min',
+      'max',
+      'step',
+      'minlength',
+      'maxlength',
+      'pattern',
+      'size',
+      'multiple',
+      'list',
+    ],
+    button: [...FORM_FIELD, 'type', 'value'],
+    select: [...FORM_FIELD, 'multiple', 'size'],
+    option: ['value', 'selected', 'disabled', 'label'],
+    optgroup: ['label', 'disabled'],
+    textarea: [...FORM_FIELD, 'rows', 'cols', 'placeholder', 'readonly', 'minlength', 'maxlength', 'wrap'],
+    fieldset: ['disabled'],
+    output: ['for'],
+    progress: ['value', 'max'],
+    meter: ['value', 'min', 'max', 'low', 'high', 'optimum'],
+    details: ['open'],
+    td: ['colspan', 'rowspan', 'headers'],
+    th: ['colspan', 'rowspan', 'headers', 'scope', 'abbr'],
+    col: ['span'],
+    colgroup: ['span'],
+    ol: ['start', 'reversed', 'type'],
+    li: ['value'],
+    time: ['datetime'],
+    data: ['value'],
+    q: ['cite'],
+    blockquote: ['cite'],
+  },
+  allowedSchemes: ['http', 'https', 'mailto', 'tel'],
+  allowedSchemesByTag: { img: ['https', 'data'] },
+  allowedSchemesAppliedToAttributes: ['href', 'src', 'cite'],
+  allowProtocolRelative: false,
+  disallowedTagsMode: 'discard',
+  transformTags: {
+    '*': (tagName, attribs) => {
+      const kept = { ...attribs };
+      delete kept[WIDGET_ROOT_ATTRIBUTE];
+      if (kept.id !== undefined && !/^[A-Za-z][\w-]*-[\w-]*$/.test(kept.id)) delete kept.id;
+      // A link the widget opens must not hand the page to the page it opens.
+      if (tagName === 'a' && kept.href !== undefined) kept.rel = 'noopener noreferrer';
+      return { tagName, attribs: kept };
+    },
+  },
+};
+
+/** Sanitizes addon markup (see {@link SANITIZE_OPTIONS}) and wraps it in the widget's root element. */
 export function wrapHtml(html: string, rootId: string): string {
-  return `<div ${WIDGET_ROOT_ATTRIBUTE}="${rootId}">${html.replace(PAGE_LEVEL_TAG, '&lt;')}</div>`;
+  return `<div ${WIDGET_ROOT_ATTRIBUTE}="${rootId}">${sanitizeHtml(html, SANITIZE_OPTIONS)}</div>`;
 }
 
 /**
@@ -83,15 +174,37 @@ export function scopeWidgetCss(css: string, rootId: string): string {
   return entry.template.replaceAll(entry.placeholder, rootId);
 }
 
-/** Turns raw sandbox output into what is cached and served. */
-export function finishRender(
+/**
+ * Turns raw sandbox output into what is cached and served. Markup and stylesheet are parsed on
+ * the API's event loop, so each is bounded first (over its cap the render fails with
+ * OUTPUT_TOO_LARGE, the addon's error) and they are parsed in separate turns of the loop, so other
+ * requests run in between.
+ */
+export async function finishRender(
   output: { html?: unknown; css?: unknown; javascript?: unknown },
   ids: { rootId: string; cacheKey: string; version: string },
-): RenderedWidget {
+): Promise<RenderedWidget> {
   const text = (value: unknown) => (typeof value === 'string' ? value : '');
+  const html = text(output.html);
+  const css = text(output.css);
+  for (const [field, value, max] of [
+    ['html', html, MAX_WIDGET_HTML_BYTES],
+    ['css', css, MAX_WIDGET_CSS_BYTES],
+  ] as const) {
+    const bytes = value.length * 3 <= max ? value.length : Buffer.byteLength(value);
+    if (bytes > max) {
+      throw new AppError(
+        ErrorCode.OutputTooLarge,
+        `The widget returned ${bytes} bytes of ${field}; the limit is ${max}.`,
+        { field, bytes, limit: max },
+      );
+    }
+  }
+  const wrapped = wrapHtml(html, ids.rootId);
+  if (css) await new Promise((resolve) => setImmediate(resolve));
   return {
-    html: wrapHtml(text(output.html), ids.rootId),
-    css: scopeWidgetCss(text(output.css), ids.rootId),
+    html: wrapped,
+    css: scopeWidgetCss(css, ids.rootId),
     javascript: neutraliseScript(text(output.javascript)),
     cacheKey: ids.cacheKey,
     version: ids.version,

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../app/services.js';
 import type { RequestActorResolver } from '../http/request-actor.js';
 import { ValidationError } from '../errors/index.js';
+import { jsonValueProblem } from '../shared/storable-text.js';
 import { newNonce, widgetCsp, widgetDocument } from './widget-output.js';
 import type { RenderWidgetArgs, WidgetRender } from './widget-render.service.js';
 
@@ -85,11 +86,15 @@ function jsonParameter(raw: unknown, field: string): unknown {
   if (typeof raw !== 'string') {
     throw ValidationError.of('query', [{ field, message: 'must be given once, as JSON' }]);
   }
+  let value: unknown;
   try {
-    return JSON.parse(raw) as unknown;
+    value = JSON.parse(raw) as unknown;
   } catch {
     throw ValidationError.of('query', [{ field, message: 'is not valid JSON' }]);
   }
+  const problem = jsonValueProblem(value, field);
+  if (problem) throw ValidationError.of('query', [problem]);
+  return value;
 }
 
 /** True when the client asks for HTML (a browser navigating an iframe) rather than JSON. */

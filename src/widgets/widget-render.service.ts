@@ -4,6 +4,7 @@ import { ForbiddenError, NotFoundError, ValidationError } from '../errors/index.
 import type { Actor } from '../auth/actor.js';
 import { isUuid } from '../shared/ids.js';
 import { validateWithDefaults } from '../shared/json-schema.js';
+import { canonicalJson } from '../shared/canonical-json.js';
 import { matchesEventPattern } from '../events/event-name.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import type { AddonManifest, WidgetManifest } from '../addons/addon-manifest.js';
@@ -176,7 +177,7 @@ export class WidgetRenderService {
         requestId: args.requestId,
       });
       const cacheKey = hash('sha256', key, 'base64url').slice(0, 32);
-      const output = finishRender(result.output as Record<string, unknown>, {
+      const output = await finishRender(result.output as Record<string, unknown>, {
         rootId: `w${Buffer.from(cacheKey, 'base64url').toString('hex').slice(0, 16)}`,
         cacheKey,
         version: bundle.version,
@@ -308,28 +309,4 @@ function pick(context: Record<string, unknown>, fields: readonly string[]): Reco
     }
   }
   return out;
-}
-
-/** JSON with object keys sorted at every level, so equal values give equal text. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  // Every cache lookup runs this on the request's config and context: plain loops, no
-  // intermediate arrays.
-  if (Array.isArray(value)) {
-    let out = '[';
-    for (let i = 0; i < value.length; i += 1) out += (i === 0 ? '' : ',') + canonicalJson(value[i]);
-    return `${out}]`;
-  }
-  const record = value as Record<string, unknown>;
-  const keys = Object.keys(record);
-  if (keys.length > 1) keys.sort();
-  let out = '{';
-  let first = true;
-  for (const key of keys) {
-    const item = record[key];
-    if (item === undefined) continue;
-    out += `${first ? '' : ','}${JSON.stringify(key)}:${canonicalJson(item)}`;
-    first = false;
-  }
-  return `${out}}`;
 }

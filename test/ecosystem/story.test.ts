@@ -171,9 +171,9 @@ describe('ecosystem story: checkout, inventory and email through events', () => 
     );
     // then: the widget config and the installation config are escaped where they land
     checkoutHtml = renderWidget.html;
-    assert.doesNotMatch(checkoutHtml, /<img|<script|onerror=/);
-    assert.match(checkoutHtml, /<h2>&quot;&gt;&lt;img src&#61;x onerror&#61;alert\(1\)&gt;/);
-    assert.match(checkoutHtml, /Paying Acme &quot;&gt;&lt;img/);
+    assert.doesNotMatch(checkoutHtml, /<img|<script|<[^>]*\sonerror=/);
+    assert.match(checkoutHtml, /<h2>"&gt;&lt;img src=x onerror=alert\(1\)&gt;/);
+    assert.match(checkoutHtml, /Paying Acme "&gt;&lt;img/);
     assert.match(checkoutHtml, /T-shirt &lt;M&gt; × 2/);
     assert.match(
       checkoutHtml,

@@ -1,7 +1,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../support/test-server.js';
-import { givenDeveloper, givenPublished, manifest, SOURCE, uniqueName } from '../support/fixtures.js';
+import {
+  givenDeveloper,
+  givenPublished,
+  manifest,
+  SOURCE,
+  sourceFor,
+  uniqueName,
+} from '../support/fixtures.js';
 import {
   AddonByIdDocument,
   AddonByNameDocument,
@@ -285,8 +292,8 @@ describe('addon registry', () => {
       category: 'ECOMMERCE',
       widgets: [{ name: 'checkout-form', category: 'FORM' }],
       endpoints: [{ name: 'process-payment' }],
-      source: SOURCE,
     };
+    Object.assign(body, { source: sourceFor(body) });
     // when
     const created = await fetch(`${server.url}/api/addons/register`, {
       method: 'POST',

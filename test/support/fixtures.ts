@@ -49,6 +49,34 @@ export const SOURCE = `module.exports = {
   widgets: { banner: (config) => ({ html: '<div>' + (config.title || '') + '</div>', css: '', javascript: '' }) },
 };`;
 
+/**
+ * A module exporting every function, widget and handler `m` declares (publishing refuses code that
+ * does not): `echo` returns its input, `save` echoes it as `{ saved, data }`, other functions return
+ * their input, widgets render their config's `title`, handlers do nothing.
+ */
+export function sourceFor(m: Record<string, unknown>): string {
+  const names = (list: unknown) =>
+    Array.isArray(list) ? list.map((item) => (item as { name: string }).name) : [];
+  const functions = names(m.functions ?? m.endpoints).map((name) =>
+    name === 'save'
+      ? `${JSON.stringify(name)}: (data) => ({ saved: true, data })`
+      : `${JSON.stringify(name)}: (data) => data`,
+  );
+  const widgets = names(m.widgets).map(
+    (name) =>
+      `${JSON.stringify(name)}: (config) => ({ html: '<div>' + (config.title || '') + '</div>', css: '', javascript: '' })`,
+  );
+  const events = (m.events ?? {}) as { handles?: Record<string, string> };
+  const handlers = [...new Set(Object.values(events.handles ?? {}))].map(
+    (name) => `${JSON.stringify(name)}: () => null`,
+  );
+  return `module.exports = {
+  functions: { ${functions.join(', ')} },
+  widgets: { ${widgets.join(', ')} },
+  handlers: { ${handlers.join(', ')} },
+};`;
+}
+
 /** A site and a key for it, created with the admin client. */
 export async function givenSite(admin: GraphQLClient, name = uniqueName('site')) {
   const { createSite } = await admin.ok(CreateSiteDocument, { name });
@@ -63,7 +91,11 @@ export async function givenDeveloper(admin: GraphQLClient, developerName = uniqu
 }
 
 /** Publishes a version with the given client; fails the test on errors. */
-export async function givenPublished(client: GraphQLClient, m: Record<string, unknown>, source = SOURCE) {
+export async function givenPublished(
+  client: GraphQLClient,
+  m: Record<string, unknown>,
+  source = sourceFor(m),
+) {
   return (await client.ok(RegisterAddonDocument, { input: { manifest: m, source } })).registerAddon;
 }
 

@@ -101,9 +101,10 @@ describe('widget rendering', () => {
     const html = renderWidget.html;
     assert.ok(!html.includes('<img'), html);
     assert.ok(!html.includes('<script'), html);
-    assert.match(html, /title="&quot;&gt;&lt;img src&#61;x onerror&#61;alert\(1\)&gt;&lt;script&gt;/);
-    assert.match(html, /<h2>&quot;&gt;&lt;img/);
-    assert.match(html, /data-session="&quot; onmouseover&#61;&quot;alert\(1\)"/);
+    assert.doesNotMatch(html, /\son\w+="/);
+    assert.match(html, /title="&quot;&gt;&lt;img src=x onerror=alert\(1\)&gt;&lt;script&gt;/);
+    assert.match(html, /<h2>"&gt;&lt;img/);
+    assert.match(html, /data-session="&quot; onmouseover=&quot;alert\(1\)"/);
   });
 
   it('passes only the varyOn fields of the context to the render', async () => {
@@ -151,8 +152,8 @@ describe('widget rendering', () => {
     const hostileRoot = /data-tp-widget="(w[0-9a-f]+)"/.exec(hostile.html)![1];
     assert.notEqual(hostileRoot, root);
     assert.equal(hostile.css, `[data-tp-widget="${hostileRoot}"] .x{color:red}`);
-    assert.doesNotMatch(hostile.html, /<style|<link|<base/i);
-    assert.match(hostile.html, /&lt;style>body/);
+    // Page-level tags are dropped by the sanitizer, with the style sheet's text.
+    assert.equal(hostile.html, `<div data-tp-widget="${hostileRoot}"><p>hi</p></div>`);
     assert.equal(hostile.javascript, 'var s = "\\x3C/script><script>alert(2)\\x3C/script>";');
   });
 

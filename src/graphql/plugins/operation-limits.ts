@@ -1,6 +1,12 @@
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { ApolloServerPlugin } from '@apollo/server';
-import { GraphQLError, type GraphQLSchema, type ValidationRule } from 'graphql';
+import {
+  GraphQLError,
+  type DocumentNode,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  type ValidationRule,
+} from 'graphql';
 import { fieldExtensionsEstimator, getComplexity, simpleEstimator } from 'graphql-query-complexity';
 import { ErrorCode } from '../../errors/index.js';
 
@@ -22,12 +28,12 @@ export const DEFAULT_OPERATION_LIMITS: OperationLimits = {
 };
 
 /**
- * Limits checked before execution: depth, aliases, tokens and directives (graphql-armor), field
- * suggestions hidden outside development, and cost from per-field complexities (type-graphql's
- * `complexity` option) multiplied by requested list sizes.
+ * Limits checked before execution: depth, aliases and directives as validation rules
+ * (graphql-armor), tokens by graphql-js's parser, field suggestions hidden outside development
+ * (an Apollo plugin; the WebSocket transport strips them itself). Cost is separate
+ * ({@link createCostCheck}): it depends on the variables.
  */
 export function createOperationLimits(
-  schema: GraphQLSchema,
   limits: OperationLimits,
   development: boolean,
 ): { plugins: ApolloServerPlugin[]; validationRules: ValidationRule[]; parseOptions: { maxTokens: number } } {
@@ -38,14 +44,14 @@ export function createOperationLimits(
     // proper GRAPHQL_PARSE_FAILED; armor's plugin turns parse errors into 500s.
     maxTokens: { enabled: false },
     maxDirectives: { n: limits.maxDirectives },
-    // Cost is computed below with per-field costs, which graphql-armor's cost limit lacks.
+    // Cost is computed with per-field costs, which graphql-armor's cost limit lacks.
     costLimit: { enabled: false },
     blockFieldSuggestion: { enabled: !development },
   }).protect();
   // graphql-armor's typings resolve to @apollo/server's CommonJS declarations; the objects are the same.
   const armorPlugins = armor.plugins as unknown as ApolloServerPlugin[];
   return {
-    plugins: [...armorPlugins, useQueryCost(schema, limits.maxCost)],
+    plugins: armorPlugins,
     validationRules: armor.validationRules,
     parseOptions: { maxTokens: limits.maxTokens },
   };
@@ -65,45 +71,46 @@ function costVariablesKey(operationName: string | null | undefined, variables: u
   return key;
 }
 
-/** Refuses operations whose estimated cost exceeds `maxCost`, before any resolver runs. */
-export function useQueryCost(schema: GraphQLSchema, maxCost: number): ApolloServerPlugin {
+/**
+ * Returns a check that refuses operations whose estimated cost exceeds `maxCost` (QUERY_TOO_COMPLEX),
+ * before any resolver runs. Costs are remembered per parsed document and cost-relevant variables:
+ * walking the document on every request was ~5% of a small query.
+ */
+export function createCostCheck(
+  schema: GraphQLSchema,
+  maxCost: number,
+): (args: {
+  document: DocumentNode;
+  operation: OperationDefinitionNode;
+  operationName?: string | null;
+  variables?: Record<string, unknown> | null;
+}) => GraphQLError | null {
   const estimators = [fieldExtensionsEstimator(), simpleEstimator({ defaultComplexity: 1 })];
-  // Apollo reuses one parsed DocumentNode per query text, so costs are remembered per document
-  // and cost-relevant variables: walking the document on every request was ~5% of a small query.
   const costs = new WeakMap<object, Map<string, number>>();
-  return {
-    async requestDidStart() {
-      return {
-        async didResolveOperation({ request, document }) {
-          const key = costVariablesKey(request.operationName, request.variables);
-          let known = costs.get(document);
-          let cost = known?.get(key);
-          if (cost === undefined) {
-            try {
-              cost = getComplexity({
-                schema,
-                query: document,
-                operationName: request.operationName,
-                variables: request.variables,
-                estimators,
-              });
-            } catch {
-              // Variables that do not coerce: execution reports them as BAD_USER_INPUT, naming them.
-              return;
-            }
-            if (!known) costs.set(document, (known = new Map()));
-            if (known.size < 100) known.set(key, cost);
-          }
-          if (cost > maxCost) {
-            throw new GraphQLError(
-              `The operation costs ${cost}; the limit is ${maxCost}. Ask for fewer items or fields.`,
-              {
-                extensions: { code: ErrorCode.QueryTooComplex, cost, maxCost, http: { status: 400 } },
-              },
-            );
-          }
-        },
-      };
-    },
+  return ({ document, operation, operationName, variables }) => {
+    const key = costVariablesKey(operationName, variables);
+    let known = costs.get(document);
+    let cost = known?.get(key);
+    if (cost === undefined) {
+      try {
+        cost = getComplexity({
+          schema,
+          query: document,
+          operationName: operationName ?? operation.name?.value,
+          variables: variables ?? {},
+          estimators,
+        });
+      } catch {
+        // Variables that do not coerce: execution reports them as BAD_USER_INPUT, naming them.
+        return null;
+      }
+      if (!known) costs.set(document, (known = new Map()));
+      if (known.size < 100) known.set(key, cost);
+    }
+    if (cost <= maxCost) return null;
+    return new GraphQLError(
+      `The operation costs ${cost}; the limit is ${maxCost}. Ask for fewer items or fields.`,
+      { extensions: { code: ErrorCode.QueryTooComplex, cost, maxCost } },
+    );
   };
 }

@@ -63,6 +63,12 @@ export function createMetrics() {
       labelNames: ['level'] as const,
       registers: [registry],
     }),
+    widgetCacheL2Skipped: new Counter({
+      name: 'widget_cache_l2_skipped_total',
+      help: 'Renders served but not stored in Redis (L2), by reason (too_large: over WIDGET_L2_MAX_ENTRY_BYTES).',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     widgetCacheMisses: new Counter({
       name: 'widget_cache_misses_total',
       help: 'Widget renders that missed both cache levels and ran in the sandbox.',

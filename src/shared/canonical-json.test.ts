@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalJson } from './widget-render.service.js';
+import { canonicalJson } from './canonical-json.js';
 
 describe('canonicalJson (the text render cache keys are built from)', () => {
   it('gives equal text for equal values whatever the key order, at every level', () => {
