@@ -35,6 +35,11 @@ export interface App {
   readonly runtime: Runtime;
   /** Starts listening; resolves to the base URL (e.g. http://127.0.0.1:4000). */
   listen(): Promise<string>;
+  /**
+   * The first step of a graceful stop: `/readyz` answers 503 at once and every response carries
+   * `Connection: close`, while requests are still served, for `ms`; resolves when that is over.
+   */
+  drain(ms: number): Promise<void>;
   /** Stops accepting, finishes in-flight requests, then releases every connection. */
   close(): Promise<void>;
 }
@@ -111,6 +116,7 @@ export async function createApp(
     cleanups.unshift(async () => {
       await runtime.deliveryWorker?.stop();
       runtime.subscribers.close();
+      runtime.eventTail.close();
     });
     addGauge(
       metrics,
@@ -159,7 +165,16 @@ export async function createApp(
       new ExecutionRepository(database.prisma).deleteOlderThan(cutoff).catch(() => undefined);
     }, 60 * 60_000);
     retention.unref();
-    cleanups.unshift(async () => clearInterval(retention));
+    // Idempotency keys are kept at least eventIdempotencyHours, and at most ten minutes longer.
+    const forgetKeys = setInterval(
+      () => void services.events.forgetIdempotencyKeys(config.eventIdempotencyHours).catch(() => undefined),
+      10 * 60_000,
+    );
+    forgetKeys.unref();
+    cleanups.unshift(async () => {
+      clearInterval(retention);
+      clearInterval(forgetKeys);
+    });
 
     let draining = false;
     const readiness = async (): Promise<string | null> => {
@@ -175,6 +190,8 @@ export async function createApp(
         } catch {
           return 'redis';
         }
+        // Live subscriptions are refused until the pub/sub has its connections and subscriptions.
+        if (!pubSub.connection.up) return 'redis';
       }
       const status = await migrationStatus(database.pool).catch(() => null);
       if (!status || status.pending.length > 0) return 'migrations';
@@ -190,6 +207,7 @@ export async function createApp(
       metrics,
       redis,
       readiness,
+      draining: () => draining,
       logStream: options.logStream,
       outage,
     });
@@ -220,6 +238,10 @@ export async function createApp(
         const address = server.server.address() as AddressInfo;
         const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
         return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+      },
+      async drain(ms) {
+        draining = true;
+        if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
       },
       async close() {
         if (closed) return;

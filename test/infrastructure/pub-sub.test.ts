@@ -1,5 +1,6 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { LiveStreamInterruptedError } from '../../src/errors/index.js';
 import { randomUUID } from 'node:crypto';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
@@ -185,7 +186,7 @@ describe('the pub/sub in one process (no Redis)', () => {
     await pubSub.close();
   });
 
-  it('iterates the items a selector keeps, from the first read, and ends a consumer that falls too far behind', async () => {
+  it('iterates the items a selector keeps, from the first read, and ends a consumer that falls too far behind with an error', async () => {
     // given
     const pubSub = createPubSub<TestTopics>();
     const odd = pubSub.subscribe('events', ({ n }) => (n! % 2 === 1 ? n : null), 3);
@@ -196,10 +197,15 @@ describe('the pub/sub in one process (no Redis)', () => {
     const kept = [(await first).value, (await odd.next()).value, (await odd.next()).value];
     await Promise.all([7, 8, 9, 10, 11, 12, 13, 14, 15].map((n) => pubSub.publish('events', { n })));
     const rest: unknown[] = [];
-    for await (const n of odd) rest.push(n);
-    // then
+    const ended = await (async () => {
+      for await (const n of odd) rest.push(n);
+    })().catch((error: unknown) => error);
+    // then: the buffered items, then an error saying it may have missed some
     assert.deepEqual(kept, [1, 3, 5]);
-    assert.deepEqual(rest, [7, 9, 11], 'the buffered items, then the end');
+    assert.deepEqual(rest, [7, 9, 11]);
+    assert.ok(ended instanceof LiveStreamInterruptedError);
+    assert.equal(ended.code, 'LIVE_STREAM_INTERRUPTED');
+    assert.equal(ended.reason, 'fell-behind');
     await pubSub.close();
   });
 });
