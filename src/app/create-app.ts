@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -33,6 +34,11 @@ export interface App {
   readonly pubSub: PubSub<AppTopics>;
   readonly metrics: Metrics;
   readonly runtime: Runtime;
+  /**
+   * Milliseconds each step of the start took, in order (`listen` once it is listening): logged
+   * with the ready line, measured by bench/startup.ts.
+   */
+  readonly startup: Record<string, number>;
   /** Starts listening; resolves to the base URL (e.g. http://127.0.0.1:4000). */
   listen(): Promise<string>;
   /**
@@ -56,18 +62,26 @@ export async function createApp(
   } = {},
 ): Promise<App> {
   const cleanups: (() => Promise<void>)[] = [];
+  const startup: Record<string, number> = {};
+  let stepStarted = performance.now();
+  /** Ends the current start step as `name`. */
+  const step = (name: string) => {
+    const now = performance.now();
+    startup[name] = Math.round((now - stepStarted) * 10) / 10;
+    stepStarted = now;
+  };
   try {
     let connectionString: string | null = config.databaseUrl;
     let poolMax = config.databasePoolMax;
     if (!connectionString) {
       const embedded = await startEmbeddedPostgres({ dataDir: path.join(config.dataDir, 'pglite') });
+      step('embeddedPostgres');
       cleanups.unshift(() => embedded.stop());
       connectionString = embedded.connectionString;
       // PGlite is one session underneath: transactions must not interleave.
       poolMax = 1;
     }
     const dbUrl: string = connectionString;
-    if (config.migrateOnStart) await applyPendingMigrations(dbUrl);
 
     const database = createDatabase({ connectionString: dbUrl, max: poolMax });
     cleanups.unshift(() => database.close());
@@ -109,7 +123,13 @@ export async function createApp(
       await runtime.pool.close();
       await runtime.recorder.flush();
     });
-    await runtime.pool.start();
+    step('services');
+    // The sandbox workers start (fork, load isolated-vm) while the migrations are checked and the
+    // schema and HTTP server are built: nothing before listen needs them.
+    const workersStarted = runtime.pool.start();
+    workersStarted.catch(() => undefined);
+    if (config.migrateOnStart) await applyPendingMigrations(dbUrl);
+    step('migrations');
     // Stopped before the pool closes (cleanups run last-registered first): unfinished claims are
     // handed back instead of failing against a closed pool.
     runtime.deliveryWorker?.start();
@@ -160,6 +180,7 @@ export async function createApp(
     const bootstrapKey =
       config.adminApiKey ?? (config.isDevelopment ? await ensureLocalAdminKey(config.dataDir) : null);
     if (bootstrapKey) await services.apiKeys.ensureBootstrapAdmin(bootstrapKey);
+    step('adminKey');
     const retention = setInterval(() => {
       const cutoff = new Date(Date.now() - config.executionRetentionDays * 86_400_000);
       new ExecutionRepository(database.prisma).deleteOlderThan(cutoff).catch(() => undefined);
@@ -199,6 +220,7 @@ export async function createApp(
     };
 
     const schema = await createSchema({ pubSub });
+    step('schema');
     http = await createHttpServer({
       config,
       schema,
@@ -221,6 +243,9 @@ export async function createApp(
         clearInterval(sweeper);
       }
     });
+    step('httpServer');
+    await workersStarted;
+    step('sandboxWorkers');
     const server = http;
 
     let closed = false;
@@ -233,8 +258,10 @@ export async function createApp(
       pubSub,
       metrics,
       runtime,
+      startup,
       async listen() {
         await server.listen({ host: config.host, port: config.port });
+        step('listen');
         const address = server.server.address() as AddressInfo;
         const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
         return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { ConfigError, loadConfig } from '../config/app-config.js';
 import { createApp } from './create-app.js';
 import { startBanner } from './start-banner.js';
@@ -27,6 +28,9 @@ export async function runServer(): Promise<void> {
       url: `${url}/graphql`,
       database: config.databaseUrl ? 'external' : 'embedded',
       redis: Boolean(config.redisUrl),
+      // Since the process started (Node and module loading included), and per start step.
+      startupMs: Math.round(performance.now()),
+      startupSteps: app.startup,
     },
     'ThemePress Addon Server ready',
   );

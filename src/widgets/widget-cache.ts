@@ -113,6 +113,8 @@ export class WidgetCache {
   private readonly now: () => number;
   private pollTimer: NodeJS.Timeout | null = null;
   private horizon: bigint | null = null;
+  private started: Promise<void> | null = null;
+  private closed = false;
   readonly options: WidgetCacheOptions;
 
   constructor(
@@ -169,7 +171,6 @@ export class WidgetCache {
     this.unsubscribe = deps.pubSub.listen(WIDGETS_INVALIDATED_CHANNEL, ({ siteId, addonId, generation }) =>
       this.learnGeneration(siteId, addonId, generation),
     ).stop;
-    if (deps.generations) this.schedulePoll(0);
   }
 
   /**
@@ -197,8 +198,9 @@ export class WidgetCache {
     }
     let reading = this.reading.get(scope);
     if (!reading) {
-      reading = store
-        .read(siteId, addonId)
+      // Read once the poll has its first horizon: a bump this read misses is then one the poll sees.
+      reading = this.polling()
+        .then(() => store.read(siteId, addonId))
         .then(
           (value) => {
             // A bump learned meanwhile is newer; the larger wins.
@@ -211,6 +213,24 @@ export class WidgetCache {
       this.reading.set(scope, reading);
     }
     return reading;
+  }
+
+  /**
+   * Starts polling (with the first render: nothing is cached before it); resolves once the poll
+   * has the horizon it reads bumps from.
+   */
+  private polling(): Promise<void> {
+    this.started ??= this.deps.generations!.changedSince(null).then(
+      ({ horizon }) => {
+        this.horizon = horizon;
+        if (!this.closed) this.schedulePoll(this.options.generationPollMs);
+      },
+      (error: unknown) => {
+        this.started = null;
+        throw error;
+      },
+    );
+    return this.started;
   }
 
   /**
@@ -280,6 +300,7 @@ export class WidgetCache {
 
   /** Stops listening to the pub/sub and polling. */
   close(): void {
+    this.closed = true;
     this.unsubscribe();
     if (this.pollTimer) clearTimeout(this.pollTimer);
     this.pollTimer = null;
@@ -314,7 +335,7 @@ export class WidgetCache {
     } catch {
       // PostgreSQL away: nothing can be bumped there either; read again at the next poll.
     }
-    if (this.pollTimer !== null) this.schedulePoll(this.options.generationPollMs);
+    if (!this.closed) this.schedulePoll(this.options.generationPollMs);
   }
 
   /** Frees the L1 entries of older generations of a scope (they can no longer be hit). */
