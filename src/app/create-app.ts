@@ -130,6 +130,7 @@ export async function createApp(
     workersStarted.catch(() => undefined);
     if (config.migrateOnStart) await applyPendingMigrations(dbUrl);
     step('migrations');
+    services.widgets.start();
     // Stopped before the pool closes (cleanups run last-registered first): unfinished claims are
     // handed back instead of failing against a closed pool.
     runtime.deliveryWorker?.start();

@@ -216,9 +216,20 @@ export class WidgetCache {
   }
 
   /**
-   * Starts polling (with the first render: nothing is cached before it); resolves once the poll
-   * has the horizon it reads bumps from.
+   * Starts reading the bumps of other instances from PostgreSQL every `generationPollMs` (called
+   * by the app once the migrations are applied). A generation this instance has not seen yet is read
+   * only once the poll has its first horizon.
    */
+  start(): void {
+    if (!this.deps.generations || this.closed) return;
+    void this.polling().catch(() => {
+      // PostgreSQL away at start: try again later.
+      const retry = setTimeout(() => this.start(), this.options.generationPollMs);
+      retry.unref();
+    });
+  }
+
+  /** Resolves once the poll has the horizon it reads bumps from (a bump a read then misses, it sees). */
   private polling(): Promise<void> {
     this.started ??= this.deps.generations!.changedSince(null).then(
       ({ horizon }) => {

@@ -231,6 +231,11 @@ export class WidgetRenderService {
     void this.deps.cache.learned(bumps);
   };
 
+  /** Starts keeping the render cache current with PostgreSQL (once the migrations are applied). */
+  start(): void {
+    this.deps.cache.start();
+  }
+
   close(): void {
     this.deps.cache.close();
   }
