@@ -177,11 +177,14 @@ export async function createApp(
       () => withTimeout(services.deliveries.backlog(), 2_000, 'the delivery backlog count'),
     );
     // A laptop `npm start` has no ADMIN_API_KEY: a development server keeps an admin key in
-    // <DATA_DIR>/admin-key (mode 0600, never logged) for the CLI and `npm run seed`.
-    const bootstrapKey =
-      config.adminApiKey ?? (config.isDevelopment ? await ensureLocalAdminKey(config.dataDir) : null);
-    if (bootstrapKey) await services.apiKeys.ensureBootstrapAdmin(bootstrapKey);
-    step('adminKey');
+    // <DATA_DIR>/admin-key (mode 0600, never logged) for the CLI and `npm run seed`. Stored while
+    // the schema and HTTP server are built (Prisma's first query loads its query compiler).
+    const adminKeyStored = (async () => {
+      const bootstrapKey =
+        config.adminApiKey ?? (config.isDevelopment ? await ensureLocalAdminKey(config.dataDir) : null);
+      if (bootstrapKey) await services.apiKeys.ensureBootstrapAdmin(bootstrapKey);
+    })();
+    adminKeyStored.catch(() => undefined);
     const retention = setInterval(() => {
       const cutoff = new Date(Date.now() - config.executionRetentionDays * 86_400_000);
       new ExecutionRepository(database.prisma).deleteOlderThan(cutoff).catch(() => undefined);
@@ -245,6 +248,8 @@ export async function createApp(
       }
     });
     step('httpServer');
+    await adminKeyStored;
+    step('adminKey');
     await workersStarted;
     step('sandboxWorkers');
     const server = http;
