@@ -14,8 +14,9 @@ interface Pending {
 
 /** Statements in flight at once; commits that arrive meanwhile wait and go together. */
 const MAX_IN_FLIGHT = 2;
-/** Items per statement at most. */
+/** Items per statement at most, and rows (events and storage changes): one call may bring a thousand. */
 const MAX_BATCH = 500;
+const MAX_BATCH_ROWS = 2000;
 
 const storageKey = (c: { addonId: string; siteId: string; key: string }) =>
   `${c.addonId}\u0000${c.siteId}\u0000${c.key}`;
@@ -94,9 +95,13 @@ export class EffectsBatchWriter {
   private take(): { batch: Pending[]; keys: Set<string> } {
     const keys = new Set<string>();
     let count = 0;
+    let rows = 0;
     for (; count < this.queue.length && count < MAX_BATCH; count += 1) {
-      const own = this.queue[count].item.storage.map(storageKey);
+      const { item } = this.queue[count];
+      const own = item.storage.map(storageKey);
       if (own.some((key) => keys.has(key) || this.writing.has(key))) break;
+      rows += item.events.length + item.storage.length;
+      if (count > 0 && rows > MAX_BATCH_ROWS) break;
       for (const key of own) keys.add(key);
     }
     return { batch: this.queue.splice(0, count), keys };

@@ -156,6 +156,13 @@ export class ExecutionEffectsRegistry {
     opts: { parentId?: string | null; db?: DbClient | null } = {},
   ): ExecutionEffects {
     const parent = opts.parentId ? (this.running.get(opts.parentId) ?? null) : null;
+    if (opts.parentId && !parent) {
+      // Its caller returned without waiting for it: nothing could commit what it does.
+      throw new AppError(
+        ErrorCode.AddonError,
+        'The call that made this dependency call has already returned.',
+      );
+    }
     const effects = new ExecutionEffects(parent, parent ? null : (opts.db ?? null));
     this.running.set(executionId, effects);
     return effects;

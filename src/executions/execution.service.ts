@@ -15,7 +15,7 @@ import type { DbClient } from '../infrastructure/database/database.js';
 import type { InstallationLookup, ResolvedInstallation } from '../installations/installation-lookup.js';
 import type { AddonBundleCache } from './addon-bundle.cache.js';
 import type { ExecutionRecorder } from './execution-recorder.js';
-import type { ExecutionEffectsRegistry } from './execution-effects.js';
+import type { ExecutionEffects, ExecutionEffectsRegistry } from './execution-effects.js';
 import type { RawJson } from '../shared/raw-json.js';
 
 export interface ExecuteFunctionArgs {
@@ -163,13 +163,11 @@ export class ExecutionService {
     const { target, bundle, entry } = args;
     const started = performance.now();
     const executionId = randomUUID();
-    const effects = this.deps.effects.begin(executionId, {
-      parentId: args.parentExecutionId,
-      db: args.db,
-    });
+    let effects: ExecutionEffects | null = null;
     let result: ExecutionResult | null = null;
     let failure: unknown = null;
     try {
+      effects = this.deps.effects.begin(executionId, { parentId: args.parentExecutionId, db: args.db });
       result = await this.deps.pool.execute({
         bundle,
         siteId: target.installation.siteId,
@@ -187,7 +185,7 @@ export class ExecutionService {
       return result;
     } catch (error) {
       failure = error;
-      this.deps.effects.discard(executionId, effects);
+      if (effects) this.deps.effects.discard(executionId, effects);
       throw error;
     } finally {
       const seconds = (performance.now() - started) / 1000;
