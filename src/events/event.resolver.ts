@@ -75,7 +75,8 @@ export class EventResolver {
 
   @Subscription(() => Event, {
     name: 'events',
-    description: 'Events as they are stored, as far as the key may see (a site key: its own site).',
+    description:
+      'Events as they are stored, as far as the key may see (a site key: its own site): each one once, in stream order, read from the stored events, so a Redis outage delays them and never makes one missing. Resume after a dropped socket with Query.events(after: the last cursor).',
     subscribe: ({ args, context }) =>
       (context as GraphQLContext).services.liveFeed.events(
         (context as GraphQLContext).actor,
