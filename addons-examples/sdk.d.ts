@@ -17,10 +17,10 @@
  * call returns, then committed together in one PostgreSQL transaction. A call that throws, times out,
  * runs out of memory or dies with its worker or server commits nothing. The call's own reads see its
  * writes; other calls see them only once it has returned. A `ctx.addons.call` dependency's effects
- * commit with the call that made it (and are dropped if the dependency fails). SDK calls not awaited
- * before the call returns are not part of it. So: write and emit in whatever order reads best, and
- * drop repeated event deliveries with a marker written in the same call.
- * Not isolation: two calls running at once can both read a key before either writes it.
+ * commit with the call that made it (and are dropped if the dependency fails). An SDK call still
+ * running when the call returns is not part of it: await every write and emit. So: write and emit in
+ * whatever order reads best, and drop repeated event deliveries with a marker written in the same
+ * call. Not isolation: two calls running at once can both read a key before either writes it.
  */
 
 declare namespace ThemePress {
