@@ -11,6 +11,16 @@
  *
  * Every entry may be sync or async. Inputs and outputs travel as JSON: return plain data.
  * See src/sandbox/README.md for limits and error codes.
+ *
+ * ALL OR NOTHING. The storage writes (`ctx.storage.set` / `delete`) and emitted events
+ * (`ctx.events.emit`) of one call (a function, handler, hook or widget render) are held until the
+ * call returns, then committed together in one PostgreSQL transaction. A call that throws, times out,
+ * runs out of memory or dies with its worker or server commits nothing. The call's own reads see its
+ * writes; other calls see them only once it has returned. A `ctx.addons.call` dependency's effects
+ * commit with the call that made it (and are dropped if the dependency fails). An SDK call still
+ * running when the call returns is not part of it: await every write and emit. So: write and emit in
+ * whatever order reads best, and drop repeated event deliveries with a marker written in the same
+ * call. Not isolation: two calls running at once can both read a key before either writes it.
  */
 
 declare namespace ThemePress {
@@ -50,7 +60,11 @@ declare namespace ThemePress {
     cursor?: string;
   }
 
-  /** Per addon and site key-value storage. Keys: 1-200 characters. Values: JSON, at most 256 KB. */
+  /**
+   * Per addon and site key-value storage. Keys: 1-200 characters. Values: JSON, at most 256 KB.
+   * Writes commit when the call returns successfully (see "ALL OR NOTHING" above); one call may hold
+   * at most 8 MiB of writes and event data until then.
+   */
   interface Storage {
     /** Permission `storage.read`. Resolves to null for a missing key. */
     get<T = Json>(key: string): Promise<T | null>;
@@ -58,13 +72,26 @@ declare namespace ThemePress {
     set(key: string, value: Json): Promise<void>;
     /** Permission `storage.write`. Resolves to whether the key existed. */
     delete(key: string): Promise<boolean>;
-    /** Permission `storage.read`. */
+    /** Permission `storage.read`. Keys in code point order, this call's own writes included. */
     list(options?: StorageListOptions): Promise<{ keys: string[]; cursor: string | null }>;
   }
 
+  interface EmitOptions {
+    /**
+     * 1-200 characters. An event already emitted with this key by this addon on this site (kept at
+     * least 24 hours) is returned instead of a new one (`duplicate: true`). Two calls committing the
+     * same new key at once: the second fails with CONFLICT and commits nothing.
+     */
+    idempotencyKey?: string;
+  }
+
   interface Events {
-    /** Permission `events.emit`; `name` must be listed in the manifest's `emits`. Data: at most 64 KB. */
-    emit(name: string, data?: Json): Promise<{ id: string }>;
+    /**
+     * Permission `events.emit`; `name` must be listed in the manifest's `emits`. Data: at most 64 KB,
+     * checked against the declared schema now. Stored when the call returns successfully (see "ALL
+     * OR NOTHING" above); `id` is the id it will have.
+     */
+    emit(name: string, data?: Json, options?: EmitOptions): Promise<{ id: string; duplicate: boolean }>;
   }
 
   interface Addons {

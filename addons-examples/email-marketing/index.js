@@ -488,8 +488,9 @@ module.exports = {
   handlers: {
     /**
      * payment.completed -> a payment confirmation for the customer's email. Idempotent by the
-     * event's idempotencyKey: the outbox entry's key derives from the event (a retry overwrites the
-     * same entry), and a marker written last makes later deliveries of that event no-ops.
+     * event's idempotencyKey: the outbox entry, its email.sent event and the marker
+     * `event:<idempotencyKey>` commit together (a call's effects are all or nothing), so a
+     * delivery that finds the marker sends nothing, and one that failed left nothing behind.
      */
     async onPaymentCompleted(event, ctx) {
       const evt = /** @type {{ idempotencyKey: string, source: string, createdAt: string, data: {

@@ -6,10 +6,13 @@
  *   item:<sku>             { sku, name, stock, reserved, updatedAt }   available = stock - reserved
  *   reservation:<id>       { id, orderId, items, status: active | fulfilled, createdAt }
  *   order:<orderId>        the id of the order's reservation
- *   event:<idempotencyKey> the journal of a handled payment.completed (deliveries are at least once)
+ *   event:<idempotencyKey> the record of a handled payment.completed (deliveries are at least once)
  *
- * Storage has no transactions: two writers changing the same SKU at the same instant can lose an
- * update. That is fine for an example; a production addon would serialise writes per SKU.
+ * The writes and events of one call commit together or not at all (a call that fails, times out or
+ * dies with its server leaves nothing), so a handler that records the event it handled in the same
+ * call as the stock change it made can never apply an event twice, nor half of it. Calls are not
+ * isolated from each other, though: two calls changing the same SKU at the same instant can still
+ * lose an update. That is fine for an example; a production addon would serialise writes per SKU.
  */
 
 /**
@@ -18,8 +21,8 @@
  * @typedef {{ id: string, orderId: string | null, items: { sku: string, quantity: number }[],
  *   status: 'active' | 'fulfilled', createdAt: string }} Reservation
  * @typedef {{ sku: string, name: string, previous: number, stock: number, reserved: number, oversold: number }} Change
- * @typedef {{ status: 'applying' | 'applied' | 'done', eventId: string, orderId: string | null,
- *   reservationId: string | null, changes: Change[], unknown: string[] }} Journal
+ * @typedef {{ eventId: string, orderId: string | null, reservationId: string | null, changes: Change[],
+ *   unknown: string[], handledAt: string }} Handled
  * @typedef {ThemePress.Context<InventoryConfig>} Ctx
  */
 
@@ -111,34 +114,6 @@ async function announce(ctx, changes, reason, reference) {
   }
 }
 
-/** The storage operations of a payment.completed delivery, applied from its journal. */
-async function applyJournal(/** @type {Ctx} */ ctx, /** @type {Journal} */ journal) {
-  const now = new Date().toISOString();
-  for (const change of journal.changes) {
-    const item = (await getItem(ctx, change.sku)) ?? {
-      sku: change.sku,
-      name: change.name,
-      stock: 0,
-      reserved: 0,
-    };
-    // Absolute values computed once, when the journal was written: re-applying them after a retry
-    // gives the same result instead of decrementing twice.
-    await ctx.storage.set(`item:${change.sku}`, {
-      ...item,
-      stock: change.stock,
-      reserved: change.reserved,
-      updatedAt: now,
-    });
-  }
-  if (journal.reservationId) {
-    const reservation = /** @type {Reservation | null} */ (
-      await ctx.storage.get(`reservation:${journal.reservationId}`)
-    );
-    if (reservation)
-      await ctx.storage.set(`reservation:${reservation.id}`, { ...reservation, status: 'fulfilled' });
-  }
-}
-
 const CSS = `
 .tp-inv { font: 14px/1.4 system-ui, sans-serif; }
 .tp-inv h2 { font-size: 1.1rem; margin: 0 0 .5rem; }
@@ -166,15 +141,17 @@ module.exports = {
     async 'update-stock'(data, ctx) {
       const input = /** @type {{ items: { sku: string, name?: string, stock?: number, delta?: number }[],
         reason: string }} */ (/** @type {unknown} */ (data));
-      // Plan every change first so that a bad line fails the call before anything is written.
       const current = await getMany(
         ctx,
         input.items.map((line) => `item:${line.sku}`),
       );
-      /** @type {Map<string, Item & { previous: number | null }>} */
-      const planned = new Map();
-      input.items.forEach((line, i) => {
-        const before = planned.get(line.sku) ?? /** @type {Item | null} */ (current[i]);
+      /** @type {Map<string, { sku: string, name: string, previous: number | null, stock: number, available: number, reserved: number }>} */
+      const changed = new Map();
+      /** @type {Map<string, Item>} */
+      const written = new Map();
+      const now = new Date().toISOString();
+      for (const [i, line] of input.items.entries()) {
+        const before = written.get(line.sku) ?? /** @type {Item | null} */ (current[i]);
         const base = before ?? {
           sku: line.sku,
           name: line.name ?? line.sku,
@@ -183,29 +160,27 @@ module.exports = {
           updatedAt: '',
         };
         const stock = line.stock !== undefined ? line.stock : base.stock + (line.delta ?? 0);
+        // Written as it goes: a bad line fails the call, and with it every write the call made.
         if (stock < 0) {
           throw new Error(
             `Stock of "${line.sku}" cannot go below 0 (it is ${base.stock}, delta ${line.delta}).`,
           );
         }
-        const first = planned.get(line.sku);
-        const previous = first ? first.previous : before ? before.stock : null;
-        planned.set(line.sku, { ...base, name: line.name ?? base.name, stock, previous });
-      });
-      const now = new Date().toISOString();
-      const changes = [];
-      for (const { previous, ...item } of planned.values()) {
-        item.updatedAt = now;
+        /** @type {Item} */
+        const item = { ...base, name: line.name ?? base.name, stock, updatedAt: now };
         await ctx.storage.set(`item:${item.sku}`, item);
-        changes.push({
+        written.set(item.sku, item);
+        const first = changed.get(item.sku);
+        changed.set(item.sku, {
           sku: item.sku,
           name: item.name,
-          previous,
+          previous: first ? first.previous : before ? before.stock : null,
           stock: item.stock,
           available: available(item),
           reserved: item.reserved,
         });
       }
+      const changes = [...changed.values()];
       await announce(ctx, changes, input.reason, null);
       return { items: changes, message: `Updated ${changes.length} item(s).` };
     },
@@ -308,9 +283,9 @@ module.exports = {
   handlers: {
     /**
      * payment.completed -> decrement stock of the paid items (and release the order's reservation).
-     * Idempotent by the event's idempotencyKey: the first delivery writes a journal of the absolute
-     * values to store; a retry (the platform delivers at least once) replays that journal, and a
-     * delivery of an event already done changes nothing.
+     * Idempotent by the event's idempotencyKey: the stock changes, the events announcing them and
+     * the record `event:<idempotencyKey>` commit together, so a delivery that finds the record (the
+     * platform delivers at least once) changes nothing, and one that failed left nothing to redo.
      */
     async onPaymentCompleted(event, ctx) {
       const evt =
@@ -321,83 +296,89 @@ module.exports = {
         ctx.warn(`ignored payment.completed from untrusted source "${evt.source}"`);
         return { ignored: true, reason: 'untrusted-source' };
       }
-      const journalKey = `event:${evt.idempotencyKey}`;
-      let journal = /** @type {Journal | null} */ (await ctx.storage.get(journalKey));
-      if (journal && journal.status === 'done') return { duplicate: true };
+      const recordKey = `event:${evt.idempotencyKey}`;
+      if (await ctx.storage.get(recordKey)) return { duplicate: true };
 
-      if (!journal) {
-        const data = evt.data ?? {};
-        const lines = mergeLines(
-          (Array.isArray(data.items) ? data.items : []).filter(
-            (l) =>
-              l &&
-              typeof l.sku === 'string' &&
-              SKU.test(l.sku) &&
-              Number.isInteger(l.quantity) &&
-              l.quantity > 0,
-          ),
+      const data = evt.data ?? {};
+      const lines = mergeLines(
+        (Array.isArray(data.items) ? data.items : []).filter(
+          (l) =>
+            l &&
+            typeof l.sku === 'string' &&
+            SKU.test(l.sku) &&
+            Number.isInteger(l.quantity) &&
+            l.quantity > 0,
+        ),
+      );
+      const orderId = typeof data.orderId === 'string' ? data.orderId : null;
+      const reservationId = orderId ? await ctx.storage.get(`order:${orderId}`) : null;
+      const reservation = /** @type {Reservation | null} */ (
+        typeof reservationId === 'string' ? await ctx.storage.get(`reservation:${reservationId}`) : null
+      );
+      const held = reservation && reservation.status === 'active' ? mergeLines(reservation.items) : [];
+      const items = /** @type {(Item | null)[]} */ (
+        await getMany(
+          ctx,
+          lines.map((l) => `item:${l.sku}`),
+        )
+      );
+      const now = new Date().toISOString();
+      /** @type {Change[]} */
+      const changes = [];
+      /** @type {string[]} */
+      const unknown = [];
+      for (const [i, line] of lines.entries()) {
+        const item = items[i];
+        if (!item) {
+          unknown.push(line.sku);
+          continue;
+        }
+        const release = Math.min(
+          held.find((h) => h.sku === line.sku)?.quantity ?? 0,
+          line.quantity,
+          item.reserved,
         );
-        const orderId = typeof data.orderId === 'string' ? data.orderId : null;
-        const reservationId = orderId ? await ctx.storage.get(`order:${orderId}`) : null;
-        const reservation = /** @type {Reservation | null} */ (
-          typeof reservationId === 'string' ? await ctx.storage.get(`reservation:${reservationId}`) : null
-        );
-        const held = reservation && reservation.status === 'active' ? mergeLines(reservation.items) : [];
-        const items = /** @type {(Item | null)[]} */ (
-          await getMany(
-            ctx,
-            lines.map((l) => `item:${l.sku}`),
-          )
-        );
-        /** @type {Change[]} */
-        const changes = [];
-        /** @type {string[]} */
-        const unknown = [];
-        lines.forEach((line, i) => {
-          const item = items[i];
-          if (!item) return void unknown.push(line.sku);
-          const release = Math.min(
-            held.find((h) => h.sku === line.sku)?.quantity ?? 0,
-            line.quantity,
-            item.reserved,
-          );
-          changes.push({
-            sku: item.sku,
-            name: item.name,
-            previous: item.stock,
-            stock: Math.max(0, item.stock - line.quantity),
-            reserved: item.reserved - release,
-            oversold: Math.max(0, line.quantity - item.stock),
-          });
-        });
-        journal = {
-          status: 'applying',
-          eventId: evt.idempotencyKey,
-          orderId,
-          reservationId: reservation && reservation.status === 'active' ? reservation.id : null,
-          changes,
-          unknown,
+        const change = {
+          sku: item.sku,
+          name: item.name,
+          previous: item.stock,
+          stock: Math.max(0, item.stock - line.quantity),
+          reserved: item.reserved - release,
+          oversold: Math.max(0, line.quantity - item.stock),
         };
-        await ctx.storage.set(journalKey, journal);
+        changes.push(change);
+        await ctx.storage.set(`item:${item.sku}`, {
+          ...item,
+          stock: change.stock,
+          reserved: change.reserved,
+          updatedAt: now,
+        });
       }
-      if (journal.status === 'applying') {
-        await applyJournal(ctx, journal);
-        journal = { ...journal, status: 'applied' };
-        await ctx.storage.set(journalKey, journal);
+      if (reservation && reservation.status === 'active') {
+        await ctx.storage.set(`reservation:${reservation.id}`, { ...reservation, status: 'fulfilled' });
       }
-      const reference = journal.orderId ?? evt.data?.transactionId ?? null;
+      const reference = orderId ?? data.transactionId ?? null;
       await announce(
         ctx,
-        journal.changes.map((c) => ({ ...c, available: Math.max(0, c.stock - c.reserved) })),
+        changes.map((c) => ({ ...c, available: Math.max(0, c.stock - c.reserved) })),
         'payment',
         typeof reference === 'string' ? reference : null,
       );
-      await ctx.storage.set(journalKey, { ...journal, status: 'done' });
-      for (const c of journal.changes) if (c.oversold > 0) ctx.warn(`oversold ${c.sku} by ${c.oversold}`);
-      if (journal.unknown.length > 0) ctx.warn(`payment for unknown SKUs: ${journal.unknown.join(', ')}`);
+      /** @type {Handled} */
+      const handled = {
+        eventId: evt.idempotencyKey,
+        orderId,
+        reservationId: reservation && reservation.status === 'active' ? reservation.id : null,
+        changes,
+        unknown,
+        handledAt: now,
+      };
+      await ctx.storage.set(recordKey, handled);
+      for (const c of changes) if (c.oversold > 0) ctx.warn(`oversold ${c.sku} by ${c.oversold}`);
+      if (unknown.length > 0) ctx.warn(`payment for unknown SKUs: ${unknown.join(', ')}`);
       return {
-        decremented: journal.changes.map((c) => ({ sku: c.sku, stock: c.stock })),
-        unknown: journal.unknown,
+        decremented: changes.map((c) => ({ sku: c.sku, stock: c.stock })),
+        unknown,
       };
     },
   },

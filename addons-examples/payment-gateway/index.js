@@ -11,6 +11,9 @@
  *   order:<orderId>       the transaction id of the order's successful payment (no double charges)
  *   idem:<key>            the transaction or refund id an idempotency key produced (safe retries)
  *
+ * What one call writes and emits commits together or not at all: a payment is never stored
+ * without its payment.completed event, nor the event without the payment.
+ *
  * Amounts are integers in minor units (cents). Card numbers are never stored: only brand + last 4.
  */
 
@@ -401,7 +404,10 @@ module.exports = {
         return { ...summary(txn), message: outcome.message };
       }
       if (txn.orderId) await ctx.storage.set(`order:${txn.orderId}`, txn.id);
-      await ctx.events.emit(
+      // The transaction, the order's payment and the event commit together (a call's effects are
+      // all or nothing). Keyed by order: of two calls paying one order at the same instant, the
+      // second one's commit is refused (CONFLICT) and its retry finds the order paid.
+      const paid = await ctx.events.emit(
         'payment.completed',
         eventData({
           transactionId: txn.id,
@@ -413,7 +419,9 @@ module.exports = {
           items: txn.items,
           customer: txn.customer,
         }),
+        txn.orderId ? { idempotencyKey: `order:${txn.orderId}` } : undefined,
       );
+      if (paid.duplicate) throw new Error(`Order "${txn.orderId}" was paid by another payment meanwhile.`);
       ctx.info('payment approved', txn.id);
       return { ...summary(txn), message: `Payment of ${formatMoney(txn.amount, currency)} approved.` };
     },

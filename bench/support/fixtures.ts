@@ -89,6 +89,34 @@ export async function publishEcho(url: string, keys: { devKey: string; siteKey: 
   await publishAndInstall(url, keys, manifest, ECHO_SOURCE);
 }
 
+/**
+ * A function with effects: two storage writes (keys drawn from 1000, so the scope stays under its
+ * quota) and one event, on top of the echo. What a call's atomic commit costs is measured with it.
+ */
+export const EFFECTS_SOURCE = `module.exports = { functions: {
+  write: async (data, ctx) => {
+    const n = Math.floor(Math.random() * 1000);
+    await ctx.storage.set('order:' + n, data);
+    await ctx.storage.set('total:' + n, { n, items: data.items.length });
+    await ctx.events.emit('bench.wrote', { n });
+    return { n };
+  },
+} };`;
+
+/** Publishes and installs the effects addon under `name`. */
+export async function publishEffects(url: string, keys: { devKey: string; siteKey: string }, name: string) {
+  const manifest = {
+    name,
+    version: '1.0.0',
+    category: 'UTILITIES',
+    permissions: ['storage.read', 'storage.write', 'events.emit'],
+    functions: [{ name: 'write' }],
+    events: { emits: ['bench.wrote'] },
+    limits: { maxConcurrentCalls: 64 },
+  };
+  await publishAndInstall(url, keys, manifest, EFFECTS_SOURCE);
+}
+
 /** The issue-3 comparison's two operations as query and variables, for clients that encode them per request. */
 export const operations = {
   typename: { query: '{ __typename }', variables: {} as Record<string, unknown> },
@@ -104,6 +132,13 @@ export const bodies = {
   typename: JSON.stringify({ query: operations.typename.query }),
   /** A warm execution of the echo addon published as `name`, with {@link PAYLOAD}. */
   execute: (name: string) => JSON.stringify(operations.execute(name)),
+  /** A call of the effects addon published as `name` (two writes and an event), with {@link PAYLOAD}. */
+  effects: (name: string) =>
+    JSON.stringify({
+      query:
+        'mutation($a: ID!, $d: JSON!) { executeAddonFunction(addonId: $a, function: "write", data: $d) }',
+      variables: { a: name, d: PAYLOAD },
+    }),
   /** A render of the checkout form through `Query.renderWidget` (a cache hit after the first). */
   renderWidget: JSON.stringify({
     query:

@@ -1,4 +1,4 @@
-// `npm run bench:compare -- <git ref> [execute] [render] [field]`: the benchmarked operations served by a
+// `npm run bench:compare -- <git ref> [execute] [effects] [render] [field]`: the benchmarked operations served by a
 // build of <git ref> and by a build of this working tree, side by side in alternating rounds.
 //
 // Why: this machine is shared and its speed moves by 2x within minutes, so a change measured in one
@@ -28,16 +28,17 @@ import {
   CHECKOUT_SOURCE,
   publishAndInstall,
   publishEcho,
+  publishEffects,
 } from '../support/fixtures.js';
 import { cpuCell, interleaved, type Scenario } from '../support/interleaved.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
-const OPERATIONS = ['execute', 'render', 'field'] as const;
+const OPERATIONS = ['execute', 'effects', 'render', 'field'] as const;
 type Operation = (typeof OPERATIONS)[number];
 
-interface Build {
+export interface Build {
   label: string;
   /** The Node that serves the build. */
   nodePath: string;
@@ -51,7 +52,7 @@ interface Build {
  * A worktree of `ref` beside this one, built with this checkout's node_modules, or with its own
  * (installed by `nodePath`'s npm) when it runs on another Node.
  */
-function buildRef(ref: string, nodePath?: string): { build: Build; remove(): void } {
+export function buildRef(ref: string, nodePath?: string): { build: Build; remove(): void } {
   const dir = mkdtempSync(path.join(tmpdir(), 'themepress-compare-'));
   const git = (...args: string[]) => execFileSync('git', args, { cwd: repoRoot, stdio: 'pipe' });
   git('worktree', 'add', '--detach', dir, ref);
@@ -116,6 +117,7 @@ async function startBuild(
   const { url, adminKey } = server;
   const keys = await givenBenchSite(url, adminKey);
   if (operations.includes('execute')) await publishEcho(url, keys, 'bench-echo');
+  if (operations.includes('effects')) await publishEffects(url, keys, 'bench-effects');
   if (operations.includes('render') || operations.includes('field'))
     await publishAndInstall(url, keys, CHECKOUT_MANIFEST, CHECKOUT_SOURCE);
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${keys.siteKey}` };
@@ -127,6 +129,7 @@ async function startBuild(
   const body = {
     typename: bodies.typename,
     execute: bodies.execute('bench-echo'),
+    effects: bodies.effects('bench-effects'),
     render: bodies.renderWidget,
     field: bodies.widgetRender,
   };
@@ -141,7 +144,7 @@ async function startBuild(
 
 async function main(): Promise<void> {
   const [ref, ...rest] = process.argv.slice(2);
-  if (!ref) throw new Error('usage: npm run bench:compare -- <git ref> [execute] [render] [field]');
+  if (!ref) throw new Error('usage: npm run bench:compare -- <git ref> [execute] [effects] [render] [field]');
   const unknown = rest.filter((op) => !(OPERATIONS as readonly string[]).includes(op));
   if (unknown.length)
     throw new Error(`unknown operations: ${unknown.join(', ')} (known: ${OPERATIONS.join(', ')})`);
@@ -212,7 +215,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+// Imported by bench/startup.ts for buildRef: only run as the command.
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  main().catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -33,8 +34,18 @@ export interface App {
   readonly pubSub: PubSub<AppTopics>;
   readonly metrics: Metrics;
   readonly runtime: Runtime;
+  /**
+   * Milliseconds each step of the start took, in order (`listen` once it is listening): logged
+   * with the ready line, measured by bench/startup.ts.
+   */
+  readonly startup: Record<string, number>;
   /** Starts listening; resolves to the base URL (e.g. http://127.0.0.1:4000). */
   listen(): Promise<string>;
+  /**
+   * The first step of a graceful stop: `/readyz` answers 503 at once and every response carries
+   * `Connection: close`, while requests are still served, for `ms`; resolves when that is over.
+   */
+  drain(ms: number): Promise<void>;
   /** Stops accepting, finishes in-flight requests, then releases every connection. */
   close(): Promise<void>;
 }
@@ -51,18 +62,26 @@ export async function createApp(
   } = {},
 ): Promise<App> {
   const cleanups: (() => Promise<void>)[] = [];
+  const startup: Record<string, number> = {};
+  let stepStarted = performance.now();
+  /** Ends the current start step as `name`. */
+  const step = (name: string) => {
+    const now = performance.now();
+    startup[name] = Math.round((now - stepStarted) * 10) / 10;
+    stepStarted = now;
+  };
   try {
     let connectionString: string | null = config.databaseUrl;
     let poolMax = config.databasePoolMax;
     if (!connectionString) {
       const embedded = await startEmbeddedPostgres({ dataDir: path.join(config.dataDir, 'pglite') });
+      step('embeddedPostgres');
       cleanups.unshift(() => embedded.stop());
       connectionString = embedded.connectionString;
       // PGlite is one session underneath: transactions must not interleave.
       poolMax = 1;
     }
     const dbUrl: string = connectionString;
-    if (config.migrateOnStart) await applyPendingMigrations(dbUrl);
 
     const database = createDatabase({ connectionString: dbUrl, max: poolMax });
     cleanups.unshift(() => database.close());
@@ -104,13 +123,21 @@ export async function createApp(
       await runtime.pool.close();
       await runtime.recorder.flush();
     });
-    await runtime.pool.start();
+    step('services');
+    // The sandbox workers start (fork, load isolated-vm) while the migrations are checked and the
+    // schema and HTTP server are built: nothing before listen needs them.
+    const workersStarted = runtime.pool.start();
+    workersStarted.catch(() => undefined);
+    if (config.migrateOnStart) await applyPendingMigrations(dbUrl);
+    step('migrations');
+    services.widgets.start();
     // Stopped before the pool closes (cleanups run last-registered first): unfinished claims are
     // handed back instead of failing against a closed pool.
     runtime.deliveryWorker?.start();
     cleanups.unshift(async () => {
       await runtime.deliveryWorker?.stop();
       runtime.subscribers.close();
+      runtime.eventTail.close();
     });
     addGauge(
       metrics,
@@ -150,16 +177,29 @@ export async function createApp(
       () => withTimeout(services.deliveries.backlog(), 2_000, 'the delivery backlog count'),
     );
     // A laptop `npm start` has no ADMIN_API_KEY: a development server keeps an admin key in
-    // <DATA_DIR>/admin-key (mode 0600, never logged) for the CLI and `npm run seed`.
-    const bootstrapKey =
-      config.adminApiKey ?? (config.isDevelopment ? await ensureLocalAdminKey(config.dataDir) : null);
-    if (bootstrapKey) await services.apiKeys.ensureBootstrapAdmin(bootstrapKey);
+    // <DATA_DIR>/admin-key (mode 0600, never logged) for the CLI and `npm run seed`. Stored while
+    // the schema and HTTP server are built (Prisma's first query loads its query compiler).
+    const adminKeyStored = (async () => {
+      const bootstrapKey =
+        config.adminApiKey ?? (config.isDevelopment ? await ensureLocalAdminKey(config.dataDir) : null);
+      if (bootstrapKey) await services.apiKeys.ensureBootstrapAdmin(bootstrapKey);
+    })();
+    adminKeyStored.catch(() => undefined);
     const retention = setInterval(() => {
       const cutoff = new Date(Date.now() - config.executionRetentionDays * 86_400_000);
       new ExecutionRepository(database.prisma).deleteOlderThan(cutoff).catch(() => undefined);
     }, 60 * 60_000);
     retention.unref();
-    cleanups.unshift(async () => clearInterval(retention));
+    // Idempotency keys are kept at least eventIdempotencyHours, and at most ten minutes longer.
+    const forgetKeys = setInterval(
+      () => void services.events.forgetIdempotencyKeys(config.eventIdempotencyHours).catch(() => undefined),
+      10 * 60_000,
+    );
+    forgetKeys.unref();
+    cleanups.unshift(async () => {
+      clearInterval(retention);
+      clearInterval(forgetKeys);
+    });
 
     let draining = false;
     const readiness = async (): Promise<string | null> => {
@@ -175,6 +215,8 @@ export async function createApp(
         } catch {
           return 'redis';
         }
+        // Live subscriptions are refused until the pub/sub has its connections and subscriptions.
+        if (!pubSub.connection.up) return 'redis';
       }
       const status = await migrationStatus(database.pool).catch(() => null);
       if (!status || status.pending.length > 0) return 'migrations';
@@ -182,6 +224,7 @@ export async function createApp(
     };
 
     const schema = await createSchema({ pubSub });
+    step('schema');
     http = await createHttpServer({
       config,
       schema,
@@ -190,6 +233,7 @@ export async function createApp(
       metrics,
       redis,
       readiness,
+      draining: () => draining,
       logStream: options.logStream,
       outage,
     });
@@ -203,6 +247,11 @@ export async function createApp(
         clearInterval(sweeper);
       }
     });
+    step('httpServer');
+    await adminKeyStored;
+    step('adminKey');
+    await workersStarted;
+    step('sandboxWorkers');
     const server = http;
 
     let closed = false;
@@ -215,11 +264,17 @@ export async function createApp(
       pubSub,
       metrics,
       runtime,
+      startup,
       async listen() {
         await server.listen({ host: config.host, port: config.port });
+        step('listen');
         const address = server.server.address() as AddressInfo;
         const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
         return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+      },
+      async drain(ms) {
+        draining = true;
+        if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
       },
       async close() {
         if (closed) return;

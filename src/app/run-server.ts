@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { ConfigError, loadConfig } from '../config/app-config.js';
 import { createApp } from './create-app.js';
 import { startBanner } from './start-banner.js';
@@ -27,6 +28,9 @@ export async function runServer(): Promise<void> {
       url: `${url}/graphql`,
       database: config.databaseUrl ? 'external' : 'embedded',
       redis: Boolean(config.redisUrl),
+      // Since the process started (Node and module loading included), and per start step.
+      startupMs: Math.round(performance.now()),
+      startupSteps: app.startup,
     },
     'ThemePress Addon Server ready',
   );
@@ -36,16 +40,25 @@ export async function runServer(): Promise<void> {
   else console.log(`ThemePress Addon Server listening on ${url}/graphql`);
 
   let stopping = false;
+  let endDrain: (() => void) | null = null;
   const stop = async (signal: string) => {
-    if (stopping) return;
+    // A second signal cuts the drain short.
+    if (stopping) return endDrain?.();
     stopping = true;
-    app.http.log.info({ signal }, 'shutting down');
+    app.http.log.info({ signal, drainMs: config.shutdownDrainMs }, 'draining, then shutting down');
     // Bounded: a request or execution that never ends must not keep the process alive.
     const timer = setTimeout(() => {
-      console.error(`Shutdown took longer than ${config.shutdownTimeoutMs} ms; exiting.`);
+      console.error(`Shutdown took longer than ${config.shutdownTimeoutMs} ms after draining; exiting.`);
       process.exit(1);
-    }, config.shutdownTimeoutMs);
+    }, config.shutdownDrainMs + config.shutdownTimeoutMs);
     timer.unref();
+    // Still serving, /readyz 503 and `Connection: close` on every response: load balancers stop
+    // routing here and keep-alive clients move their next request elsewhere before the listener
+    // closes (a request sent on a connection as it closes would be reset).
+    await Promise.race([
+      app.drain(config.shutdownDrainMs),
+      new Promise<void>((resolve) => (endDrain = resolve)),
+    ]);
     await app.close();
     process.exit(0);
   };

@@ -15,10 +15,12 @@ import { DeliveryWorker } from '../events/delivery-worker.js';
 import { SubscriberIndex } from '../events/subscriber-index.js';
 import { VisibilityResolver } from '../events/visibility.js';
 import { LiveFeedService } from '../events/live-feed.service.js';
+import { EventTail } from '../events/event-tail.js';
 import type { EventTopics } from '../events/live-payloads.js';
 import { createGuardedFetch } from '../sandbox/network-guard.js';
 import { AddonBundleCache } from '../executions/addon-bundle.cache.js';
 import { AddonHostCapabilities } from '../executions/addon-host-capabilities.js';
+import { ExecutionEffectsRegistry } from '../executions/execution-effects.js';
 import { ExecutionRecorder, type ExecutionTopics } from '../executions/execution-recorder.js';
 import { LogQuota } from '../executions/log-quota.js';
 import { ExecutionService } from '../executions/execution.service.js';
@@ -26,6 +28,7 @@ import { ExecutionQueryService } from '../executions/execution-query.service.js'
 import { SandboxLifecycleHooks } from '../executions/lifecycle-hooks.js';
 import { WidgetCache, type WidgetTopics } from '../widgets/widget-cache.js';
 import { WidgetRenderService } from '../widgets/widget-render.service.js';
+import { WidgetGenerationRepository } from '../widgets/widget-generation.repository.js';
 import { DashboardStatsService } from '../dashboard/dashboard-stats.service.js';
 import { DashboardSeriesService } from '../dashboard/dashboard-series.service.js';
 
@@ -52,6 +55,7 @@ export interface Runtime {
   recorder: ExecutionRecorder;
   lookup: InstallationLookup;
   subscribers: SubscriberIndex;
+  eventTail: EventTail;
   /** Null when DELIVERY_WORKER is off; started by the app. */
   deliveryWorker: DeliveryWorker | null;
 }
@@ -84,7 +88,9 @@ export function createServices(deps: {
     maxAttempts: config.deliveries.maxAttempts,
     onError: deps.onEventsError,
   });
-  const capabilities = new AddonHostCapabilities({ database, bundles, lookup, events });
+  const effects = new ExecutionEffectsRegistry({ events, root: database.prisma });
+  const eventTail = new EventTail({ database, pubSub, onError: deps.onEventsError });
+  const capabilities = new AddonHostCapabilities({ database, bundles, lookup, events, effects });
   const pool = new SandboxPool({
     workers: config.sandbox.workers,
     v8PoolSize: config.sandbox.v8PoolSize,
@@ -101,9 +107,9 @@ export function createServices(deps: {
     },
     pubSub,
   );
-  const executions = new ExecutionService({ pool, bundles, lookup, recorder, metrics });
+  const executions = new ExecutionService({ pool, bundles, lookup, recorder, metrics, effects });
   capabilities.attach(executions);
-  const hooks = new SandboxLifecycleHooks({ bundles, executions, capabilities });
+  const hooks = new SandboxLifecycleHooks({ bundles, executions });
   const installations = new InstallationService(database, hooks);
   installations.onChange(({ installation }) => void lookup.changed(installation.siteId));
   installations.onChange(({ installation }) => subscribers.dropSite(installation.siteId));
@@ -119,19 +125,23 @@ export function createServices(deps: {
       })
     : null;
   const widgetCache = new WidgetCache(
-    { redis: deps.redis ?? null, pubSub, metrics },
+    {
+      redis: deps.redis ?? null,
+      pubSub,
+      metrics,
+      generations: new WidgetGenerationRepository(database.prisma),
+    },
     { prefix: `${config.redisKeyPrefix}widget:`, l2MaxEntryBytes: config.widgetL2MaxEntryBytes },
   );
   const widgets = new WidgetRenderService({
     lookup,
     bundles,
-    subscribers,
     executions,
     cache: widgetCache,
     metrics,
   });
   installations.onChange(widgets.onInstallationChange);
-  events.onStored(({ siteId, name }) => void widgets.invalidateForEvent(siteId, name).catch(() => undefined));
+  events.onInvalidated(widgets.onInvalidated);
 
   return {
     services: {
@@ -142,13 +152,13 @@ export function createServices(deps: {
       sites: new SiteService(database),
       events,
       deliveries: new DeliveryService({ database, pubSub, visibility }),
-      liveFeed: new LiveFeedService({ pubSub, visibility }),
+      liveFeed: new LiveFeedService({ pubSub, visibility, tail: eventTail }),
       executions,
       executionQueries: new ExecutionQueryService(database),
       widgets,
       dashboardStats: new DashboardStatsService({ database, metrics, visibility }),
       dashboardSeries: new DashboardSeriesService({ database, visibility }),
     },
-    runtime: { pool, recorder, lookup, subscribers, deliveryWorker },
+    runtime: { pool, recorder, lookup, subscribers, eventTail, deliveryWorker },
   };
 }

@@ -121,6 +121,8 @@ export class LocalRunner {
   private readonly addons = new Map<string, LocalAddon>();
   private readonly storage = new Map<string, Map<string, string>>();
   private readonly emitted: { addonId: string; name: string; data: unknown }[] = [];
+  /** Events by `<addon id>\u0000<idempotency key>`. */
+  private readonly idempotencyKeys = new Map<string, string>();
   private readonly siblings = new Map<string, Promise<LocalAddon | null>>();
   private http: Record<string, HttpFixture> = {};
   private sequence = 0;
@@ -150,7 +152,7 @@ export class LocalRunner {
         const page = keys.slice(0, limit);
         return { keys: page, cursor: keys.length > limit ? page[page.length - 1] : null };
       },
-      emitEvent: async (scope, name, data) => this.emit(scope, name, data),
+      emitEvent: async (scope, name, data, options) => this.emit(scope, name, data, options?.idempotencyKey),
       callAddon: (scope, addonName, functionName, data) =>
         this.callAddon(scope, addonName, functionName, data),
     };
@@ -360,6 +362,9 @@ export class LocalRunner {
     call: { input: unknown; widgetConfig?: unknown },
   ): Promise<EntryRun> {
     const eventsBefore = this.emitted.length;
+    // As on the server, a call's writes and events count only if it succeeds (all or nothing).
+    const storageBefore = new Map([...this.storage].map(([id, store]) => [id, new Map(store)]));
+    const keysBefore = new Map(this.idempotencyKeys);
     const started = performance.now();
     try {
       const result = await this.pool.execute({
@@ -386,6 +391,11 @@ export class LocalRunner {
         events: this.emittedSince(eventsBefore, addon),
       };
     } catch (error) {
+      this.storage.clear();
+      for (const [id, store] of storageBefore) this.storage.set(id, store);
+      this.emitted.length = eventsBefore;
+      this.idempotencyKeys.clear();
+      for (const [key, id] of keysBefore) this.idempotencyKeys.set(key, id);
       return {
         ...base,
         status: 'error',
@@ -393,7 +403,7 @@ export class LocalRunner {
         message: errorMessage(error),
         durationMs: performance.now() - started,
         memoryBytes: null,
-        events: this.emittedSince(eventsBefore, addon),
+        events: [],
       };
     }
   }
@@ -418,8 +428,19 @@ export class LocalRunner {
     return this.storeFor(scope.addonId);
   }
 
-  /** Checks event data against the declared schema, as the events service does, and keeps it. */
-  private async emit(scope: CapabilityScope, name: string, data: unknown): Promise<{ id: string }> {
+  /**
+   * Checks event data against the declared schema, as the events service does, and keeps it; an
+   * idempotency key this addon already gave returns that event instead.
+   */
+  private async emit(
+    scope: CapabilityScope,
+    name: string,
+    data: unknown,
+    idempotencyKey?: string,
+  ): Promise<{ id: string; duplicate: boolean }> {
+    const keyed = idempotencyKey === undefined ? undefined : `${scope.addonId}\u0000${idempotencyKey}`;
+    const earlier = keyed === undefined ? undefined : this.idempotencyKeys.get(keyed);
+    if (earlier) return { id: earlier, duplicate: true };
     const addon = this.addons.get(scope.addonId);
     const declared = addon?.manifest.events.emits.find((e) => e.name === name);
     if (declared?.schema) {
@@ -427,7 +448,9 @@ export class LocalRunner {
       if (!result.ok) throw ValidationError.of(`data of event ${name}`, result.problems);
     }
     this.emitted.push({ addonId: scope.addonId, name, data: data ?? null });
-    return { id: randomUUID() };
+    const id = randomUUID();
+    if (keyed !== undefined) this.idempotencyKeys.set(keyed, id);
+    return { id, duplicate: false };
   }
 
   /**

@@ -52,6 +52,13 @@ export interface AppConfig {
   graphql: { maxDepth: number; maxAliases: number; maxTokens: number; maxCost: number };
   /** Longest a graceful shutdown waits for in-flight work before exiting. */
   shutdownTimeoutMs: number;
+  /**
+   * After SIGTERM: how long the server keeps serving (answering `Connection: close`, `/readyz`
+   * 503) before it stops accepting connections, so load balancers route elsewhere first.
+   */
+  shutdownDrainMs: number;
+  /** How long an idempotency key given to an emit is kept (a retry within it gets the first event). */
+  eventIdempotencyHours: number;
   /** Prefix of every key and channel this server uses in Redis. */
   redisKeyPrefix: string;
   /** Delivery of stored events to addon handlers (at least once). */
@@ -180,6 +187,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxCost: readInt(env, 'GRAPHQL_MAX_COST', 5000, 1, 10_000_000),
     },
     shutdownTimeoutMs: readInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    // A laptop's Ctrl-C stops at once; a deployed instance drains behind its load balancer.
+    shutdownDrainMs: readInt(env, 'SHUTDOWN_DRAIN_MS', nodeEnv === 'development' ? 0 : 5_000, 0, 600_000),
+    eventIdempotencyHours: readInt(env, 'EVENT_IDEMPOTENCY_HOURS', 24, 1, 24 * 30),
     redisKeyPrefix: readPrefix(env),
     deliveries: {
       worker: readBool(env, 'DELIVERY_WORKER', true),

@@ -61,3 +61,24 @@ export class ConflictError extends AppError {
     super(ErrorCode.Conflict, message, details);
   }
 }
+
+/** Why a live subscription was ended (see ErrorCode.LiveStreamInterrupted). */
+export type LiveStreamInterruption = 'redis-lost' | 'redis-unavailable' | 'publish-failed' | 'fell-behind';
+
+const INTERRUPTION_MESSAGES: Record<LiveStreamInterruption, string> = {
+  'redis-lost': 'The server lost its connection to Redis, so live messages may have been missed.',
+  'redis-unavailable': 'The server has no connection to Redis now, so it cannot deliver live messages.',
+  'publish-failed': 'A server could not publish a live message, so it may have been missed.',
+  'fell-behind': 'This subscriber fell too far behind the live messages.',
+};
+
+/** A live subscription ended because it may have missed messages. */
+export class LiveStreamInterruptedError extends AppError {
+  constructor(readonly reason: LiveStreamInterruption) {
+    super(
+      ErrorCode.LiveStreamInterrupted,
+      `${INTERRUPTION_MESSAGES[reason]} Subscribe again, then catch up from the stored records.`,
+      { reason },
+    );
+  }
+}

@@ -28,6 +28,12 @@ export enum ErrorCode {
   SandboxCrashed = 'SANDBOX_CRASHED',
   AddonError = 'ADDON_ERROR',
   StorageQuotaExceeded = 'STORAGE_QUOTA_EXCEEDED',
+  /**
+   * A live subscription ended because it may have missed messages (this server lost Redis, a
+   * publish failed, or the subscriber fell behind): subscribe again, then catch up from the
+   * stored records (docs/events.md).
+   */
+  LiveStreamInterrupted = 'LIVE_STREAM_INTERRUPTED',
   /** A dependency (PostgreSQL) cannot be reached: retry after `Retry-After` seconds. */
   ServiceUnavailable = 'SERVICE_UNAVAILABLE',
   InternalServerError = 'INTERNAL_SERVER_ERROR',

@@ -22,6 +22,7 @@ export const httpStatusByErrorCode: Record<ErrorCode, number> = {
   [ErrorCode.OutputTooLarge]: 422,
   [ErrorCode.AddonError]: 422,
   [ErrorCode.SandboxCrashed]: 502,
+  [ErrorCode.LiveStreamInterrupted]: 503,
   [ErrorCode.ServiceUnavailable]: 503,
   [ErrorCode.InternalServerError]: 500,
 };

@@ -7,7 +7,9 @@ export {
   ForbiddenError,
   NotFoundError,
   ConflictError,
+  LiveStreamInterruptedError,
   type FieldProblem,
+  type LiveStreamInterruption,
 } from './app-error.js';
 export {
   DATABASE_RETRY_AFTER_SECONDS,

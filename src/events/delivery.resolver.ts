@@ -61,7 +61,8 @@ export class DeliveryResolver {
 
   @Subscription(() => Delivery, {
     name: 'deliveries',
-    description: 'Delivery status changes (RUNNING, SUCCEEDED, PENDING for a retry, DEAD) the key may see.',
+    description:
+      'Delivery status changes (RUNNING, SUCCEEDED, PENDING for a retry, DEAD) the key may see. Ends with LIVE_STREAM_INTERRUPTED when it may have missed one (the server lost Redis): subscribe again, then reload with Query.deliveries.',
     subscribe: ({ args, context }) =>
       (context as GraphQLContext).services.liveFeed.deliveries(
         (context as GraphQLContext).actor,

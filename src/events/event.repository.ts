@@ -1,13 +1,14 @@
-import type pg from 'pg';
 import type { DbClient } from '../infrastructure/database/database.js';
 import { Prisma } from '../generated/prisma/client.js';
 import { isUuid } from '../shared/ids.js';
 import { patternToRegex } from './event-name.js';
 
-/** A stored event as the services use it (the insertion transaction id left out). */
+/** A stored event as the services use it. */
 export interface EventRecord {
   id: string;
   seq: bigint;
+  /** The inserting transaction: with seq, the event's place in the stream (see {@link EventPosition}). */
+  txid: bigint;
   name: string;
   sourceAddonId: string | null;
   source: string;
@@ -35,9 +36,21 @@ export interface NewDelivery {
   handler: string;
 }
 
+/**
+ * A place in the stream of events: (inserting transaction, seq). Readers go in this order and stop
+ * below the oldest transaction still open, so every event that commits later sorts after any
+ * position already handed out: a cursor never skips one. (Ordered by seq alone, a transaction that
+ * took its xid before another but its seq after could commit after a reader passed its seq.)
+ * `txid` null: a cursor of the former seq-only format, placed at that event's position.
+ */
+export interface EventPosition {
+  txid: bigint | null;
+  seq: bigint;
+}
+
 export interface EventListFilter {
-  /** Only events after this seq (exclusive). */
-  afterSeq: bigint | null;
+  /** Only events after this position (exclusive). */
+  after: EventPosition | null;
   /** Names or patterns (`*` = one segment); empty means all. */
   names: string[];
   source: string | null;
@@ -49,96 +62,11 @@ export interface EventListFilter {
   newest?: boolean;
 }
 
-const COLUMNS = Prisma.sql`id, seq, name, "sourceAddonId", source, "siteId", data, "requestId", "createdAt"`;
-
-/**
- * Many events and their deliveries in one statement (see {@link EventRepository.insertBatch}). The
- * rows travel as two JSON documents: one parameter each, whatever the batch size. Events are
- * inserted in the order given, so their seq follows it.
- */
-const INSERT_BATCH = `
-  WITH e AS (
-    INSERT INTO "Event" (id, name, "sourceAddonId", source, "siteId", data, "requestId")
-    SELECT x.id, x.name, x."sourceAddonId", x.source, x."siteId", x.data, x."requestId"
-      FROM jsonb_to_recordset($1::jsonb)
-           AS x(id uuid, name text, "sourceAddonId" uuid, source text, "siteId" uuid, data jsonb,
-                "requestId" text, n int)
-     ORDER BY x.n
-    RETURNING id, seq::text AS seq, name, "sourceAddonId", source, "siteId", data, "requestId",
-              "createdAt" AT TIME ZONE 'UTC' AS "createdAt"
-  ), d AS (
-    INSERT INTO "Delivery" (id, "eventId", "eventName", "siteId", "installationId", "addonId",
-                            "addonName", handler, "maxAttempts")
-    SELECT gen_random_uuid(), e.id, e.name, e."siteId", t.installation, t.addon, t."addonName",
-           t.handler, $3
-      FROM jsonb_to_recordset($2::jsonb)
-           AS t("eventId" uuid, installation uuid, addon uuid, "addonName" text, handler text)
-      JOIN e ON e.id = t."eventId"
-    RETURNING 1
-  )
-  SELECT * FROM e`;
-
-/** A row as {@link INSERT_BATCH} returns it (seq as text: read the same through pg and Prisma). */
-type InsertedRow = Omit<EventRecord, 'seq'> & { seq: string };
-
-const toRecord = (row: InsertedRow): EventRecord => ({ ...row, seq: BigInt(row.seq) });
-
-/** {@link INSERT_BATCH}'s parameters: the events (in order) and their deliveries as JSON documents. */
-function insertValues(
-  items: ReadonlyArray<{ event: NewEvent; deliveries: NewDelivery[] }>,
-  maxAttempts: number,
-): [string, string, number] {
-  const events = items.map(({ event }, n) => ({ ...event, data: event.data ?? null, n }));
-  const deliveries = items.flatMap(({ event, deliveries }) =>
-    deliveries.map((d) => ({
-      eventId: event.id,
-      installation: d.installationId,
-      addon: d.addonId,
-      addonName: d.addonName,
-      handler: d.handler,
-    })),
-  );
-  return [JSON.stringify(events), JSON.stringify(deliveries), maxAttempts];
-}
+const COLUMNS = Prisma.sql`id, seq, txid, name, "sourceAddonId", source, "siteId", data, "requestId", "createdAt"`;
 
 /** Stored events: the record of what happened, written before anyone is told. */
 export class EventRepository {
   constructor(private readonly db: DbClient) {}
-
-  /**
-   * Events with their deliveries in one statement (all or nothing), outside any transaction: the
-   * emit hot path and the group commit of {@link EventBatchWriter}. A prepared statement on the pg
-   * pool, where Prisma's raw-query layer would cost about three times the statement. Returns the
-   * stored rows by event id.
-   */
-  static async insertBatch(
-    pool: pg.Pool,
-    items: ReadonlyArray<{ event: NewEvent; deliveries: NewDelivery[] }>,
-    maxAttempts: number,
-  ): Promise<Map<string, EventRecord>> {
-    const { rows } = await pool.query<InsertedRow>({
-      name: 'themepress-event-insert-batch',
-      text: INSERT_BATCH,
-      values: insertValues(items, maxAttempts),
-    });
-    return new Map(rows.map((row) => [row.id, toRecord(row)]));
-  }
-
-  /**
-   * The same statement for one event, through `db`: part of the caller's transaction when `db` is
-   * one (a lifecycle hook's emits: an outbox), atomic on its own otherwise.
-   */
-  async insertWithDeliveries(
-    event: NewEvent,
-    deliveries: NewDelivery[],
-    maxAttempts: number,
-  ): Promise<EventRecord> {
-    const rows = await this.db.$queryRawUnsafe<InsertedRow[]>(
-      INSERT_BATCH,
-      ...insertValues([{ event, deliveries }], maxAttempts),
-    );
-    return toRecord(rows[0]);
-  }
 
   async exists(id: string): Promise<boolean> {
     const row = await this.db.event.findUnique({ where: { id }, select: { id: true } });
@@ -148,21 +76,46 @@ export class EventRepository {
   findByIds(ids: readonly string[]): Promise<EventRecord[]> {
     return this.db.event.findMany({
       where: { id: { in: ids.filter(isUuid) } },
-      omit: { txid: true },
     });
   }
 
   /**
-   * Events in insertion order. Stops below the oldest transaction of this database still open
-   * when the statement started: it may yet commit an event with a lower seq, and a cursor past
-   * that seq would skip the event for good. Emits are single statements (or short lifecycle hook
-   * transactions), so the horizon trails by milliseconds. The in-progress list comes from the
+   * The event an idempotency key of `scope` (see idempotencyScope) was given to, while the key is
+   * kept.
+   */
+  async findByIdempotencyKey(scope: string, key: string): Promise<EventRecord | null> {
+    const row = await this.db.eventIdempotencyKey.findUnique({
+      where: { scope_key: { scope, key } },
+      select: { eventId: true },
+    });
+    return row ? this.db.event.findUnique({ where: { id: row.eventId } }) : null;
+  }
+
+  /** Forgets the idempotency keys given before `cutoff`; returns how many. */
+  async deleteIdempotencyKeysBefore(cutoff: Date): Promise<number> {
+    const { count } = await this.db.eventIdempotencyKey.deleteMany({ where: { createdAt: { lt: cutoff } } });
+    return count;
+  }
+
+  /**
+   * Events in stream order (see {@link EventPosition}). Stops below the oldest transaction of this
+   * database still open when the statement started: it may yet commit an event, which would sort
+   * after that transaction's id, and a cursor already past it would skip the event for good. Emits
+   * and execution effects are single statements (lifecycle hooks short transactions), so the
+   * horizon trails by milliseconds. The in-progress list comes from the
    * statement's own snapshot (exact); pg_stat_activity only tells which of them belong to other
    * databases of the cluster, which are ignored.
    */
   async list(filter: EventListFilter): Promise<EventRecord[]> {
     const where: Prisma.Sql[] = [Prisma.sql`txid < (SELECT horizon FROM horizon)`];
-    if (filter.afterSeq !== null) where.push(Prisma.sql`seq > ${filter.afterSeq}`);
+    const after = filter.after;
+    if (after?.txid != null)
+      where.push(Prisma.sql`(txid, seq) > (${after.txid}::bigint, ${after.seq}::bigint)`);
+    else if (after) {
+      where.push(
+        Prisma.sql`(txid, seq) > (COALESCE((SELECT txid FROM "Event" WHERE seq = ${after.seq}::bigint), 0), ${after.seq}::bigint)`,
+      );
+    }
     if (filter.siteId) where.push(Prisma.sql`"siteId" = ${filter.siteId}::uuid`);
     if (filter.source) where.push(Prisma.sql`source = ${filter.source}`);
     if (filter.sourceAddonIds)
@@ -172,7 +125,7 @@ export class EventRepository {
       const regexes = filter.names.filter((n) => n.includes('*')).map(patternToRegex);
       where.push(Prisma.sql`(name = ANY(${exact}::text[]) OR name ~ ANY(${regexes}::text[]))`);
     }
-    const order = filter.newest ? Prisma.sql`seq DESC` : Prisma.sql`seq`;
+    const order = filter.newest ? Prisma.sql`txid DESC, seq DESC` : Prisma.sql`txid, seq`;
     const rows = await this.db.$queryRaw<EventRecord[]>`
       WITH snap AS (SELECT txid_current_snapshot() AS s),
       open_ AS (SELECT x FROM snap, txid_snapshot_xip(snap.s) AS x),

@@ -15,6 +15,7 @@ import { GraphQLJSON } from 'graphql-scalars';
 import type { GraphQLContext } from '../graphql/context.js';
 import type { EventRecord } from './event.repository.js';
 import { Delivery, Event, EventConnection } from './event.type.js';
+import { encodeEventCursor } from './event.service.js';
 
 const namesArg = {
   nullable: true,
@@ -32,15 +33,23 @@ interface EventSubscriptionArgs {
 export class EventResolver {
   @Mutation(() => Event, {
     description:
-      'Emits a platform event (source "platform"): a site key on its own site, an admin on a named site or platform-wide.',
+      'Emits a platform event (source "platform"): a site key on its own site, an admin on a named site or platform-wide. With an idempotencyKey already given on that site (kept EVENT_IDEMPOTENCY_HOURS), nothing is stored and the first event is returned.',
   })
-  emitEvent(
+  async emitEvent(
     @Arg('name', () => String) name: string,
     @Arg('data', () => GraphQLJSON) data: unknown,
     @Arg('siteId', () => ID, { nullable: true }) siteId: string | null,
+    @Arg('idempotencyKey', () => String, {
+      nullable: true,
+      description:
+        '1 to 200 characters; a retry with the same key returns the first event instead of a new one.',
+    })
+    idempotencyKey: string | null,
     @Ctx() ctx: GraphQLContext,
   ) {
-    return ctx.services.events.emitPlatform(ctx.actor, { name, data, siteId, requestId: ctx.requestId });
+    const { services, actor, requestId } = ctx;
+    return (await services.events.emitPlatform(actor, { name, data, siteId, idempotencyKey, requestId }))
+      .event;
   }
 
   @Query(() => EventConnection, {
@@ -66,7 +75,8 @@ export class EventResolver {
 
   @Subscription(() => Event, {
     name: 'events',
-    description: 'Events as they are stored, as far as the key may see (a site key: its own site).',
+    description:
+      'Events as they are stored, as far as the key may see (a site key: its own site): each one once, in stream order, read from the stored events, so a Redis outage delays them and never makes one missing. Resume after a dropped socket with Query.events(after: the last cursor).',
     subscribe: ({ args, context }) =>
       (context as GraphQLContext).services.liveFeed.events(
         (context as GraphQLContext).actor,
@@ -80,6 +90,14 @@ export class EventResolver {
     @Arg('siteId', () => ID, { nullable: true }) _siteId: string | null,
   ): EventRecord {
     return event;
+  }
+
+  @FieldResolver(() => String, {
+    description:
+      'Its place in the stream: pass as `after` to Query.events to continue after it (e.g. from the last event a subscription delivered).',
+  })
+  cursor(@Root() event: EventRecord): string {
+    return encodeEventCursor(event);
   }
 
   @FieldResolver(() => [Delivery], {

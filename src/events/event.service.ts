@@ -1,17 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database, DbClient } from '../infrastructure/database/database.js';
-import { ForbiddenError, ValidationError, type FieldProblem } from '../errors/index.js';
+import { ConflictError, ForbiddenError, ValidationError, type FieldProblem } from '../errors/index.js';
 import { requireAuthenticated, type Actor } from '../auth/actor.js';
 import { validateWithDefaults } from '../shared/json-schema.js';
 import { isUuid } from '../shared/ids.js';
 import { jsonValueProblem } from '../shared/storable-text.js';
 import type { AddonManifest } from '../addons/addon-manifest.js';
 import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
-import { EventRepository, type EventRecord, type NewEvent } from './event.repository.js';
+import { EventRepository, type EventPosition, type EventRecord, type NewEvent } from './event.repository.js';
 import type { SubscriberIndex } from './subscriber-index.js';
-import { toLiveEvent, type EventTopics } from './live-payloads.js';
-import { EventBatchWriter } from './event-batch-writer.js';
+import type { EventTopics } from './live-payloads.js';
+import { EffectsBatchWriter } from './effects-batch-writer.js';
+import {
+  EffectsRepository,
+  idempotencyScope,
+  type CommittedEffects,
+  type GenerationBump,
+  type PlannedEvent,
+  type StorageChange,
+  type WidgetScope,
+} from './effects.repository.js';
 import type { VisibilityResolver } from './visibility.js';
 import { EVENT_MAX_DATA_BYTES, EVENT_MAX_NAME_CHARS, EVENT_NAME, EVENT_PATTERN } from './event-name.js';
 
@@ -40,16 +49,51 @@ export interface EventPage {
   encode: (row: EventRecord) => string;
 }
 
-const encodeCursor = (row: EventRecord) => Buffer.from(`seq:${row.seq}`).toString('base64url');
+/** An event's cursor: its place in the stream (see EventPosition). */
+export const encodeEventCursor = (row: Pick<EventRecord, 'txid' | 'seq'>) =>
+  Buffer.from(`tx:${row.txid}:${row.seq}`).toString('base64url');
 
-function decodeCursor(cursor: string): bigint {
+function decodeCursor(cursor: string): EventPosition {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!/^seq:\d{1,19}$/.test(text)) {
-    throw ValidationError.of('arguments', [
-      { field: 'after', message: 'is not a cursor returned by this API' },
-    ]);
+  const current = /^tx:(\d{1,19}):(\d{1,19})$/.exec(text);
+  if (current) return { txid: BigInt(current[1]), seq: BigInt(current[2]) };
+  // Cursors handed out before positions had a transaction part.
+  if (/^seq:\d{1,19}$/.test(text)) return { txid: null, seq: BigInt(text.slice(4)) };
+  throw ValidationError.of('arguments', [
+    { field: 'after', message: 'is not a cursor returned by this API' },
+  ]);
+}
+
+/** An idempotency key as emits take it: 1 to 200 printable characters. */
+export const IDEMPOTENCY_KEY_MAX_CHARS = 200;
+
+/** The problem with an idempotency key given as `field`, or null. */
+export function idempotencyKeyProblem(key: unknown, field: string): FieldProblem | null {
+  if (
+    typeof key !== 'string' ||
+    key.length === 0 ||
+    key.length > IDEMPOTENCY_KEY_MAX_CHARS ||
+    // eslint-disable-next-line no-control-regex
+    /[\u0000-\u001f\u007f]/.test(key)
+  ) {
+    return {
+      field,
+      message: `must be 1 to ${IDEMPOTENCY_KEY_MAX_CHARS} characters without control characters`,
+    };
   }
-  return BigInt(text.slice(4));
+  return null;
+}
+
+/** One event of a commit, with the idempotency key it was emitted with. */
+export interface PendingEvent {
+  event: NewEvent;
+  idempotencyKey: string | null;
+}
+
+/** What one execution (or one platform emit) commits: its events and its storage writes. */
+export interface Effects {
+  events: PendingEvent[];
+  storage: StorageChange[];
 }
 
 /** Checks names or patterns given as filters; returns them unchanged. */
@@ -65,12 +109,17 @@ export function checkEventPatterns(names: string[] | null | undefined, field = '
 }
 
 /**
- * Emitting and reading events. An event and the deliveries it creates are stored in one statement
- * (inside the emitter's transaction when it has one: an outbox); only after the commit are live
- * listeners told (through the pub/sub: widget caches, delivery workers and GraphQL
- * subscriptions). Telling is at most once; the stored rows are the record.
+ * Emitting and reading events. An event, the deliveries it creates, the generation bumps of the
+ * widget renders it invalidates and (for events of an addon call) the call's storage writes are
+ * stored in one statement (inside the emitter's transaction when it has one: an outbox); only after
+ * the commit are live listeners told (through the pub/sub: delivery workers, widget caches, the
+ * live event feeds). Telling is at most once; the stored rows are the record, and every listener
+ * also reads them (polls) so a lost message only delays it.
  */
 export class EventService {
+  private readonly writer: EffectsBatchWriter;
+  private readonly invalidatedListeners: Array<(bumps: GenerationBump[]) => void> = [];
+
   constructor(
     private readonly deps: {
       database: Database;
@@ -81,35 +130,30 @@ export class EventService {
       onError?: (error: unknown, message: string) => void;
     },
   ) {
-    this.writer = new EventBatchWriter(deps.database.pool, deps.maxAttempts);
+    this.writer = new EffectsBatchWriter(deps.database.pool, deps.maxAttempts);
   }
 
-  private readonly writer: EventBatchWriter;
-  private readonly storedListeners: Array<(event: { siteId: string | null; name: string }) => void> = [];
-
   /**
-   * Registers a listener called on this instance, once per event this instance stored, after
-   * the commit. Work that must happen once per event cluster-wide (widget invalidation) hooks in
-   * here rather than on a pub/sub topic every instance would answer.
+   * Registers a listener called on this instance with the widget generations each commit of this
+   * instance bumped, after the commit: the render cache learns them at once (and tells the others).
    */
-  onStored(listener: (event: { siteId: string | null; name: string }) => void): () => void {
-    this.storedListeners.push(listener);
+  onInvalidated(listener: (bumps: GenerationBump[]) => void): () => void {
+    this.invalidatedListeners.push(listener);
     return () => {
-      const index = this.storedListeners.indexOf(listener);
-      if (index >= 0) this.storedListeners.splice(index, 1);
+      const index = this.invalidatedListeners.indexOf(listener);
+      if (index >= 0) this.invalidatedListeners.splice(index, 1);
     };
   }
 
   /**
-   * Stores an event emitted by addon code, in `db` (the emitter's transaction when it has one).
-   * The name must be declared under `events.emits` (the sandbox checks that before calling), and
-   * the data must match the schema declared for it.
+   * An event emitted by addon code, checked and ready to be committed with its call's other
+   * effects (nothing is stored yet). The name must be declared under `events.emits` (the sandbox
+   * checks that before calling), and the data must match the schema declared for it.
    */
-  async emitFromAddon(
-    db: DbClient,
+  prepareFromAddon(
     emitter: { addonId: string; addonName: string; manifest: AddonManifest },
     event: { name: string; data: unknown; siteId: string; requestId?: string },
-  ): Promise<EventRecord> {
+  ): NewEvent {
     // Stored as jsonb: text PostgreSQL refuses fails this emit alone, never a batch of others.
     const unstorable = jsonValueProblem(event.data, 'data');
     if (unstorable) throw ValidationError.of(`data of event ${event.name}`, [unstorable]);
@@ -118,7 +162,7 @@ export class EventService {
       const result = validateWithDefaults(declared.schema, event.data, 'data');
       if (!result.ok) throw ValidationError.of(`data of event ${event.name}`, result.problems);
     }
-    return this.store(db, {
+    return {
       id: randomUUID(),
       name: event.name,
       sourceAddonId: emitter.addonId,
@@ -126,17 +170,75 @@ export class EventService {
       siteId: event.siteId,
       data: event.data ?? null,
       requestId: event.requestId ?? null,
-    });
+    };
+  }
+
+  /** The event stored with an idempotency key of this site and emitter, while the key is kept. */
+  findByIdempotencyKey(
+    siteId: string | null,
+    source: string,
+    key: string,
+    db: DbClient = this.deps.database.prisma,
+  ): Promise<EventRecord | null> {
+    return new EventRepository(db).findByIdempotencyKey(idempotencyScope(siteId, source), key);
+  }
+
+  /**
+   * Commits effects in `db` (the emitter's transaction when it has one, else group-committed): all
+   * or nothing. Resolves with the stored events once committed.
+   * @throws ConflictError when another emit stored one of the idempotency keys meanwhile.
+   */
+  async commit(db: DbClient, effects: Effects): Promise<EventRecord[]> {
+    if (effects.events.length === 0 && effects.storage.length === 0) return [];
+    // Anything but the root client is an open transaction of the emitter's.
+    const inTransaction = db !== this.deps.database.prisma;
+    const events: PlannedEvent[] = [];
+    const bumps = new Map<string, WidgetScope>();
+    for (const { event, idempotencyKey } of effects.events) {
+      const fanOut = await this.deps.subscribers.forEvent(
+        event.siteId,
+        event.name,
+        inTransaction ? db : undefined,
+      );
+      events.push({
+        event,
+        deliveries: fanOut.deliveries,
+        idempotency:
+          idempotencyKey === null
+            ? null
+            : { scope: idempotencyScope(event.siteId, event.source), key: idempotencyKey },
+      });
+      for (const addonId of fanOut.invalidates) {
+        bumps.set(`${event.siteId}:${addonId}`, { siteId: event.siteId!, addonId });
+      }
+    }
+    const item = { events, storage: effects.storage, bumps: [...bumps.values()] };
+    const committed = inTransaction
+      ? await EffectsRepository.commitIn(db, item, this.deps.maxAttempts)
+      : await this.writer.commit(item);
+    const deliveries = events.some((e) => e.deliveries.length > 0);
+    // Not awaited: everything is stored, the caller need not wait for Redis.
+    if (inTransaction) void this.publishAfterCommit(committed, deliveries);
+    else void this.publish(committed, deliveries);
+    return committed.events;
   }
 
   /**
    * Mutation.emitEvent: a platform event (source "platform"). A site key emits on its own site; an
    * admin names a site, or none for a platform-wide event (seen by admins; delivered to no addon).
+   * With an idempotency key already given on the site, nothing is stored and the first event is
+   * returned (`replayed`).
    */
   async emitPlatform(
     actor: Actor,
-    input: { name: string; data: unknown; siteId?: string | null; requestId?: string },
-  ): Promise<EventRecord> {
+    input: {
+      name: string;
+      data: unknown;
+      siteId?: string | null;
+      requestId?: string;
+      idempotencyKey?: string | null;
+    },
+  ): Promise<{ event: EventRecord; replayed: boolean }> {
     requireAuthenticated(actor);
     let siteId: string | null = input.siteId ?? null;
     if (actor.kind === 'developer') {
@@ -166,8 +268,15 @@ export class EventService {
         message: `takes ${size} bytes; at most ${EVENT_MAX_DATA_BYTES} are allowed`,
       });
     }
+    const key = input.idempotencyKey ?? null;
+    const keyProblem = key === null ? null : idempotencyKeyProblem(key, 'idempotencyKey');
+    if (keyProblem) problems.push(keyProblem);
     if (problems.length > 0) throw ValidationError.of('event', problems);
-    return this.store(this.deps.database.prisma, {
+    if (key !== null) {
+      const first = await this.findByIdempotencyKey(siteId, PLATFORM_SOURCE, key);
+      if (first) return { event: first, replayed: true };
+    }
+    const event: NewEvent = {
       id: randomUUID(),
       name: input.name,
       sourceAddonId: null,
@@ -175,10 +284,32 @@ export class EventService {
       siteId,
       data: input.data ?? null,
       requestId: input.requestId ?? null,
-    });
+    };
+    try {
+      const [stored] = await this.commit(this.deps.database.prisma, {
+        events: [{ event, idempotencyKey: key }],
+        storage: [],
+      });
+      return { event: stored, replayed: false };
+    } catch (error) {
+      // A concurrent emit with the same key won: its event is the answer.
+      const first =
+        key !== null && error instanceof ConflictError
+          ? await this.findByIdempotencyKey(siteId, PLATFORM_SOURCE, key)
+          : null;
+      if (first) return { event: first, replayed: true };
+      throw error;
+    }
   }
 
-  /** Query.events: stored events in order (seq), after a cursor, as far as the caller may see. */
+  /** Forgets idempotency keys older than `hours` (keys are kept at least that long). */
+  async forgetIdempotencyKeys(hours: number): Promise<number> {
+    return new EventRepository(this.deps.database.prisma).deleteIdempotencyKeysBefore(
+      new Date(Date.now() - hours * 3_600_000),
+    );
+  }
+
+  /** Query.events: stored events in stream order, after a cursor, as far as the caller may see. */
   async list(actor: Actor, args: EventListArgs): Promise<EventPage> {
     const visibility = await this.deps.visibility.of(actor);
     const last = args.last ?? null;
@@ -202,10 +333,11 @@ export class EventService {
     } else if (visibility.kind === 'addons') {
       sourceAddonIds = [...visibility.addonIds];
     }
-    const empty = { rows: [], hasNextPage: false, hasPreviousPage: false, encode: encodeCursor };
+    const empty = { rows: [], hasNextPage: false, hasPreviousPage: false, encode: encodeEventCursor };
+    const after = args.after ? decodeCursor(args.after) : null;
     if ((siteId && !isUuid(siteId)) || sourceAddonIds?.length === 0) return empty;
     const rows = await new EventRepository(this.deps.database.prisma).list({
-      afterSeq: args.after ? decodeCursor(args.after) : null,
+      after,
       names,
       source: args.source ?? null,
       siteId,
@@ -220,48 +352,35 @@ export class EventService {
         rows: more ? rows.slice(1) : rows,
         hasNextPage: false,
         hasPreviousPage: more,
-        encode: encodeCursor,
+        encode: encodeEventCursor,
       };
     }
     return {
       rows: rows.slice(0, first),
       hasNextPage: rows.length > first,
       hasPreviousPage: Boolean(args.after),
-      encode: encodeCursor,
+      encode: encodeEventCursor,
     };
   }
 
-  private async store(db: DbClient, event: NewEvent): Promise<EventRecord> {
-    // Anything but the root client is an open transaction of the emitter's.
-    const inTransaction = db !== this.deps.database.prisma;
-    const deliveries = await this.deps.subscribers.forEvent(
-      event.siteId,
-      event.name,
-      inTransaction ? db : undefined,
-    );
-    const { maxAttempts } = this.deps;
-    const record = inTransaction
-      ? await new EventRepository(db).insertWithDeliveries(event, deliveries, maxAttempts)
-      : await this.writer.insert(event, deliveries);
-    // Not awaited: the event is stored, the caller need not wait for Redis. Publishes leave in
-    // order on one connection, so live listeners still see events in the order they were stored.
-    if (inTransaction) void this.publishAfterCommit(record, deliveries.length);
-    else void this.publish(record, deliveries.length);
-    return record;
-  }
-
-  /** Tells listeners about a committed event. Failures are logged: the event is stored anyway. */
-  private async publish(record: EventRecord, deliveries: number): Promise<void> {
+  /** Tells listeners about committed effects. Failures are logged: everything is stored anyway. */
+  private async publish(committed: CommittedEffects, deliveries: boolean): Promise<void> {
     const { pubSub } = this.deps;
-    for (const listener of this.storedListeners) {
-      try {
-        listener({ siteId: record.siteId, name: record.name });
-      } catch (error) {
-        this.deps.onError?.(error, 'an event listener failed');
+    if (committed.generations.length > 0) {
+      for (const listener of this.invalidatedListeners) {
+        try {
+          listener(committed.generations);
+        } catch (error) {
+          this.deps.onError?.(error, 'an invalidation listener failed');
+        }
       }
     }
-    const sends = [pubSub.publish('events', toLiveEvent(record))];
-    if (deliveries > 0) sends.push(pubSub.publish(DELIVERIES_DUE_CHANNEL, { siteId: record.siteId }));
+    if (committed.events.length === 0) return;
+    const sends = [pubSub.publish('events', { n: committed.events.length })];
+    if (deliveries) {
+      const sites = new Set(committed.events.map((e) => e.siteId));
+      for (const siteId of sites) sends.push(pubSub.publish(DELIVERIES_DUE_CHANNEL, { siteId }));
+    }
     const results = await Promise.allSettled(sends);
     for (const result of results) {
       if (result.status === 'rejected')
@@ -270,18 +389,20 @@ export class EventService {
   }
 
   /**
-   * An event stored inside someone else's transaction (a lifecycle hook) may still be rolled back;
-   * it is published once it is visible outside that transaction, i.e. committed. Polled: the
-   * transaction is not ours to hook, and lasts 30 s at most. Delivery workers find its deliveries
-   * by polling anyway.
+   * Effects committed inside someone else's transaction (a lifecycle hook) may still be rolled
+   * back; they are published once visible outside that transaction, i.e. committed. Polled: the
+   * transaction is not ours to hook, and lasts 30 s at most. Delivery workers, render caches and
+   * live feeds read the stored rows anyway.
    */
-  private async publishAfterCommit(record: EventRecord, deliveries: number): Promise<void> {
+  private async publishAfterCommit(committed: CommittedEffects, deliveries: boolean): Promise<void> {
+    const probe = committed.events[0]?.id;
+    if (!probe) return;
     const repository = new EventRepository(this.deps.database.prisma);
     const deadline = Date.now() + 40_000;
     for (let wait = 10; Date.now() < deadline; wait = Math.min(wait * 2, 500)) {
       await sleep(wait);
       try {
-        if (await repository.exists(record.id)) return await this.publish(record, deliveries);
+        if (await repository.exists(probe)) return await this.publish(committed, deliveries);
       } catch {
         // Database briefly away: keep trying until the deadline.
       }

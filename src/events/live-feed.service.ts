@@ -4,7 +4,8 @@ import { checkEventPatterns } from './event.service.js';
 import type { EventRecord } from './event.repository.js';
 import type { DeliveryRecord, DeliveryStatusName } from './delivery.repository.js';
 import { eventNameFilter } from './event-name.js';
-import { reviveDelivery, reviveEvent, type EventTopics } from './live-payloads.js';
+import { reviveDelivery, type EventTopics } from './live-payloads.js';
+import type { EventTail } from './event-tail.js';
 import { isVisible, type VisibilityResolver } from './visibility.js';
 import type { ExecutionTopics, LiveExecution } from '../executions/execution-recorder.js';
 import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
@@ -15,12 +16,18 @@ export type ExecutionFeedItem = Omit<LiveExecution, 'createdAt'> & { createdAt: 
 /**
  * The live feeds behind GraphQL subscriptions: stored things as they happen, filtered to what the
  * caller may see and asked for. A feed listens from its consumer's first read.
+ *
+ * Events come from the outbox ({@link EventTail}): every event stored while a subscriber listens,
+ * once, in stream order, even across a Redis outage. Deliveries and executions have no outbox to
+ * replay: their feeds end with LIVE_STREAM_INTERRUPTED whenever a message may have been missed
+ * (see PubSub.subscribe), and the client reloads them.
  */
 export class LiveFeedService {
   constructor(
     private readonly deps: {
       pubSub: PubSub<EventTopics & ExecutionTopics>;
       visibility: VisibilityResolver;
+      tail: EventTail;
     },
   ) {}
 
@@ -34,7 +41,7 @@ export class LiveFeedService {
     }
     const matches = eventNameFilter(checkEventPatterns(args.names));
     const { source, siteId } = args;
-    return this.deps.pubSub.subscribe('events', (event) => {
+    return this.deps.tail.subscribe((event) => {
       if (!isVisible(visibility, { siteId: event.siteId, addonId: event.sourceAddonId })) return null;
       if (
         !matches(event.name) ||
@@ -43,7 +50,7 @@ export class LiveFeedService {
       ) {
         return null;
       }
-      return reviveEvent(event);
+      return event;
     });
   }
 

@@ -1,15 +1,9 @@
-import type { EventRecord } from './event.repository.js';
 import type { DeliveryRecord } from './delivery.repository.js';
 
 /**
- * What the live feeds carry between instances: JSON-safe copies of stored rows (seq as a string,
- * dates as ISO strings), turned back into records with {@link reviveEvent} / {@link reviveDelivery}.
+ * What the delivery feed carries between instances: JSON-safe copies of stored rows (dates as ISO
+ * strings), turned back into records with {@link reviveDelivery}.
  */
-export interface LiveEvent extends Omit<EventRecord, 'seq' | 'createdAt'> {
-  seq: string;
-  createdAt: string;
-}
-
 export type LiveDelivery = Omit<
   DeliveryRecord,
   'nextAttemptAt' | 'lockedUntil' | 'createdAt' | 'updatedAt' | 'completedAt'
@@ -23,20 +17,15 @@ export type LiveDelivery = Omit<
 
 /** The event domain's pub/sub topics and what their listeners receive. */
 export interface EventTopics {
-  /** Stored events (Subscription.events). */
-  events: LiveEvent;
+  /**
+   * Events were stored (`n` of them): the live event feeds read them from the outbox at once
+   * instead of at their next poll.
+   */
+  events: { n: number };
   /** Delivery state changes (Subscription.deliveries). */
   deliveries: LiveDelivery;
   /** Deliveries were stored or made due again: delivery workers wake. */
   'deliveries.due': { siteId: string | null };
-}
-
-export function toLiveEvent(event: EventRecord): LiveEvent {
-  return { ...event, seq: event.seq.toString(), createdAt: event.createdAt.toISOString() };
-}
-
-export function reviveEvent(live: LiveEvent): EventRecord {
-  return { ...live, seq: BigInt(live.seq), createdAt: new Date(live.createdAt) };
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);

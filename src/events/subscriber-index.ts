@@ -3,8 +3,15 @@ import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import { INSTALLATIONS_CHANNEL, type InstallationTopics } from '../installations/installation-lookup.js';
 import type { AddonBundleCache } from '../executions/addon-bundle.cache.js';
 import { EventRepository, type NewDelivery } from './event.repository.js';
-import { resolveHandler } from './event-name.js';
+import { matchesEventPattern, resolveHandler } from './event-name.js';
 import { RefreshingCache } from '../shared/refreshing-cache.js';
+
+/** What storing one event on a site sets off. */
+export interface EventFanOut {
+  deliveries: NewDelivery[];
+  /** Ids of the addons whose widget renders on the site the event makes out of date. */
+  invalidates: string[];
+}
 
 interface SiteInstallation {
   id: string;
@@ -39,23 +46,30 @@ export class SubscriberIndex {
   }
 
   /**
-   * The deliveries an event creates. `db` is the emitter's transaction when it has one: then the
-   * cache is bypassed, since that transaction may itself be changing the site's installations.
+   * What an event does on its site: the deliveries it creates, and the addons whose widgets declare
+   * it in `invalidateOn` (their cached renders are dropped in the event's own transaction). `db` is
+   * the emitter's transaction when it has one: then the cache is bypassed, since that transaction
+   * may itself be changing the site's installations.
    */
-  async forEvent(siteId: string | null, name: string, db?: DbClient): Promise<NewDelivery[]> {
-    if (!siteId) return [];
+  async forEvent(siteId: string | null, name: string, db?: DbClient): Promise<EventFanOut> {
+    if (!siteId) return { deliveries: [], invalidates: [] };
     const installations = db ? await this.read(siteId, db) : await this.sites.get(siteId);
-    const out: NewDelivery[] = [];
+    const out: EventFanOut = { deliveries: [], invalidates: [] };
     for (const installation of installations) {
       const { manifest } = await this.bundles.load(installation.addonVersionId, db);
       const handler = resolveHandler(manifest.events.handles, name);
       if (handler) {
-        out.push({
+        out.deliveries.push({
           installationId: installation.id,
           addonId: installation.addonId,
           addonName: installation.addonName,
           handler,
         });
+      }
+      if (
+        manifest.widgets.some((w) => w.invalidateOn.some((pattern) => matchesEventPattern(pattern, name)))
+      ) {
+        out.invalidates.push(installation.addonId);
       }
     }
     return out;

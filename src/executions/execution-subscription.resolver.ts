@@ -14,7 +14,8 @@ interface ExecutionSubscriptionArgs {
 export class ExecutionSubscriptionResolver {
   @Subscription(() => Execution, {
     name: 'executions',
-    description: 'Execution records as runs finish, as far as the key may see.',
+    description:
+      'Execution records as runs finish, as far as the key may see. Ends with LIVE_STREAM_INTERRUPTED when it may have missed one (the server lost Redis): subscribe again, then reload with Query.executions.',
     subscribe: ({ args, context }) =>
       (context as GraphQLContext).services.liveFeed.executions(
         (context as GraphQLContext).actor,

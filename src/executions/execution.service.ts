@@ -15,6 +15,7 @@ import type { DbClient } from '../infrastructure/database/database.js';
 import type { InstallationLookup, ResolvedInstallation } from '../installations/installation-lookup.js';
 import type { AddonBundleCache } from './addon-bundle.cache.js';
 import type { ExecutionRecorder } from './execution-recorder.js';
+import type { ExecutionEffects, ExecutionEffectsRegistry } from './execution-effects.js';
 import type { RawJson } from '../shared/raw-json.js';
 
 export interface ExecuteFunctionArgs {
@@ -39,6 +40,10 @@ export interface RunArgs {
   requestId?: string;
   /** Hand back the output as a RawJson (see ExecutionRequest.rawOutput). */
   rawOutput?: boolean;
+  /** A dependency call (ctx.addons.call): its caller's execution, whose effects it joins. */
+  parentExecutionId?: string;
+  /** The transaction an outermost call runs in (lifecycle hooks): its effects commit there. */
+  db?: DbClient;
 }
 
 interface EntryMetrics {
@@ -62,6 +67,7 @@ export class ExecutionService {
       lookup: InstallationLookup;
       recorder: ExecutionRecorder;
       metrics: Metrics;
+      effects: ExecutionEffectsRegistry;
     },
   ) {}
 
@@ -107,7 +113,14 @@ export class ExecutionService {
     target: ResolvedInstallation,
     functionName: string,
     data: unknown,
-    opts: { readonlyOnly?: boolean; requestId?: string; callDepth: number; db?: DbClient },
+    opts: {
+      readonlyOnly?: boolean;
+      requestId?: string;
+      callDepth: number;
+      db?: DbClient;
+      /** From ctx.addons.call: the calling execution, whose effects this call's join. */
+      parentExecutionId?: string;
+    },
   ): Promise<RawJson> {
     const versionId = target.installation.addonVersionId;
     const { bundle, manifest } =
@@ -136,17 +149,25 @@ export class ExecutionService {
       callDepth: opts.callDepth,
       requestId: opts.requestId,
       rawOutput: true,
+      parentExecutionId: opts.parentExecutionId,
     });
     return result.output as RawJson;
   }
 
-  /** Runs any entry (function, widget, handler, hook), recording it whatever the outcome. */
+  /**
+   * Runs any entry (function, widget, handler, hook), recording it whatever the outcome. Its storage
+   * writes and emitted events commit together once it succeeds (before this resolves), or not at
+   * all: a call that fails, times out or dies with its process leaves nothing behind.
+   */
   async run(args: RunArgs): Promise<ExecutionResult> {
     const { target, bundle, entry } = args;
     const started = performance.now();
+    const executionId = randomUUID();
+    let effects: ExecutionEffects | null = null;
     let result: ExecutionResult | null = null;
     let failure: unknown = null;
     try {
+      effects = this.deps.effects.begin(executionId, { parentId: args.parentExecutionId, db: args.db });
       result = await this.deps.pool.execute({
         bundle,
         siteId: target.installation.siteId,
@@ -158,10 +179,13 @@ export class ExecutionService {
         callDepth: args.callDepth ?? 0,
         requestId: args.requestId,
         rawOutput: args.rawOutput,
+        executionId,
       });
+      await this.deps.effects.settle(executionId, effects);
       return result;
     } catch (error) {
       failure = error;
+      if (effects) this.deps.effects.discard(executionId, effects);
       throw error;
     } finally {
       const seconds = (performance.now() - started) / 1000;
@@ -179,7 +203,7 @@ export class ExecutionService {
       executions.inc();
       metrics.responseTime.observe(seconds);
       this.deps.recorder.record({
-        id: randomUUID(),
+        id: executionId,
         addonId: bundle.addonId,
         addonName: bundle.addonName,
         addonVersionId: bundle.versionId,

@@ -5,18 +5,16 @@ import type { InstallationRecord } from '../installations/installation.repositor
 import type { AddonRecord } from '../addons/addon.repository.js';
 import type { AddonBundleCache } from './addon-bundle.cache.js';
 import type { ExecutionService } from './execution.service.js';
-import type { AddonHostCapabilities } from './addon-host-capabilities.js';
 
 /**
  * Runs an addon's install / upgrade / uninstall hook in the sandbox, inside the installation's
- * transaction: storage the hook writes commits or rolls back with the installation change.
+ * transaction: what the hook writes and emits commits or rolls back with the installation change.
  */
 export class SandboxLifecycleHooks implements LifecycleHooks {
   constructor(
     private readonly deps: {
       bundles: AddonBundleCache;
       executions: ExecutionService;
-      capabilities: AddonHostCapabilities;
     },
   ) {}
 
@@ -26,15 +24,13 @@ export class SandboxLifecycleHooks implements LifecycleHooks {
     tx: Prisma.TransactionClient,
   ): Promise<void> {
     const { bundle } = await this.deps.bundles.load(target.versionId, tx);
-    const requestId = `hook-${randomUUID()}`;
-    await this.deps.capabilities.withTransaction(requestId, tx, () =>
-      this.deps.executions.run({
-        target: { addon: target.addon, installation: target.installation },
-        bundle,
-        entry: { kind: 'hook', name: hook },
-        input: hook === 'upgrade' ? { fromVersion: target.fromVersion } : null,
-        requestId,
-      }),
-    );
+    await this.deps.executions.run({
+      target: { addon: target.addon, installation: target.installation },
+      bundle,
+      entry: { kind: 'hook', name: hook },
+      input: hook === 'upgrade' ? { fromVersion: target.fromVersion } : null,
+      requestId: `hook-${randomUUID()}`,
+      db: tx,
+    });
   }
 }

@@ -1,4 +1,4 @@
-import { subscribe, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { GraphQLError, subscribe, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import { FixedBuffer, Repeater, type RepeaterExecutor } from '@repeaterjs/repeater';
 
 type Source = AsyncIterator<ExecutionResult> & { return?: () => Promise<unknown> };
@@ -135,8 +135,14 @@ export class SharedSubscriptions {
         for (const listener of group.listeners) listener.push(value);
       }
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      for (const listener of group.listeners) listener.push({ errors: [{ message } as never] });
+      // Formatted like any resolver error: a catalogue error (LIVE_STREAM_INTERRUPTED) keeps its code.
+      const failure =
+        error instanceof GraphQLError
+          ? error
+          : new GraphQLError(error instanceof Error ? error.message : String(error), {
+              originalError: error instanceof Error ? error : undefined,
+            });
+      for (const listener of group.listeners) listener.push({ errors: [failure] });
     } finally {
       for (const listener of [...group.listeners]) listener.end();
       this.close(key, group);

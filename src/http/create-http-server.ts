@@ -14,6 +14,7 @@ import type { GraphQLContext } from '../graphql/context.js';
 import { createLoaders } from '../graphql/loaders.js';
 import { registerAddonRoutes } from '../addons/addon-register.route.js';
 import { registerExecutionRoutes } from '../executions/execution.route.js';
+import { registerEventRoutes } from '../events/event.route.js';
 import { registerWidgetRoutes } from '../widgets/widget-render.route.js';
 import { RENDER_RESPONSE_FIELDS } from '../widgets/widget.resolver.js';
 import { registerDashboardRoutes } from '../dashboard/dashboard.route.js';
@@ -43,6 +44,11 @@ export interface HttpServerOptions {
   logStream?: NodeJS.WritableStream;
   /** Readiness probe; resolves to the failing dependency or null when ready. */
   readiness: () => Promise<string | null>;
+  /**
+   * True while the server drains before it stops: every response then carries `Connection: close`,
+   * so a client opens its next request elsewhere instead of reusing a connection about to close.
+   */
+  draining?: () => boolean;
   /** Logs database outages once per change; made here when not given. */
   outage?: DatabaseOutage;
 }
@@ -72,8 +78,10 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
   });
+  const draining = options.draining ?? (() => false);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    if (draining()) reply.header('connection', 'close');
   });
   const outage =
     options.outage ??
@@ -172,6 +180,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
 
   registerAddonRoutes(app, services, actorOf);
   registerExecutionRoutes(app, services, actorOf);
+  registerEventRoutes(app, services, actorOf);
   // GraphQL subscriptions (graphql-ws) on the same port and path, through the HTTP upgrade.
   attachSubscriptionServer(app, {
     schema: options.schema,

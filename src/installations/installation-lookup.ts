@@ -69,6 +69,11 @@ export class InstallationLookup {
     return hit && enabled(hit);
   }
 
+  /** Forgets this instance's cached installations of a site (the next call reads them again). */
+  forgetSite(siteId: string): void {
+    this.dropSite(siteId);
+  }
+
   close(): void {
     this.unsubscribe();
   }

@@ -175,6 +175,7 @@ export class SandboxPool {
         installationId: req.installationId,
         callDepth,
         requestId: req.requestId,
+        executionId: req.executionId,
       };
       const env: CapabilityEnv = {
         scope,

@@ -71,6 +71,8 @@ export interface ExecutionRequest {
    * callers that only pass it on (responses, `ctx.addons.call`).
    */
   rawOutput?: boolean;
+  /** Identifies this call to the host capabilities (as {@link CapabilityScope.executionId}). */
+  executionId?: string;
 }
 
 export interface LogEntry {
@@ -108,6 +110,8 @@ export interface CapabilityScope {
   installationId: string | null;
   callDepth: number;
   requestId?: string;
+  /** {@link ExecutionRequest.executionId} of the call asking: the host keeps per-call state by it. */
+  executionId?: string;
 }
 
 /**
@@ -123,7 +127,16 @@ export interface HostCapabilities {
     scope: CapabilityScope,
     opts: { prefix?: string; limit?: number; cursor?: string },
   ): Promise<{ keys: string[]; cursor: string | null }>;
-  emitEvent(scope: CapabilityScope, name: string, data: unknown): Promise<{ id: string }>;
+  /**
+   * With `idempotencyKey`, an event already emitted with that key (same site and addon) is
+   * returned instead of a new one (`duplicate: true`).
+   */
+  emitEvent(
+    scope: CapabilityScope,
+    name: string,
+    data: unknown,
+    options?: { idempotencyKey?: string },
+  ): Promise<{ id: string; duplicate?: boolean }>;
   /**
    * Runs `functionName` of the installed addon `addonName` for `scope.siteId` and returns its output.
    * The implementation normally resolves the bundle and calls `SandboxPool.execute` with

@@ -4,6 +4,8 @@ import { LRUCache } from 'lru-cache';
 import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import type { RenderedWidget } from './widget-output.js';
+import type { GenerationBump } from '../events/effects.repository.js';
+import type { WidgetGenerationRepository } from './widget-generation.repository.js';
 
 /** The topic carrying `{ siteId, addonId, generation }` after a (site, addon) is invalidated. */
 export const WIDGETS_INVALIDATED_CHANNEL = 'widgets.invalidated';
@@ -21,8 +23,11 @@ export interface WidgetCacheOptions {
   l2TtlSeconds: number;
   /** Longest wait for any Redis command; past it the cache carries on without Redis. */
   redisTimeoutMs: number;
-  /** How long a known generation is trusted before it is re-read from Redis (lost messages). */
-  generationRefreshMs: number;
+  /**
+   * How often the generations bumped on other instances are read from PostgreSQL: the longest a
+   * render can stay served after a change whose pub/sub message was lost (Redis away).
+   */
+  generationPollMs: number;
   /** Redis key prefix. */
   prefix: string;
   /** The clock, for tests. */
@@ -37,7 +42,7 @@ export const DEFAULT_WIDGET_CACHE_OPTIONS: WidgetCacheOptions = {
   l1TtlMs: 5 * 60_000,
   l2TtlSeconds: 60 * 60,
   redisTimeoutMs: 50,
-  generationRefreshMs: 5_000,
+  generationPollMs: 1_000,
   prefix: 'themepress:widget:',
   l2MaxEntryBytes: 512 * 1024,
 };
@@ -56,16 +61,10 @@ export interface CachedRender {
   fromL2: boolean;
 }
 
-interface Generation {
-  value: number;
-  checkedAt: number;
-  refreshing: boolean;
-}
-
 /** What renders on an L1 miss (the argument of {@link WidgetCache.resolve}). */
 type Render = () => Promise<RenderedWidget>;
 
-/** The generation of a (site, addon) Redis could not tell; renders under it bypass L2. */
+/** The generation of a (site, addon) PostgreSQL could not tell; renders under it bypass L2. */
 export const UNKNOWN_GENERATION = -1;
 
 /** A scope is one (site, addon): the unit of invalidation. */
@@ -90,27 +89,42 @@ function keyParts(key: string): { scope: string; generation: number; materialSta
  *
  * - L1: in-process (lru-cache), bounded by entries and bytes, TTL 5 minutes.
  * - L2: Redis (when configured), TTL 1 hour, shared by every instance.
- * - Invalidation is O(1) per (site, addon): a generation number in Redis is part of every key, so
- *   bumping it (INCR) orphans every older entry at once, in L1 and L2, on every instance. Bumps are
- *   broadcast through the pub/sub so each instance learns the new number immediately; a number known
- *   locally is re-read from Redis every few seconds in the background, bounding staleness should a
- *   message be lost.
+ * - Invalidation is O(1) per (site, addon): a generation number is part of every key, so bumping it
+ *   orphans every older entry at once, in L1 and L2, on every instance. Generations live in
+ *   PostgreSQL (bumped in the transaction of an invalidating event), not in Redis: an outage can
+ *   delay what an instance learns, never make it believe an older generation is current. A bump is
+ *   broadcast through the pub/sub, so each instance learns it at once, and every instance reads
+ *   the bumps it has not seen from PostgreSQL every `generationPollMs`, which bounds staleness when
+ *   a message is lost.
  * - Concurrent misses for one key share one render (single flight, per instance).
  * - Redis is optional at every step: each call is raced against a short timeout, and any failure
- *   reads as a miss (or, for a bump, as a local-only bump). Rendering never fails because of Redis.
+ *   reads as a miss. Rendering never fails because of Redis.
  */
 export class WidgetCache {
   /** L1; a miss fills it through `fetchMethod` (L2, else the render), once per key at a time. */
   private readonly l1: LRUCache<string, CachedRender, Render>;
   /** The L1 keys of each scope, kept by lru-cache's insert and dispose hooks. */
   private readonly byScope = new Map<string, Set<string>>();
-  private readonly generations: LRUCache<string, Generation>;
+  private readonly generations: LRUCache<string, number>;
+  /** Reads of generations not known yet, one per scope at a time. */
+  private readonly reading = new Map<string, Promise<number>>();
+  private readonly changeListeners: Array<(siteId: string, addonId: string) => void> = [];
   private readonly unsubscribe: () => void;
   private readonly now: () => number;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private horizon: bigint | null = null;
+  private started: Promise<void> | null = null;
+  private closed = false;
   readonly options: WidgetCacheOptions;
 
   constructor(
-    private readonly deps: { redis: Redis | null; pubSub: PubSub<WidgetTopics>; metrics: Metrics },
+    private readonly deps: {
+      redis: Redis | null;
+      pubSub: PubSub<WidgetTopics>;
+      metrics: Metrics;
+      /** Where generations live; without it (no database: unit tests) they live in this process. */
+      generations?: WidgetGenerationRepository;
+    },
     options: Partial<WidgetCacheOptions> = {},
   ) {
     this.options = { ...DEFAULT_WIDGET_CACHE_OPTIONS, ...options };
@@ -149,42 +163,85 @@ export class WidgetCache {
       fetchMethod: (key, _stale, { context: render }) => this.fill(key, render),
       ...clock,
     });
-    this.generations = new LRUCache<string, Generation>({
+    this.generations = new LRUCache<string, number>({
       max: 100_000,
       maxSize: 16 * 1024 * 1024,
       sizeCalculation: (_value, scope) => 2 * scope.length + 48,
     });
     this.unsubscribe = deps.pubSub.listen(WIDGETS_INVALIDATED_CHANNEL, ({ siteId, addonId, generation }) =>
-      this.learnGeneration(scopeOf(siteId, addonId), generation),
+      this.learnGeneration(siteId, addonId, generation),
     ).stop;
   }
 
   /**
-   * The current generation of a (site, addon). Known: answered from memory (refreshed in the
-   * background when old). Unknown: read from Redis, bounded by the timeout; when Redis cannot
-   * answer, {@link UNKNOWN_GENERATION}: such keys skip L2, where an entry of an older generation
-   * could otherwise be served after an invalidation this instance has not seen.
+   * Calls `listener` when this instance learns that a (site, addon)'s renders are out of date (a
+   * bump by any instance, however it was learned).
+   */
+  onChange(listener: (siteId: string, addonId: string) => void): void {
+    this.changeListeners.push(listener);
+  }
+
+  /**
+   * The current generation of a (site, addon). Known: answered from memory (kept current by the
+   * pub/sub and the poll). Unknown: read from PostgreSQL; when that fails,
+   * {@link UNKNOWN_GENERATION}: such keys skip L2, where an entry of an older generation could
+   * otherwise be served.
    */
   generation(siteId: string, addonId: string): number | Promise<number> {
     const scope = scopeOf(siteId, addonId);
     const known = this.generations.get(scope);
-    if (known) {
-      if (!known.refreshing && this.now() - known.checkedAt > this.options.generationRefreshMs) {
-        known.refreshing = true;
-        void this.readGeneration(scope).then((value) => {
-          known.refreshing = false;
-          known.checkedAt = this.now();
-          if (value !== null) this.learnGeneration(scope, value);
-        });
-      }
-      return known.value;
+    if (known !== undefined) return known;
+    const store = this.deps.generations;
+    if (!store) {
+      this.generations.set(scope, 0);
+      return 0;
     }
-    return this.readGeneration(scope).then((value) => {
-      if (value === null) return this.generations.get(scope)?.value ?? UNKNOWN_GENERATION;
-      // A pub/sub message may have set a larger one meanwhile; the larger wins.
-      this.learnGeneration(scope, value);
-      return this.generations.get(scope)!.value;
+    let reading = this.reading.get(scope);
+    if (!reading) {
+      // Read once the poll has its first horizon: a bump this read misses is then one the poll sees.
+      reading = this.polling()
+        .then(() => store.read(siteId, addonId))
+        .then(
+          (value) => {
+            // A bump learned meanwhile is newer; the larger wins.
+            this.learnGeneration(siteId, addonId, value, false);
+            return this.generations.get(scope) ?? value;
+          },
+          () => this.generations.get(scope) ?? UNKNOWN_GENERATION,
+        )
+        .finally(() => this.reading.delete(scope));
+      this.reading.set(scope, reading);
+    }
+    return reading;
+  }
+
+  /**
+   * Starts reading the bumps of other instances from PostgreSQL every `generationPollMs` (called
+   * by the app once the migrations are applied). A generation this instance has not seen yet is read
+   * only once the poll has its first horizon.
+   */
+  start(): void {
+    if (!this.deps.generations || this.closed) return;
+    void this.polling().catch(() => {
+      // PostgreSQL away at start: try again later.
+      const retry = setTimeout(() => this.start(), this.options.generationPollMs);
+      retry.unref();
     });
+  }
+
+  /** Resolves once the poll has the horizon it reads bumps from (a bump a read then misses, it sees). */
+  private polling(): Promise<void> {
+    this.started ??= this.deps.generations!.changedSince(null).then(
+      ({ horizon }) => {
+        this.horizon = horizon;
+        if (!this.closed) this.schedulePoll(this.options.generationPollMs);
+      },
+      (error: unknown) => {
+        this.started = null;
+        throw error;
+      },
+    );
+    return this.started;
   }
 
   /**
@@ -233,23 +290,31 @@ export class WidgetCache {
   }
 
   /**
-   * Drops every render of an addon on a site, on every instance: bumps the generation in Redis
-   * (or locally without Redis) and broadcasts the new number.
+   * Drops every render of an addon on a site, on every instance: bumps its generation in
+   * PostgreSQL (or locally without a database) and broadcasts the new number.
    */
   async invalidate(siteId: string, addonId: string): Promise<void> {
     const scope = scopeOf(siteId, addonId);
-    const fromRedis = await this.redisCall((redis) => redis.incr(this.generationKey(scope)));
-    const local = Math.max(this.generations.get(scope)?.value ?? 0, 0) + 1;
-    const generation = fromRedis === null ? local : Math.max(fromRedis.value, local);
-    this.learnGeneration(scope, generation);
-    await this.deps.pubSub
-      .publish(WIDGETS_INVALIDATED_CHANNEL, { siteId, addonId, generation })
-      .catch(() => undefined);
+    const generation = this.deps.generations
+      ? await this.deps.generations.bump(siteId, addonId)
+      : Math.max(this.generations.get(scope) ?? 0, 0) + 1;
+    await this.learned([{ siteId, addonId, generation }]);
   }
 
-  /** Stops listening to the pub/sub. */
+  /** Generations bumped by this instance (in an event's transaction): learned here, told to the others. */
+  async learned(bumps: readonly GenerationBump[]): Promise<void> {
+    for (const { siteId, addonId, generation } of bumps) this.learnGeneration(siteId, addonId, generation);
+    await Promise.all(
+      bumps.map((bump) => this.deps.pubSub.publish(WIDGETS_INVALIDATED_CHANNEL, bump).catch(() => undefined)),
+    );
+  }
+
+  /** Stops listening to the pub/sub and polling. */
   close(): void {
+    this.closed = true;
     this.unsubscribe();
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = null;
   }
 
   /** Entries and bytes held in L1 (tests, diagnostics). */
@@ -257,14 +322,31 @@ export class WidgetCache {
     return { entries: this.l1.size, bytes: this.l1.calculatedSize };
   }
 
-  private learnGeneration(scope: string, value: number): void {
+  /** Takes `value` if it is newer; `announce`: it is a bump (listeners hear of it), not a first read. */
+  private learnGeneration(siteId: string, addonId: string, value: number, announce = true): void {
+    const scope = scopeOf(siteId, addonId);
     const known = this.generations.get(scope);
-    if (known && known.value >= value) {
-      known.checkedAt = this.now();
-      return;
+    if (known !== undefined && known >= value) return;
+    this.generations.set(scope, value);
+    if (known !== undefined) this.dropScope(scope, value);
+    if (announce) for (const listener of this.changeListeners) listener(siteId, addonId);
+  }
+
+  private schedulePoll(delayMs: number): void {
+    this.pollTimer = setTimeout(() => void this.poll(), delayMs);
+    this.pollTimer.unref();
+  }
+
+  /** Learns the bumps of other instances from PostgreSQL (those whose message never came). */
+  private async poll(): Promise<void> {
+    try {
+      const { bumps, horizon } = await this.deps.generations!.changedSince(this.horizon);
+      this.horizon = horizon;
+      for (const { siteId, addonId, generation } of bumps) this.learnGeneration(siteId, addonId, generation);
+    } catch {
+      // PostgreSQL away: nothing can be bumped there either; read again at the next poll.
     }
-    this.generations.set(scope, { value, checkedAt: this.now(), refreshing: false });
-    if (known) this.dropScope(scope, value);
+    if (!this.closed) this.schedulePoll(this.options.generationPollMs);
   }
 
   /** Frees the L1 entries of older generations of a scope (they can no longer be hit). */
@@ -296,23 +378,10 @@ export class WidgetCache {
     await this.redisCall((redis) => redis.set(l2Key, json, 'EX', this.options.l2TtlSeconds));
   }
 
-  private async readGeneration(scope: string): Promise<number | null> {
-    if (!this.deps.redis) return 0;
-    const answer = await this.redisCall((redis) => redis.get(this.generationKey(scope)));
-    if (answer === null) return null;
-    if (answer.value === null) return 0;
-    const value = Number(answer.value);
-    return Number.isSafeInteger(value) ? value : null;
-  }
-
   /** Scope and generation stay readable in Redis; the material, unbounded in length, is hashed. */
   private l2Key(key: string): string {
     const end = keyParts(key).materialStart;
     return `${this.options.prefix}${key.slice(0, end)}${hash('sha256', key.slice(end), 'base64url')}`;
-  }
-
-  private generationKey(scope: string): string {
-    return `${this.options.prefix}gen:${scope}`;
   }
 
   /**

@@ -3,16 +3,15 @@ import { performance } from 'node:perf_hooks';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors/index.js';
 import type { Actor } from '../auth/actor.js';
 import { isUuid } from '../shared/ids.js';
+import type { GenerationBump } from '../events/effects.repository.js';
 import { validateWithDefaults } from '../shared/json-schema.js';
 import { canonicalJson } from '../shared/canonical-json.js';
-import { matchesEventPattern } from '../events/event-name.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import type { AddonManifest, WidgetManifest } from '../addons/addon-manifest.js';
 import type { AddonBundleCache } from '../executions/addon-bundle.cache.js';
 import type { ExecutionService } from '../executions/execution.service.js';
 import type { InstallationLookup, ResolvedInstallation } from '../installations/installation-lookup.js';
 import type { InstallationChangeListener } from '../installations/installation.service.js';
-import type { SubscriberIndex } from '../events/subscriber-index.js';
 import type { ResultSources } from '../shared/result-sources.js';
 import { WidgetCache, type CachedRender, type WidgetView } from './widget-cache.js';
 import { finishRender } from './widget-output.js';
@@ -68,20 +67,19 @@ interface RenderHit {
  * frontend, usually in the visitor's browser without a key, embeds.
  */
 export class WidgetRenderService {
-  /** Invalidations running per (site, addon), and whether another was asked for meanwhile. */
-  private readonly invalidating = new Map<string, { again: boolean }>();
-
   constructor(
     private readonly deps: {
       lookup: InstallationLookup;
       bundles: AddonBundleCache;
-      /** The site's enabled installations (cached briefly; dropped on installation changes). */
-      subscribers: Pick<SubscriberIndex, 'enabledInstallations'>;
       executions: ExecutionService;
       cache: WidgetCache;
       metrics: Metrics;
     },
-  ) {}
+  ) {
+    // A render of the new generation must not run with the installation as it was cached before
+    // the change that bumped it (learned late, e.g. after a Redis outage, from PostgreSQL).
+    deps.cache.onChange((siteId) => deps.lookup.forgetSite(siteId));
+  }
 
   /**
    * What the resolvers return: the view, without a promise on a cache hit. `sources` is told what
@@ -149,16 +147,18 @@ export class WidgetRenderService {
     if (!isContextObject(context)) {
       throw ValidationError.of('arguments', [{ field: 'context', message: 'must be a JSON object' }]);
     }
-    const target = await this.deps.lookup.require(siteId, args.addon);
+    let target = await this.deps.lookup.require(siteId, args.addon);
+    const addonId = target.addon.id;
+    const current = this.deps.cache.generation(siteId, addonId);
+    const generation = typeof current === 'number' ? current : await current;
+    // The installation as read once the generation is known: a bump learned before this point
+    // dropped the site's cached installations (see the constructor), so this one is not older.
+    target = await this.deps.lookup.require(siteId, args.addon);
     const versionId = target.installation.addonVersionId;
     const { bundle, manifest } =
       this.deps.bundles.loaded(versionId) ?? (await this.deps.bundles.load(versionId));
     const widget = findWidget(manifest, args.widget);
     if (!widget) throw new NotFoundError('Widget', `${target.addon.name}/${args.widget}`);
-
-    const addonId = target.addon.id;
-    const current = this.deps.cache.generation(siteId, addonId);
-    const generation = typeof current === 'number' ? current : await current;
     const varied = pick(context, widget.varyOn);
     const key = this.cacheKey(siteId, target, widget, generation, args.config, varied);
     const known = this.deps.cache.getL1(key);
@@ -205,7 +205,10 @@ export class WidgetRenderService {
     config: unknown,
     varied: Record<string, unknown>,
   ): string {
-    const material = `${target.installation.addonVersionId}\u0000${widget.name}\u0000${canonicalJson(config)}\u0000${canonicalJson(varied)}`;
+    // The installation's last change is keyed too: a render made under a config or version the
+    // lookup no longer holds is never read again, whether or not its generation bump arrived.
+    const { installation } = target;
+    const material = `${installation.addonVersionId}\u0000${installation.updatedAt.getTime()}\u0000${widget.name}\u0000${canonicalJson(config)}\u0000${canonicalJson(varied)}`;
     return this.deps.cache.key(siteId, target.addon.id, generation, material);
   }
 
@@ -218,54 +221,20 @@ export class WidgetRenderService {
     }
   }
 
-  /**
-   * Drops cached renders of every widget on the site that declares `eventName` (or a pattern
-   * matching it) in `invalidateOn`, on every instance. Called once per event, by the instance that
-   * stored it (EventService.onStored), after the commit: the cache bumps the (site, addon)
-   * generation in Redis and announces it, so the other instances need not repeat the work.
-   */
-  async invalidateForEvent(siteId: string | null, eventName: string): Promise<void> {
-    if (!siteId || !isUuid(siteId)) return;
-    const installations = await this.deps.subscribers.enabledInstallations(siteId);
-    await Promise.all(
-      installations.map(async (installation) => {
-        const { manifest } = await this.deps.bundles.load(installation.addonVersionId);
-        const affected = manifest.widgets.some((w) =>
-          w.invalidateOn.some((pattern) => matchesEventPattern(pattern, eventName)),
-        );
-        if (affected) await this.invalidateCoalesced(siteId, installation.addonId);
-      }),
-    );
-  }
-
-  /**
-   * A burst of events for one (site, addon) costs at most two generation bumps in flight: asks
-   * arriving while one runs are folded into a single follow-up, which still starts after every
-   * folded event was stored, so no render of older data survives it.
-   */
-  private async invalidateCoalesced(siteId: string, addonId: string): Promise<void> {
-    const scope = `${siteId}:${addonId}`;
-    const running = this.invalidating.get(scope);
-    if (running) {
-      running.again = true;
-      return;
-    }
-    const state = { again: true };
-    this.invalidating.set(scope, state);
-    try {
-      while (state.again) {
-        state.again = false;
-        await this.deps.cache.invalidate(siteId, addonId);
-      }
-    } finally {
-      this.invalidating.delete(scope);
-    }
-  }
-
   /** Installation changes (config, version, enabled, uninstall) drop that addon's renders on the site. */
   readonly onInstallationChange: InstallationChangeListener = ({ installation }) => {
     void this.deps.cache.invalidate(installation.siteId, installation.addonId).catch(() => undefined);
   };
+
+  /** Generations this instance bumped in an event's transaction: learned here, told to the others. */
+  readonly onInvalidated = (bumps: GenerationBump[]): void => {
+    void this.deps.cache.learned(bumps);
+  };
+
+  /** Starts keeping the render cache current with PostgreSQL (once the migrations are applied). */
+  start(): void {
+    this.deps.cache.start();
+  }
 
   close(): void {
     this.deps.cache.close();

@@ -1,31 +1,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { chromium, type Browser, type Page, type WebSocketRoute } from 'playwright-core';
+import type { Browser, Page, WebSocketRoute } from 'playwright-core';
+import { launchChromium } from '../support/chromium.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { colouredPixels } from '../support/screenshot-pixels.js';
 import { givenDeveloper, givenInstalledAddon } from '../support/fixtures.js';
 import { DeliveryDocument, EmitEventDocument, ExecuteAddonFunctionDocument } from '../generated/graphql.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SCREENSHOT = path.resolve('test-artifacts', 'dashboard.png');
-
-/** Fails with a clear message (never skips) when there is no browser: CI installs one. */
-async function launchChromium(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `The dashboard browser test needs Chromium at ${CHROMIUM}: install it (apt-get install chromium) or set CHROMIUM_PATH.`,
-    );
-  }
-  try {
-    // --no-sandbox: CI and containers run as root, where Chromium's own sandbox cannot start.
-    return await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], headless: true });
-  } catch (error) {
-    throw new Error(`Chromium at ${CHROMIUM} did not start: ${(error as Error).message}`);
-  }
-}
 
 /** Fails until its `fix` function has run; renders a recognisable widget. */
 const SOURCE = `module.exports = {

@@ -29,11 +29,10 @@ const RECORDER = `module.exports = {
 };`;
 
 /** Fails the first two attempts of each event, then succeeds. */
+/** Fails its first two attempts, each after a write that its failure discards. */
 const FLAKY = `module.exports = { handlers: { onEvent: async (event, ctx) => {
-  const key = 'n:' + event.idempotencyKey;
-  const n = (await ctx.storage.get(key)) || 0;
-  await ctx.storage.set(key, n + 1);
-  if (n < 2) throw new Error('temporary failure ' + (n + 1));
+  await ctx.storage.set('attempt:' + event.attempt, event.idempotencyKey);
+  if (event.attempt < 3) throw new Error('temporary failure ' + event.attempt);
 } } };`;
 
 /** Fails until its `fix` function has been called. */
@@ -179,6 +178,15 @@ describe('deliveries to addon handlers', () => {
     // base 100 ms with equal jitter: the first retry waits 50-100 ms, the second 100-200 ms
     assert.ok(starts[1] - starts[0] >= 50, `first retry after ${starts[1] - starts[0]} ms`);
     assert.ok(starts[2] - starts[1] >= 100, `second retry after ${starts[2] - starts[1]} ms`);
+    // only the attempt that succeeded left its write
+    const stored = await server.app.database.prisma.addonStorage.findMany({
+      where: { siteId: site.siteId, key: { startsWith: 'attempt:' } },
+      select: { key: true },
+    });
+    assert.deepEqual(
+      stored.map((row) => row.key),
+      ['attempt:3'],
+    );
   });
 
   it('moves a delivery to DEAD after the last attempt; the owning site or an admin can retry it', async () => {

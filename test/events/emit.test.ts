@@ -3,8 +3,14 @@ import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { givenDeveloper, givenInstalledAddon, givenSite } from '../support/fixtures.js';
 import type { GraphQLClient } from '../support/graphql-client.js';
-import { EmitEventDocument, EventsDocument, ExecuteAddonFunctionDocument } from '../generated/graphql.js';
-import { eventually } from './helpers.js';
+import {
+  EmitEventDocument,
+  EventsDocument,
+  ExecuteAddonFunctionDocument,
+  OnEventsDocument,
+} from '../generated/graphql.js';
+import type { GenerationBump } from '../../src/events/effects.repository.js';
+import { eventually, liveClient, subscribe, untilListening } from './helpers.js';
 
 const PAYMENTS = `module.exports = { functions: {
   pay: async (data, ctx) => {
@@ -125,55 +131,91 @@ describe('emitting events', () => {
   });
 
   it('stores an event emitted by a lifecycle hook with the installation, or not at all', async () => {
-    // given: one addon whose install hook emits and succeeds, one whose hook emits then fails
+    // given: a live subscriber, one addon whose install hook emits and succeeds, one whose hook emits then fails
     const hook = (fail: boolean) => `module.exports = { hooks: { install: async (ctx) => {
       await ctx.events.emit('setup.done', { ok: true });
       ${fail ? "throw new Error('setup failed');" : ''}
     } } };`;
     const events = { permissions: ['events.emit'], events: { emits: ['setup.done'] } };
-    const published: { siteId: string; name: string }[] = [];
-    const stop = server.app.services.events.onStored((m) => published.push(m as (typeof published)[0]));
+    const client = liveClient(server.url, server.adminKey);
+    const live = subscribe(client, OnEventsDocument, { names: ['setup.done', 'probe.setup'] });
     try {
+      await untilListening(
+        live,
+        () => server.admin.ok(EmitEventDocument, { name: 'probe.setup', data: {} }),
+        (m) => m.events.name === 'probe.setup',
+      );
       // when
       const { site } = await givenInstalledAddon(server.admin, developer, events, hook(false));
       const failing = await givenInstalledAddon(server.admin, developer, events, hook(true)).catch(
         (error: unknown) => error,
       );
-      // then: the committed one is stored and published; the rolled-back one left nothing
+      // then: the committed one is stored and delivered live; the rolled-back one left nothing
       const { events: stored } = await site.client.ok(EventsDocument, { names: ['setup.done'] });
       assert.equal(stored.edges.length, 1);
       assert.ok(failing instanceof Error && /setup failed/.test(failing.message));
       const all = await server.admin.ok(EventsDocument, { names: ['setup.done'], first: 500 });
       assert.equal(all.events.edges.length, 1);
-      await eventually(
-        async () => (published.some((m) => m.name === 'setup.done') ? true : undefined),
-        'the committed event to be published',
-      );
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await live.next((m) => m.events.name === 'setup.done');
+      // Longer than the live feed's poll: a rolled-back event would have arrived by now.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
       assert.deepEqual(
-        published.filter((m) => m.name === 'setup.done'),
-        [{ siteId: site.siteId, name: 'setup.done' }],
+        live.received.filter((m) => m.events.name === 'setup.done').map((m) => m.events.siteId),
+        [site.siteId],
       );
     } finally {
-      stop();
+      live.stop();
+      await client.dispose();
     }
   });
 
-  it("tells the storing instance's listeners (widget caches) once an event is stored", async () => {
-    const site = await givenSite(server.admin);
-    const messages: unknown[] = [];
-    const stop = server.app.services.events.onStored((m) => messages.push(m));
+  it("bumps, in the event's own statement, the render generation of each addon whose widget declares it, and tells this instance", async () => {
+    // given: an addon with a widget invalidated by stock.updated, installed on a site
+    const widgetAddon = {
+      widgets: [
+        {
+          name: 'stock',
+          displayName: 'Stock',
+          category: 'DISPLAY',
+          configSchema: { type: 'object' },
+          invalidateOn: ['stock.*'],
+        },
+      ],
+    };
+    const { site, name } = await givenInstalledAddon(
+      server.admin,
+      developer,
+      widgetAddon,
+      `module.exports = { widgets: { stock: () => ({ html: '<p>stock</p>' }) } };`,
+    );
+    const addonId = (await server.app.database.prisma.addon.findUniqueOrThrow({ where: { name } })).id;
+    const generation = async () =>
+      (
+        await server.app.database.prisma.widgetGeneration.findUnique({
+          where: { siteId_addonId: { siteId: site.siteId, addonId } },
+        })
+      )?.generation ?? 0n;
+    const before = Number(await generation());
+    const bumps: GenerationBump[] = [];
+    const stop = server.app.services.events.onInvalidated((b) => bumps.push(...b));
     try {
+      // when: two events that invalidate it, one that does not
       await site.client.ok(EmitEventDocument, { name: 'stock.updated', data: { sku: 'A' } });
-      await eventually(
-        async () =>
-          messages.some((m) => (m as { siteId: string }).siteId === site.siteId) ? true : undefined,
-        'the stored-event notice',
-      );
+      await site.client.ok(EmitEventDocument, { name: 'order.created', data: {} });
+      await site.client.ok(EmitEventDocument, { name: 'stock.low', data: { sku: 'A' } });
+      // then
+      const ours = await eventually(async () => {
+        const found = bumps.filter((b) => b.siteId === site.siteId);
+        return found.length === 2 ? found : undefined;
+      }, 'two generation bumps');
       assert.deepEqual(
-        messages.filter((m) => (m as { siteId: string }).siteId === site.siteId),
-        [{ siteId: site.siteId, name: 'stock.updated' }],
+        ours.map((b) => [b.addonId, b.generation]),
+        [
+          [addonId, before + 1],
+          [addonId, before + 2],
+        ],
       );
+      assert.equal(await generation(), BigInt(before + 2));
     } finally {
       stop();
     }

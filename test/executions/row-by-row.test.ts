@@ -7,7 +7,7 @@ import { ExecutionRecorder } from '../../src/executions/execution-recorder.js';
 import { LogQuota } from '../../src/executions/log-quota.js';
 import type { NewExecution } from '../../src/executions/execution.repository.js';
 import { DeliveryRepository } from '../../src/events/delivery.repository.js';
-import { EventRepository } from '../../src/events/event.repository.js';
+import { EffectsRepository } from '../../src/events/effects.repository.js';
 
 const record = (siteId: string, overrides: Partial<NewExecution> = {}): NewExecution => ({
   addonId: randomUUID(),
@@ -79,22 +79,34 @@ describe('batch writers: one row PostgreSQL refuses costs only itself', () => {
     // given: two running deliveries of two sites, and an outcome for an id that is no UUID
     const siteA = randomUUID();
     const siteB = randomUUID();
-    const event = await new EventRepository(database.prisma).insertWithDeliveries(
+    const {
+      events: [event],
+    } = await EffectsRepository.commitIn(
+      database.prisma,
       {
-        id: randomUUID(),
-        name: 'a.b',
-        sourceAddonId: null,
-        source: 'platform',
-        siteId: siteA,
-        data: {},
-        requestId: null,
+        events: [
+          {
+            event: {
+              id: randomUUID(),
+              name: 'a.b',
+              sourceAddonId: null,
+              source: 'platform',
+              siteId: siteA,
+              data: {},
+              requestId: null,
+            },
+            deliveries: [siteA, siteB].map((site) => ({
+              installationId: randomUUID(),
+              addonId: randomUUID(),
+              addonName: `addon-${site.slice(0, 4)}`,
+              handler: 'h',
+            })),
+            idempotency: null,
+          },
+        ],
+        storage: [],
+        bumps: [],
       },
-      [siteA, siteB].map((site) => ({
-        installationId: randomUUID(),
-        addonId: randomUUID(),
-        addonName: `addon-${site.slice(0, 4)}`,
-        handler: 'h',
-      })),
       3,
     );
     await database.prisma.delivery.updateMany({

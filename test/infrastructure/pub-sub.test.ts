@@ -1,9 +1,11 @@
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { LiveStreamInterruptedError } from '../../src/errors/index.js';
 import { randomUUID } from 'node:crypto';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { RawJson } from '../../src/shared/raw-json.js';
+import { startOwnRedis, type OwnRedis } from '../support/own-redis.js';
 import {
   createPubSub,
   type ConnectionChange,
@@ -185,7 +187,7 @@ describe('the pub/sub in one process (no Redis)', () => {
     await pubSub.close();
   });
 
-  it('iterates the items a selector keeps, from the first read, and ends a consumer that falls too far behind', async () => {
+  it('iterates the items a selector keeps, from the first read, and ends a consumer that falls too far behind with an error', async () => {
     // given
     const pubSub = createPubSub<TestTopics>();
     const odd = pubSub.subscribe('events', ({ n }) => (n! % 2 === 1 ? n : null), 3);
@@ -196,10 +198,96 @@ describe('the pub/sub in one process (no Redis)', () => {
     const kept = [(await first).value, (await odd.next()).value, (await odd.next()).value];
     await Promise.all([7, 8, 9, 10, 11, 12, 13, 14, 15].map((n) => pubSub.publish('events', { n })));
     const rest: unknown[] = [];
-    for await (const n of odd) rest.push(n);
-    // then
+    const ended = await (async () => {
+      for await (const n of odd) rest.push(n);
+    })().catch((error: unknown) => error);
+    // then: the buffered items, then an error saying it may have missed some
     assert.deepEqual(kept, [1, 3, 5]);
-    assert.deepEqual(rest, [7, 9, 11], 'the buffered items, then the end');
+    assert.deepEqual(rest, [7, 9, 11]);
+    assert.ok(ended instanceof LiveStreamInterruptedError);
+    assert.equal(ended.code, 'LIVE_STREAM_INTERRUPTED');
+    assert.equal(ended.reason, 'fell-behind');
     await pubSub.close();
+  });
+});
+
+describe('a subscription that may have missed messages ends with LIVE_STREAM_INTERRUPTED (a Redis of its own)', () => {
+  let redis: OwnRedis;
+  const opened: PubSub<TestTopics>[] = [];
+  const instance = () => {
+    const pubSub = createPubSub<TestTopics>({ redisUrl: redis.url, prefix: 'gap-test:' });
+    opened.push(pubSub);
+    return pubSub;
+  };
+  const untilUp = async (pubSub: PubSub<TestTopics>) => {
+    for (let waited = 0; !pubSub.connection.up; waited += 10) {
+      assert.ok(waited < 5000, 'the pub/sub connects');
+      await sleep(10);
+    }
+  };
+  /** Reads `iterator` until it ends; what it delivered and the error it ended with. */
+  const drain = async (iterator: AsyncIterableIterator<unknown>) => {
+    const items: unknown[] = [];
+    try {
+      for await (const item of iterator) items.push(item);
+      return { items, error: null };
+    } catch (error) {
+      return { items, error: error as LiveStreamInterruptedError };
+    }
+  };
+
+  before(async () => {
+    redis = await startOwnRedis();
+  });
+  after(async () => {
+    await Promise.all(opened.map((pubSub) => pubSub.close()));
+    await redis.stop();
+  });
+
+  it('when another instance failed to publish on its topic: told once that instance publishes again', async () => {
+    // given: a subscriber on one instance, a publisher on another, and Redis refusing PUBLISH
+    const subscriber = instance();
+    const publisher = instance();
+    await Promise.all([untilUp(subscriber), untilUp(publisher)]);
+    const iterator = subscriber.subscribe('executions');
+    const first = iterator.next();
+    await sleep(100);
+    await publisher.publish('executions', { n: 1 });
+    assert.deepEqual((await first).value, { n: 1 });
+    const admin = new Redis(redis.url);
+    await admin.call('ACL', 'SETUSER', 'default', '-publish');
+    // when: a publish fails (the connection stays up), then PUBLISH works again
+    const failed = await publisher.publish('executions', { n: 2 }).then(
+      () => 'published',
+      () => 'failed',
+    );
+    await admin.call('ACL', 'SETUSER', 'default', '+publish');
+    await publisher.publish('executions', { n: 3 });
+    // then: the subscriber is told it may have missed a message (n: 3 may arrive before the notice)
+    const { items, error } = await drain(iterator);
+    admin.disconnect();
+    assert.equal(failed, 'failed');
+    assert.ok(items.every((item) => (item as { n: number }).n === 3));
+    assert.ok(error instanceof LiveStreamInterruptedError, String(error));
+    assert.equal(error.reason, 'publish-failed');
+  });
+
+  it('when this instance loses Redis, and at once when started without it', async () => {
+    // given
+    const subscriber = instance();
+    await untilUp(subscriber);
+    const iterator = subscriber.subscribe('executions');
+    const ended = drain(iterator);
+    await sleep(100);
+    // when
+    await redis.kill();
+    // then
+    const { error } = await ended;
+    assert.equal(error?.reason, 'redis-lost');
+    const refused = await drain(subscriber.subscribe('executions'));
+    assert.equal(refused.error?.reason, 'redis-unavailable');
+    assert.equal(refused.error?.code, 'LIVE_STREAM_INTERRUPTED');
+    await redis.restart();
+    await untilUp(subscriber);
   });
 });

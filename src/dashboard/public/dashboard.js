@@ -14,7 +14,7 @@ const MAX_DATA_CHARS = 300;
 const DELIVERY_FIELDS = `id eventName addonName handler status attempts maxAttempts lastError createdAt updatedAt`;
 const EXECUTION_FIELDS = `id addonName kind entry status errorMessage durationMs createdAt`;
 
-const EVENT_FIELDS = 'id name source siteId data createdAt';
+const EVENT_FIELDS = 'id cursor name source siteId data createdAt';
 const QUERIES = {
   viewer: `query DashboardViewer { viewer { role siteId developerId } }`,
   sites: `query DashboardSites { sites { id name domain } }`,
@@ -574,14 +574,19 @@ function startSession(key, viewer) {
     while (ui.executionsBody.rows.length > MAX_ITEMS)
       ui.executionsBody.rows[ui.executionsBody.rows.length - 1].remove();
   };
-  if (viewer.role === 'developer') {
-    ui.executionsNote.textContent = 'Runs of your addons as they finish.';
-  } else {
-    ui.executionsNote.textContent = '';
+  /** The newest stored runs, replacing the list (after a gap in the live feed too). */
+  const loadExecutions = () => {
+    if (viewer.role === 'developer') return;
     void call(QUERIES.executions)
-      .then((data) => data && data.executions.edges.forEach((edge) => addExecution(edge.node, false)))
+      .then((data) => {
+        if (!data) return;
+        ui.executionsBody.replaceChildren();
+        data.executions.edges.forEach((edge) => addExecution(edge.node, false));
+      })
       .catch(report('Execution log'));
-  }
+  };
+  ui.executionsNote.textContent = viewer.role === 'developer' ? 'Runs of your addons as they finish.' : '';
+  loadExecutions();
 
   // ---- live feeds ------------------------------------------------------------------------------
   const addEvent = (event) => {
@@ -609,14 +614,15 @@ function startSession(key, viewer) {
     ui.events.prepend(el('li', { className: 'marker', text }));
   };
 
-  // Where stored history was read up to: after a reconnect, Query.events(after:) fills the gap
-  // that at-most-once live delivery leaves.
+  // Where the stored events were read up to, from history or from the live feed (which delivers
+  // every event in stream order while it holds): after a reconnect or an interruption,
+  // Query.events(after:) fills the gap from there.
   let eventsCursor = null;
   const loadRecentEvents = async () => {
     const data = await call(QUERIES.recentEvents, { last: MAX_ITEMS });
     if (!data) return;
     data.events.edges.forEach((edge) => addEvent(edge.node));
-    eventsCursor = data.events.pageInfo.endCursor ?? eventsCursor;
+    eventsCursor ??= data.events.pageInfo.endCursor;
   };
   const catchUpEvents = async () => {
     if (eventsCursor === null) return loadRecentEvents().then(() => 0);
@@ -671,28 +677,70 @@ function startSession(key, viewer) {
     const list = Array.isArray(errors) ? errors : [errors];
     showNotice(`${what}: ${list.map((e) => e?.message ?? String(e)).join(' ')}`, 'error');
   };
-  const liveSink = (what, handle) => ({
+  const GAP_REASONS = {
+    'redis-lost': 'the server lost its connection to Redis',
+    'redis-unavailable': 'the server has no connection to Redis',
+    'publish-failed': 'a server could not publish an update',
+    'fell-behind': 'this page fell behind',
+  };
+  /**
+   * A feed the server ended because it may have missed updates (LIVE_STREAM_INTERRUPTED): the gap
+   * is shown when it opens, and when the subscription holds again what it held is read from the
+   * stored records (`catchUp`) and the gap is closed.
+   */
+  const liveSink = (what, handle, catchUp) => ({
     next: (result) => {
       if (!active) return;
       if (result.errors?.length) onLiveError(what)(result.errors);
       if (result.data) handle(result.data);
     },
     error: onLiveError(what),
+    interrupted: (error) => {
+      if (!active) return;
+      const why = GAP_REASONS[error.extensions?.reason] ?? error.message;
+      addMarker(
+        `${what}: live updates interrupted at ${new Date().toLocaleTimeString()} (${why}); resubscribing…`,
+      );
+    },
+    resumed: () => {
+      if (!active) return;
+      void Promise.resolve(catchUp())
+        .then((detail) => addMarker(`${what}: live again at ${new Date().toLocaleTimeString()}; ${detail}.`))
+        .catch(report(`${what} catch-up`));
+    },
   });
   live.subscribe(
     SUBSCRIPTIONS.events,
     {},
-    liveSink('Event stream', (data) => addEvent(data.events)),
+    liveSink(
+      'Event stream',
+      (data) => {
+        addEvent(data.events);
+        eventsCursor = data.events.cursor;
+      },
+      () => catchUpEvents().then((missed) => `${missed} event(s) missed meanwhile caught up`),
+    ),
   );
   live.subscribe(
     SUBSCRIPTIONS.executions,
     {},
-    liveSink('Execution log', (data) => addExecution(data.executions)),
+    liveSink(
+      'Execution log',
+      (data) => addExecution(data.executions),
+      () => {
+        loadExecutions();
+        return 'the log reloaded';
+      },
+    ),
   );
   live.subscribe(
     SUBSCRIPTIONS.deliveries,
     {},
-    liveSink('Deliveries', (data) => upsertDelivery(data.deliveries)),
+    liveSink(
+      'Deliveries',
+      (data) => upsertDelivery(data.deliveries),
+      () => loadDeliveries().then(() => 'the list reloaded'),
+    ),
   );
 
   return {

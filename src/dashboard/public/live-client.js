@@ -1,12 +1,19 @@
 // A small client of the graphql-transport-ws protocol (the one graphql-ws speaks), written here
 // because the page loads no third-party code and nothing from a CDN. It does what the dashboard
-// needs: authenticate in connection_init, multiplex subscriptions, answer pings, and reconnect
-// with backoff, re-subscribing everything, unless the server refused the key (4403).
+// needs: authenticate in connection_init, multiplex subscriptions, answer pings, reconnect with
+// backoff, re-subscribing everything, unless the server refused the key (4403), and subscribe
+// again to a subscription the server ended with LIVE_STREAM_INTERRUPTED (it may have missed
+// messages), telling the page when the gap began and when the subscription holds again.
 
 /** The close code the server uses for a bad key in connection_init. */
 export const FORBIDDEN_CLOSE_CODE = 4403;
 const PROTOCOL = 'graphql-transport-ws';
 const MAX_RETRY_DELAY_MS = 15_000;
+/** The code of a subscription the server ended because it may have missed messages. */
+export const INTERRUPTED_CODE = 'LIVE_STREAM_INTERRUPTED';
+const MAX_RESUBSCRIBE_DELAY_MS = 5_000;
+/** A resubscription not ended again within this long holds: the gap is over. */
+const HOLDS_AFTER_MS = 1_000;
 
 /**
  * Opens a connection at once and keeps it open until close().
@@ -14,7 +21,10 @@ const MAX_RETRY_DELAY_MS = 15_000;
  * @param {{ url: string, key: string, onStatus: (status: 'connecting' | 'live' | 'reconnecting' | 'forbidden' | 'closed', detail: { reconnected?: boolean, code?: number, reason?: string }) => void }} options
  */
 export function createLiveClient({ url, key, onStatus }) {
-  /** @type {Map<string, { payload: object, sink: { next: (value: object) => void, error?: (errors: unknown) => void } }>} */
+  /**
+   * @type {Map<string, { payload: object, sink: LiveSink, interruption: object | null, attempts: number,
+   *   timer?: ReturnType<typeof setTimeout> }>}
+   */
   const subscriptions = new Map();
   /** @type {WebSocket | null} */
   let socket = null;
@@ -72,28 +82,71 @@ export function createLiveClient({ url, key, onStatus }) {
         failures = 0;
         const reconnected = everConnected;
         everConnected = true;
-        for (const [id, { payload }] of subscriptions) send({ id, type: 'subscribe', payload });
+        for (const [id, entry] of subscriptions) {
+          clearTimeout(entry.timer);
+          send({ id, type: 'subscribe', payload: entry.payload });
+          if (entry.interruption) entry.timer = setTimeout(() => holds(id, entry), HOLDS_AFTER_MS);
+        }
         onStatus('live', { reconnected });
         break;
       }
       case 'ping':
         send({ type: 'pong' });
         break;
-      case 'next':
-        subscriptions.get(message.id)?.sink.next(message.payload);
+      case 'next': {
+        const entry = subscriptions.get(message.id);
+        if (!entry) break;
+        const interrupted = (message.payload?.errors ?? []).find(
+          (error) => error?.extensions?.code === INTERRUPTED_CODE,
+        );
+        if (interrupted) {
+          // The server ends this subscription next: subscribe again once it has.
+          if (!entry.interruption) entry.sink.interrupted?.(interrupted);
+          entry.interruption = interrupted;
+          clearTimeout(entry.timer);
+          break;
+        }
+        if (message.payload?.data) holds(message.id, entry);
+        entry.sink.next(message.payload);
         break;
+      }
       case 'error': {
         const entry = subscriptions.get(message.id);
         subscriptions.delete(message.id);
         entry?.sink.error?.(message.payload);
         break;
       }
-      case 'complete':
-        subscriptions.delete(message.id);
+      case 'complete': {
+        const entry = subscriptions.get(message.id);
+        if (entry?.interruption) resubscribe(message.id, entry);
+        else subscriptions.delete(message.id);
         break;
+      }
       default:
         break;
     }
+  };
+
+  /** After a backoff (refused again while the server has no Redis), the same subscription again. */
+  const resubscribe = (id, entry) => {
+    entry.attempts += 1;
+    const delay = Math.min(MAX_RESUBSCRIBE_DELAY_MS, 250 * 2 ** Math.min(entry.attempts, 5));
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => {
+      if (subscriptions.get(id) !== entry || !acknowledged) return;
+      send({ id, type: 'subscribe', payload: entry.payload });
+      entry.timer = setTimeout(() => holds(id, entry), HOLDS_AFTER_MS);
+    }, delay);
+  };
+
+  /** A resubscription delivers (or was not ended again): the gap is over. */
+  const holds = (id, entry) => {
+    if (!entry.interruption || subscriptions.get(id) !== entry) return;
+    clearTimeout(entry.timer);
+    const gap = entry.interruption;
+    entry.interruption = null;
+    entry.attempts = 0;
+    entry.sink.resumed?.(gap);
   };
 
   connect();
@@ -101,25 +154,30 @@ export function createLiveClient({ url, key, onStatus }) {
   return {
     /**
      * Starts a subscription (now, or as soon as the connection is acknowledged); returns a function
-     * that stops it.
+     * that stops it. A subscription the server ends with LIVE_STREAM_INTERRUPTED is started again
+     * (with backoff): `interrupted` is told when that happens, `resumed` once it holds again, so
+     * the page can fetch what the gap held from the stored records.
      *
      * @param {string} query
      * @param {Record<string, unknown>} variables
-     * @param {{ next: (result: { data?: object, errors?: unknown[] }) => void, error?: (errors: unknown) => void }} sink
+     * @param {LiveSink} sink
      */
     subscribe(query, variables, sink) {
       nextId += 1;
       const id = String(nextId);
       const payload = { query, variables };
-      subscriptions.set(id, { payload, sink });
+      subscriptions.set(id, { payload, sink, interruption: null, attempts: 0 });
       if (acknowledged) send({ id, type: 'subscribe', payload });
       return () => {
+        const entry = subscriptions.get(id);
+        clearTimeout(entry?.timer);
         if (subscriptions.delete(id) && acknowledged) send({ id, type: 'complete' });
       };
     },
     close() {
       closed = true;
       clearTimeout(retryTimer);
+      for (const entry of subscriptions.values()) clearTimeout(entry.timer);
       subscriptions.clear();
       const ws = socket;
       socket = null;
@@ -128,3 +186,12 @@ export function createLiveClient({ url, key, onStatus }) {
     },
   };
 }
+
+/**
+ * @typedef {{
+ *   next: (result: { data?: object, errors?: unknown[] }) => void,
+ *   error?: (errors: unknown) => void,
+ *   interrupted?: (error: { message: string, extensions?: { code?: string, reason?: string } }) => void,
+ *   resumed?: (error: { message: string, extensions?: { code?: string, reason?: string } }) => void,
+ * }} LiveSink
+ */

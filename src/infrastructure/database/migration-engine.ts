@@ -264,6 +264,10 @@ export async function applyPendingMigrations(
     pool.on('error', (error) => opts.log?.(`warn: idle migration connection failed: ${error.message}`));
   let engine: SchemaEngine | undefined;
   try {
+    // Nothing pending (every start but the first after a deploy): the engine, a WebAssembly module
+    // that takes a tenth of a second to load, is not needed to say so.
+    const status = await migrationStatus(pool, opts);
+    if (status.pending.length === 0 && status.failed.length === 0) return { applied: [] };
     engine = await createEngine(new PrismaPg(pool), opts.log);
     const output = await engine.applyMigrations({ migrationsList, filters: NO_FILTERS });
     for (const name of output.appliedMigrationNames) opts.log?.(`info: applied migration ${name}`);

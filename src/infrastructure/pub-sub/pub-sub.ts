@@ -4,6 +4,7 @@ import { FixedBuffer, Repeater } from '@repeaterjs/repeater';
 import { PubSub as LocalPubSubEngine, type PubSubEngine } from 'graphql-subscriptions';
 import { RedisPubSub } from 'graphql-redis-subscriptions';
 import { stringifyWithRawJson, type RawJson } from '../../shared/raw-json.js';
+import { LiveStreamInterruptedError, type LiveStreamInterruption } from '../../errors/index.js';
 
 /**
  * Topic name -> the payload its listeners receive (JSON: dates as strings, no shared objects).
@@ -46,8 +47,10 @@ export interface PubSub<T extends TopicMap> {
   listen<K extends Topic<T>>(topic: K, handler: (payload: T[K]) => void): Listening;
   /**
    * The payloads of `topic` as an async iterator (listening from its first `next`), each turned
-   * into an item by `select` (null skips it). A consumer more than `maxBuffered` items behind is
-   * ended rather than buffered without bound.
+   * into an item by `select` (null skips it). It never misses a message silently: it ends with a
+   * LiveStreamInterruptedError (after the items it holds) when this instance loses Redis, when any
+   * instance failed to publish on the topic, or when its consumer falls more than `maxBuffered`
+   * items behind; and at once when started while Redis is away.
    */
   subscribe<K extends Topic<T>, R = T[K]>(
     topic: K,
@@ -68,6 +71,9 @@ export interface PubSubOptions<T extends TopicMap> {
   /** A listener that threw (the others still get the message). */
   onListenerError?: (error: unknown) => void;
 }
+
+/** The channel (under the prefix) on which instances announce topics they failed to publish on. */
+const GAPS_CHANNEL = '__gaps';
 
 /** One message of a topic: every payload published in one batch, in order. */
 interface Batch {
@@ -93,12 +99,21 @@ export function createPubSub<T extends TopicMap>(options: PubSubOptions<T> = {})
 class BatchingPubSub<T extends TopicMap> implements PubSub<T> {
   private readonly pending = new Map<string, { json: string[]; settle: Array<(error?: unknown) => void> }>();
   private readonly prefix: string;
+  /** Topics this instance failed to publish on, not announced yet. */
+  private readonly failedTopics = new Set<string>();
+  /** Local consumers to interrupt when a gap on their topic is announced. */
+  private readonly gapListeners = new Map<string, Set<() => void>>();
+  private gapsListening: Listening | null = null;
+  private readonly unwatch: () => void;
 
   constructor(
     private readonly transport: Transport,
     private readonly options: PubSubOptions<T>,
   ) {
     this.prefix = options.prefix ?? 'themepress:pubsub:';
+    this.unwatch = transport.connection.watch((change) => {
+      if (change === 'regained') this.announceGaps();
+    });
   }
 
   get connection(): PubSubConnection {
@@ -160,20 +175,33 @@ class BatchingPubSub<T extends TopicMap> implements PubSub<T> {
   ): AsyncIterableIterator<R> {
     const buffer = new FixedBuffer(maxBuffered);
     return new Repeater<R>(async (push, stop) => {
+      const interrupt = (reason: LiveStreamInterruption) => stop(new LiveStreamInterruptedError(reason));
+      if (!this.connection.up) {
+        interrupt('redis-unavailable');
+        return;
+      }
+      const unwatch = this.connection.watch((change) => {
+        if (change === 'lost') interrupt('redis-lost');
+      });
+      const unGap = this.onGap(topic, () => interrupt('publish-failed'));
       const listening = this.listen(topic, (payload) => {
         const item = select(payload);
         if (item === null) return;
         // Past the bound the consumer is ended: it catches up from the stored records.
-        if (buffer.full) stop();
+        if (buffer.full) interrupt('fell-behind');
         else void push(item);
       });
       await stop;
+      unwatch();
+      unGap();
       listening.stop();
     }, buffer);
   }
 
   async close(): Promise<void> {
     for (const topic of [...this.pending.keys()]) this.flush(topic);
+    this.unwatch();
+    this.gapsListening?.stop();
     await this.transport.close();
   }
 
@@ -182,9 +210,42 @@ class BatchingPubSub<T extends TopicMap> implements PubSub<T> {
     this.pending.delete(topic);
     if (!batch) return;
     this.transport.send(this.prefix + topic, `{"b":[${batch.json.join(',')}]}`).then(
-      () => batch.settle.forEach((settle) => settle()),
-      (error: unknown) => batch.settle.forEach((settle) => settle(error ?? new Error('publish failed'))),
+      () => {
+        batch.settle.forEach((settle) => settle());
+        if (this.failedTopics.size > 0) this.announceGaps();
+      },
+      (error: unknown) => {
+        // Consumers on every instance may have missed this batch: they hear of it once Redis
+        // takes a message again.
+        this.failedTopics.add(topic);
+        batch.settle.forEach((settle) => settle(error ?? new Error('publish failed')));
+      },
     );
+  }
+
+  /** Calls `interrupt` when any instance announces a failed publish on `topic`. */
+  private onGap(topic: string, interrupt: () => void): () => void {
+    this.gapsListening ??= this.listen(GAPS_CHANNEL as Topic<T>, (payload) => {
+      const topics = (payload as { topics?: unknown } | null)?.topics;
+      if (!Array.isArray(topics)) return;
+      for (const gap of topics) {
+        for (const listener of this.gapListeners.get(String(gap)) ?? []) listener();
+      }
+    });
+    let listeners = this.gapListeners.get(topic);
+    if (!listeners) this.gapListeners.set(topic, (listeners = new Set()));
+    listeners.add(interrupt);
+    return () => listeners.delete(interrupt);
+  }
+
+  /** Tells every instance (this one included) which topics lost a publish here. */
+  private announceGaps(): void {
+    if (this.failedTopics.size === 0) return;
+    const topics = [...this.failedTopics];
+    this.failedTopics.clear();
+    this.transport.send(this.prefix + GAPS_CHANNEL, JSON.stringify({ b: [{ topics }] })).catch(() => {
+      for (const topic of topics) this.failedTopics.add(topic);
+    });
   }
 }
 

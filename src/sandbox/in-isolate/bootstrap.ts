@@ -314,7 +314,10 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
         list: (opts?: Record<string, unknown>) =>
           call('storage.list', { prefix: opts?.prefix, limit: opts?.limit, cursor: opts?.cursor }),
       }),
-      events: freeze({ emit: (name: unknown, data?: unknown) => call('events.emit', { name, data }) }),
+      events: freeze({
+        emit: (name: unknown, data?: unknown, options?: unknown) =>
+          call('events.emit', { name, data, options }),
+      }),
       addons: freeze({
         call: (addon: unknown, fn: unknown, data?: unknown) => call('addons.call', { addon, fn, data }),
       }),
