@@ -18,6 +18,9 @@ export type {
   LogEntry,
   SandboxLogger,
   SandboxPoolOptions,
+  SandboxGuilty,
   SandboxStats,
+  SandboxWorkerKill,
   SandboxWorkerStats,
+  WorkerKillReason,
 } from './types.js';

@@ -23,6 +23,7 @@ import type {
   SandboxLogger,
   SandboxPoolOptions,
   SandboxStats,
+  SandboxWorkerKill,
 } from './types.js';
 import { WorkerSupervisor, type InFlightCall } from './worker-supervisor.js';
 import { workerNodeFlags } from './worker-handle.js';
@@ -31,6 +32,22 @@ import { workerNodeFlags } from './worker-handle.js';
 export const MAX_CAPABILITY_CALLS_PER_EXECUTION = 1000;
 const ENTRY_KINDS: ReadonlySet<string> = new Set<EntryKind>(['function', 'widget', 'handler', 'hook']);
 const MAX_ENTRY_NAME_CHARS = 200;
+
+/** Worker kills the pool remembers for the dashboard. */
+export const RECENT_WORKER_KILLS = 50;
+
+/** One addon's concurrent calls: in flight, per site, and the calls waiting for a slot. */
+interface AddonSlots {
+  running: number;
+  readonly bySite: Map<string, number>;
+  readonly waiting: SlotWaiter[];
+}
+
+interface SlotWaiter {
+  readonly siteId: string;
+  readonly limit: number;
+  readonly admit: () => void;
+}
 
 const silentLogger: SandboxLogger = {
   debug: () => undefined,
@@ -74,7 +91,9 @@ export class SandboxPool {
   private readonly capabilities: HostCapabilities;
   private readonly fetchImpl: typeof fetch;
   private readonly logger: SandboxLogger;
-  private readonly concurrent = new Map<string, number>();
+  private readonly slots = new Map<string, AddonSlots>();
+  private readonly kills: SandboxWorkerKill[] = [];
+  private readonly onWorkerKill: ((kill: SandboxWorkerKill) => void) | undefined;
   private readonly limitsOfSealed = new WeakMap<AddonBundle, AddonLimits>();
   private starting: Promise<void> | null = null;
   /** Set once the workers are up: calls then skip awaiting `start` (one microtask each). */
@@ -89,14 +108,21 @@ export class SandboxPool {
     this.capabilities = opts.capabilities;
     this.fetchImpl = opts.fetchImpl ?? globalThis.fetch.bind(globalThis);
     this.logger = opts.logger ?? silentLogger;
+    this.onWorkerKill = opts.onWorkerKill;
+    const maxRssMb = opts.maxWorkerRssMb;
     const maxIsolates = Math.max(workers, Math.floor(opts.maxIsolates ?? 200));
     const maxMemory = Math.max(8 * workers, Math.floor(opts.maxTotalIsolateMemoryMb ?? 4096));
     const idleIsolateMs = Math.max(1, Math.floor(opts.idleIsolateMs ?? 5 * 60_000));
     this.supervisor = new WorkerSupervisor({
       workers,
       spillAfterMs: opts.spillAfterMs,
-      nodeFlags: workerNodeFlags(opts.v8PoolSize),
+      nodeFlags: workerNodeFlags(opts.v8PoolSize, this.platformLimits.memoryMb),
       logger: this.logger,
+      maxWorkerRssBytes:
+        typeof maxRssMb === 'number' && Number.isFinite(maxRssMb) && maxRssMb > 0
+          ? Math.floor(maxRssMb * 1024 * 1024)
+          : null,
+      onKill: (kill) => this.workerKilled(kill),
       workerConfig: (slot) => ({
         workerId: slot,
         maxIsolates: Math.max(1, Math.ceil(maxIsolates / workers)),
@@ -154,16 +180,8 @@ export class SandboxPool {
     const inputJson = encodeJsonInput(input, 'input', limits.maxInputBytes);
     const configJson = encodeJsonInput(req.config ?? null, 'config', limits.maxInputBytes);
 
-    const running = this.concurrent.get(bundle.addonId) ?? 0;
-    if (running >= limits.maxConcurrentCalls) {
-      throw new SandboxError(
-        ErrorCode.TooManyConcurrentCalls,
-        `Addon "${bundle.addonName}" already has ${running} calls running (limit ${limits.maxConcurrentCalls}).`,
-        { limit: limits.maxConcurrentCalls },
-      );
-    }
-    // Counted before the first await, so a burst of calls cannot all pass the check above.
-    this.concurrent.set(bundle.addonId, running + 1);
+    const waited = this.acquireSlot(bundle.addonId, bundle.addonName, req.siteId, limits);
+    if (waited !== null) await waited;
     this.inFlight += 1;
     try {
       if (!this.started) await this.start();
@@ -239,9 +257,121 @@ export class SandboxPool {
       };
     } finally {
       this.inFlight -= 1;
-      const left = (this.concurrent.get(bundle.addonId) ?? 1) - 1;
-      if (left <= 0) this.concurrent.delete(bundle.addonId);
-      else this.concurrent.set(bundle.addonId, left);
+      this.releaseSlot(bundle.addonId, req.siteId);
+    }
+  }
+
+  /**
+   * Takes one of the addon's concurrent slots for a call of `siteId`: at once (null) when the addon
+   * has a free slot and the site is under its fair share, the slots divided evenly among the sites
+   * with calls running or waiting; otherwise, if the site is under its share, a promise that settles
+   * when a slot frees up (bounded: as many waiters as slots, each for at most its call's time limit).
+   * A site at its share, or with the queue full, is refused with TOO_MANY_CONCURRENT_CALLS. The
+   * delivery worker claims per addon on the same principle: one tenant's burst waits, others go on.
+   */
+  private acquireSlot(
+    addonId: string,
+    addonName: string,
+    siteId: string,
+    limits: AddonLimits,
+  ): Promise<void> | null {
+    let slots = this.slots.get(addonId);
+    if (slots === undefined) {
+      slots = { running: 0, bySite: new Map(), waiting: [] };
+      this.slots.set(addonId, slots);
+    }
+    const limit = limits.maxConcurrentCalls;
+    const share = fairShare(slots, siteId, limit);
+    const ofSite = slots.bySite.get(siteId) ?? 0;
+    // Counted before the first await, so a burst of calls cannot all pass the check.
+    if (slots.running < limit && ofSite < share) {
+      take(slots, siteId);
+      return null;
+    }
+    if (ofSite >= share || slots.waiting.length >= limit) {
+      if (slots.running === 0 && slots.waiting.length === 0) this.slots.delete(addonId);
+      const message =
+        share < limit
+          ? `Addon "${addonName}" already has ${ofSite} calls running for this site, its fair share of the addon's ${limit} concurrent calls while other sites use it.`
+          : `Addon "${addonName}" already has ${slots.running} calls running (limit ${limit}).`;
+      throw new SandboxError(ErrorCode.TooManyConcurrentCalls, message, { limit, share });
+    }
+    const owner = slots;
+    return new Promise<void>((resolve, reject) => {
+      const waiter: SlotWaiter = {
+        siteId,
+        limit,
+        admit: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        const at = owner.waiting.indexOf(waiter);
+        if (at >= 0) owner.waiting.splice(at, 1);
+        if (owner.running === 0 && owner.waiting.length === 0) this.slots.delete(addonId);
+        reject(
+          new SandboxError(
+            ErrorCode.TooManyConcurrentCalls,
+            `Addon "${addonName}" had no free concurrent slot (limit ${limit}) within ${limits.timeoutMs} ms.`,
+            { limit, share },
+          ),
+        );
+      }, limits.timeoutMs);
+      owner.waiting.push(waiter);
+    });
+  }
+
+  /** Gives a call's slot back, to the first waiting call whose site is under its fair share. */
+  private releaseSlot(addonId: string, siteId: string): void {
+    const slots = this.slots.get(addonId);
+    if (slots === undefined) return;
+    slots.running -= 1;
+    const left = (slots.bySite.get(siteId) ?? 1) - 1;
+    if (left <= 0) slots.bySite.delete(siteId);
+    else slots.bySite.set(siteId, left);
+    for (let i = 0; i < slots.waiting.length; ) {
+      const waiter = slots.waiting[i];
+      if (slots.running >= waiter.limit) break;
+      if ((slots.bySite.get(waiter.siteId) ?? 0) < fairShare(slots, waiter.siteId, waiter.limit)) {
+        slots.waiting.splice(i, 1);
+        take(slots, waiter.siteId);
+        waiter.admit();
+      } else i += 1;
+    }
+    if (slots.running === 0 && slots.waiting.length === 0) this.slots.delete(addonId);
+  }
+
+  /** The last worker kills and crashes (at most RECENT_WORKER_KILLS), newest first. */
+  recentWorkerKills(): SandboxWorkerKill[] {
+    return [...this.kills].reverse();
+  }
+
+  private workerKilled(kill: SandboxWorkerKill): void {
+    this.kills.push(kill);
+    if (this.kills.length > RECENT_WORKER_KILLS) this.kills.shift();
+    // Names and ids only: never the call's input, output or logs.
+    this.logger.error(
+      {
+        workerId: kill.workerId,
+        pid: kill.pid,
+        reason: kill.reason,
+        guilty: kill.guilty.map((g) => ({
+          addon: g.addonName,
+          version: g.version,
+          versionId: g.versionId,
+          siteId: g.siteId,
+        })),
+        failedCalls: kill.failedCalls,
+        retriedCalls: kill.retriedCalls,
+        rssBytes: kill.rssBytes,
+      },
+      kill.reason === 'crashed' ? 'sandbox worker crashed; replaced' : 'sandbox worker stopped; replaced',
+    );
+    try {
+      this.onWorkerKill?.(kill);
+    } catch (err) {
+      this.logger.error({ err }, 'sandbox worker kill listener failed');
     }
   }
 
@@ -258,6 +388,7 @@ export class SandboxPool {
       rssBytes: sum((w) => w.rssBytes),
       inFlight: this.inFlight,
       crashes: this.supervisor.crashes,
+      retriedCalls: this.supervisor.retriedCalls,
       perWorker,
     };
   }
@@ -305,6 +436,19 @@ export class SandboxPool {
       };
     }
   }
+}
+
+/** The slots one site may hold: the addon's limit split evenly among the sites using or waiting for it. */
+function fairShare(slots: AddonSlots, siteId: string, limit: number): number {
+  const sites = new Set(slots.bySite.keys());
+  for (const waiter of slots.waiting) sites.add(waiter.siteId);
+  sites.add(siteId);
+  return Math.max(1, Math.floor(limit / sites.size));
+}
+
+function take(slots: AddonSlots, siteId: string): void {
+  slots.running += 1;
+  slots.bySite.set(siteId, (slots.bySite.get(siteId) ?? 0) + 1);
 }
 
 /** The worker's answer is not the JSON text it must be: only a broken or compromised worker says that. */

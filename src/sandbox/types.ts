@@ -178,10 +178,53 @@ export interface SandboxPoolOptions {
   fetchImpl?: typeof fetch;
   logger?: SandboxLogger;
   /**
+   * A worker whose resident memory passes this many MB is stopped and replaced (only the calls of the
+   * version and site whose WebAssembly memory grew fail; the others are retried). Default: off.
+   */
+  maxWorkerRssMb?: number;
+  /** Called once for every worker the pool stopped or lost (after it was logged). */
+  onWorkerKill?: (kill: SandboxWorkerKill) => void;
+  /**
    * Test-only: gives addon code a global `__sandboxCrashWorkerForTest()` that kills its worker process.
    * Never enable in production.
    */
   allowCrashTest?: boolean;
+}
+
+/** Why a sandbox worker process was stopped or lost. */
+export type WorkerKillReason =
+  /** A call missed its deadline while the worker still answered. */
+  | 'deadline'
+  /** A call missed its deadline while the worker's event loop was not answering. */
+  | 'stalled'
+  /** The worker's resident memory passed `maxWorkerRssMb`. */
+  | 'rss'
+  /** The process died by itself (a native crash, an abort, a kill from outside). */
+  | 'crashed';
+
+/** The addon version and site held responsible for a worker kill. */
+export interface SandboxGuilty {
+  addonId: string;
+  addonName: string;
+  version: string;
+  versionId: string;
+  siteId: string;
+}
+
+/** One worker kill or crash, as logged, counted and shown on the dashboard. */
+export interface SandboxWorkerKill {
+  at: Date;
+  workerId: number;
+  pid: number | null;
+  reason: WorkerKillReason;
+  /** Empty when nothing identified a culprit (every call in flight was then retried once if it could be). */
+  guilty: SandboxGuilty[];
+  /** Calls in flight on the worker that failed (the guilty ones, and innocent ones that could not be retried). */
+  failedCalls: number;
+  /** Innocent calls sent again to a healthy worker. */
+  retriedCalls: number;
+  /** The worker's last reported resident memory, in bytes. */
+  rssBytes: number;
 }
 
 export interface SandboxWorkerStats {
@@ -207,5 +250,7 @@ export interface SandboxStats {
   inFlight: number;
   /** Worker processes that died since the pool started. */
   crashes: number;
+  /** Calls sent again to another worker after the worker running them was stopped. */
+  retriedCalls: number;
   perWorker: SandboxWorkerStats[];
 }

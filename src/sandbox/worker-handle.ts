@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import {
   WORKER_CONFIG_ENV,
@@ -23,9 +24,31 @@ export const WORKER_ENTRY = fileURLToPath(new URL('./worker/worker-main.js', imp
  * 6.9–11.9 ms instead of 14.4–26.7 ms, side by side on 2 cores (`npm run bench -- node-flags`).
  * On a machine with cores to spare, a larger pool shortens major GCs instead.
  */
-export function workerNodeFlags(v8PoolSize = 1): string[] {
-  return ['--no-node-snapshot', `--v8-pool-size=${Math.max(0, Math.floor(v8PoolSize))}`];
+export function workerNodeFlags(v8PoolSize = 1, maxMemoryMb = 512): string[] {
+  return [
+    '--no-node-snapshot',
+    `--v8-pool-size=${Math.max(0, Math.floor(v8PoolSize))}`,
+    // V8's cap on one wasm memory (64 KiB pages), process-wide: a memory the addon's module defines
+    // and grows from wasm code never passes the platform's memory cap (the bootstrap counts the rest).
+    `--wasm-max-mem-pages=${Math.max(1, Math.floor(maxMemoryMb) * 16)}`,
+    // Gives each context a `gc` the bootstrap takes for itself: a refused wasm allocation first
+    // collects the memories the addon dropped.
+    '--expose-gc',
+  ];
 }
+
+/** Bytes of WebAssembly memory one version held on one site, as its bootstrap last reported. */
+export interface WasmMemoryReport {
+  readonly versionId: string;
+  readonly siteId: string;
+  readonly addonId: string;
+  readonly addonName: string;
+  readonly version: string;
+  bytes: number;
+}
+
+/** Reports a worker keeps (the oldest is forgotten beyond this). */
+const MAX_WASM_REPORTS = 10_000;
 
 /** One worker process as the parent sees it. */
 export class WorkerHandle {
@@ -39,6 +62,12 @@ export class WorkerHandle {
   lastStats: StatsMessage | null = null;
   /** The worker's last reported event-loop load (0 to 1; see LoadMessage). */
   load = 0;
+  /** performance.now() of the last message from the worker: a silent worker is a stalled one. */
+  lastMessageAt = performance.now();
+  /** Set when the supervisor stopped this worker; its calls were settled or retried then. */
+  killed = false;
+  /** WebAssembly memory by version and site (see WasmMemoryReport). */
+  readonly wasmReports = new Map<string, WasmMemoryReport>();
   readonly readyPromise: Promise<void>;
 
   constructor(
@@ -70,9 +99,10 @@ export class WorkerHandle {
       );
     });
     this.readyPromise.catch(() => undefined);
-    this.child.on('message', (message: WorkerToParent | BatchMessage<WorkerToParent>) =>
-      unbatch(message, (item) => onMessage(this, item)),
-    );
+    this.child.on('message', (message: WorkerToParent | BatchMessage<WorkerToParent>) => {
+      this.lastMessageAt = performance.now();
+      unbatch(message, (item) => onMessage(this, item));
+    });
     this.write = createBatchedSender<ParentToWorker>((message) => {
       // Messages queued for a worker that died meanwhile are dropped: its calls fail on 'exit'.
       if (!this.exited && this.child.connected) this.child.send(message);
@@ -106,8 +136,28 @@ export class WorkerHandle {
     return true;
   }
 
+  /** Records what a version's bootstrap reported of its WebAssembly memory on one site. */
+  noteWasmMemory(report: WasmMemoryReport): void {
+    const key = `${report.versionId}\u0000${report.siteId}`;
+    this.wasmReports.delete(key);
+    this.wasmReports.set(key, report);
+    if (this.wasmReports.size > MAX_WASM_REPORTS) {
+      this.wasmReports.delete(this.wasmReports.keys().next().value!);
+    }
+  }
+
+  /** The version and site holding the most WebAssembly memory here, if any reported some. */
+  largestWasmHolder(): WasmMemoryReport | null {
+    let largest: WasmMemoryReport | null = null;
+    for (const report of this.wasmReports.values()) {
+      if (report.bytes > 0 && (largest === null || report.bytes > largest.bytes)) largest = report;
+    }
+    return largest;
+  }
+
   /** Kills the process; from now on no call is routed here, even before its 'exit' arrives. */
   kill(): void {
+    this.killed = true;
     this.ready = false;
     if (!this.exited) this.child.kill('SIGKILL');
   }

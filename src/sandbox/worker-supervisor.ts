@@ -11,7 +11,15 @@ import type {
   WorkerToParent,
 } from './protocol.js';
 import { SandboxError, sandboxErrorFromWire } from './sandbox-error.js';
-import type { AddonLimits, SandboxLogger, SandboxWorkerStats } from './types.js';
+import { WASM_MEMORY_REPORT_OP } from './in-isolate/bootstrap.js';
+import type {
+  AddonLimits,
+  SandboxGuilty,
+  SandboxLogger,
+  SandboxWorkerKill,
+  SandboxWorkerStats,
+  WorkerKillReason,
+} from './types.js';
 import { WorkerHandle } from './worker-handle.js';
 
 /** Extra time a worker gets beyond a call's wall limit before the parent kills it. */
@@ -31,6 +39,17 @@ const CRASH_STORM_COUNT = 5;
 const CRASH_WINDOW_MS = 10_000;
 const CRASH_STORM_DELAY_MS = 1000;
 const READY_TIMEOUT_MS = 15_000;
+/**
+ * A worker that sent nothing for this long has a stalled event loop (it reports stats every second
+ * and answers calls as they end): a deadline missed then blames the calls that may have been running.
+ */
+export const STALL_AFTER_MS = 1500;
+/** An innocent call is retried only if at least this much of its time is left. */
+export const MIN_RETRY_MS = 50;
+/** SDK calls that change nothing and reach nothing outside: a call that made only these may run again. */
+const RETRY_SAFE_OPS: ReadonlySet<string> = new Set(['storage.get', 'storage.list']);
+/** How long a version and site in flight during an unexplained crash stays suspected. */
+const SUSPECT_WINDOW_MS = 60_000;
 
 /** One call as the supervisor dispatches it. */
 export interface DispatchJob {
@@ -58,6 +77,14 @@ export interface InFlightCall {
   /** Capability requests answered or pending for this call. */
   capTotal: number;
   sourceResent: boolean;
+  /** 0 for the first try; 1 once retried after its worker was stopped (never retried twice). */
+  readonly attempt: number;
+  /** Set by an SDK call that is not a read: the call may have effects outside it, so it never runs twice. */
+  effectful: boolean;
+  /** SDK calls of this call the host has not answered yet: while it waits, it is not running. */
+  hostPending: number;
+  /** performance.now() of the host's last answer to it (0: none yet). */
+  lastReplyAt: number;
   readonly resolve: (value: { message: SuccessMessage; workerId: number }) => void;
   readonly reject: (err: Error) => void;
   readonly deadline: NodeJS.Timeout;
@@ -71,6 +98,10 @@ export interface WorkerSupervisorOptions {
   nodeFlags: readonly string[];
   workerConfig: (slot: number) => WorkerConfig;
   logger: SandboxLogger;
+  /** A worker whose last reported RSS passes this is stopped; null: no cap. */
+  maxWorkerRssBytes?: number | null;
+  /** Every kill or crash, once, after its calls were failed or retried. */
+  onKill?: (kill: SandboxWorkerKill) => void;
   onCapability: (call: InFlightCall, request: CapRequestMessage) => Promise<CapResultMessage>;
 }
 
@@ -81,6 +112,9 @@ export interface WorkerSupervisorOptions {
  */
 export class WorkerSupervisor {
   crashes = 0;
+  retriedCalls = 0;
+  /** Keys (version, site) in flight during recent unexplained crashes: a second one names the culprit. */
+  private suspects: { at: number; keys: Set<string> }[] = [];
   private readonly slots: (WorkerHandle | null)[];
   private readonly calls = new Map<number, InFlightCall>();
   private nextExecId = 1;
@@ -107,7 +141,18 @@ export class WorkerSupervisor {
   }
 
   /** Sends a call to a worker; resolves with its successful result or rejects with a SandboxError. */
-  async dispatch(job: DispatchJob): Promise<{ message: SuccessMessage; workerId: number }> {
+  dispatch(job: DispatchJob): Promise<{ message: SuccessMessage; workerId: number }> {
+    return new Promise((resolve, reject) => {
+      this.launch(job, 0, resolve, reject).catch(reject);
+    });
+  }
+
+  private async launch(
+    job: DispatchJob,
+    attempt: number,
+    resolve: InFlightCall['resolve'],
+    reject: InFlightCall['reject'],
+  ): Promise<void> {
     let worker = this.pick(job.versionId);
     if (worker === null) {
       await this.waitForReady(READY_TIMEOUT_MS);
@@ -118,23 +163,25 @@ export class WorkerSupervisor {
     }
     const chosen = worker;
     const execId = this.nextExecId++;
-    return new Promise((resolve, reject) => {
-      const call: InFlightCall = {
-        execId,
-        sentAt: performance.now(),
-        job,
-        worker: chosen,
-        settled: false,
-        capTotal: 0,
-        sourceResent: false,
-        resolve,
-        reject,
-        deadline: setTimeout(() => this.onDeadline(call), job.limits.timeoutMs + DEADLINE_GRACE_MS),
-      };
-      this.calls.set(execId, call);
-      chosen.inFlight.set(execId, call);
-      this.sendExec(call, !chosen.knownVersions.has(job.versionId));
-    });
+    const call: InFlightCall = {
+      execId,
+      sentAt: performance.now(),
+      job,
+      worker: chosen,
+      settled: false,
+      capTotal: 0,
+      sourceResent: false,
+      attempt,
+      effectful: false,
+      hostPending: 0,
+      lastReplyAt: 0,
+      resolve,
+      reject,
+      deadline: setTimeout(() => this.onDeadline(call), job.limits.timeoutMs + DEADLINE_GRACE_MS),
+    };
+    this.calls.set(execId, call);
+    chosen.inFlight.set(execId, call);
+    this.sendExec(call, !chosen.knownVersions.has(job.versionId));
   }
 
   stats(): SandboxWorkerStats[] {
@@ -273,9 +320,18 @@ export class WorkerSupervisor {
         const call = this.calls.get(message.id);
         // A request for a call that is over goes unanswered; the worker drops it too.
         if (call === undefined || call.worker !== handle || call.settled) return;
+        if (message.op === WASM_MEMORY_REPORT_OP) {
+          this.noteWasmMemory(handle, call, message.argsJson);
+          handle.send({ t: 'cap-result', capId: message.capId, ok: true, valueJson: 'null' });
+          return;
+        }
+        if (!RETRY_SAFE_OPS.has(message.op)) call.effectful = true;
         call.capTotal += 1;
+        call.hostPending += 1;
         this.opts.onCapability(call, message).then(
           (reply) => {
+            call.hostPending -= 1;
+            call.lastReplyAt = performance.now();
             if (!call.settled) handle.send(reply);
           },
           (err: unknown) => this.opts.logger.error({ err }, 'sandbox capability dispatch failed'),
@@ -287,6 +343,14 @@ export class WorkerSupervisor {
         return;
       case 'stats':
         handle.lastStats = message;
+        if (
+          this.opts.maxWorkerRssBytes != null &&
+          message.rssBytes > this.opts.maxWorkerRssBytes &&
+          !handle.killed &&
+          !this.closing
+        ) {
+          this.onRssExceeded(handle, message.rssBytes);
+        }
         return;
       case 'load':
         handle.load = message.busy;
@@ -298,24 +362,15 @@ export class WorkerSupervisor {
 
   private onExit(handle: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.slots[handle.slot] === handle) this.slots[handle.slot] = null;
-    const inFlight = [...handle.inFlight.values()] as InFlightCall[];
-    if (!this.closing) {
-      this.crashes += 1;
-      this.opts.logger.error(
-        { workerSlot: handle.slot, pid: handle.pid, code, signal, inFlight: inFlight.length },
-        'sandbox worker exited; replacing it',
-      );
+    if (this.closing) {
+      for (const call of [...handle.inFlight.values()] as InFlightCall[]) {
+        this.settle(call, new SandboxError(ErrorCode.ServiceUnavailable, 'The sandbox pool is closing.'));
+      }
+      return;
     }
-    for (const call of inFlight) {
-      this.settle(
-        call,
-        new SandboxError(
-          ErrorCode.SandboxCrashed,
-          `The sandbox worker running this call stopped (${signal ?? `exit code ${code}`}).`,
-        ),
-      );
-    }
-    if (this.closing) return;
+    this.crashes += 1;
+    // A worker the supervisor stopped had its calls failed or retried (and its kill reported) then.
+    if (!handle.killed) this.onCrash(handle, code, signal);
     const now = Date.now();
     this.crashTimes.push(now);
     while (this.crashTimes.length > 0 && this.crashTimes[0] < now - CRASH_WINDOW_MS) this.crashTimes.shift();
@@ -333,20 +388,213 @@ export class WorkerSupervisor {
     }
   }
 
+  /**
+   * A worker died by itself: nothing says which call did it. The versions and sites in flight are
+   * suspects. The culprit is the only one in flight, else one that was also in flight at an
+   * unexplained crash in the last minute; its calls fail. Every other call is retried once, so a
+   * culprit that shared its worker gets one retry too (and is named at its next crash).
+   */
+  private onCrash(handle: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
+    const inFlight = [...handle.inFlight.values()] as InFlightCall[];
+    const now = Date.now();
+    this.suspects = this.suspects.filter((entry) => entry.at > now - SUSPECT_WINDOW_MS);
+    const keys = new Set(inFlight.map(callKey));
+    // Only one version and site was running: nothing else can have done it.
+    const guiltyKeys =
+      keys.size === 1
+        ? keys
+        : new Set([...keys].filter((key) => this.suspects.some((entry) => entry.keys.has(key))));
+    if (keys.size > 0) this.suspects.push({ at: now, keys });
+    const how = signal ?? `exit code ${code}`;
+    this.stopCalls(
+      handle,
+      'crashed',
+      guiltyKeys,
+      inFlight,
+      () =>
+        new SandboxError(
+          ErrorCode.SandboxCrashed,
+          `The sandbox worker running this call stopped (${how}); calls of this addon version on this site were running when it did.`,
+        ),
+    );
+  }
+
+  /**
+   * A call missed its deadline: the worker is stopped. If the worker kept answering, the call is the
+   * culprit; if it fell silent (its event loop stalled), the culprit is the oldest call that may
+   * have been running when it did: sent before, and not waiting for an SDK answer then (a call sent
+   * later never started, a quick one would have ended). Without one, the call itself.
+   */
   private onDeadline(call: InFlightCall): void {
     if (call.settled) return;
-    this.opts.logger.warn(
-      { workerSlot: call.worker.slot, addonId: call.job.env.scope.addonId, execId: call.execId },
-      'sandbox worker missed a call deadline; killing it',
-    );
-    this.settle(
-      call,
+    const worker = call.worker;
+    const stalled = performance.now() - worker.lastMessageAt > STALL_AFTER_MS;
+    let culprit = call;
+    if (stalled) {
+      for (const other of worker.inFlight.values() as Iterable<InFlightCall>) {
+        const silentSince = worker.lastMessageAt;
+        if (other.sentAt <= silentSince && other.hostPending === 0 && other.lastReplyAt <= silentSince) {
+          culprit = other;
+          break;
+        }
+      }
+    }
+    const guiltyKeys = new Set([callKey(culprit)]);
+    const timeLimit = `its wall-time limit of ${call.job.limits.timeoutMs} ms`;
+    if (guiltyKeys.has(callKey(call))) {
+      this.settle(
+        call,
+        new SandboxError(ErrorCode.ExecutionTimeout, `The addon did not finish within ${timeLimit}.`),
+      );
+    } else {
+      // Its time is up, so it cannot run again; the failure is not its own.
+      this.settle(
+        call,
+        new SandboxError(
+          ErrorCode.SandboxCrashed,
+          `The sandbox worker running this call stopped answering because of another addon's call and was replaced; the call did not finish within ${timeLimit}.`,
+        ),
+      );
+    }
+    this.stopWorker(call.worker, stalled ? 'stalled' : 'deadline', guiltyKeys, [call], () =>
       new SandboxError(
         ErrorCode.ExecutionTimeout,
-        `The addon did not finish within its wall-time limit of ${call.job.limits.timeoutMs} ms.`,
+        'Another call of this addon version on this site did not finish in time; the sandbox worker running it was replaced.',
       ),
     );
-    call.worker.kill();
+  }
+
+  /** The worker passed its RSS cap: the version and site holding the most wasm memory there are blamed. */
+  private onRssExceeded(handle: WorkerHandle, rssBytes: number): void {
+    const holder = handle.largestWasmHolder();
+    const guiltyKeys = new Set(holder === null ? [] : [`${holder.versionId}\u0000${holder.siteId}`]);
+    this.stopWorker(handle, 'rss', guiltyKeys, [], () =>
+      new SandboxError(
+        ErrorCode.MemoryLimitExceeded,
+        `The addon's memory took its sandbox worker past the platform's cap (${Math.round(rssBytes / 1048576)} MB resident); the worker was replaced.`,
+      ),
+    );
+  }
+
+  /** SIGKILLs a worker, failing the guilty calls in flight and retrying the others. */
+  private stopWorker(
+    handle: WorkerHandle,
+    reason: WorkerKillReason,
+    guiltyKeys: Set<string>,
+    alreadyFailed: InFlightCall[],
+    guiltyError: () => Error,
+  ): void {
+    if (handle.killed) return;
+    const inFlight = [...handle.inFlight.values()] as InFlightCall[];
+    handle.kill();
+    this.stopCalls(handle, reason, guiltyKeys, inFlight, guiltyError, alreadyFailed);
+  }
+
+  private stopCalls(
+    handle: WorkerHandle,
+    reason: WorkerKillReason,
+    guiltyKeys: Set<string>,
+    inFlight: InFlightCall[],
+    guiltyError: () => Error,
+    alreadyFailed: InFlightCall[] = [],
+  ): void {
+    let failed = alreadyFailed.length;
+    let retried = 0;
+    const guilty = new Map<string, SandboxGuilty>();
+    for (const call of inFlight) {
+      const key = callKey(call);
+      if (guiltyKeys.has(key)) {
+        failed += 1;
+        this.settle(call, guiltyError());
+      } else if (this.retry(call)) retried += 1;
+      else failed += 1;
+    }
+    const known = [...alreadyFailed, ...inFlight];
+    for (const key of guiltyKeys) guilty.set(key, this.describeGuilty(key, handle, known));
+    this.opts.onKill?.({
+      at: new Date(),
+      workerId: handle.slot,
+      pid: handle.pid,
+      reason,
+      guilty: [...guilty.values()],
+      failedCalls: failed,
+      retriedCalls: retried,
+      rssBytes: handle.lastStats?.rssBytes ?? 0,
+    });
+  }
+
+  private describeGuilty(key: string, handle: WorkerHandle, inFlight: InFlightCall[]): SandboxGuilty {
+    const [versionId, siteId] = key.split('\u0000');
+    const call = inFlight.find((c) => callKey(c) === key);
+    if (call !== undefined) {
+      const { scope } = call.job.env;
+      return { addonId: scope.addonId, addonName: scope.addonName, version: call.job.meta.version, versionId, siteId };
+    }
+    const report = handle.wasmReports.get(key);
+    return {
+      addonId: report?.addonId ?? '',
+      addonName: report?.addonName ?? '',
+      version: report?.version ?? '',
+      versionId,
+      siteId,
+    };
+  }
+
+  /**
+   * Sends an innocent call of a stopped worker to a healthy one, once. Not retried: a call retried
+   * already, one that made an SDK call other than a read (its writes and events are dropped with
+   * it, but an http.fetch or a dependency call may have done something a second run would repeat),
+   * or one with too little time left.
+   */
+  private retry(call: InFlightCall): boolean {
+    const left = call.job.env.deadline - Date.now();
+    const why =
+      call.attempt > 0
+        ? 'it had been retried once already'
+        : call.effectful
+          ? 'it had made SDK calls that a second run could repeat'
+          : left < MIN_RETRY_MS
+            ? 'too little of its time was left'
+            : this.closing
+              ? 'the pool is closing'
+              : null;
+    if (why !== null) {
+      this.settle(
+        call,
+        new SandboxError(
+          ErrorCode.SandboxCrashed,
+          `The sandbox worker running this call was stopped because of another addon's call; it was not run again because ${why}.`,
+        ),
+      );
+      return false;
+    }
+    call.settled = true;
+    clearTimeout(call.deadline);
+    this.calls.delete(call.execId);
+    call.worker.inFlight.delete(call.execId);
+    this.retriedCalls += 1;
+    const job: DispatchJob = { ...call.job, limits: { ...call.job.limits, timeoutMs: Math.floor(left) } };
+    this.launch(job, call.attempt + 1, call.resolve, call.reject).catch(call.reject);
+    return true;
+  }
+
+  private noteWasmMemory(handle: WorkerHandle, call: InFlightCall, argsJson: string): void {
+    let bytes: unknown;
+    try {
+      bytes = (JSON.parse(argsJson) as { bytes?: unknown }).bytes;
+    } catch {
+      return;
+    }
+    if (typeof bytes !== 'number' || !Number.isFinite(bytes) || bytes < 0) return;
+    const { scope } = call.job.env;
+    handle.noteWasmMemory({
+      versionId: call.job.versionId,
+      siteId: scope.siteId,
+      addonId: scope.addonId,
+      addonName: scope.addonName,
+      version: call.job.meta.version,
+      bytes,
+    });
   }
 
   private settle(call: InFlightCall, error: Error | null, message?: SuccessMessage): void {
@@ -358,6 +606,11 @@ export class WorkerSupervisor {
     if (error !== null) call.reject(error);
     else call.resolve({ message: message!, workerId: call.worker.slot });
   }
+}
+
+/** A call's version and site: what guilt is assigned to. */
+function callKey(call: InFlightCall): string {
+  return `${call.job.versionId}\u0000${call.job.env.scope.siteId}`;
 }
 
 /** What routing reads of a worker (a {@link WorkerHandle}; plain objects in tests). */

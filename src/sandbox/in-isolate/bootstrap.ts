@@ -46,7 +46,19 @@ export const BOOTSTRAP_GLOBALS = {
   done: '__tp_done',
   wasm: '__tp_wasm',
   crashTest: '__tp_crash',
+  /** The isolate's `memoryMb`: what the context's WebAssembly memories may hold together. */
+  wasmLimitMb: '__tp_wasm_limit_mb',
 } as const;
+
+/** Budget of WebAssembly memory when the worker does not set {@link BOOTSTRAP_GLOBALS.wasmLimitMb}. */
+export const DEFAULT_WASM_LIMIT_MB = 64;
+
+/**
+ * SDK-channel op the bootstrap uses to tell the supervisor how many bytes of WebAssembly memory the
+ * context holds (fire and forget, only after an allocation): it names the version and site whose
+ * memory grew when a worker must be recycled for its resident size.
+ */
+export const WASM_MEMORY_REPORT_OP = 'sandbox.wasm-memory';
 
 interface HostReference {
   applyIgnored(receiver: undefined, args: unknown[], options: object): void;
@@ -66,6 +78,8 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
   const done = g.__tp_done as DoneReference;
   const wasmBytes = g.__tp_wasm as ArrayBuffer | undefined;
   const crashTest = g.__tp_crash === true;
+  const wasmLimitMb = typeof g.__tp_wasm_limit_mb === 'number' ? g.__tp_wasm_limit_mb : 64;
+  delete g.__tp_wasm_limit_mb;
   delete g.__tp_host;
   delete g.__tp_done;
   delete g.__tp_wasm;
@@ -129,6 +143,204 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
   }
 
   const kit = createHtmlKit();
+
+  // The call running now (the most recently started one still running), for memory reports.
+  let reportExecId = 0;
+  const memoryErrors = new WeakSet<object>();
+  guardWebAssemblyMemory();
+
+  /**
+   * WebAssembly memories live outside the V8 heap, so isolated-vm's memoryLimit does not see them:
+   * the context's memories together may hold at most `wasmLimitMb`. The constructors and `grow` are
+   * replaced before addon code runs (the originals stay in this closure); a memory's `maximum` is
+   * clamped to the budget so wasm's own `memory.grow` cannot take one memory past it either. Memory
+   * that is garbage counts until collected: a refused allocation collects first, then decides.
+   */
+  function guardWebAssemblyMemory(): void {
+    const wa = g.WebAssembly as Record<string, unknown> | undefined;
+    if (wa === undefined) return;
+    const PAGE = 65536;
+    const budgetPages = Math.floor((wasmLimitMb * 1024 * 1024) / PAGE);
+    const OrigMemory = wa.Memory as new (descriptor: object) => object;
+    const OrigInstance = wa.Instance as new (module: unknown, imports?: unknown) => { exports: unknown };
+    const origInstantiate = wa.instantiate as (...args: unknown[]) => Promise<unknown>;
+    const memoryProto = OrigMemory.prototype as Record<string, unknown>;
+    const origGrow = memoryProto.grow as (delta: number) => number;
+    const bufferGetter = Object.getOwnPropertyDescriptor(memoryProto, 'buffer')!.get!;
+    const reflectConstruct = Reflect.construct;
+    const WeakRefCtor = WeakRef;
+    const weakRefDeref = WeakRef.prototype.deref;
+    const weakMapGet = WeakMap.prototype.get;
+    const weakMapSet = WeakMap.prototype.set;
+    const objectKeys = Object.keys;
+    const TypeErrorCtor = TypeError;
+    const isFinite = Number.isFinite;
+    const floor = Math.floor;
+    // `gc` is on the global only when the worker runs with --expose-gc: kept here, taken from addons.
+    const collect = typeof g.gc === 'function' ? (g.gc as () => void) : null;
+    if (collect !== null) g.gc = undefined;
+
+    interface Tracked {
+      ref: WeakRef<object>;
+      pages: number;
+    }
+    let tracked: Tracked[] = [];
+    const byMemory = new WeakMap<object, Tracked>();
+
+    const pagesOf = (memory: object): number =>
+      floor((reflectApply(bufferGetter, memory, []) as ArrayBuffer).byteLength / PAGE);
+    const recordedPages = (): number => {
+      let sum = 0;
+      for (let i = 0; i < tracked.length; i += 1) sum += tracked[i].pages;
+      return sum;
+    };
+    /** Drops collected memories and re-reads the size of live ones (wasm code may have grown them). */
+    const refresh = (): void => {
+      const live: Tracked[] = [];
+      for (let i = 0; i < tracked.length; i += 1) {
+        const memory = reflectApply(weakRefDeref, tracked[i].ref, []) as object | undefined;
+        if (memory === undefined) continue;
+        tracked[i].pages = pagesOf(memory);
+        live[live.length] = tracked[i];
+      }
+      tracked = live;
+    };
+    const refuse = (pages: number): never => {
+      const err = new RangeErrorCtor(
+        `WebAssembly.Memory: ${pages} more pages would exceed the addon's memory limit of ${wasmLimitMb} MB.`,
+      );
+      reflectApply(weakSetAdd, memoryErrors, [err]);
+      throw err;
+    };
+    const report = (): void => {
+      if (reportExecId === 0) return;
+      const json = jsonStringify({ bytes: recordedPages() * PAGE });
+      reflectApply(hostApplyIgnored, host, [
+        undefined,
+        [reportExecId, 0, 'sandbox.wasm-memory', json],
+        applyOptions,
+      ]);
+    };
+    /** Throws unless `pages` more fit in the budget. */
+    const reserve = (pages: number): void => {
+      if (recordedPages() + pages <= budgetPages) return;
+      if (collect !== null) collect();
+      refresh();
+      if (recordedPages() + pages > budgetPages) refuse(pages);
+    };
+    const track = (memory: object): Tracked => {
+      let entry = reflectApply(weakMapGet, byMemory, [memory]) as Tracked | undefined;
+      if (entry === undefined) {
+        entry = { ref: new WeakRefCtor(memory), pages: pagesOf(memory) };
+        reflectApply(weakMapSet, byMemory, [memory, entry]);
+        tracked[tracked.length] = entry;
+      }
+      return entry;
+    };
+    const toPages = (value: unknown, what: string): number => {
+      const n = +(value as number);
+      if (!isFinite(n) || n < 0 || floor(n) !== n || n > 65536) {
+        throw new TypeErrorCtor(`WebAssembly.Memory: ${what} must be a number of pages from 0 to 65536.`);
+      }
+      return n;
+    };
+    /** Counts the memories an instance exports (defined in the module, not created through Memory). */
+    const trackExports = (instance: { exports: unknown }): void => {
+      const exportsValue = instance.exports as Record<string, unknown>;
+      const names = objectKeys(exportsValue);
+      let added = false;
+      for (let i = 0; i < names.length; i += 1) {
+        const value = exportsValue[names[i]];
+        if (typeof value !== 'object' || value === null) continue;
+        try {
+          reflectApply(bufferGetter, value, []);
+        } catch {
+          continue;
+        }
+        if (reflectApply(weakMapGet, byMemory, [value]) === undefined) {
+          track(value);
+          added = true;
+        }
+      }
+      if (!added) return;
+      report();
+      if (recordedPages() > budgetPages) reserve(0);
+    };
+
+    const Memory = function Memory(this: unknown, descriptor: unknown) {
+      if (new.target === undefined) throw new TypeErrorCtor("WebAssembly.Memory must be invoked with 'new'");
+      if (typeof descriptor !== 'object' || descriptor === null) {
+        throw new TypeErrorCtor('WebAssembly.Memory: the argument must be an object.');
+      }
+      // Each field is read once: a getter could answer differently to the check and to V8.
+      const d = descriptor as Record<string, unknown>;
+      const address = d.address;
+      const index = d.index;
+      if ((address !== undefined && address !== 'i32') || (index !== undefined && index !== 'i32')) {
+        throw new TypeErrorCtor('WebAssembly.Memory: only 32-bit memories are available.');
+      }
+      const initialValue = d.initial === undefined ? d.minimum : d.initial;
+      const initial = toPages(initialValue, 'initial');
+      const maximumValue = d.maximum;
+      const shared = d.shared === true;
+      let maximum = maximumValue === undefined ? budgetPages : toPages(maximumValue, 'maximum');
+      if (maximum > budgetPages) maximum = budgetPages;
+      if (maximum < initial) maximum = initial;
+      reserve(initial);
+      const copy = setPrototypeOf({ initial, maximum, shared }, null);
+      const memory = reflectConstruct(OrigMemory, [copy], new.target) as object;
+      track(memory);
+      report();
+      return memory;
+    } as unknown as new (descriptor: object) => object;
+    defineProperty(Memory, 'prototype', { value: memoryProto });
+    defineProperty(memoryProto, 'constructor', { value: Memory, writable: true, configurable: true });
+    defineProperty(memoryProto, 'grow', {
+      value: function grow(this: object, delta: unknown): number {
+        const pages = toPages(delta, 'delta');
+        const entry = track(this);
+        entry.pages = pagesOf(this);
+        reserve(pages);
+        const previous = reflectApply(origGrow, this, [pages]) as number;
+        entry.pages = pagesOf(this);
+        report();
+        return previous;
+      },
+      writable: true,
+      configurable: true,
+    });
+
+    const Instance = function Instance(this: unknown, module: unknown, imports?: unknown) {
+      if (new.target === undefined) throw new TypeErrorCtor("WebAssembly.Instance must be invoked with 'new'");
+      const instance = reflectConstruct(OrigInstance, [module, imports], new.target) as { exports: unknown };
+      trackExports(instance);
+      return instance;
+    } as unknown as typeof OrigInstance;
+    const instanceProto = OrigInstance.prototype as object;
+    defineProperty(Instance, 'prototype', { value: instanceProto });
+    defineProperty(instanceProto, 'constructor', { value: Instance, writable: true, configurable: true });
+
+    const instantiate = function instantiate(...args: unknown[]): Promise<unknown> {
+      const pending = reflectApply(origInstantiate, wa, args) as Promise<unknown>;
+      return reflectApply(promiseThen, pending, [
+        (result: unknown) => {
+          const instance =
+            typeof result === 'object' && result !== null && reflectApply(hasOwn, result, ['instance'])
+              ? (result as { instance: { exports: unknown } }).instance
+              : (result as { exports: unknown });
+          trackExports(instance);
+          return result;
+        },
+      ]) as Promise<unknown>;
+    };
+    for (const [name, value] of [
+      ['Memory', Memory],
+      ['Instance', Instance],
+      ['instantiate', instantiate],
+    ] as const) {
+      defineProperty(wa, name, { value, writable: true, configurable: true, enumerable: false });
+    }
+  }
 
   let wasmModule: unknown = null;
   if (wasmBytes !== undefined) {
@@ -364,23 +576,29 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
       if (typeof err === 'object' && err !== null && reflectApply(weakSetHas, sdkErrors, [err])) {
         code = (err as AddonSdkError).code;
         sdk = true;
-      } else if (err instanceof RangeErrorCtor && describe(err) === 'Array buffer allocation failed') {
+      } else if (
+        (typeof err === 'object' && err !== null && reflectApply(weakSetHas, memoryErrors, [err])) ||
+        (err instanceof RangeErrorCtor && describe(err) === 'Array buffer allocation failed')
+      ) {
         code = 'MEMORY_LIMIT_EXCEEDED';
       }
       const message = describe(err);
       return { ok: false, code, message: message.slice(0, 2000), sdk, logs, logsTruncated };
     };
     const previousConsole = consoleTarget;
+    const previousReport = reportExecId;
     const end = () => {
       active = false;
       for (const capId in owned) delete replies[capId as unknown as number];
       if (consoleTarget === log) consoleTarget = previousConsole;
+      if (reportExecId === meta.execId) reportExecId = previousReport;
     };
     // A widget's output is checked once its render settled.
     const finishValue = (value: unknown): RunEnvelope =>
       envelopeOf(meta.kind === 'widget' ? widgetOutput(value) : value);
 
     consoleTarget = log;
+    reportExecId = meta.execId;
     let produced: unknown;
     let pending = false;
     try {

@@ -148,6 +148,7 @@ export class AddonIsolate {
       if (this.wasm !== null) {
         await global.set(BOOTSTRAP_GLOBALS.wasm, new ivm.ExternalCopy(this.wasm).copyInto({ release: true }));
       }
+      await global.set(BOOTSTRAP_GLOBALS.wasmLimitMb, this.memoryMb);
       if (this.crashTest) await global.set(BOOTSTRAP_GLOBALS.crashTest, true);
       const started = Date.now();
       let start: SiteContext['start'];
