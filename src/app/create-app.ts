@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
+import { pino } from 'pino';
 import type { AppConfig } from '../config/app-config.js';
 import { createDatabase, type Database } from '../infrastructure/database/database.js';
 import { startEmbeddedPostgres } from '../infrastructure/database/embedded-postgres.js';
@@ -114,6 +115,11 @@ export async function createApp(
       onRecorderError: (error) =>
         outage.report(error) || http?.log.error({ err: error }, 'could not store execution records'),
       onEventsError: (error, message) => outage.report(error) || http?.log.error({ err: error }, message),
+      // Its own logger: workers start (and may die) before the HTTP server and its logger exist.
+      sandboxLogger: pino(
+        { level: config.logLevel, base: { component: 'sandbox' } },
+        options.logStream ?? pino.destination(1),
+      ),
     });
     cleanups.unshift(async () => {
       services.widgets.close();

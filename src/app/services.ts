@@ -3,7 +3,7 @@ import type { Database } from '../infrastructure/database/database.js';
 import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import type { Redis } from 'ioredis';
-import { SandboxPool } from '../sandbox/index.js';
+import { SandboxPool, type SandboxLogger } from '../sandbox/index.js';
 import { ApiKeyService } from '../auth/api-key.service.js';
 import { AddonService, type AddonTopics } from '../addons/addon.service.js';
 import { InstallationService } from '../installations/installation.service.js';
@@ -74,6 +74,8 @@ export function createServices(deps: {
   redis?: Redis | null;
   onRecorderError?: (error: unknown) => void;
   onEventsError?: (error: unknown, message: string) => void;
+  /** Where the sandbox logs worker kills and crashes (a pino logger). */
+  sandboxLogger?: SandboxLogger;
 }): { services: Services; runtime: Runtime } {
   const { config, database, pubSub, metrics } = deps;
   const bundles = new AddonBundleCache(database);
@@ -96,6 +98,9 @@ export function createServices(deps: {
     v8PoolSize: config.sandbox.v8PoolSize,
     capabilities,
     allowCrashTest: config.sandbox.allowCrashTest,
+    logger: deps.sandboxLogger,
+    maxWorkerRssMb: config.sandbox.workerMaxRssMb || undefined,
+    onWorkerKill: (kill) => metrics.sandboxWorkerKills.inc({ reason: kill.reason }),
     // Addon requests stay on the public internet unless the operator says otherwise.
     fetchImpl: config.sandbox.fetchPrivateNetworks ? undefined : createGuardedFetch(),
   });
@@ -156,7 +161,12 @@ export function createServices(deps: {
       executions,
       executionQueries: new ExecutionQueryService(database),
       widgets,
-      dashboardStats: new DashboardStatsService({ database, metrics, visibility }),
+      dashboardStats: new DashboardStatsService({
+        database,
+        metrics,
+        visibility,
+        workerKills: () => pool.recentWorkerKills(),
+      }),
       dashboardSeries: new DashboardSeriesService({ database, visibility }),
     },
     runtime: { pool, recorder, lookup, subscribers, eventTail, deliveryWorker },

@@ -31,6 +31,8 @@ export interface AppConfig {
     allowCrashTest: boolean;
     /** Lets ctx.http.fetch reach private, loopback and link-local addresses (off: refused after DNS). */
     fetchPrivateNetworks: boolean;
+    /** A worker whose resident memory passes this many MB is replaced (0: never). */
+    workerMaxRssMb: number;
   };
   /** Execution records older than this are deleted. */
   executionRetentionDays: number;
@@ -171,6 +173,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       v8PoolSize: readInt(env, 'SANDBOX_WORKER_V8_POOL_SIZE', 1, 0, 64),
       allowCrashTest: nodeEnv === 'test' && readBool(env, 'SANDBOX_ALLOW_CRASH_TEST', false),
       fetchPrivateNetworks: readBool(env, 'SANDBOX_FETCH_PRIVATE_NETWORKS', false),
+      workerMaxRssMb: readInt(env, 'SANDBOX_WORKER_MAX_RSS_MB', 2048, 0, 1024 * 1024),
     },
     executionRetentionDays: readInt(env, 'EXECUTION_RETENTION_DAYS', 7, 1, 3650),
     executionLogs: {

@@ -4,6 +4,7 @@ import type { Actor } from '../auth/actor.js';
 import { ForbiddenError, ValidationError } from '../errors/index.js';
 import { isUuid } from '../shared/ids.js';
 import type { VisibilityResolver } from '../events/visibility.js';
+import type { SandboxWorkerKill, WorkerKillReason } from '../sandbox/index.js';
 import {
   DashboardStatsRepository,
   type AddonExecutionAggregate,
@@ -33,6 +34,17 @@ export interface WidgetCacheStats {
   hitRate: number | null;
 }
 
+/** A sandbox worker kill as the dashboard shows it. */
+export interface WorkerKillView {
+  at: Date;
+  workerId: number;
+  reason: WorkerKillReason;
+  culprits: { addonId: string; addonName: string; version: string; siteId: string }[];
+  failedCalls: number;
+  retriedCalls: number;
+  rssMb: number;
+}
+
 export interface AddonStats extends AddonExecutionAggregate {
   errorRate: number;
 }
@@ -46,6 +58,8 @@ export interface DashboardStats extends ExecutionAggregate {
   addons: AddonStats[];
   /** Admins only: the counters are instance-wide, across every site. */
   widgetCache: WidgetCacheStats | null;
+  /** This instance's recent sandbox worker kills the caller may see, newest first. */
+  workerKills: WorkerKillView[];
 }
 
 /**
@@ -56,7 +70,13 @@ export interface DashboardStats extends ExecutionAggregate {
  */
 export class DashboardStatsService {
   constructor(
-    private readonly deps: { database: Database; metrics: Metrics; visibility: VisibilityResolver },
+    private readonly deps: {
+      database: Database;
+      metrics: Metrics;
+      visibility: VisibilityResolver;
+      /** The sandbox pool's recent worker kills, newest first (instance-local). */
+      workerKills?: () => SandboxWorkerKill[];
+    },
   ) {}
 
   async stats(actor: Actor, args: DashboardStatsArgs): Promise<DashboardStats> {
@@ -108,6 +128,28 @@ export class DashboardStatsService {
       errorRate: ratio(totals.errors, totals.executions) ?? 0,
       addons: addons.map((row) => ({ ...row, errorRate: ratio(row.errors, row.executions) ?? 0 })),
       widgetCache: visibility.kind === 'all' ? await this.widgetCache() : null,
+      workerKills: (this.deps.workerKills?.() ?? [])
+        .filter((kill) =>
+          visibility.kind === 'all'
+            ? true
+            : visibility.kind === 'site'
+              ? kill.guilty.some((g) => g.siteId === visibility.siteId)
+              : kill.guilty.some((g) => visibility.addonIds.has(g.addonId)),
+        )
+        .map((kill) => ({
+          at: kill.at,
+          workerId: kill.workerId,
+          reason: kill.reason,
+          culprits: kill.guilty.map(({ addonId, addonName, version, siteId }) => ({
+            addonId,
+            addonName,
+            version,
+            siteId,
+          })),
+          failedCalls: kill.failedCalls,
+          retriedCalls: kill.retriedCalls,
+          rssMb: Math.round(kill.rssBytes / 1048576),
+        })),
     };
   }
 

@@ -61,6 +61,57 @@ export class WidgetCacheStats {
 
 @ObjectType({
   simpleResolvers: true,
+  description: 'The addon version and site held responsible for a sandbox worker kill.',
+})
+export class SandboxKillCulprit {
+  @Field(() => ID)
+  addonId!: string;
+
+  @Field(() => String)
+  addonName!: string;
+
+  @Field(() => String)
+  version!: string;
+
+  @Field(() => ID)
+  siteId!: string;
+}
+
+@ObjectType({
+  simpleResolvers: true,
+  description: 'A sandbox worker process the instance that answered stopped or lost, and what it cost.',
+})
+export class SandboxWorkerKillView {
+  @Field(() => Date)
+  at!: Date;
+
+  @Field(() => Int)
+  workerId!: number;
+
+  @Field(() => String, {
+    description:
+      'deadline (a call missed its deadline), stalled (a call missed its deadline while the worker did not answer), rss (the worker passed SANDBOX_WORKER_MAX_RSS_MB), crashed (the process died by itself).',
+  })
+  reason!: string;
+
+  @Field(() => [SandboxKillCulprit], {
+    description:
+      'Empty when nothing identified one: every call in flight was then retried once if it could be.',
+  })
+  culprits!: SandboxKillCulprit[];
+
+  @Field(() => Int, { description: 'Calls in flight on the worker that failed.' })
+  failedCalls!: number;
+
+  @Field(() => Int, { description: 'Innocent calls sent again to a healthy worker.' })
+  retriedCalls!: number;
+
+  @Field(() => Float, { description: "The worker's last reported resident memory, in MB." })
+  rssMb!: number;
+}
+
+@ObjectType({
+  simpleResolvers: true,
   description:
     'What the dashboard shows, over the last windowSeconds: from the execution records shared by every instance.',
 })
@@ -84,4 +135,10 @@ export class DashboardStats extends ExecutionFigures {
     description: 'Admins only (the counters cover every site); null for other keys.',
   })
   widgetCache!: WidgetCacheStats | null;
+
+  @Field(() => [SandboxWorkerKillView], {
+    description:
+      'The last sandbox worker kills and crashes of the instance that answered (at most 50, newest first; not shared between instances): all of them for admins, those naming its site for a site key, those naming its addons for a developer.',
+  })
+  workerKills!: SandboxWorkerKillView[];
 }

@@ -330,7 +330,7 @@ export class SandboxPool {
     const left = (slots.bySite.get(siteId) ?? 1) - 1;
     if (left <= 0) slots.bySite.delete(siteId);
     else slots.bySite.set(siteId, left);
-    for (let i = 0; i < slots.waiting.length; ) {
+    for (let i = 0; i < slots.waiting.length;) {
       const waiter = slots.waiting[i];
       if (slots.running >= waiter.limit) break;
       if ((slots.bySite.get(waiter.siteId) ?? 0) < fairShare(slots, waiter.siteId, waiter.limit)) {

@@ -44,12 +44,22 @@ const READY_TIMEOUT_MS = 15_000;
  * and answers calls as they end): a deadline missed then blames the calls that may have been running.
  */
 export const STALL_AFTER_MS = 1500;
+/**
+ * A version held responsible for a kill runs only on the worker slot it was caught on for this long
+ * (each kill renews it): a bulkhead, so its next calls cannot take another worker down with them.
+ */
+export const CONVICTED_PIN_MS = 60_000;
 /** An innocent call is retried only if at least this much of its time is left. */
 export const MIN_RETRY_MS = 50;
 /** SDK calls that change nothing and reach nothing outside: a call that made only these may run again. */
 const RETRY_SAFE_OPS: ReadonlySet<string> = new Set(['storage.get', 'storage.list']);
-/** How long a version and site in flight during an unexplained crash stays suspected. */
-const SUSPECT_WINDOW_MS = 60_000;
+
+/** A call waiting to run again on the replacement of a worker that crashed (see `onCrash`). */
+interface LaneRetry {
+  job: DispatchJob;
+  resolve: InFlightCall['resolve'];
+  reject: InFlightCall['reject'];
+}
 
 /** One call as the supervisor dispatches it. */
 export interface DispatchJob {
@@ -79,6 +89,8 @@ export interface InFlightCall {
   sourceResent: boolean;
   /** 0 for the first try; 1 once retried after its worker was stopped (never retried twice). */
   readonly attempt: number;
+  /** Re-run on the replacement of a worker that crashed with no culprit named (see `onCrash`). */
+  readonly laneRetry: boolean;
   /** Set by an SDK call that is not a read: the call may have effects outside it, so it never runs twice. */
   effectful: boolean;
   /** SDK calls of this call the host has not answered yet: while it waits, it is not running. */
@@ -113,8 +125,13 @@ export interface WorkerSupervisorOptions {
 export class WorkerSupervisor {
   crashes = 0;
   retriedCalls = 0;
-  /** Keys (version, site) in flight during recent unexplained crashes: a second one names the culprit. */
-  private suspects: { at: number; keys: Set<string> }[] = [];
+  /**
+   * Per slot, the calls of a crashed worker waiting to run again on its replacement, one version
+   * and site at a time (see `onCrash`).
+   */
+  private readonly lanes = new Map<number, { groups: LaneRetry[][]; running: boolean }>();
+  /** Versions held responsible for a kill: the slot they are confined to, until when (Date.now()). */
+  private readonly pinned = new Map<string, { slot: number; until: number }>();
   private readonly slots: (WorkerHandle | null)[];
   private readonly calls = new Map<number, InFlightCall>();
   private nextExecId = 1;
@@ -147,16 +164,30 @@ export class WorkerSupervisor {
     });
   }
 
+  /** Sends `job` to a worker: the one routing picks, or the replacement in slot `lane` once it is up. */
   private async launch(
     job: DispatchJob,
     attempt: number,
     resolve: InFlightCall['resolve'],
     reject: InFlightCall['reject'],
+    lane?: number,
   ): Promise<void> {
-    let worker = this.pick(job.versionId);
-    if (worker === null) {
-      await this.waitForReady(READY_TIMEOUT_MS);
+    let worker: WorkerHandle | null;
+    const slot = lane ?? this.pinnedSlot(job.versionId);
+    if (slot === undefined) {
       worker = this.pick(job.versionId);
+      if (worker === null) {
+        await this.waitForReady(READY_TIMEOUT_MS);
+        worker = this.pick(job.versionId);
+      }
+    } else {
+      // A pinned version also waits while its slot re-runs a crashed worker's calls.
+      const usable = () => this.slots[slot]?.ready === true && (lane !== undefined || !this.lanes.has(slot));
+      const until = Date.now() + READY_TIMEOUT_MS;
+      while (!this.closing && !usable() && Date.now() < until) {
+        await this.waitForReady(until - Date.now());
+      }
+      worker = usable() ? this.slots[slot] : null;
     }
     if (worker === null || this.closing) {
       throw new SandboxError(ErrorCode.ServiceUnavailable, 'No sandbox worker is available.');
@@ -172,6 +203,7 @@ export class WorkerSupervisor {
       capTotal: 0,
       sourceResent: false,
       attempt,
+      laneRetry: lane !== undefined,
       effectful: false,
       hostPending: 0,
       lastReplyAt: 0,
@@ -228,11 +260,7 @@ export class WorkerSupervisor {
     );
     this.slots[slot] = handle;
     handle.readyPromise.then(
-      () => {
-        const waiters = this.readyWaiters;
-        this.readyWaiters = [];
-        for (const wake of waiters) wake();
-      },
+      () => this.wakeReadyWaiters(),
       () => undefined,
     );
     return handle;
@@ -255,7 +283,26 @@ export class WorkerSupervisor {
    */
   private pick(versionId: string): WorkerHandle | null {
     const home = homeSlot(versionId, this.slots.length);
-    return pickWorker(this.slots, home, performance.now(), this.spillAfterMs);
+    // A slot re-running a crashed worker's calls takes nothing else until they are done.
+    const slots =
+      this.lanes.size === 0 ? this.slots : this.slots.map((h, slot) => (this.lanes.has(slot) ? null : h));
+    return pickWorker(slots, home, performance.now(), this.spillAfterMs);
+  }
+
+  private wakeReadyWaiters(): void {
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** The slot a version held responsible for a kill is confined to, if it still is. */
+  private pinnedSlot(versionId: string): number | undefined {
+    if (this.pinned.size === 0) return undefined;
+    const pin = this.pinned.get(versionId);
+    if (pin === undefined) return undefined;
+    if (pin.until > Date.now()) return pin.slot;
+    this.pinned.delete(versionId);
+    return undefined;
   }
 
   private waitForReady(timeoutMs: number): Promise<void> {
@@ -389,22 +436,17 @@ export class WorkerSupervisor {
   }
 
   /**
-   * A worker died by itself: nothing says which call did it. The versions and sites in flight are
-   * suspects. The culprit is the only one in flight, else one that was also in flight at an
-   * unexplained crash in the last minute; its calls fail. Every other call is retried once, so a
-   * culprit that shared its worker gets one retry too (and is named at its next crash).
+   * A worker died by itself: nothing says which call did it. The culprit is the version and site of
+   * a call re-run from an earlier crash (see below), else the only one in flight; its calls fail.
+   * Without one, every call runs again once on this worker's replacement, one version and site
+   * at a time, and the replacement takes no other call meanwhile: a culprit among them then
+   * crashes it with only its own calls there, and is named; no healthy worker's calls share its fate.
    */
   private onCrash(handle: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
     const inFlight = [...handle.inFlight.values()] as InFlightCall[];
-    const now = Date.now();
-    this.suspects = this.suspects.filter((entry) => entry.at > now - SUSPECT_WINDOW_MS);
     const keys = new Set(inFlight.map(callKey));
-    // Only one version and site was running: nothing else can have done it.
-    const guiltyKeys =
-      keys.size === 1
-        ? keys
-        : new Set([...keys].filter((key) => this.suspects.some((entry) => entry.keys.has(key))));
-    if (keys.size > 0) this.suspects.push({ at: now, keys });
+    const rerun = new Set(inFlight.filter((call) => call.laneRetry).map(callKey));
+    const guiltyKeys = rerun.size > 0 ? rerun : keys.size === 1 ? keys : new Set<string>();
     const how = signal ?? `exit code ${code}`;
     this.stopCalls(
       handle,
@@ -416,7 +458,48 @@ export class WorkerSupervisor {
           ErrorCode.SandboxCrashed,
           `The sandbox worker running this call stopped (${how}); calls of this addon version on this site were running when it did.`,
         ),
+      [],
+      handle.slot,
     );
+  }
+
+  /** Queues calls (one version and site) to run again on the replacement of the worker in `slot`. */
+  private enqueueLane(slot: number, group: LaneRetry[]): void {
+    let lane = this.lanes.get(slot);
+    if (lane === undefined) this.lanes.set(slot, (lane = { groups: [], running: false }));
+    lane.groups.push(group);
+    if (!lane.running) void this.runLane(slot, lane);
+  }
+
+  private async runLane(slot: number, lane: { groups: LaneRetry[][]; running: boolean }): Promise<void> {
+    lane.running = true;
+    while (lane.groups.length > 0 && !this.closing) {
+      const group = lane.groups.shift()!;
+      await Promise.all(
+        group.map(
+          (retry) =>
+            new Promise<void>((done) => {
+              const resolve: LaneRetry['resolve'] = (value) => {
+                done();
+                retry.resolve(value);
+              };
+              const reject = (err: Error) => {
+                done();
+                retry.reject(err);
+              };
+              this.launch(retry.job, 1, resolve, reject, slot).catch(reject);
+            }),
+        ),
+      );
+    }
+    lane.running = false;
+    this.lanes.delete(slot);
+    this.wakeReadyWaiters();
+    for (const group of lane.groups.splice(0)) {
+      for (const retry of group) {
+        retry.reject(new SandboxError(ErrorCode.ServiceUnavailable, 'The sandbox pool is closing.'));
+      }
+    }
   }
 
   /**
@@ -456,11 +539,16 @@ export class WorkerSupervisor {
         ),
       );
     }
-    this.stopWorker(call.worker, stalled ? 'stalled' : 'deadline', guiltyKeys, [call], () =>
-      new SandboxError(
-        ErrorCode.ExecutionTimeout,
-        'Another call of this addon version on this site did not finish in time; the sandbox worker running it was replaced.',
-      ),
+    this.stopWorker(
+      call.worker,
+      stalled ? 'stalled' : 'deadline',
+      guiltyKeys,
+      [call],
+      () =>
+        new SandboxError(
+          ErrorCode.ExecutionTimeout,
+          'Another call of this addon version on this site did not finish in time; the sandbox worker running it was replaced.',
+        ),
     );
   }
 
@@ -468,11 +556,16 @@ export class WorkerSupervisor {
   private onRssExceeded(handle: WorkerHandle, rssBytes: number): void {
     const holder = handle.largestWasmHolder();
     const guiltyKeys = new Set(holder === null ? [] : [`${holder.versionId}\u0000${holder.siteId}`]);
-    this.stopWorker(handle, 'rss', guiltyKeys, [], () =>
-      new SandboxError(
-        ErrorCode.MemoryLimitExceeded,
-        `The addon's memory took its sandbox worker past the platform's cap (${Math.round(rssBytes / 1048576)} MB resident); the worker was replaced.`,
-      ),
+    this.stopWorker(
+      handle,
+      'rss',
+      guiltyKeys,
+      [],
+      () =>
+        new SandboxError(
+          ErrorCode.MemoryLimitExceeded,
+          `The addon's memory took its sandbox worker past the platform's cap (${Math.round(rssBytes / 1048576)} MB resident); the worker was replaced.`,
+        ),
     );
   }
 
@@ -497,17 +590,40 @@ export class WorkerSupervisor {
     inFlight: InFlightCall[],
     guiltyError: () => Error,
     alreadyFailed: InFlightCall[] = [],
+    retryLane?: number,
   ): void {
     let failed = alreadyFailed.length;
     let retried = 0;
     const guilty = new Map<string, SandboxGuilty>();
+    const lanes = new Map<string, LaneRetry[]>();
     for (const call of inFlight) {
       const key = callKey(call);
       if (guiltyKeys.has(key)) {
         failed += 1;
         this.settle(call, guiltyError());
-      } else if (this.retry(call)) retried += 1;
-      else failed += 1;
+        continue;
+      }
+      const job = this.retryJob(call);
+      if (job === null) {
+        failed += 1;
+        continue;
+      }
+      retried += 1;
+      if (retryLane === undefined) {
+        this.launch(job, 1, call.resolve, call.reject).catch(call.reject);
+      } else {
+        let group = lanes.get(key);
+        if (group === undefined) lanes.set(key, (group = []));
+        group.push({ job, resolve: call.resolve, reject: call.reject });
+      }
+    }
+    for (const group of lanes.values()) this.enqueueLane(retryLane!, group);
+    for (const key of guiltyKeys) {
+      const versionId = key.slice(0, key.indexOf('\u0000'));
+      this.pinned.delete(versionId);
+      this.pinned.set(versionId, { slot: handle.slot, until: Date.now() + CONVICTED_PIN_MS });
+      // Bounded: the oldest pins go first.
+      if (this.pinned.size > 10_000) this.pinned.delete(this.pinned.keys().next().value!);
     }
     const known = [...alreadyFailed, ...inFlight];
     for (const key of guiltyKeys) guilty.set(key, this.describeGuilty(key, handle, known));
@@ -528,7 +644,13 @@ export class WorkerSupervisor {
     const call = inFlight.find((c) => callKey(c) === key);
     if (call !== undefined) {
       const { scope } = call.job.env;
-      return { addonId: scope.addonId, addonName: scope.addonName, version: call.job.meta.version, versionId, siteId };
+      return {
+        addonId: scope.addonId,
+        addonName: scope.addonName,
+        version: call.job.meta.version,
+        versionId,
+        siteId,
+      };
     }
     const report = handle.wasmReports.get(key);
     return {
@@ -541,12 +663,12 @@ export class WorkerSupervisor {
   }
 
   /**
-   * Sends an innocent call of a stopped worker to a healthy one, once. Not retried: a call retried
-   * already, one that made an SDK call other than a read (its writes and events are dropped with
-   * it, but an http.fetch or a dependency call may have done something a second run would repeat),
-   * or one with too little time left.
+   * What to send again for an innocent call of a stopped worker (once), detached from that worker;
+   * null, the call failed, when it may not run again: it ran again already, it made an SDK call
+   * other than a read (its writes and events are dropped with it, but an http.fetch or a dependency
+   * call may have done something a second run would repeat), or too little of its time is left.
    */
-  private retry(call: InFlightCall): boolean {
+  private retryJob(call: InFlightCall): DispatchJob | null {
     const left = call.job.env.deadline - Date.now();
     const why =
       call.attempt > 0
@@ -563,19 +685,18 @@ export class WorkerSupervisor {
         call,
         new SandboxError(
           ErrorCode.SandboxCrashed,
-          `The sandbox worker running this call was stopped because of another addon's call; it was not run again because ${why}.`,
+          `The sandbox worker running this call was stopped, not because of this call; it was not run again because ${why}.`,
         ),
       );
-      return false;
+      return null;
     }
+    // Detached from the dead worker without settling its caller's promise: the new run does.
     call.settled = true;
     clearTimeout(call.deadline);
     this.calls.delete(call.execId);
     call.worker.inFlight.delete(call.execId);
     this.retriedCalls += 1;
-    const job: DispatchJob = { ...call.job, limits: { ...call.job.limits, timeoutMs: Math.floor(left) } };
-    this.launch(job, call.attempt + 1, call.resolve, call.reject).catch(call.reject);
-    return true;
+    return { ...call.job, limits: { ...call.job.limits, timeoutMs: Math.floor(left) } };
   }
 
   private noteWasmMemory(handle: WorkerHandle, call: InFlightCall, argsJson: string): void {

@@ -35,8 +35,13 @@ interface Hostile {
 }
 
 const STANDARD_GLOBALS = new Set(Object.getOwnPropertyNames(runInNewContext('globalThis')));
-/** Globals the sandbox adds on purpose (see docs/sandbox.md); the last one only with `allowCrashTest`. */
+/**
+ * Globals the sandbox adds on purpose (see docs/sandbox.md); `__sandboxCrashWorkerForTest` only with
+ * `allowCrashTest`; `gc` is V8's (workers run with --expose-gc), non-configurable, set to undefined
+ * by the bootstrap, which keeps the function.
+ */
 const SANDBOX_GLOBALS = new Set([
+  'gc',
   'module',
   'exports',
   'console',
@@ -396,7 +401,9 @@ describe('hostile addons', () => {
     );
     assert.ok(crashed <= 1, `${crashed} calls of the well-behaved addon were lost with the crashed worker`);
     assert.ok(calls >= 1);
-    assert.equal(pool.stats().crashes, 1);
+    // A crash with the well-behaved addon's calls in flight names no culprit: every call gets one
+    // retry on the crashed worker's replacement, which the crashing addon may crash once more.
+    assert.ok([1, 2].includes(pool.stats().crashes), `${pool.stats().crashes} crashes`);
     const ping = makeBundle(functionsAddon(`{ f: () => 'pong' }`));
     assert.equal((await call(pool, ping, 'f')).output, 'pong');
     for (let i = 0; i < 50 && pool.stats().workersReady < 2; i++) await sleep(100);

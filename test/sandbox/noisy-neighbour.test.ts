@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { call, codeOf, createPool, functionsAddon, makeBundle, MemoryCapabilities, sleep } from './helpers.js';
+import {
+  call,
+  codeOf,
+  createPool,
+  functionsAddon,
+  makeBundle,
+  MemoryCapabilities,
+  sleep,
+} from './helpers.js';
 import type {
   AddonBundle,
   SandboxLogger,
@@ -187,6 +195,48 @@ describe('kill only the guilty', () => {
     );
   });
 
+  it('a crash with innocent calls in flight: they run again on the replacement, the culprit alone, and it is named', async () => {
+    // given: a crashing addon (site A) and an honest one sharing worker 0, whose calls (50 ms on a
+    // storage read) are always in flight there
+    const capabilities = new MemoryCapabilities();
+    capabilities.storageDelayMs = 50;
+    const { pool: p, kills } = await pool({ allowCrashTest: true, spillAfterMs: 60_000 }, capabilities);
+    const crasher = homedOn(
+      0,
+      functionsAddon(`{ crash: () => { __sandboxCrashWorkerForTest(); return new Promise(() => {}); } }`),
+      { limits: { timeoutMs: 5000 } },
+    );
+    const honest = homedOn(0, honestAddon, { limits: { timeoutMs: 5000 }, permissions: ['storage.read'] });
+    await call(p, honest, 'ping', null, { siteId: 'honest' });
+    const before = pids(p);
+    const neighbour = callThroughout(p, honest, 'read', 3);
+    await sleep(50);
+    // when: it crashes its worker, twice
+    const codes: string[] = [];
+    for (let i = 0; i < 2; i += 1) {
+      codes.push((await codeOf(call(p, crasher, 'crash', null, { siteId: 'A' }))).code);
+      while (p.stats().workersReady < 2) await sleep(10);
+    }
+    await sleep(100);
+    const outcomes = await neighbour.stop();
+    // then: its calls fail, the honest calls all succeed, worker 1 never crashed, and every kill
+    // named the crasher or (honest calls in flight with it) nobody, followed by one naming it
+    assert.deepEqual(codes, ['SANDBOX_CRASHED', 'SANDBOX_CRASHED']);
+    assertAllSucceeded(outcomes);
+    assert.equal(pids(p)[1], before[1]);
+    assert.ok(kills.length >= 2 && kills.length <= 4, `${kills.length} kills`);
+    assert.ok(
+      kills.some((k) => k.guilty.length === 0 && k.retriedCalls > 0),
+      'a crash with honest calls in flight retried them',
+    );
+    for (const kill of kills) {
+      assert.equal(kill.workerId, 0);
+      const named = kill.guilty.map((g) => `${g.versionId}/${g.siteId}`);
+      assert.ok(named.length === 0 || named.join() === `${crasher.versionId}/A`, named.join());
+    }
+    assert.equal(kills.filter((k) => k.guilty.length === 1).length, 2);
+  });
+
   it('does not run again a call that had made an SDK call with effects', async () => {
     // given: an honest addon whose call emitted an event and then waits, on the worker of a
     // call that will stall it
@@ -304,7 +354,10 @@ describe('WebAssembly memory counts against memoryMb', () => {
     });
     // an instance's own 300-page memory is over a 16 MB limit, through either constructor
     assert.equal((await codeOf(call(p, small, 'own', null, { siteId: 'D' }))).code, 'MEMORY_LIMIT_EXCEEDED');
-    assert.equal((await codeOf(call(p, small, 'ownAsync', null, { siteId: 'E' }))).code, 'MEMORY_LIMIT_EXCEEDED');
+    assert.equal(
+      (await codeOf(call(p, small, 'ownAsync', null, { siteId: 'E' }))).code,
+      'MEMORY_LIMIT_EXCEEDED',
+    );
     // memories dropped by the addon are collected rather than counted for good: 10 calls of 8 MB each
     for (let i = 0; i < 10; i += 1) {
       assert.equal((await call(p, other, 'churn', { count: 1, pages: 128 }, { siteId: 'F' })).output, 'ok');

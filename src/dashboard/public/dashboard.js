@@ -33,6 +33,7 @@ const QUERIES = {
       windowSeconds executions executionsPerSecond errors errorRate p50Ms p95Ms
       addons { addonId addonName executions errors errorRate p95Ms }
       widgetCache { l1Hits l2Hits misses hitRate }
+      workerKills { at workerId reason culprits { addonName version siteId } failedCalls retriedCalls rssMb }
     }
   }`,
   deliveries: `query DashboardDeliveries($status: DeliveryStatus) {
@@ -150,6 +151,7 @@ const ui = {
   cache: byId('m-cache'),
   cacheNote: byId('m-cache-note'),
   errorsBody: byId('errors-body'),
+  killsBody: byId('kills-body'),
   addonsTitle: byId('addons-title'),
   sitePicker: byId('site-picker'),
   siteSelect: byId('site-select'),
@@ -267,7 +269,7 @@ function startSession(key, viewer) {
   ui.session.hidden = false;
   ui.role.textContent = viewer.role === 'site' ? `site ${viewer.siteId}` : viewer.role;
   showNotice('');
-  for (const body of [ui.errorsBody, ui.addonsBody, ui.deliveriesBody, ui.executionsBody])
+  for (const body of [ui.errorsBody, ui.killsBody, ui.addonsBody, ui.deliveriesBody, ui.executionsBody])
     body.replaceChildren();
   ui.events.replaceChildren();
   ui.widgets.replaceChildren();
@@ -308,6 +310,7 @@ function startSession(key, viewer) {
         ),
       ),
     );
+    renderKills(stats.workerKills);
     if (rows.length === 0) {
       ui.errorsBody.append(
         el(
@@ -319,6 +322,32 @@ function startSession(key, viewer) {
             text: stats.addons.length === 0 ? 'No executions in the window.' : 'No errors in the window.',
           }),
         ),
+      );
+    }
+  };
+  // A worker kill names the addon version and site held responsible (the others' calls were retried).
+  const renderKills = (kills) => {
+    ui.killsBody.replaceChildren(
+      ...kills.map((kill) =>
+        el(
+          'tr',
+          { className: kill.failedCalls > 0 ? 'has-errors' : '' },
+          el('td', { text: time(kill.at), title: `worker ${kill.workerId}` }),
+          el('td', { text: kill.reason }),
+          el('td', {
+            text:
+              kill.culprits.map((c) => `${c.addonName}@${c.version} on site ${c.siteId}`).join(', ') ||
+              'not identified',
+          }),
+          el('td', { className: 'num', text: kill.failedCalls }),
+          el('td', { className: 'num', text: kill.retriedCalls }),
+          el('td', { className: 'num', text: `${kill.rssMb} MB` }),
+        ),
+      ),
+    );
+    if (kills.length === 0) {
+      ui.killsBody.append(
+        el('tr', {}, el('td', { attrs: { colspan: 6 }, className: 'muted', text: 'No worker was stopped.' })),
       );
     }
   };

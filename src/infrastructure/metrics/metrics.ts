@@ -12,6 +12,12 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry });
   return {
     registry,
+    sandboxWorkerKills: new Counter({
+      name: 'sandbox_worker_kills_total',
+      help: 'Sandbox worker processes stopped by the pool or lost, by reason (deadline, stalled, rss, crashed).',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     addonExecutions: new Counter({
       name: 'addon_executions_total',
       help: 'Addon code runs by addon, function and outcome (SUCCESS or the error code).',

@@ -311,7 +311,8 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
     });
 
     const Instance = function Instance(this: unknown, module: unknown, imports?: unknown) {
-      if (new.target === undefined) throw new TypeErrorCtor("WebAssembly.Instance must be invoked with 'new'");
+      if (new.target === undefined)
+        throw new TypeErrorCtor("WebAssembly.Instance must be invoked with 'new'");
       const instance = reflectConstruct(OrigInstance, [module, imports], new.target) as { exports: unknown };
       trackExports(instance);
       return instance;
