@@ -123,6 +123,7 @@ export class SandboxPool {
           ? Math.floor(maxRssMb * 1024 * 1024)
           : null,
       onKill: (kill) => this.workerKilled(kill),
+      discardEffects: (call) => this.capabilities.discardCallEffects?.(call.job.env.scope) === true,
       workerConfig: (slot) => ({
         workerId: slot,
         maxIsolates: Math.max(1, Math.ceil(maxIsolates / workers)),

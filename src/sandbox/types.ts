@@ -143,6 +143,12 @@ export interface HostCapabilities {
    * `callDepth: scope.callDepth + 1`.
    */
   callAddon(scope: CapabilityScope, addonName: string, functionName: string, data: unknown): Promise<unknown>;
+  /**
+   * Optional: drops the storage writes and events held for the call `scope.executionId`, which is
+   * about to run again from the start because its worker was stopped for another call. Returns true
+   * when done; without it, a call that wrote or emitted is never run again.
+   */
+  discardCallEffects?(scope: CapabilityScope): boolean;
 }
 
 /** The subset of a pino logger the sandbox uses. */

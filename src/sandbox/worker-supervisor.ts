@@ -53,6 +53,11 @@ export const CONVICTED_PIN_MS = 60_000;
 export const MIN_RETRY_MS = 50;
 /** SDK calls that change nothing and reach nothing outside: a call that made only these may run again. */
 const RETRY_SAFE_OPS: ReadonlySet<string> = new Set(['storage.get', 'storage.list']);
+/**
+ * SDK calls whose effects the host holds until the call succeeds (issue 31): a call that made these
+ * may run again once the host has dropped what it holds for it (`discardEffects`).
+ */
+const HELD_EFFECT_OPS: ReadonlySet<string> = new Set(['storage.set', 'storage.delete', 'events.emit']);
 
 /** A call waiting to run again on the replacement of a worker that crashed (see `onCrash`). */
 interface LaneRetry {
@@ -91,8 +96,10 @@ export interface InFlightCall {
   readonly attempt: number;
   /** Re-run on the replacement of a worker that crashed with no culprit named (see `onCrash`). */
   readonly laneRetry: boolean;
-  /** Set by an SDK call that is not a read: the call may have effects outside it, so it never runs twice. */
+  /** Set by an SDK call the host holds the effects of (a write, an emit): see HELD_EFFECT_OPS. */
   effectful: boolean;
+  /** Set by any other SDK call that is not a read (http.fetch, a dependency call): it never runs twice. */
+  reachedOut: boolean;
   /** SDK calls of this call the host has not answered yet: while it waits, it is not running. */
   hostPending: number;
   /** performance.now() of the host's last answer to it (0: none yet). */
@@ -114,6 +121,11 @@ export interface WorkerSupervisorOptions {
   maxWorkerRssBytes?: number | null;
   /** Every kill or crash, once, after its calls were failed or retried. */
   onKill?: (kill: SandboxWorkerKill) => void;
+  /**
+   * Asks the host to drop the effects it holds for a call about to run again; false when it cannot
+   * (then the call is not run again).
+   */
+  discardEffects?: (call: InFlightCall) => boolean;
   onCapability: (call: InFlightCall, request: CapRequestMessage) => Promise<CapResultMessage>;
 }
 
@@ -205,6 +217,7 @@ export class WorkerSupervisor {
       attempt,
       laneRetry: lane !== undefined,
       effectful: false,
+      reachedOut: false,
       hostPending: 0,
       lastReplyAt: 0,
       resolve,
@@ -372,7 +385,8 @@ export class WorkerSupervisor {
           handle.send({ t: 'cap-result', capId: message.capId, ok: true, valueJson: 'null' });
           return;
         }
-        if (!RETRY_SAFE_OPS.has(message.op)) call.effectful = true;
+        if (HELD_EFFECT_OPS.has(message.op)) call.effectful = true;
+        else if (!RETRY_SAFE_OPS.has(message.op)) call.reachedOut = true;
         call.capTotal += 1;
         call.hostPending += 1;
         this.opts.onCapability(call, message).then(
@@ -673,13 +687,15 @@ export class WorkerSupervisor {
     const why =
       call.attempt > 0
         ? 'it had been retried once already'
-        : call.effectful
-          ? 'it had made SDK calls that a second run could repeat'
-          : left < MIN_RETRY_MS
-            ? 'too little of its time was left'
-            : this.closing
-              ? 'the pool is closing'
-              : null;
+        : call.reachedOut
+          ? 'it had made SDK calls (http.fetch, a dependency call) that a second run would repeat'
+          : call.effectful && (call.hostPending > 0 || this.opts.discardEffects?.(call) !== true)
+            ? 'its storage writes or events could not be dropped first'
+            : left < MIN_RETRY_MS
+              ? 'too little of its time was left'
+              : this.closing
+                ? 'the pool is closing'
+                : null;
     if (why !== null) {
       this.settle(
         call,

@@ -11,6 +11,7 @@ import {
 } from './helpers.js';
 import type {
   AddonBundle,
+  CapabilityScope,
   SandboxLogger,
   SandboxPool,
   SandboxPoolOptions,
@@ -237,7 +238,7 @@ describe('kill only the guilty', () => {
     assert.equal(kills.filter((k) => k.guilty.length === 1).length, 2);
   });
 
-  it('does not run again a call that had made an SDK call with effects', async () => {
+  it('does not run again a call that had made an SDK call with effects the host cannot drop', async () => {
     // given: an honest addon whose call emitted an event and then waits, on the worker of a
     // call that will stall it
     const capabilities = new MemoryCapabilities();
@@ -266,13 +267,80 @@ describe('kill only the guilty', () => {
       await codeOf(guiltyCall);
       // then: the call that emitted fails with SANDBOX_CRASHED, saying why it was not run again
       assert.equal(failure.code, 'SANDBOX_CRASHED');
-      assert.match(failure.message, /not run again because it had made SDK calls/);
+      assert.match(
+        failure.message,
+        /not run again because its storage writes or events could not be dropped/,
+      );
       assert.equal(kills.length, 1);
       assert.equal(kills[0].retriedCalls, 0);
       assert.equal(capabilities.events.length, 1);
     } finally {
       resume(pid);
     }
+  });
+});
+
+/** Holds emitted events per execution, as the app's host does, and can drop them. */
+class HoldingCapabilities extends MemoryCapabilities {
+  readonly held = new Map<string, string[]>();
+  discarded = 0;
+  override async emitEvent(scope: CapabilityScope, name: string): Promise<{ id: string }> {
+    const list = this.held.get(scope.executionId ?? '') ?? [];
+    list.push(name);
+    this.held.set(scope.executionId ?? '', list);
+    return { id: `held-${list.length}` };
+  }
+  discardCallEffects(scope: CapabilityScope): boolean {
+    this.discarded += 1;
+    return this.held.delete(scope.executionId ?? '');
+  }
+}
+
+describe('kill only the guilty: held effects', () => {
+  it('runs again a call that emitted, once the host dropped what it held for it', async () => {
+    // given: an honest call that emitted an event and is now computing, and a call of another
+    // addon on the same worker that crashes it
+    const capabilities = new HoldingCapabilities();
+    const { pool: p, kills } = await pool({ allowCrashTest: true, spillAfterMs: 60_000 }, capabilities);
+    const source = functionsAddon(`{
+      ping: () => 'pong',
+      crash: () => { __sandboxCrashWorkerForTest(); return new Promise(() => {}); },
+      emitThenWork: async (d, ctx) => { await ctx.events.emit('x.done', {}); const end = Date.now() + 400; while (Date.now() < end) {} return 'done'; },
+    }`);
+    const crasher = homedOn(0, source, { limits: { timeoutMs: 5000 } });
+    const honest = homedOn(0, source, {
+      limits: { timeoutMs: 5000 },
+      permissions: ['events.emit'],
+      emits: ['x.done'],
+    });
+    await call(p, crasher, 'ping', null, { siteId: 'A' });
+    await call(p, honest, 'ping', null, { siteId: 'honest' });
+    const before = pids(p);
+    const working = p.execute({
+      bundle: honest,
+      siteId: 'honest',
+      installationId: null,
+      config: null,
+      entry: { kind: 'function', name: 'emitThenWork' },
+      input: null,
+      executionId: 'exec-1',
+    });
+    await sleep(150);
+    // when: the worker crashes with both in flight
+    const crashed = await codeOf(call(p, crasher, 'crash', null, { siteId: 'A' }));
+    // then: the honest call ran again on the replacement after its held event was dropped, and
+    // holds one event; the crasher failed, named by the replacement's crash; worker 1 untouched
+    assert.equal((await working).output, 'done');
+    assert.equal(crashed.code, 'SANDBOX_CRASHED');
+    assert.equal(capabilities.discarded, 1);
+    assert.deepEqual(capabilities.held.get('exec-1'), ['x.done']);
+    assert.equal(kills[0].guilty.length, 0);
+    assert.equal(kills[0].retriedCalls, 2);
+    assert.deepEqual(
+      kills.at(-1)!.guilty.map((g) => g.versionId),
+      [crasher.versionId],
+    );
+    assert.equal(pids(p)[1], before[1]);
   });
 });
 
