@@ -212,9 +212,14 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
       reflectApply(weakSetAdd, memoryErrors, [err]);
       throw err;
     };
+    let reportedPages = 0;
+    /** Tells the supervisor the context's wasm bytes when they moved by 1 MiB or more since it last did. */
     const report = (): void => {
       if (reportExecId === 0) return;
-      const json = jsonStringify({ bytes: recordedPages() * PAGE });
+      const pages = recordedPages();
+      if (pages - reportedPages < 16 && reportedPages - pages < 16) return;
+      reportedPages = pages;
+      const json = jsonStringify({ bytes: pages * PAGE });
       reflectApply(hostApplyIgnored, host, [
         undefined,
         [reportExecId, 0, 'sandbox.wasm-memory', json],
