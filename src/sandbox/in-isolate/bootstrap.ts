@@ -50,9 +50,6 @@ export const BOOTSTRAP_GLOBALS = {
   wasmLimitMb: '__tp_wasm_limit_mb',
 } as const;
 
-/** Budget of WebAssembly memory when the worker does not set {@link BOOTSTRAP_GLOBALS.wasmLimitMb}. */
-export const DEFAULT_WASM_LIMIT_MB = 64;
-
 /**
  * SDK-channel op the bootstrap uses to tell the supervisor how many bytes of WebAssembly memory the
  * context holds (fire and forget, only after an allocation): it names the version and site whose
@@ -78,6 +75,7 @@ export function sandboxBootstrap(createHtmlKit: () => HtmlKit): BootstrapDriver 
   const done = g.__tp_done as DoneReference;
   const wasmBytes = g.__tp_wasm as ArrayBuffer | undefined;
   const crashTest = g.__tp_crash === true;
+  // 64 (the default memoryMb) if the worker does not say.
   const wasmLimitMb = typeof g.__tp_wasm_limit_mb === 'number' ? g.__tp_wasm_limit_mb : 64;
   delete g.__tp_wasm_limit_mb;
   delete g.__tp_host;
