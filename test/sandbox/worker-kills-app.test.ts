@@ -118,7 +118,7 @@ describe('worker kills in the server: logged, counted, on the dashboard', () => 
     const pong = await site.client.ok(ExecuteAddonFunctionDocument, {
       addonId: addonName,
       function: 'ping',
-      data: null,
+      data: {},
     });
     assert.equal(pong.executeAddonFunction, 'pong');
   });
