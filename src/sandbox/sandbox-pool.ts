@@ -47,6 +47,7 @@ interface SlotWaiter {
   readonly siteId: string;
   readonly limit: number;
   readonly admit: () => void;
+  readonly fail: (err: Error) => void;
 }
 
 const silentLogger: SandboxLogger = {
@@ -306,6 +307,10 @@ export class SandboxPool {
           clearTimeout(timer);
           resolve();
         },
+        fail: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
       };
       const timer = setTimeout(() => {
         const at = owner.waiting.indexOf(waiter);
@@ -398,6 +403,11 @@ export class SandboxPool {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const slots of this.slots.values()) {
+      for (const waiter of slots.waiting.splice(0)) {
+        waiter.fail(new SandboxError(ErrorCode.ServiceUnavailable, 'The sandbox pool is closed.'));
+      }
+    }
     await this.starting?.catch(() => undefined);
     await this.supervisor.close();
   }
