@@ -6,12 +6,13 @@
 // just before, sandbox worker restarts, the workers' peak RSS, and the hostile calls' outcomes.
 // Target: B 100% and p99 within 2x of quiet, for every class.
 // Run: npm run bench -- noisy-neighbour (BENCH_SECONDS per phase, default 4; BENCH_ROUNDS,
-// default 1; BENCH_RATE of B's calls per second, default 100; BENCH_LABEL names the section, e.g.
+// default 2; BENCH_RATE of B's calls per second, default 100; BENCH_LABEL names the section, e.g.
 // before / after a change, so both stay in bench/RESULTS.md).
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +20,7 @@ import { HONEST_SOURCE, HOSTILE, tally } from '../test/sandbox/support/neighbour
 import { gql, givenBenchSite, machine, percentile, startBenchServer } from './support/bench-server.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const RATE = Number(process.env.BENCH_RATE ?? 100);
 /** B's calls that take longer than this count as failed (a client would have given up). */
 const CLIENT_TIMEOUT_MS = 10_000;
@@ -125,7 +126,7 @@ interface HonestPhase {
 
 /**
  * Site B's open loop: one call every 1000 / RATE ms, whatever the answers (latency counts from
- * when the call was due), in turn to its own addon's `add` and `addAfterRead` (a storage read) and
+ * when the call was due), in turn to its own addon's `add` and `add-after-read` (a storage read) and
  * to the shared addon's `add`. A wrong answer counts as WRONG_ANSWER.
  */
 function honestLoop(baseUrl: string, siteKey: string, addons: { own: string; shared: string }) {
@@ -135,7 +136,7 @@ function honestLoop(baseUrl: string, siteKey: string, addons: { own: string; sha
   const pending = new Set<Promise<void>>();
   const targets = [
     { a: addons.own, f: 'add' },
-    { a: addons.own, f: 'addAfterRead' },
+    { a: addons.own, f: 'add-after-read' },
     { a: addons.shared, f: 'add' },
   ];
   const start = performance.now();
@@ -205,6 +206,7 @@ interface Row {
 }
 
 async function main(): Promise<void> {
+  const loadBefore = loadavg()[0];
   const slowUpstream = createServer((req, res) => {
     setTimeout(() => res.end('slow'), SLOW_UPSTREAM_MS);
   });
@@ -236,7 +238,12 @@ async function main(): Promise<void> {
 
     await publish(
       victim.devKey,
-      addon('nn-honest', { permissions: ['storage.read'], functions: fns('add', 'addAfterRead') }),
+      // Room for B's own calls piling up behind a stall: the shared addon keeps the default 16.
+      addon('nn-honest', {
+        permissions: ['storage.read'],
+        functions: fns('add', 'add-after-read'),
+        limits: { maxConcurrentCalls: 64 },
+      }),
       HONEST_SOURCE,
     );
     await install(victim.siteKey, 'nn-honest');
@@ -251,7 +258,7 @@ async function main(): Promise<void> {
       addon('nn-shared', {
         permissions: ['storage.read', 'http.fetch'],
         http: { allow: [upstream] },
-        functions: fns('add', 'addAfterRead', 'hold', 'spin'),
+        functions: fns('add', 'add-after-read', 'hold', 'spin'),
         limits: { timeoutMs: SLOW_UPSTREAM_MS + 2000, cpuTimeMs: 500 },
       }),
       sharedSource,
@@ -262,7 +269,11 @@ async function main(): Promise<void> {
       ['nn-spinner', { functions: fns('spin', 'quick'), limits: ROOMY }, HOSTILE.asyncSpinner],
       [
         'nn-gamer',
-        { functions: fns('quick', 'spin', 'spinAfterAnswer'), permissions: ['storage.read'], limits: ROOMY },
+        {
+          functions: fns('quick', 'spin', 'spin-after-answer'),
+          permissions: ['storage.read'],
+          limits: ROOMY,
+        },
         HOSTILE.policyGamer,
       ],
       [
@@ -355,14 +366,19 @@ async function main(): Promise<void> {
     const serverPid = server.process.pid!;
     const rows: Row[][] = classes.map(() => []);
     const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-    /** Waits (up to 15 s) until both workers are up again after a class that killed some. */
+    /**
+     * Waits (up to 20 s) until both workers are up and what the last class left running (a
+     * dependency outliving its caller, say) has ended: at most B's own few calls in flight.
+     */
     const settle = async () => {
-      for (let i = 0; i < 150; i++) {
+      let calm = 0;
+      for (let i = 0; i < 200 && calm < 5; i++) {
         const text = await (await fetch(`${url}/metrics`)).text();
-        if (Number(/^sandbox_workers (\S+)$/m.exec(text)?.[1]) >= 2) break;
+        const workers = Number(/^sandbox_workers (\S+)$/m.exec(text)?.[1]);
+        const inFlight = Number(/^sandbox_calls_in_flight (\S+)$/m.exec(text)?.[1]);
+        calm = workers >= 2 && inFlight <= 3 ? calm + 1 : 0;
         await sleep(100);
       }
-      await sleep(500);
     };
     for (let round = 0; round < ROUNDS; round += 1) {
       for (let k = 0; k < classes.length; k += 1) {
@@ -440,14 +456,15 @@ async function main(): Promise<void> {
 Build: HEAD ${head}; \`src/\` as of ${srcCommit}${dirty ? ' (with uncommitted changes to src/)' : ''}.
 One server process (NODE_ENV=production, rate limits off, 2 sandbox workers). Site B calls, at a
 fixed ${RATE}/s (open loop, latency from when each call was due), its own addon's \`add\` and
-\`addAfterRead\` (a storage read) and a shared addon's \`add\`, in turn, through
+\`add-after-read\` (a storage read) and a shared addon's \`add\`, in turn, through
 \`executeAddonFunction\` with its site key. Site A, with its own developer key, runs each hostile
 class for ${SECONDS} s; B is measured from the class's start until 1 s after the attacker's last
 call ended, and over ${SECONDS} s with no attacker just before (quiet). ${ROUNDS} round(s), classes
 rotated; the row of each class is its worst round. "restarts" counts sandbox worker processes that
 died (sandbox_worker_crashes_total); "peak RSS" is the workers' summed resident memory. Target:
 B 100% and p99 at most ${TARGET_RATIO}x the quiet p99. The machine was shared with other engineers' test
-runs (load average above 5): the latencies are indicative only.
+runs (1-minute load average ${loadBefore.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end, on ${cpus().length} cores): the
+latencies are indicative only.
 
 | hostile class (site A) | B calls | B success | B failures | B p50 ms | B p99 ms | quiet p99 ms | p99 ratio | restarts | peak RSS MB | hostile outcomes |
 | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |

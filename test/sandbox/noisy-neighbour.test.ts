@@ -228,7 +228,7 @@ describe('noisy neighbours: item 2, gaming the start policy', () => {
   it('quick calls then a 2 s spin after an SDK answer leave another site alone', async () => {
     const pool = await newPool();
     const gamer = makeBundle(HOSTILE.policyGamer, { limits: ROOMY, permissions: ['storage.read'] });
-    const outcome = await underAttack(pool, () => game(pool, gamer, 'spinAfterAnswer', 1, 2000));
+    const outcome = await underAttack(pool, () => game(pool, gamer, 'spin-after-answer', 1, 2000));
     assertNeighbourUnharmed(outcome);
   });
 });
@@ -367,7 +367,7 @@ describe('noisy neighbours: floods and crashes', () => {
     });
     const outcome = await underAttack(pool, () =>
       staggered(6, 20, (i) =>
-        call(pool, flooder, ['flood', 'floodAfterAnswer', 'fanOut'][i % 3], null, { siteId: 'site-a' }),
+        call(pool, flooder, ['flood', 'flood-after-answer', 'fan-out'][i % 3], null, { siteId: 'site-a' }),
       ),
     );
     assertNeighbourUnharmed(outcome);
@@ -413,7 +413,7 @@ describe('noisy neighbours: through the public API of a real server', () => {
     const honest = manifest({
       permissions: ['storage.read'],
       widgets: [],
-      functions: [{ name: 'add' }, { name: 'addAfterRead' }],
+      functions: [{ name: 'add' }, { name: 'add-after-read' }],
     });
     await givenPublished(developer.client, spinner, HOSTILE.asyncSpinner);
     await givenPublished(developer.client, honest, HONEST_SOURCE);
@@ -423,7 +423,7 @@ describe('noisy neighbours: through the public API of a real server', () => {
     const neighbour = keepCalling(async (n) => {
       const answer = await siteB.client.raw<{ executeAddonFunction: { sum: number } }>(EXECUTE, {
         a: honest.name,
-        f: n % 2 === 0 ? 'add' : 'addAfterRead',
+        f: n % 2 === 0 ? 'add' : 'add-after-read',
         d: { a: n, b: 1 },
       });
       if (answer.errors?.length)

@@ -65,13 +65,13 @@ export function keepCalling(
 }
 
 /**
- * The honest addon: `add` adds two numbers in well under a millisecond; `addAfterRead` first reads
+ * The honest addon: `add` adds two numbers in well under a millisecond; `add-after-read` first reads
  * its storage (storage.read), as most real calls do, so it waits for the host with its worker's
  * event loop free to take the answer.
  */
 export const HONEST_SOURCE = functionsAddon(`{
   add: (d) => ({ sum: d.a + d.b }),
-  addAfterRead: async (d, ctx) => { await ctx.storage.get('honest'); return { sum: d.a + d.b }; },
+  'add-after-read': async (d, ctx) => { await ctx.storage.get('honest'); return { sum: d.a + d.b }; },
 }`);
 
 /** The key the honest addon reads, and how long {@link NeighbourCapabilities} takes to answer it. */
@@ -106,7 +106,7 @@ export function honestBundle(overrides: Partial<AddonBundle> = {}): AddonBundle 
 }
 
 /**
- * An honest tenant on `siteId` calling `add` and `addAfterRead` of its addons in turn (by default
+ * An honest tenant on `siteId` calling `add` and `add-after-read` of its addons in turn (by default
  * two honest addons, which a sandbox may place apart; a shared addon's bundle must export both
  * too) until stopped; a wrong sum counts as a failure. Give the pool {@link NeighbourCapabilities}
  * so the reads wait for the host.
@@ -123,7 +123,7 @@ export function honestNeighbour(
   return keepCalling(
     async (n) => {
       const bundle = bundles[n % bundles.length];
-      const fn = Math.floor(n / bundles.length) % 2 === 0 ? 'add' : 'addAfterRead';
+      const fn = Math.floor(n / bundles.length) % 2 === 0 ? 'add' : 'add-after-read';
       const result = await call(pool, bundle, fn, { a: n, b: 1 }, { siteId });
       const sum = (result.output as { sum?: unknown } | null)?.sum;
       if (sum !== n + 1) throw new Error(`add(${n}, 1) answered ${JSON.stringify(result.output)}`);
@@ -207,43 +207,45 @@ module.exports = { handlers: { onSpin: async (event) => { spinFor(event.data.ms)
 module.exports = { hooks: { install: async (ctx) => { spinFor(ctx.config.ms); } } };`,
   /**
    * Item 2: `quick` earns a version fast starts; `spin` then spins for `d.ms` on whatever thread
-   * starts it; `spinAfterAnswer` does so in the continuation after an SDK answer (needs
+   * starts it; `spin-after-answer` does so in the continuation after an SDK answer (needs
    * storage.read).
    */
   policyGamer: `${SPIN}
 module.exports = { functions: {
   quick: () => 'quick',
   spin: (d) => { spinFor(d.ms); return 'spun'; },
-  spinAfterAnswer: async (d, ctx) => { await ctx.storage.get('k'); spinFor(d.ms); return 'spun'; },
+  'spin-after-answer': async (d, ctx) => { await ctx.storage.get('k'); spinFor(d.ms); return 'spun'; },
 } };`,
   /**
-   * Items 3 and 3b: an addon installed on several sites. `add` and `addAfterRead` are its honest
+   * Items 3 and 3b: an addon installed on several sites. `add` and `add-after-read` are its honest
    * functions (as the honest addon's); `hold`
    * waits for a slow SDK answer (storage.read; the host decides how slow); `spin` never ends.
    */
   shared: `module.exports = { functions: {
   add: (d) => ({ sum: d.a + d.b }),
-  addAfterRead: async (d, ctx) => { await ctx.storage.get('honest'); return { sum: d.a + d.b }; },
+  'add-after-read': async (d, ctx) => { await ctx.storage.get('honest'); return { sum: d.a + d.b }; },
   hold: async (d, ctx) => { await ctx.storage.get('slow'); return 'held'; },
   spin: () => { for (;;) {} },
 } };`,
   /** Promise-job floods: microtasks that never end, at once or after an SDK answer (storage.read). */
   promiseFlood: `module.exports = { functions: {
   flood: async () => { for (;;) await null; },
-  floodAfterAnswer: async (d, ctx) => { await ctx.storage.get('k'); for (;;) await null; },
-  fanOut: async () => { const step = () => Promise.resolve().then(() => { step(); step(); }); step(); return new Promise(() => {}); },
+  'flood-after-answer': async (d, ctx) => { await ctx.storage.get('k'); for (;;) await null; },
+  'fan-out': async () => { const step = () => Promise.resolve().then(() => { step(); step(); }); step(); return new Promise(() => {}); },
 } };`,
   /**
-   * Item 4: memory a call keeps (in the site's globals) beyond `memoryMb`: `wasm` keeps a
+   * Item 4: memory a call keeps (in the site's globals, every page written so it is resident)
+   * beyond `memoryMb`: `wasm` keeps a
    * `WebAssembly.Memory` of `d.pages` 64 KiB pages, `grow` grows one kept memory by `d.pages`,
    * `buffer` keeps a filled ArrayBuffer of `d.mb` MiB (counted by the isolate's limit today);
    * `spin` never ends (a timeout disposes the isolate, and what it kept with it).
    */
-  memoryHog: `module.exports = { functions: {
+  memoryHog: `const touch = (buffer) => { const bytes = new Uint8Array(buffer); for (let i = 0; i < bytes.length; i += 4096) bytes[i] = 1; };
+module.exports = { functions: {
   spin: () => { for (;;) {} },
-  wasm: (d) => { (globalThis.kept ??= []).push(new WebAssembly.Memory({ initial: d.pages })); new Uint8Array(kept[kept.length - 1].buffer).fill(1); return kept.length; },
-  grow: (d) => { globalThis.mem ??= new WebAssembly.Memory({ initial: 1 }); mem.grow(d.pages); new Uint8Array(mem.buffer).fill(1); return mem.buffer.byteLength; },
-  buffer: (d) => { const b = new ArrayBuffer(d.mb * 1024 * 1024); new Uint8Array(b).fill(1); (globalThis.kept ??= []).push(b); return kept.length; },
+  wasm: (d) => { const memory = new WebAssembly.Memory({ initial: d.pages }); touch(memory.buffer); (globalThis.kept ??= []).push(memory); return kept.length; },
+  grow: (d) => { globalThis.grown ??= new WebAssembly.Memory({ initial: 1 }); grown.grow(d.pages); touch(grown.buffer); return grown.buffer.byteLength; },
+  buffer: (d) => { const b = new ArrayBuffer(d.mb * 1024 * 1024); touch(b); (globalThis.kept ??= []).push(b); return kept.length; },
 } };`,
   /** Item 5: a caller that calls its dependency `d.dep` (function `work`) and returns its answer. */
   caller: `module.exports = { functions: { call: async (d, ctx) => ctx.addons.call(d.dep, 'work', d) } };`,
