@@ -278,7 +278,7 @@ async function main(): Promise<void> {
       ],
       [
         'nn-hog',
-        { functions: fns('wasm', 'grow', 'buffer', 'spin'), limits: { cpuTimeMs: 500, timeoutMs: 5000 } },
+        { functions: fns('wasm', 'grow', 'buffer', 'spin'), limits: { cpuTimeMs: 3000, timeoutMs: 5000 } },
         HOSTILE.memoryHog,
       ],
       [
@@ -450,10 +450,19 @@ async function main(): Promise<void> {
     const head = git('rev-parse', '--short', 'HEAD');
     const srcCommit = git('log', '-1', '--format=%h %s', '--', 'src').slice(0, 100);
     const dirty = git('status', '--porcelain', '--', 'src') !== '';
+    // Whether the measured sandbox is main's: the section is then a "before" (or main's own).
+    let mainNote = '';
+    try {
+      const main = git('rev-parse', '--short', 'main');
+      const same = git('diff', '--name-only', 'main', '--', 'src') === '';
+      mainNote = same ? ` (identical to main ${main})` : ` (differs from main ${main})`;
+    } catch {
+      // no branch named main here
+    }
     const label = process.env.BENCH_LABEL ? ` — ${process.env.BENCH_LABEL}` : '';
     console.log(`## Noisy neighbours: an honest site while another site attacks${label} (${await machine()})
 
-Build: HEAD ${head}; \`src/\` as of ${srcCommit}${dirty ? ' (with uncommitted changes to src/)' : ''}.
+Build: HEAD ${head}; \`src/\`${mainNote} as of ${srcCommit}${dirty ? ' (with uncommitted changes to src/)' : ''}.
 One server process (NODE_ENV=production, rate limits off, 2 sandbox workers). Site B calls, at a
 fixed ${RATE}/s (open loop, latency from when each call was due), its own addon's \`add\` and
 \`add-after-read\` (a storage read) and a shared addon's \`add\`, in turn, through

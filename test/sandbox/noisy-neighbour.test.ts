@@ -3,7 +3,8 @@
 // only when the hostile version's own calls failed; and a hostile call fails where a limit should
 // have stopped it. Nothing here depends on how the sandbox keeps those promises.
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
+import { performance } from 'node:perf_hooks';
 import { call, createPool, makeBundle, sleep } from './helpers.js';
 import {
   HONEST_SOURCE,
@@ -391,56 +392,115 @@ describe('noisy neighbours: floods and crashes', () => {
 
 describe('noisy neighbours: through the public API of a real server', () => {
   let server: TestServer;
-  after(() => server?.close());
+  /** The attacker: a developer key and site A. */
+  let developer: Awaited<ReturnType<typeof givenDeveloper>>;
+  let siteA: Awaited<ReturnType<typeof givenSite>>;
+  /** Site B with its honest addon installed. */
+  let siteB: Awaited<ReturnType<typeof givenSite>>;
+  let honestName: string;
 
-  /** Code of a GraphQL answer's first error, or OK. */
-  const codeOf = (answer: { errors?: { extensions?: { code?: unknown } }[] }) =>
-    answer.errors?.length ? String(answer.errors[0].extensions?.code ?? 'UNKNOWN') : 'OK';
-  const EXECUTE =
-    'mutation($a: ID!, $f: String!, $d: JSON!) { executeAddonFunction(addonId: $a, function: $f, data: $d) }';
-
-  it('async spinners sent by one site with a developer key leave another site alone', async () => {
+  before(async () => {
     server = await startTestServer();
-    const developer = await givenDeveloper(server.admin);
-    const siteA = await givenSite(server.admin);
-    const siteB = await givenSite(server.admin);
-    const spinner = manifest({
-      permissions: [],
-      widgets: [],
-      functions: [{ name: 'spin' }, { name: 'quick' }],
-      limits: { cpuTimeMs: 10_000, timeoutMs: 30_000 },
-    });
+    developer = await givenDeveloper(server.admin);
+    siteA = await givenSite(server.admin);
+    siteB = await givenSite(server.admin);
     const honest = manifest({
       permissions: ['storage.read'],
       widgets: [],
       functions: [{ name: 'add' }, { name: 'add-after-read' }],
     });
-    await givenPublished(developer.client, spinner, HOSTILE.asyncSpinner);
+    honestName = honest.name as string;
     await givenPublished(developer.client, honest, HONEST_SOURCE);
-    await siteA.client.ok(InstallAddonDocument, { id: spinner.name as string, config: {} });
-    await siteB.client.ok(InstallAddonDocument, { id: honest.name as string, config: {} });
+    await siteB.client.ok(InstallAddonDocument, { id: honestName, config: {} });
+  });
+  after(() => server?.close());
 
-    const neighbour = keepCalling(async (n) => {
-      const answer = await siteB.client.raw<{ executeAddonFunction: { sum: number } }>(EXECUTE, {
-        a: honest.name,
-        f: n % 2 === 0 ? 'add' : 'add-after-read',
-        d: { a: n, b: 1 },
-      });
-      if (answer.errors?.length)
-        throw Object.assign(new Error(answer.errors[0].message), { code: codeOf(answer) });
-      if (answer.data?.executeAddonFunction.sum !== n + 1)
-        throw new Error(`wrong sum ${JSON.stringify(answer.data)}`);
+  const EXECUTE =
+    'mutation($a: ID!, $f: String!, $d: JSON!) { executeAddonFunction(addonId: $a, function: $f, data: $d) }';
+
+  /** Runs a function as a client would; throws an error carrying the answer's code when it failed. */
+  async function execute(site: { client: TestServer['admin'] }, addon: string, fn: string, data: unknown) {
+    const answer = await site.client.raw<{ executeAddonFunction: unknown }>(EXECUTE, {
+      a: addon,
+      f: fn,
+      d: data,
     });
+    if (answer.errors?.length) {
+      const code = String(answer.errors[0].extensions?.code ?? 'UNKNOWN');
+      throw Object.assign(new Error(answer.errors[0].message), { code });
+    }
+    return answer.data?.executeAddonFunction;
+  }
+
+  /** Site B calling its honest addon over HTTP, as its frontend would. */
+  const honestOverHttp = () =>
+    keepCalling(async (n) => {
+      const output = (await execute(siteB, honestName, n % 2 === 0 ? 'add' : 'add-after-read', {
+        a: n,
+        b: 1,
+      })) as { sum?: unknown } | null;
+      if (output?.sum !== n + 1) throw new Error(`wrong sum ${JSON.stringify(output)}`);
+    });
+
+  /** Publishes `source` with the attacker's developer key and installs it on site A. */
+  async function givenHostile(overrides: Record<string, unknown>, source: string): Promise<string> {
+    const m = manifest({ permissions: [], widgets: [], ...overrides });
+    await givenPublished(developer.client, m, source);
+    await siteA.client.ok(InstallAddonDocument, { id: m.name as string, config: {} });
+    return m.name as string;
+  }
+
+  it('async spinners sent by one site with a developer key leave another site alone', async () => {
+    const spinner = await givenHostile(
+      { functions: [{ name: 'spin' }, { name: 'quick' }], limits: ROOMY },
+      HOSTILE.asyncSpinner,
+    );
     const outcome = await underAttack(
       server.app.runtime.pool,
-      () =>
-        staggered(6, 20, async () => {
-          const answer = await siteA.client.raw(EXECUTE, { a: spinner.name, f: 'spin', d: { ms: SPIN_MS } });
-          if (answer.errors?.length)
-            throw Object.assign(new Error(answer.errors[0].message), { code: codeOf(answer) });
-        }),
-      { neighbour },
+      () => staggered(6, 20, () => execute(siteA, spinner, 'spin', { ms: SPIN_MS })),
+      { neighbour: honestOverHttp() },
     );
     assertNeighbourUnharmed(outcome);
+  });
+
+  it('a dependency call ends, and its record says it failed, soon after its caller timed out', async () => {
+    const dependency = await givenHostile(
+      { functions: [{ name: 'work' }], permissions: ['storage.write'], limits: ROOMY },
+      HOSTILE.dependency,
+    );
+    const caller = await givenHostile(
+      {
+        functions: [{ name: 'call' }],
+        dependencies: { [dependency]: '*' },
+        limits: { timeoutMs: 500, cpuTimeMs: 500 },
+      },
+      HOSTILE.caller,
+    );
+    let failedAt = 0;
+    const outcome = await underAttack(
+      server.app.runtime.pool,
+      async () => {
+        // The dependency would spin 8 s; its caller has 0.5 s.
+        const outcomes = [await outcomeOf(execute(siteA, caller, 'call', { dep: dependency, ms: 8000 }))];
+        failedAt = performance.now();
+        return outcomes;
+      },
+      { neighbour: honestOverHttp(), afterMs: 0 },
+    );
+    assertNeighbourUnharmed(outcome);
+    assertAllFailed(outcome.hostile);
+    // Its record is written when it ends; 3 s after the caller failed is generous for a
+    // cancellation, and far short of the 8 s it would run on its own.
+    let status: string | null = null;
+    while (status === null && performance.now() - failedAt < 3000) {
+      const answer = await siteA.client.raw<{ executions: { edges: { node: { status: string } }[] } }>(
+        'query($a: String) { executions(addon: $a, kind: "function", entry: "work", first: 1) { edges { node { status } } } }',
+        { a: dependency },
+      );
+      status = answer.data?.executions.edges[0]?.node.status ?? null;
+      if (status === null) await sleep(100);
+    }
+    assert.notEqual(status, null, 'the dependency call was still running 3 s after its caller had failed');
+    assert.notEqual(status, 'SUCCESS', 'the dependency call succeeded after its caller had failed');
   });
 });
