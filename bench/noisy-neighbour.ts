@@ -190,6 +190,8 @@ interface HostileClass {
   maxIterations?: number;
   /** Run after the phase (e.g. free what a memory hog kept). */
   cleanup?: () => Promise<void>;
+  /** A limit should stop every hostile call of this class: one that succeeds misses the target. */
+  limited?: boolean;
 }
 
 interface Row {
@@ -203,6 +205,8 @@ interface Row {
   restarts: number;
   peakRssMb: number;
   hostile: string;
+  /** Hostile calls that succeeded although a limit should have stopped them. */
+  unlimited: number;
 }
 
 async function main(): Promise<void> {
@@ -334,11 +338,13 @@ async function main(): Promise<void> {
       },
       {
         name: '3b. site A times out on the shared addon (2 loops of an endless loop, cpuTimeMs 500)',
+        limited: true,
         loops: 2,
         once: async () => [await attack('nn-shared', 'spin', {})],
       },
       {
         name: '4. WebAssembly memory hog: keeps a 256 MiB `WebAssembly.Memory` per call (memoryMb 64), 4 calls',
+        limited: true,
         loops: 1,
         maxIterations: 4,
         once: async () => [await attack('nn-hog', 'wasm', { pages: 4096 })],
@@ -350,11 +356,13 @@ async function main(): Promise<void> {
       },
       {
         name: '5. dependency outliving its caller: caller times out at 500 ms, its dependency spins 5 s',
+        limited: true,
         loops: 2,
         once: async () => [await attack('nn-caller', 'call', { dep: 'nn-dependency', ms: 5000 })],
       },
       {
         name: 'crasher: heap exhaustion (memoryMb 128) and stack overflow, in turn',
+        limited: true,
         loops: 2,
         once: async (loop, i) => [await attack('nn-crasher', (loop + i) % 2 === 0 ? 'heap' : 'stack', {})],
       },
@@ -430,6 +438,7 @@ async function main(): Promise<void> {
           hostile: Object.entries(tally(outcomes))
             .map(([code, count]) => `${code} ×${count}`)
             .join(', '),
+          unlimited: cls.limited ? outcomes.filter((o) => o === 'OK').length : 0,
         });
       }
     }
@@ -445,7 +454,13 @@ async function main(): Promise<void> {
           : a,
       ),
     );
-    const met = worst.filter((r) => r.successPct === 100 && r.p99 / r.quietP99 <= TARGET_RATIO).length;
+    const missed = (r: Row) =>
+      [
+        r.successPct < 100 ? 'B failed' : '',
+        r.p99 / r.quietP99 > TARGET_RATIO ? `p99 > ${TARGET_RATIO}x` : '',
+        r.unlimited > 0 ? `${r.unlimited} hostile OK` : '',
+      ].filter(Boolean);
+    const met = worst.filter((r) => missed(r).length === 0).length;
     const git = (...args: string[]) => execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).trim();
     const head = git('rev-parse', '--short', 'HEAD');
     const srcCommit = git('log', '-1', '--format=%h %s', '--', 'src').slice(0, 100);
@@ -471,16 +486,17 @@ class for ${SECONDS} s; B is measured from the class's start until 1 s after the
 call ended, and over ${SECONDS} s with no attacker just before (quiet). ${ROUNDS} round(s), classes
 rotated; the row of each class is its worst round. "restarts" counts sandbox worker processes that
 died (sandbox_worker_crashes_total); "peak RSS" is the workers' summed resident memory. Target:
-B 100% and p99 at most ${TARGET_RATIO}x the quiet p99. The machine was shared with other engineers' test
+B 100% and p99 at most ${TARGET_RATIO}x the quiet p99, and, for the classes a limit should stop
+(3b, 4, 5, crasher), no hostile call succeeding. The machine was shared with other engineers' test
 runs (1-minute load average ${loadBefore.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end, on ${cpus().length} cores): the
 latencies are indicative only.
 
-| hostile class (site A) | B calls | B success | B failures | B p50 ms | B p99 ms | quiet p99 ms | p99 ratio | restarts | peak RSS MB | hostile outcomes |
-| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+| hostile class (site A) | B calls | B success | B failures | B p50 ms | B p99 ms | quiet p99 ms | p99 ratio | restarts | peak RSS MB | hostile outcomes | target |
+| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |
 ${worst
   .map(
     (r) =>
-      `| ${r.name} | ${r.calls} | ${r.successPct.toFixed(1)}% | ${r.bFailures || '–'} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.quietP99.toFixed(1)} | ${(r.p99 / r.quietP99).toFixed(1)}x | ${r.restarts} | ${r.peakRssMb.toFixed(0)} | ${r.hostile} |`,
+      `| ${r.name} | ${r.calls} | ${r.successPct.toFixed(1)}% | ${r.bFailures || '–'} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.quietP99.toFixed(1)} | ${(r.p99 / r.quietP99).toFixed(1)}x | ${r.restarts} | ${r.peakRssMb.toFixed(0)} | ${r.hostile} | ${missed(r).join(', ') || 'met'} |`,
   )
   .join('\n')}
 

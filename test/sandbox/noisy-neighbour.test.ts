@@ -3,7 +3,7 @@
 // only when the hostile version's own calls failed; and a hostile call fails where a limit should
 // have stopped it. Nothing here depends on how the sandbox keeps those promises.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { performance } from 'node:perf_hooks';
 import { call, createPool, makeBundle, sleep } from './helpers.js';
 import {
@@ -33,7 +33,8 @@ const SPIN_MS = 1500;
 const SHORT_SPIN_MS = 1200;
 
 const pools: SandboxPool[] = [];
-after(() => Promise.all(pools.map((p) => p.close())));
+// Each case gets fresh workers and leaves none behind (spinners, kept memory) for the next.
+afterEach(() => Promise.all(pools.splice(0).map((p) => p.close())));
 
 async function newPool(
   caps = new NeighbourCapabilities(),
