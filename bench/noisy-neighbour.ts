@@ -465,12 +465,15 @@ async function main(): Promise<void> {
     const head = git('rev-parse', '--short', 'HEAD');
     const srcCommit = git('log', '-1', '--format=%h %s', '--', 'src').slice(0, 100);
     const dirty = git('status', '--porcelain', '--', 'src') !== '';
-    // Whether the measured sandbox is main's: the section is then a "before" (or main's own).
+    // Which main the measured sandbox is: the merge base with main, when src/ is the same there
+    // (a "before" run on a branch, or a run on main itself).
     let mainNote = '';
     try {
-      const main = git('rev-parse', '--short', 'main');
-      const same = git('diff', '--name-only', 'main', '--', 'src') === '';
-      mainNote = same ? ` (identical to main ${main})` : ` (differs from main ${main})`;
+      const base = git('merge-base', 'HEAD', 'main');
+      const same = git('diff', '--name-only', base, '--', 'src') === '';
+      mainNote = same
+        ? ` (as on main at ${base.slice(0, 7)})`
+        : ` (changed since main at ${base.slice(0, 7)})`;
     } catch {
       // no branch named main here
     }
