@@ -3,7 +3,7 @@
 // assert only what any correct sandbox must keep (promises to other tenants), never how it keeps
 // them, so tests built on them stay valid whatever the fix looks like.
 import { performance } from 'node:perf_hooks';
-import type { AddonBundle, CapabilityScope, SandboxPool, SandboxStats } from '../../../src/sandbox/index.js';
+import type { AddonBundle, CapabilityScope, SandboxPool } from '../../../src/sandbox/index.js';
 import { call, functionsAddon, makeBundle, MemoryCapabilities, sleep } from '../helpers.js';
 
 /** What an honest neighbour saw while it kept calling. */
@@ -147,7 +147,7 @@ export interface PidReport {
  * worker killed and replaced between two looks at the end is still noticed.
  */
 export function watchWorkerPids(pool: Pick<SandboxPool, 'stats'>, everyMs = 10): { stop(): PidReport } {
-  const pidsOf = (stats: SandboxStats) =>
+  const pidsOf = (stats: ReturnType<SandboxPool['stats']>) =>
     stats.perWorker.map((w) => w.pid).filter((pid): pid is number => pid !== null);
   const initial = pidsOf(pool.stats());
   const seen = new Set(initial);
