@@ -147,7 +147,7 @@ describe('noisy neighbours: item 1, async spinners', () => {
     const pool = await newPool();
     const widget = makeBundle(HOSTILE.widgetSpinner, { limits: ROOMY });
     const outcome = await underAttack(pool, () =>
-      staggered(3, 20, () =>
+      staggered(4, 20, () =>
         call(
           pool,
           widget,
@@ -164,7 +164,7 @@ describe('noisy neighbours: item 1, async spinners', () => {
     const pool = await newPool();
     const handler = makeBundle(HOSTILE.handlerSpinner, { limits: ROOMY });
     const outcome = await underAttack(pool, () =>
-      staggered(3, 20, () =>
+      staggered(4, 20, () =>
         call(
           pool,
           handler,
@@ -181,7 +181,7 @@ describe('noisy neighbours: item 1, async spinners', () => {
     const pool = await newPool();
     const hook = makeBundle(HOSTILE.hookSpinner, { limits: ROOMY });
     const outcome = await underAttack(pool, () =>
-      staggered(3, 20, (i) =>
+      staggered(4, 20, (i) =>
         call(pool, hook, 'install', null, {
           kind: 'hook',
           siteId: `site-a${i}`,
