@@ -28,9 +28,9 @@ import { InstallAddonDocument } from '../generated/graphql.js';
 /** Limits under which a spinner's spins are legal: only the sandbox's fairness is on trial. */
 const ROOMY: Partial<AddonLimits> = { cpuTimeMs: 10_000, timeoutMs: 30_000 };
 /** How long a spinner spins within {@link ROOMY}: long enough to hold a thread past 1 s. */
-const SPIN_MS = 1500;
+const SPIN_MS = 1300;
 /** The variations' spinners: still longer than the honest addon's time limit. */
-const SHORT_SPIN_MS = 1200;
+const SHORT_SPIN_MS = 1100;
 
 const pools: SandboxPool[] = [];
 // Each case gets fresh workers and leaves none behind (spinners, kept memory) for the next.
@@ -61,7 +61,7 @@ interface Outcome {
 async function underAttack(
   pool: SandboxPool,
   attack: () => Promise<string[]>,
-  { neighbour = honestNeighbour(pool), afterMs = 500 }: { neighbour?: NeighbourLoop; afterMs?: number } = {},
+  { neighbour = honestNeighbour(pool), afterMs = 300 }: { neighbour?: NeighbourLoop; afterMs?: number } = {},
 ): Promise<Outcome> {
   const pids = watchWorkerPids(pool);
   for (let i = 0; i < 200 && neighbour.calls < 5; i++) await sleep(10);
@@ -124,7 +124,7 @@ async function staggered(count: number, staggerMs: number, one: (i: number) => P
 }
 
 describe('noisy neighbours: item 1, async spinners', () => {
-  it('six async functions spinning 1.5 s each within their limits leave another site alone', async () => {
+  it('six async functions spinning 1.3 s each within their limits leave another site alone', async () => {
     const pool = await newPool();
     const spinner = makeBundle(HOSTILE.asyncSpinner, { limits: ROOMY });
     const outcome = await underAttack(pool, () =>
@@ -220,17 +220,17 @@ describe('noisy neighbours: item 2, gaming the start policy', () => {
     return outcomes;
   }
 
-  it('quick calls then a 2 s spin, twice, leave another site alone', async () => {
+  it('quick calls then a 1.5 s spin, twice, leave another site alone', async () => {
     const pool = await newPool();
     const gamer = makeBundle(HOSTILE.policyGamer, { limits: ROOMY });
-    const outcome = await underAttack(pool, () => game(pool, gamer, 'spin', 2, 2000));
+    const outcome = await underAttack(pool, () => game(pool, gamer, 'spin', 2, 1500));
     assertNeighbourUnharmed(outcome);
   });
 
-  it('quick calls then a 2 s spin after an SDK answer leave another site alone', async () => {
+  it('quick calls then a 1.5 s spin after an SDK answer leave another site alone', async () => {
     const pool = await newPool();
     const gamer = makeBundle(HOSTILE.policyGamer, { limits: ROOMY, permissions: ['storage.read'] });
-    const outcome = await underAttack(pool, () => game(pool, gamer, 'spin-after-answer', 1, 2000));
+    const outcome = await underAttack(pool, () => game(pool, gamer, 'spin-after-answer', 1, 1500));
     assertNeighbourUnharmed(outcome);
   });
 });
@@ -305,11 +305,11 @@ describe('noisy neighbours: item 4, memory outside the heap', () => {
     assert.ok(outcome.hostile.some((o) => o !== 'OK' && !o.startsWith('THROWN')));
   }
 
-  it('WebAssembly.Memory objects kept past memoryMb fail', () => hog('wasm', { pages: HOG_MIB * 16 }, 4));
+  it('WebAssembly.Memory objects kept past memoryMb fail', () => hog('wasm', { pages: HOG_MIB * 16 }, 3));
 
-  it('a WebAssembly.Memory grown past memoryMb fails', () => hog('grow', { pages: HOG_MIB * 16 }, 4));
+  it('a WebAssembly.Memory grown past memoryMb fails', () => hog('grow', { pages: HOG_MIB * 16 }, 3));
 
-  it('ArrayBuffers kept past memoryMb fail', () => hog('buffer', { mb: HOG_MIB }, 4));
+  it('ArrayBuffers kept past memoryMb fail', () => hog('buffer', { mb: HOG_MIB }, 3));
 });
 
 describe('noisy neighbours: item 5, nothing outlives its caller', () => {
@@ -347,7 +347,7 @@ describe('noisy neighbours: item 5, nothing outlives its caller', () => {
           ),
         ),
       // Past the moment the last dependency would have written, had it kept running.
-      { afterMs: 2000 },
+      { afterMs: 1500 },
     );
     assertNeighbourUnharmed(outcome);
     assertAllFailed(outcome.hostile);
