@@ -114,6 +114,11 @@ export async function createApp(
       onRecorderError: (error) =>
         outage.report(error) || http?.log.error({ err: error }, 'could not store execution records'),
       onEventsError: (error, message) => outage.report(error) || http?.log.error({ err: error }, message),
+      onQuarantineChange: (change) =>
+        http?.log[change.to === 'OPEN' ? 'warn' : 'info'](
+          { quarantine: change },
+          `addon ${change.addonName} ${change.version} on site ${change.siteId}: circuit breaker ${change.from} -> ${change.to}`,
+        ),
     });
     cleanups.unshift(async () => {
       services.widgets.close();
@@ -131,6 +136,9 @@ export async function createApp(
     if (config.migrateOnStart) await applyPendingMigrations(dbUrl);
     step('migrations');
     services.widgets.start();
+    // After migrations: it reads the breakers' table.
+    await runtime.quarantine.start();
+    cleanups.unshift(async () => runtime.quarantine.close());
     // Stopped before the pool closes (cleanups run last-registered first): unfinished claims are
     // handed back instead of failing against a closed pool.
     runtime.deliveryWorker?.start();

@@ -31,6 +31,19 @@ export interface AppConfig {
     allowCrashTest: boolean;
     /** Lets ctx.http.fetch reach private, loopback and link-local addresses (off: refused after DNS). */
     fetchPrivateNetworks: boolean;
+    /**
+     * Circuit breaker per addon version and site (src/executions/addon-quarantine.ts): `threshold`
+     * limit failures within `windowMs` refuse the version there for `baseBackoffMs`, doubled per
+     * trip up to `maxBackoffMs`, then one probe call decides.
+     */
+    quarantine: {
+      enabled: boolean;
+      threshold: number;
+      windowMs: number;
+      baseBackoffMs: number;
+      maxBackoffMs: number;
+      pollMs: number;
+    };
   };
   /** Execution records older than this are deleted. */
   executionRetentionDays: number;
@@ -171,6 +184,14 @@ export function loadConfig(env: Env = process.env): AppConfig {
       v8PoolSize: readInt(env, 'SANDBOX_WORKER_V8_POOL_SIZE', 1, 0, 64),
       allowCrashTest: nodeEnv === 'test' && readBool(env, 'SANDBOX_ALLOW_CRASH_TEST', false),
       fetchPrivateNetworks: readBool(env, 'SANDBOX_FETCH_PRIVATE_NETWORKS', false),
+      quarantine: {
+        enabled: readBool(env, 'QUARANTINE_ENABLED', true),
+        threshold: readInt(env, 'QUARANTINE_THRESHOLD', 5, 1, 10_000),
+        windowMs: readInt(env, 'QUARANTINE_WINDOW_MS', 60_000, 100, 86_400_000),
+        baseBackoffMs: readInt(env, 'QUARANTINE_BACKOFF_MS', 30_000, 100, 86_400_000),
+        maxBackoffMs: readInt(env, 'QUARANTINE_MAX_BACKOFF_MS', 900_000, 100, 86_400_000),
+        pollMs: readInt(env, 'QUARANTINE_POLL_MS', 2_000, 50, 600_000),
+      },
     },
     executionRetentionDays: readInt(env, 'EXECUTION_RETENTION_DAYS', 7, 1, 3650),
     executionLogs: {

@@ -146,7 +146,14 @@ export class SandboxPool {
     }
     const { bundle } = req;
     const sealed = sealedBundles.has(bundle);
-    const limits = sealed ? this.sealedLimits(bundle) : this.effectiveLimits(bundle);
+    let limits = sealed ? this.sealedLimits(bundle) : this.effectiveLimits(bundle);
+    if (req.deadlineAt !== undefined) {
+      const left = Math.floor(req.deadlineAt - Date.now());
+      if (!(left >= 1)) {
+        throw new SandboxError(ErrorCode.ExecutionTimeout, "The caller's deadline has already passed.");
+      }
+      if (left < limits.timeoutMs) limits = { ...limits, timeoutMs: left };
+    }
     // A widget gets two arguments from the caller; they travel as one pair so the input limit
     // covers both and the worker protocol stays one input string.
     const input =
@@ -167,6 +174,7 @@ export class SandboxPool {
     this.inFlight += 1;
     try {
       if (!this.started) await this.start();
+      const deadlineAt = Date.now() + limits.timeoutMs;
       const scope: CapabilityScope = {
         addonId: bundle.addonId,
         addonName: bundle.addonName,
@@ -176,6 +184,7 @@ export class SandboxPool {
         callDepth,
         requestId: req.requestId,
         executionId: req.executionId,
+        deadlineAt,
       };
       const env: CapabilityEnv = {
         scope,
@@ -193,7 +202,7 @@ export class SandboxPool {
         limits,
         capabilities: this.capabilities,
         fetchImpl: this.fetchImpl,
-        deadline: Date.now() + limits.timeoutMs,
+        deadline: deadlineAt,
       };
       const { message, workerId } = await this.supervisor.dispatch({
         versionId: bundle.versionId,

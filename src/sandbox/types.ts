@@ -73,6 +73,11 @@ export interface ExecutionRequest {
   rawOutput?: boolean;
   /** Identifies this call to the host capabilities (as {@link CapabilityScope.executionId}). */
   executionId?: string;
+  /**
+   * Epoch ms by which the call must end (a dependency call: its caller's deadline). Its wall-time
+   * limit is cut to what is left, so a callee never outlives its caller.
+   */
+  deadlineAt?: number;
 }
 
 export interface LogEntry {
@@ -112,6 +117,8 @@ export interface CapabilityScope {
   requestId?: string;
   /** {@link ExecutionRequest.executionId} of the call asking: the host keeps per-call state by it. */
   executionId?: string;
+  /** Epoch ms when the call asking reaches its wall-time limit: what its dependency calls may use. */
+  deadlineAt?: number;
 }
 
 /**
