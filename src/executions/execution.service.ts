@@ -216,6 +216,8 @@ export class ExecutionService {
       return result;
     } catch (error) {
       if (error instanceof SandboxError) sandboxFailure = error;
+      // The record says the caller's deadline stopped it; the caller itself, at its deadline,
+      // gets the timeout the sandbox reports (its own EXECUTION_TIMEOUT).
       failure =
         cutByCaller && error instanceof AppError && error.code === ErrorCode.ExecutionTimeout
           ? new AppError(
@@ -224,7 +226,7 @@ export class ExecutionService {
             )
           : error;
       if (effects) this.deps.effects.discard(executionId, effects);
-      throw failure;
+      throw error;
     } finally {
       const seconds = (performance.now() - started) / 1000;
       const status = failure
@@ -240,7 +242,10 @@ export class ExecutionService {
       }
       executions.inc();
       metrics.responseTime.observe(seconds);
-      if (quarantine && admission) void quarantine.observe(key, admission, status);
+      // A probe's outcome is stored before its caller hears it, so the caller's next call finds
+      // the breaker closed; other outcomes are counted off the call's path.
+      if (quarantine && admission?.probe) await quarantine.observe(key, admission, status);
+      else if (quarantine && admission) void quarantine.observe(key, admission, status);
       this.deps.recorder.record({
         id: executionId,
         addonId: bundle.addonId,
