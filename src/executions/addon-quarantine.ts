@@ -162,9 +162,10 @@ export class AddonQuarantine {
   /**
    * Whether a call of `key.addonVersionId` on `key.siteId` may run: synchronously `ADMITTED` when
    * its breaker is closed; a probe claim (a promise) when its backoff is over; else throws
-   * ADDON_QUARANTINED with the seconds to wait.
+   * ADDON_QUARANTINED with the seconds to wait. `timeoutMs` (the call's time limit) is read only
+   * for a probe, whose lease must outlast it.
    */
-  admit(key: QuarantineKey, timeoutMs: number): Admission | Promise<Admission> {
+  admit(key: QuarantineKey, timeoutMs: () => number): Admission | Promise<Admission> {
     const known = this.known.get(keyOf(key.addonVersionId, key.siteId));
     if (!known) return ADMITTED;
     const now = Date.now();
@@ -235,11 +236,11 @@ export class AddonQuarantine {
     );
   }
 
-  private async claimProbe(key: QuarantineKey, known: Known, timeoutMs: number): Promise<Admission> {
+  private async claimProbe(key: QuarantineKey, known: Known, timeoutMs: () => number): Promise<Admission> {
     // Others on this instance are refused while the claim is out, and for a moment if it is lost.
     known.quietUntil = Date.now() + PROBE_RACE_BACKOFF_MS;
     // The lease outlives the call's own deadline and the supervisor's grace before another may probe.
-    const row = await this.repository.claimProbe(key.addonVersionId, key.siteId, timeoutMs + 5_000);
+    const row = await this.repository.claimProbe(key.addonVersionId, key.siteId, timeoutMs() + 5_000);
     if (!row) {
       const current = this.known.get(keyOf(key.addonVersionId, key.siteId)) ?? known;
       throw this.refusal(current.record, PROBE_RACE_BACKOFF_MS);

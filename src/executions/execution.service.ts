@@ -186,7 +186,8 @@ export class ExecutionService {
     };
     // Whether the caller's deadline, rather than the addon's own limit, bounds this call.
     const leftOfCaller = args.deadlineAt === undefined ? Infinity : Math.round(args.deadlineAt - Date.now());
-    const cutByCaller = leftOfCaller < this.deps.pool.effectiveLimits(bundle).timeoutMs;
+    const cutByCaller =
+      args.deadlineAt !== undefined && leftOfCaller < this.deps.pool.effectiveLimits(bundle).timeoutMs;
     let admission: Admission | null = null;
     let effects: ExecutionEffects | null = null;
     let result: ExecutionResult | null = null;
@@ -194,7 +195,7 @@ export class ExecutionService {
     let sandboxFailure: SandboxError | null = null;
     try {
       if (quarantine) {
-        const admitted = quarantine.admit(key, this.deps.pool.effectiveLimits(bundle).timeoutMs);
+        const admitted = quarantine.admit(key, () => this.deps.pool.effectiveLimits(bundle).timeoutMs);
         admission = admitted instanceof Promise ? await admitted : admitted;
       }
       effects = this.deps.effects.begin(executionId, { parentId: args.parentExecutionId, db: args.db });

@@ -256,7 +256,7 @@ describe('quarantine: a circuit breaker per addon version and site', () => {
       };
       const outcomes = await Promise.allSettled(
         Array.from({ length: 10 }, (_, i) =>
-          (async () => (i % 2 === 0 ? first : second).app.services.quarantine.admit(key, 2000))(),
+          (async () => (i % 2 === 0 ? first : second).app.services.quarantine.admit(key, () => 2000))(),
         ),
       );
       // then: exactly one probe, the others refused
