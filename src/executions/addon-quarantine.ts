@@ -177,26 +177,29 @@ export class AddonQuarantine {
   }
 
   /**
-   * Counts a call's outcome: `status` is SUCCESS or its error code. Closed breakers only hear of
-   * failures that count (one statement each); a probe's outcome closes or reopens its breaker.
+   * Counts a call's outcome: `status` is SUCCESS or its error code; `blamed` is false for a worker
+   * crash that other versions' calls shared (it may not be this version's doing). Closed breakers
+   * only hear of failures that count (one statement each); a probe's outcome closes or reopens
+   * its breaker.
    */
-  async observe(key: QuarantineKey, admission: Admission, status: string): Promise<void> {
+  async observe(key: QuarantineKey, admission: Admission, status: string, blamed = true): Promise<void> {
     if (!this.options.enabled) return;
+    const trips = TRIPPING_CODES.has(status) && blamed;
     try {
       if (admission.probe) {
         const { addonVersionId, siteId } = key;
-        if (INCONCLUSIVE_CODES.has(status)) {
+        if (INCONCLUSIVE_CODES.has(status) || (TRIPPING_CODES.has(status) && !blamed)) {
           await this.repository.releaseProbe(addonVersionId, siteId);
           await this.announce(addonVersionId, siteId);
           return;
         }
-        const row = TRIPPING_CODES.has(status)
+        const row = trips
           ? await this.repository.reopen(addonVersionId, siteId, status, this.options)
           : await this.repository.close(addonVersionId, siteId);
         if (row) await this.changed('HALF_OPEN', row);
         return;
       }
-      if (!TRIPPING_CODES.has(status)) return;
+      if (!trips) return;
       const opened = await this.repository.recordFailure(key, status, this.options);
       if (opened) await this.changed('CLOSED', opened);
     } catch (error) {

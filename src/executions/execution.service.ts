@@ -235,6 +235,7 @@ export class ExecutionService {
           ? failure.code
           : ErrorCode.InternalServerError
         : 'SUCCESS';
+
       const metrics = this.entryMetrics(bundle.addonId, entry);
       let executions = metrics.executions.get(status);
       if (!executions) {
@@ -245,8 +246,10 @@ export class ExecutionService {
       metrics.responseTime.observe(seconds);
       // A probe's outcome is stored before its caller hears it, so the caller's next call finds
       // the breaker closed; other outcomes are counted off the call's path.
-      if (quarantine && admission?.probe) await quarantine.observe(key, admission, status);
-      else if (quarantine && admission) void quarantine.observe(key, admission, status);
+      // A crash shared with other versions' calls is not held against this one.
+      const blamed = status !== ErrorCode.SandboxCrashed || sandboxFailure?.blamed === true;
+      if (quarantine && admission?.probe) await quarantine.observe(key, admission, status, blamed);
+      else if (quarantine && admission) void quarantine.observe(key, admission, status, blamed);
       this.deps.recorder.record({
         id: executionId,
         addonId: bundle.addonId,

@@ -306,14 +306,14 @@ export class WorkerSupervisor {
         'sandbox worker exited; replacing it',
       );
     }
+    const versions = new Set(inFlight.map((call) => call.job.versionId));
     for (const call of inFlight) {
-      this.settle(
-        call,
-        new SandboxError(
-          ErrorCode.SandboxCrashed,
-          `The sandbox worker running this call stopped (${signal ?? `exit code ${code}`}).`,
-        ),
+      const error = new SandboxError(
+        ErrorCode.SandboxCrashed,
+        `The sandbox worker running this call stopped (${signal ?? `exit code ${code}`}).`,
       );
+      error.blamed = versions.size === 1;
+      this.settle(call, error);
     }
     if (this.closing) return;
     const now = Date.now();

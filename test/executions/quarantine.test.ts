@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config/app-config.js';
 import { createApp, type App } from '../../src/app/create-app.js';
 import { AddonQuarantinedError } from '../../src/errors/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
-import { testRedisEnv } from '../support/test-server.js';
+import { startTestServer, testRedisEnv, type TestServer } from '../support/test-server.js';
 import { GraphQLClient } from '../support/graphql-client.js';
 import { givenDeveloper, givenPublished, givenSite, manifest } from '../support/fixtures.js';
 import {
@@ -318,5 +318,104 @@ describe('quarantine: a circuit breaker per addon version and site', () => {
     assert.equal(fixed.data?.executeAddonFunction, 0);
     assert.equal(uninstalled.errors, undefined);
     assert.equal(uninstalled.data?.uninstallAddon, true);
+  });
+});
+
+describe('quarantine: worker crashes count against the version blamed for them', () => {
+  let server: TestServer;
+  let developer: GraphQLClient;
+
+  before(async () => {
+    // One worker, so a crash takes down every call in flight.
+    server = await startTestServer({
+      SANDBOX_WORKERS: '1',
+      SANDBOX_ALLOW_CRASH_TEST: 'true',
+      QUARANTINE_THRESHOLD: '2',
+      QUARANTINE_BACKOFF_MS: '600000',
+    });
+    developer = (await givenDeveloper(server.admin)).client;
+  });
+  after(() => server?.close());
+
+  it('does not count a crash shared with another version’s calls, and quarantines a version that crashes its worker alone', async () => {
+    // given: a crasher and a bystander that waits on the host, on one site and one worker
+    const crasher = manifest({
+      configSchema: { type: 'object' },
+      widgets: [],
+      functions: [{ name: 'crash' }],
+    });
+    const bystander = manifest({
+      configSchema: { type: 'object' },
+      widgets: [],
+      permissions: ['storage.read'],
+      functions: [{ name: 'wait' }],
+    });
+    await givenPublished(
+      developer,
+      crasher,
+      `module.exports = { functions: { crash: () => { __sandboxCrashWorkerForTest(); return 1; } } };`,
+    );
+    await givenPublished(
+      developer,
+      bystander,
+      `module.exports = { functions: { wait: async (d, ctx) => {
+        const until = Date.now() + d.ms;
+        while (Date.now() < until) await ctx.storage.get('k');
+        return 'waited';
+      } } };`,
+    );
+    const site = await givenSite(server.admin);
+    await site.client.ok(InstallAddonDocument, { id: crasher.name as string, config: {} });
+    await site.client.ok(InstallAddonDocument, { id: bystander.name as string, config: {} });
+    const call = (addon: Record<string, unknown>, fn: string, data: unknown = {}) =>
+      site.client.request(ExecuteAddonFunctionDocument, {
+        addonId: addon.name as string,
+        function: fn,
+        data,
+      });
+    const rows = () =>
+      server.app.database.prisma.addonQuarantine.findMany({
+        where: { siteId: site.siteId },
+        orderBy: { addonName: 'asc' },
+      });
+    const waitReady = async () =>
+      eventually(
+        () => call(bystander, 'wait', { ms: 0 }),
+        (r) => r.errors === undefined,
+        'the worker is back',
+      );
+
+    // when: the crasher kills the worker twice while the bystander has a call in flight on it
+    for (let i = 0; i < 2; i += 1) {
+      await waitReady();
+      const waiting = call(bystander, 'wait', { ms: 1500 });
+      await sleep(300);
+      const crashed = await call(crasher, 'crash');
+      assert.equal(crashed.errors?.[0].extensions?.code, 'SANDBOX_CRASHED');
+      assert.equal((await waiting).errors?.[0].extensions?.code, 'SANDBOX_CRASHED');
+    }
+    await sleep(500);
+    // then: neither is held responsible for a shared crash
+    assert.deepEqual(await rows(), []);
+
+    // when: the crasher kills the worker twice with nothing else on it
+    for (let i = 0; i < 2; i += 1) {
+      await waitReady();
+      assert.equal((await call(crasher, 'crash')).errors?.[0].extensions?.code, 'SANDBOX_CRASHED');
+    }
+    // then: it is quarantined for crashing workers; the bystander still runs
+    const opened = await eventually(
+      rows,
+      (r) => r.some((q) => q.state === 'OPEN'),
+      'the crasher is quarantined',
+    );
+    assert.deepEqual(
+      opened.map((q) => [q.addonName, q.state, q.lastReason]),
+      [[crasher.name, 'OPEN', 'SANDBOX_CRASHED']],
+    );
+    const refused = await call(crasher, 'crash');
+    assert.equal(refused.errors?.[0].extensions?.code, 'ADDON_QUARANTINED');
+    assert.match(refused.errors![0].message, /crashing sandbox workers/);
+    await waitReady();
   });
 });
