@@ -39,6 +39,8 @@ export class WorkerHandle {
   lastStats: StatsMessage | null = null;
   /** The worker's last reported event-loop load (0 to 1; see LoadMessage). */
   load = 0;
+  /** The version whose call missed its deadline and got this worker killed: its crash's culprit. */
+  killedForVersion: string | null = null;
   readonly readyPromise: Promise<void>;
 
   constructor(

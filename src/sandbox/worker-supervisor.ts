@@ -307,12 +307,13 @@ export class WorkerSupervisor {
       );
     }
     const versions = new Set(inFlight.map((call) => call.job.versionId));
+    const culprit = handle.killedForVersion ?? (versions.size === 1 ? [...versions][0] : null);
     for (const call of inFlight) {
       const error = new SandboxError(
         ErrorCode.SandboxCrashed,
         `The sandbox worker running this call stopped (${signal ?? `exit code ${code}`}).`,
       );
-      error.blamed = versions.size === 1;
+      error.blamed = call.job.versionId === culprit;
       this.settle(call, error);
     }
     if (this.closing) return;
@@ -346,6 +347,7 @@ export class WorkerSupervisor {
         `The addon did not finish within its wall-time limit of ${call.job.limits.timeoutMs} ms.`,
       ),
     );
+    call.worker.killedForVersion ??= call.job.versionId;
     call.worker.kill();
   }
 
