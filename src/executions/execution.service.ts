@@ -17,7 +17,7 @@ import type { AddonBundleCache } from './addon-bundle.cache.js';
 import type { ExecutionRecorder } from './execution-recorder.js';
 import type { ExecutionEffects, ExecutionEffectsRegistry } from './execution-effects.js';
 import type { RawJson } from '../shared/raw-json.js';
-import type { AddonQuarantine, Admission } from './addon-quarantine.js';
+import { TRIPPING_CODES, type AddonQuarantine, type Admission } from './addon-quarantine.js';
 import type { QuarantineKey } from './addon-quarantine.repository.js';
 
 export interface ExecuteFunctionArgs {
@@ -170,7 +170,8 @@ export class ExecutionService {
    *
    * A version quarantined on the site is refused (ADDON_QUARANTINED) and recorded so; lifecycle
    * hooks are never refused, so a site can always uninstall or move away from a quarantined
-   * version. A dependency call whose caller's deadline cut it short fails with EXECUTION_CANCELLED.
+   * version. A dependency call whose caller's deadline cut it short is recorded as
+   * EXECUTION_CANCELLED (its caller, out of time too, gets EXECUTION_TIMEOUT).
    */
   async run(args: RunArgs): Promise<ExecutionResult> {
     const { target, bundle, entry } = args;
@@ -235,7 +236,6 @@ export class ExecutionService {
           ? failure.code
           : ErrorCode.InternalServerError
         : 'SUCCESS';
-
       const metrics = this.entryMetrics(bundle.addonId, entry);
       let executions = metrics.executions.get(status);
       if (!executions) {
@@ -244,12 +244,14 @@ export class ExecutionService {
       }
       executions.inc();
       metrics.responseTime.observe(seconds);
-      // A probe's outcome is stored before its caller hears it, so the caller's next call finds
-      // the breaker closed; other outcomes are counted off the call's path.
-      // A crash shared with other versions' calls is not held against this one.
-      const blamed = status !== ErrorCode.SandboxCrashed || sandboxFailure?.blamed === true;
-      if (quarantine && admission?.probe) await quarantine.observe(key, admission, status, blamed);
-      else if (quarantine && admission) void quarantine.observe(key, admission, status, blamed);
+      if (quarantine && admission && (admission.probe || TRIPPING_CODES.has(status))) {
+        // A crash shared with other versions' calls is not held against this one.
+        const blamed = status !== ErrorCode.SandboxCrashed || sandboxFailure?.blamed === true;
+        // A probe's outcome is stored before its caller hears it, so the caller's next call finds
+        // the breaker closed; failures of a closed breaker are counted off the call's path.
+        if (admission.probe) await quarantine.observe(key, admission, status, blamed);
+        else void quarantine.observe(key, admission, status, blamed);
+      }
       this.deps.recorder.record({
         id: executionId,
         addonId: bundle.addonId,
