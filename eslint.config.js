@@ -21,6 +21,11 @@ export default tseslint.config(
     },
   },
   {
+    // Tool configs that their tools load as CommonJS.
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+  },
+  {
     // The dashboard's static scripts run unbundled in the browser.
     files: ['src/dashboard/public/**/*.js'],
     languageOptions: {

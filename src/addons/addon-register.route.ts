@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../app/services.js';
+import type { AddonService } from './addon.service.js';
 import type { RequestActorResolver } from '../http/request-actor.js';
 
 /**
@@ -8,7 +8,7 @@ import type { RequestActorResolver } from '../http/request-actor.js';
  */
 export function registerAddonRoutes(
   app: FastifyInstance,
-  services: Services,
+  services: { addons: AddonService },
   actorOf: RequestActorResolver,
 ): void {
   app.post('/api/addons/register', async (request, reply) => {

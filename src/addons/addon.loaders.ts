@@ -46,5 +46,3 @@ export function createAddonLoaders(db: DbClient) {
     ),
   };
 }
-
-export type AddonLoaders = ReturnType<typeof createAddonLoaders>;

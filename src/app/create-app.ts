@@ -18,7 +18,7 @@ import {
   createMetrics,
   type Metrics,
 } from '../infrastructure/metrics/metrics.js';
-import { ExecutionRepository } from '../executions/execution.repository.js';
+import { startExecutionRetention } from '../executions/execution-retention.js';
 import { withTimeout } from '../shared/with-timeout.js';
 import { createServices, type AppTopics, type Runtime, type Services } from './services.js';
 import { ensureLocalAdminKey } from '../auth/local-admin-key.js';
@@ -193,11 +193,7 @@ export async function createApp(
       if (bootstrapKey) await services.apiKeys.ensureBootstrapAdmin(bootstrapKey);
     })();
     adminKeyStored.catch(() => undefined);
-    const retention = setInterval(() => {
-      const cutoff = new Date(Date.now() - config.executionRetentionDays * 86_400_000);
-      new ExecutionRepository(database.prisma).deleteOlderThan(cutoff).catch(() => undefined);
-    }, 60 * 60_000);
-    retention.unref();
+    const stopRetention = startExecutionRetention(database.prisma, config.executionRetentionDays);
     // Idempotency keys are kept at least eventIdempotencyHours, and at most ten minutes longer.
     const forgetKeys = setInterval(
       () => void services.events.forgetIdempotencyKeys(config.eventIdempotencyHours).catch(() => undefined),
@@ -205,7 +201,7 @@ export async function createApp(
     );
     forgetKeys.unref();
     cleanups.unshift(async () => {
-      clearInterval(retention);
+      stopRetention();
       clearInterval(forgetKeys);
     });
 

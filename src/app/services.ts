@@ -13,7 +13,7 @@ import { EventService } from '../events/event.service.js';
 import { DeliveryService } from '../events/delivery.service.js';
 import { DeliveryWorker } from '../events/delivery-worker.js';
 import { SubscriberIndex } from '../events/subscriber-index.js';
-import { VisibilityResolver } from '../events/visibility.js';
+import { VisibilityResolver } from '../auth/visibility.js';
 import { LiveFeedService } from '../events/live-feed.service.js';
 import { EventTail } from '../events/event-tail.js';
 import type { EventTopics } from '../events/live-payloads.js';

@@ -4,13 +4,7 @@ import { ADDON_PACKAGE_FILES, type AddonPackage } from '../addons/addon-package.
 import { MAX_SOURCE_BYTES, MAX_WASM_BYTES } from '../addons/addon.service.js';
 import { declaredEntries, type DeclaredEntries } from '../addons/addon-exports.js';
 
-export {
-  compareExports,
-  declaredEntries,
-  type DeclaredEntries,
-  type DeclaredEntry,
-  type ExportedEntries,
-} from '../addons/addon-exports.js';
+export { compareExports, type DeclaredEntries, type ExportedEntries } from '../addons/addon-exports.js';
 
 /** The checks that need no sandbox: the ones the server runs when a version is published. */
 export interface StaticCheck {

@@ -11,8 +11,6 @@ function defaultServerUrl(env: CliEnv): string {
   return `http://localhost:${Number.isInteger(port) && port > 0 && port < 65536 ? port : 4000}`;
 }
 
-/** Server the CLI talks to when nothing else names one (`PORT` changes its port). */
-export const DEFAULT_SERVER_URL = 'http://localhost:4000';
 const REQUEST_TIMEOUT_MS = 60_000;
 
 /** One GraphQL error as the server formats it (see src/graphql/format-error.ts). */

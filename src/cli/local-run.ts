@@ -16,6 +16,8 @@ import {
 } from '../sandbox/index.js';
 import { validateWithDefaults } from '../shared/json-schema.js';
 import { probeExports, type ProbeResult } from '../addons/addon-exports.js';
+import { addonBundle } from '../addons/addon-bundle.js';
+import type { HandlerEvent } from '../events/delivery-worker.js';
 import { functionSample, readFixtures, widgetSample, type Fixtures, type HttpFixture } from './fixtures.js';
 
 /** The site every local run acts for (a fixed, valid UUID, so addons that show it look normal). */
@@ -275,11 +277,12 @@ export class LocalRunner {
     if (blocked) return blocked;
     const id = randomUUID();
     // The envelope the delivery worker hands to handlers (see docs/events.md).
-    const event = {
+    const event: HandlerEvent = {
       id,
       idempotencyKey: id,
       name: sampleEventName(pattern),
       source: 'platform',
+      sourceAddonId: null,
       siteId: LOCAL_SITE_ID,
       data: addon.fixtures.handlers[name] ?? null,
       createdAt: new Date().toISOString(),
@@ -339,21 +342,13 @@ export class LocalRunner {
 
   private bundle(addon: LocalAddon, fresh: boolean): AddonBundle {
     const { manifest, pkg } = addon;
-    return {
-      // A fresh version id per entry gives each run a new isolate: one entry's globals or garbage
-      // cannot change another's figures, and every run pays the cold start the server may pay.
-      versionId: fresh ? `local:${manifest.name}:${++this.sequence}` : `local:${manifest.name}:warm`,
-      addonId: `local:${manifest.name}`,
-      addonName: manifest.name,
-      version: manifest.version,
+    // A fresh version id per entry gives each run a new isolate: one entry's globals or garbage
+    // cannot change another's figures, and every run pays the cold start the server may pay.
+    const versionId = fresh ? `local:${manifest.name}:${++this.sequence}` : `local:${manifest.name}:warm`;
+    return addonBundle({ versionId, addonId: `local:${manifest.name}` }, manifest, {
       source: pkg.source,
       wasm: pkg.wasmBase64 ? Buffer.from(pkg.wasmBase64, 'base64') : null,
-      permissions: manifest.permissions,
-      limits: manifest.limits,
-      dependencies: manifest.dependencies,
-      httpAllow: manifest.http.allow,
-      emits: manifest.events.emits.map((e) => e.name),
-    };
+    });
   }
 
   private async execute(

@@ -2,7 +2,7 @@ import type { Database } from '../infrastructure/database/database.js';
 import type { Actor } from '../auth/actor.js';
 import { ForbiddenError, ValidationError } from '../errors/index.js';
 import { isUuid } from '../shared/ids.js';
-import type { Visibility, VisibilityResolver } from '../events/visibility.js';
+import type { Visibility, VisibilityResolver } from '../auth/visibility.js';
 import { DashboardSeriesRepository, type ExecutionSlotRow } from './dashboard-series.repository.js';
 
 /** One point every 5 s over the last 15 minutes: 180 points per line. */

@@ -3,7 +3,7 @@ import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import type { Actor } from '../auth/actor.js';
 import { ForbiddenError, ValidationError } from '../errors/index.js';
 import { isUuid } from '../shared/ids.js';
-import type { VisibilityResolver } from '../events/visibility.js';
+import type { VisibilityResolver } from '../auth/visibility.js';
 import {
   DashboardStatsRepository,
   type AddonExecutionAggregate,

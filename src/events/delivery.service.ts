@@ -8,7 +8,7 @@ import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import { DeliveryRepository, type DeliveryRecord, type DeliveryStatusName } from './delivery.repository.js';
 import { DELIVERIES_DUE_CHANNEL } from './event.service.js';
 import { toLiveDelivery, type EventTopics } from './live-payloads.js';
-import { isVisible, type VisibilityResolver } from './visibility.js';
+import { isVisible, type VisibilityResolver } from '../auth/visibility.js';
 
 export interface DeliveryListArgs {
   siteId?: string | null;

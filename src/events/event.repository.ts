@@ -143,12 +143,6 @@ export class EventRepository {
     return filter.newest ? rows.reverse() : rows;
   }
 
-  /** Ids of the addons a developer owns (a developer's view of events and deliveries). */
-  async addonIdsOwnedBy(developerId: string): Promise<string[]> {
-    const rows = await this.db.addon.findMany({ where: { ownerId: developerId }, select: { id: true } });
-    return rows.map((r) => r.id);
-  }
-
   /** Enabled installations of a site with the version they pin (subscriber lookup). */
   enabledInstallations(siteId: string) {
     return this.db.installation.findMany({

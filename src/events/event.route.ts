@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../app/services.js';
+import type { EventService } from './event.service.js';
 import type { RequestActorResolver } from '../http/request-actor.js';
 import { ValidationError } from '../errors/index.js';
 import { encodeEventCursor, type EventRecord } from './event.service.js';
@@ -26,7 +26,7 @@ function eventJson(event: EventRecord) {
  */
 export function registerEventRoutes(
   app: FastifyInstance,
-  services: Services,
+  services: { events: EventService },
   actorOf: RequestActorResolver,
 ): void {
   app.post('/api/events', async (request, reply) => {

@@ -21,7 +21,7 @@ import {
   type StorageChange,
   type WidgetScope,
 } from './effects.repository.js';
-import type { VisibilityResolver } from './visibility.js';
+import type { VisibilityResolver } from '../auth/visibility.js';
 import { EVENT_MAX_DATA_BYTES, EVENT_MAX_NAME_CHARS, EVENT_NAME, EVENT_PATTERN } from './event-name.js';
 
 export type { EventRecord } from './event.repository.js';

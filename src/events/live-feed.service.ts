@@ -6,7 +6,7 @@ import type { DeliveryRecord, DeliveryStatusName } from './delivery.repository.j
 import { eventNameFilter } from './event-name.js';
 import { reviveDelivery, type EventTopics } from './live-payloads.js';
 import type { EventTail } from './event-tail.js';
-import { isVisible, type VisibilityResolver } from './visibility.js';
+import { isVisible, type VisibilityResolver } from '../auth/visibility.js';
 import type { ExecutionTopics, LiveExecution } from '../executions/execution-recorder.js';
 import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 

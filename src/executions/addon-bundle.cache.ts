@@ -3,6 +3,7 @@ import type { Database, DbClient } from '../infrastructure/database/database.js'
 import { AddonRepository } from '../addons/addon.repository.js';
 import type { AddonManifest } from '../addons/addon-manifest.js';
 import { sealBundle, type AddonBundle } from '../sandbox/index.js';
+import { addonBundle } from '../addons/addon-bundle.js';
 import { NotFoundError } from '../errors/index.js';
 import { approximateBytes } from '../shared/refreshing-cache.js';
 
@@ -60,19 +61,12 @@ export class AddonBundleCache {
     return {
       manifest,
       // Sealed: every call of this version shares it, and the pool need not copy it per call.
-      bundle: sealBundle({
-        versionId: version.id,
-        addonId: addon.id,
-        addonName: addon.name,
-        version: version.version,
-        source: version.source,
-        wasm: version.wasm ? new Uint8Array(version.wasm) : null,
-        permissions: version.permissions,
-        limits: manifest.limits,
-        dependencies: manifest.dependencies,
-        httpAllow: manifest.http.allow,
-        emits: manifest.events.emits.map((e) => e.name),
-      }),
+      bundle: sealBundle(
+        addonBundle({ versionId: version.id, addonId: addon.id }, manifest, {
+          source: version.source,
+          wasm: version.wasm ? new Uint8Array(version.wasm) : null,
+        }),
+      ),
     };
   }
 }

@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../app/services.js';
+import type { ExecutionService } from './execution.service.js';
 import type { RequestActorResolver } from '../http/request-actor.js';
 import { ValidationError } from '../errors/index.js';
 
 /** `POST /api/addons/:addonName/execute` with `{ "action": "<function>", "data": ... }`. */
 export function registerExecutionRoutes(
   app: FastifyInstance,
-  services: Services,
+  services: { executions: ExecutionService },
   actorOf: RequestActorResolver,
 ): void {
   app.post<{ Params: { addonName: string } }>('/api/addons/:addonName/execute', async (request, reply) => {

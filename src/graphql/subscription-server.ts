@@ -12,9 +12,6 @@ import { createFormatError } from './format-error.js';
 import type { OperationPipeline } from './operation-pipeline.js';
 import { SharedSubscriptions } from './shared-subscriptions.js';
 
-/** graphql-ws closes a connection whose `connection_init` carries a bad key with this code. */
-export const FORBIDDEN_CLOSE_CODE = 4403;
-
 interface SubscriptionContext extends GraphQLContext {
   /** Subscriptions with equal keys share one execution (see SharedSubscriptions). */
   shareKey: string;

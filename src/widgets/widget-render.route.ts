@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Services } from '../app/services.js';
+import type { WidgetRenderService } from './widget-render.service.js';
 import type { RequestActorResolver } from '../http/request-actor.js';
 import { ValidationError } from '../errors/index.js';
 import { jsonValueProblem } from '../shared/storable-text.js';
@@ -21,7 +21,7 @@ interface Params {
  */
 export function registerWidgetRoutes(
   app: FastifyInstance,
-  services: Services,
+  services: { widgets: WidgetRenderService },
   actorOf: RequestActorResolver,
 ): void {
   const handle = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply, input: Input) => {

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { createDatabase, type Database } from '../../src/infrastructure/database/database.js';
 import { createMetrics, type Metrics } from '../../src/infrastructure/metrics/metrics.js';
-import { VisibilityResolver } from '../../src/events/visibility.js';
+import { VisibilityResolver } from '../../src/auth/visibility.js';
 import { ExecutionRepository, type NewExecution } from '../../src/executions/execution.repository.js';
 import { DashboardStatsService } from '../../src/dashboard/dashboard-stats.service.js';
 import { AppError, ErrorCode } from '../../src/errors/index.js';

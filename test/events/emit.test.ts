@@ -195,7 +195,11 @@ describe('emitting events', () => {
           where: { siteId_addonId: { siteId: site.siteId, addonId } },
         })
       )?.generation ?? 0n;
-    const before = Number(await generation());
+    // The install's own bump is sent without waiting (fire and forget): count from after it.
+    const before = await eventually(async () => {
+      const current = Number(await generation());
+      return current >= 1 ? current : undefined;
+    }, "the install's generation bump");
     const bumps: GenerationBump[] = [];
     const stop = server.app.services.events.onInvalidated((b) => bumps.push(...b));
     try {

@@ -19,14 +19,6 @@ export interface OperationLimits {
   maxCost: number;
 }
 
-export const DEFAULT_OPERATION_LIMITS: OperationLimits = {
-  maxDepth: 10,
-  maxAliases: 15,
-  maxTokens: 2000,
-  maxDirectives: 50,
-  maxCost: 5000,
-};
-
 /**
  * Limits checked before execution: depth, aliases and directives as validation rules
  * (graphql-armor), tokens by graphql-js's parser, field suggestions hidden outside development

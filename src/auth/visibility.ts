@@ -1,6 +1,6 @@
 import type { Database } from '../infrastructure/database/database.js';
-import { requireAuthenticated, type Actor } from '../auth/actor.js';
-import { EventRepository } from './event.repository.js';
+import { requireAuthenticated, type Actor } from './actor.js';
+import { VisibilityRepository } from './visibility.repository.js';
 import { RefreshingCache } from '../shared/refreshing-cache.js';
 
 /**
@@ -21,7 +21,7 @@ export class VisibilityResolver {
   ) {
     this.owned = new RefreshingCache<ReadonlySet<string>>(
       async (developerId) =>
-        new Set(await new EventRepository(this.database.prisma).addonIdsOwnedBy(developerId)),
+        new Set(await new VisibilityRepository(this.database.prisma).addonIdsOwnedBy(developerId)),
       { ttlMs, maxEntries: 1000, maxBytes: 8 * 1024 * 1024 },
     );
   }
