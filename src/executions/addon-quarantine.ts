@@ -166,6 +166,8 @@ export class AddonQuarantine {
    * for a probe, whose lease must outlast it.
    */
   admit(key: QuarantineKey, timeoutMs: () => number): Admission | Promise<Admission> {
+    // Nothing quarantined anywhere (the usual case): no key to build.
+    if (this.known.size === 0) return ADMITTED;
     const known = this.known.get(keyOf(key.addonVersionId, key.siteId));
     if (!known) return ADMITTED;
     const now = Date.now();
