@@ -26,7 +26,7 @@ changelog roadmap feedback poll vote`
 
 /**
  * Inserts addons number `from` to `to - 1` (deterministic text: the same numbers always read the
- * same), then refreshes the planner's statistics, as autovacuum would after a bulk load.
+ * same), then vacuums and analyzes the table, as autovacuum would soon after a bulk load.
  */
 export async function insertCatalogue(db: pg.Client, from: number, to: number): Promise<void> {
   if (to <= from) return;
@@ -41,7 +41,7 @@ export async function insertCatalogue(db: pg.Client, from: number, to: number): 
        FROM v, generate_series($2::int, $3::int - 1) g`,
     [VOCABULARY, from, to],
   );
-  await db.query('ANALYZE "Addon"');
+  await db.query('VACUUM ANALYZE "Addon"');
 }
 
 /**

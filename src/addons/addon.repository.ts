@@ -36,7 +36,7 @@ export interface AddonSearchPage {
   totalCount: number;
 }
 
-/** The text `addons(search:)` matches; U+001F between the columns keeps a match inside one of them. */
+/** Joins the columns in "searchText": no match of a search without it spans two columns. */
 const SEARCH_SEPARATOR = '\u001f';
 
 /** `text` as a LIKE pattern matching itself anywhere: the user's `%`, `_` and `\` match literally. */
@@ -52,9 +52,6 @@ export type AddonSearchFilter = AddonListFilter & { search: string };
  */
 export function addonSearchSql(filter: AddonSearchFilter): Prisma.Sql {
   const pattern = containsPattern(filter.search);
-  // The expression of "Addon_search_trgm_idx" (migration add_addon_search_index), character for
-  // character: any other spelling is not served by the index.
-  const text = Prisma.sql`("name" || E'\x1f' || "displayName" || E'\x1f' || "description")`;
   // A search holding the separator itself could match across two columns: test each one too.
   const exact = filter.search.includes(SEARCH_SEPARATOR)
     ? Prisma.sql`AND ("name" ILIKE ${pattern} OR "displayName" ILIKE ${pattern} OR "description" ILIKE ${pattern})`
@@ -63,12 +60,13 @@ export function addonSearchSql(filter: AddonSearchFilter): Prisma.Sql {
     ? Prisma.sql`AND category = ${filter.category}::"AddonCategory"`
     : Prisma.empty;
   const after = filter.afterName ?? null;
-  // The window counts every match before the cursor narrows them to this page.
+  // "searchText" (migration add_addon_search_index) is the three columns lowercased and joined by
+  // U+001F, under a trigram index. The window counts every match before the cursor narrows them.
   return Prisma.sql`
     SELECT * FROM (
       SELECT a.*, count(*) OVER ()::int AS "totalCount"
         FROM "Addon" a
-       WHERE ${text} ILIKE ${pattern} ${exact} ${category}
+       WHERE a."searchText" LIKE lower(${pattern}) ${exact} ${category}
     ) matches
     WHERE ${after}::text IS NULL OR name > ${after}::text
     ORDER BY name
@@ -122,14 +120,16 @@ export class AddonRepository {
    * sorted by name, with the number of matches: one statement, one index scan for both.
    */
   async search(filter: AddonSearchFilter): Promise<AddonSearchPage> {
-    const rows = await this.db.$queryRaw<(AddonRecord & { totalCount: number })[]>(addonSearchSql(filter));
+    const rows = await this.db.$queryRaw<(AddonRecord & { totalCount: number; searchText: string })[]>(
+      addonSearchSql(filter),
+    );
     if (rows.length === 0) {
       // Past the last page no row carries the count: ask again without the cursor.
       const first = filter.afterName ? await this.search({ ...filter, afterName: null, take: 1 }) : null;
       return { rows, totalCount: first?.totalCount ?? 0 };
     }
     return {
-      rows: rows.map(({ totalCount: _, ...addon }) => addon),
+      rows: rows.map(({ totalCount: _, searchText: __, ...addon }) => addon),
       totalCount: rows[0].totalCount,
     };
   }

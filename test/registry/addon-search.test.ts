@@ -124,6 +124,6 @@ describe('addon search', () => {
       );
     });
     const text = plan.map((row) => row['QUERY PLAN']).join('\n');
-    assert.match(text, /Addon_search_trgm_idx/, text);
+    assert.match(text, /Addon_searchText_trgm_idx/, text);
   });
 });
