@@ -10,6 +10,7 @@
 // runs only the named curves.
 // Usage: npm run bench -- scale
 import { readFile, readdir } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import {
@@ -489,10 +490,14 @@ async function main(): Promise<void> {
     subscribers: subscribersCurve,
     catalogue: catalogueCurve,
   };
+  const load = () => loadavg()[0].toFixed(1);
   for (const name of CURVES) {
     const curve = curves[name];
     if (!curve) throw new Error(`unknown curve ${name}; known: ${Object.keys(curves).join(', ')}`);
+    const before = load();
     await curve();
+    // The machine's load tells how much of it the run had: other work shares the 2 cores.
+    console.log(`\n(load average over 1 minute: ${before} before this curve, ${load()} after)`);
   }
 }
 
