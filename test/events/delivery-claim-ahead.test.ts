@@ -6,7 +6,7 @@ import { givenDeveloper, givenSite } from '../support/fixtures.js';
 import { EmitEventDocument } from '../generated/graphql.js';
 import { eventually, givenAddonOnSite } from './helpers.js';
 
-/** Never finishes (the sandbox would time it out after 10 s). */
+/** Never finishes (the sandbox would time it out after 60 s, the longest limit). */
 const HANGING = `module.exports = { handlers: { onEvent: () => new Promise(() => {}) } };`;
 const QUICK = `module.exports = { handlers: { onEvent: () => true } };`;
 
@@ -40,7 +40,7 @@ describe('the delivery worker claims ahead', () => {
     const hanging = await givenAddonOnSite(
       developer,
       site,
-      { ...handles, limits: { timeoutMs: 10_000 } },
+      { ...handles, limits: { timeoutMs: 60_000 } },
       HANGING,
     );
     const quick = await givenAddonOnSite(developer, site, handles, QUICK);
