@@ -37,9 +37,13 @@ async function main(): Promise<void> {
   // Sections of benchmarks not run this time are kept, so `npm run bench -- widget` refreshes one.
   const sections = await previousSections();
   let failed = 0;
-  // A run with another duration is a variant with a section of its own (e.g. a longer soak).
-  const variant = process.env.BENCH_SECONDS ? ` (BENCH_SECONDS=${process.env.BENCH_SECONDS})` : '';
-  const command = `${variant ? `BENCH_SECONDS=${process.env.BENCH_SECONDS} ` : ''}npm run bench${filters.length ? ` -- ${filters.join(' ')}` : ''}`;
+  // A run with another duration is a variant with a section of its own (e.g. a longer soak), and
+  // so is a labelled run (BENCH_LABEL=before, then =after a change: both sections stay).
+  const variables = (['BENCH_SECONDS', 'BENCH_LABEL'] as const)
+    .filter((name) => process.env[name])
+    .map((name) => `${name}=${process.env[name]}`);
+  const variant = variables.length ? ` (${variables.join(' ')})` : '';
+  const command = `${variables.map((v) => `${v} `).join('')}npm run bench${filters.length ? ` -- ${filters.join(' ')}` : ''}`;
   const host = await machine();
   for (const name of files) {
     process.stderr.write(`\n==> ${name}\n`);
