@@ -6,10 +6,11 @@ import { call, functionsAddon, makeBundle, sleep } from './helpers.js';
 /** An addon with quick honest functions and spinners that busy-wait for `d.ms` (sync or async). */
 export const spinnerSource = functionsAddon(`{
   ping: () => 'pong',
+  later: async (d, ctx) => { await ctx.storage.get('x'); return 'ok'; },
   spin: (d) => { const end = Date.now() + d.ms; while (Date.now() < end) {} return 'spun'; },
   spinAsync: async (d) => { const end = Date.now() + d.ms; while (Date.now() < end) {} return 'spun'; },
   spinAfterSdk: async (d, ctx) => { await ctx.storage.get('k'); const end = Date.now() + d.ms; while (Date.now() < end) {} return 'spun'; },
-  grow: (d) => { globalThis.keep = (globalThis.keep || []); globalThis.keep.push(new Array(d.n).fill(d.n)); return globalThis.keep.length; },
+  grow: (d) => { globalThis.keep = globalThis.keep || []; for (let i = 0; i < d.buffers; i++) globalThis.keep.push(new Uint8Array(8 * 1024 * 1024)); return globalThis.keep.length; },
 }`);
 
 /** A fresh version of the honest neighbour: default limits, answers at once. */
@@ -43,6 +44,8 @@ export function honestTraffic(
   siteId = 'honest-site',
   gapMs = 20,
 ): Traffic {
+  // A test that fails before it stops the traffic must not keep the process alive.
+  const givesUpAt = performance.now() + 60_000;
   let running = true;
   const traffic: Traffic = {
     ok: 0,
@@ -54,7 +57,7 @@ export function honestTraffic(
     },
   };
   const loop = (async () => {
-    for (let i = 0; running; i += 1) {
+    for (let i = 0; running && performance.now() < givesUpAt; i += 1) {
       const started = performance.now();
       try {
         await call(pool, bundle, i % 2 === 0 ? 'ping' : 'later', null, { siteId });
