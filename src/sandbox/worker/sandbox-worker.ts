@@ -21,6 +21,7 @@ import {
   describeIsolateError,
   isMemoryError,
   isTimeoutError,
+  type CodeCache,
   type DisposeReason,
   type SiteContext,
 } from './addon-isolate.js';
@@ -43,6 +44,8 @@ const IDLE_CPU_BUDGET_NS = 50_000_000n;
 export const SYNC_SLICE_MS = 50;
 /** What a new isolate counts for in the memory budget until it is measured (measured: ~1.5 MB). */
 export const NEW_ISOLATE_ESTIMATE_BYTES = 2 * 1024 * 1024;
+/** Versions without a live isolate whose code a worker keeps (it asks the parent for the rest). */
+const SPARE_SOURCES = 64;
 /** An isolate is measured after a call at most this often. */
 const SAMPLE_EVERY_MS = 1000;
 /** Codes the bootstrap itself may report (not via an SDK error). */
@@ -95,6 +98,8 @@ export class SandboxWorker {
   /** Live isolates per version, so a version's code is kept while any of them lives. */
   private readonly liveByVersion = new Map<string, number>();
   private readonly sources = new Map<string, WireSource>();
+  /** Compiled code of the bootstrap and of the versions whose source is kept, for new isolates. */
+  private readonly codeCache: CodeCache = new Map();
   private readonly calls = new Map<number, ActiveCall>();
   private readonly caps = new Map<number, PendingCap>();
   /** Calls whose entry waited for the host: their envelope comes through the context's `done`. */
@@ -245,6 +250,7 @@ export class SandboxWorker {
           this.onHostCall(isolate, siteKey, execId, capId, op, argsJson),
         (execId, envelope) => this.onDone(execId, envelope as RunEnvelope),
         this.config.allowCrashTest,
+        this.codeCache,
       );
       this.isolates.set(key, iso);
       this.accountedBytes += iso.accountedBytes;
@@ -567,15 +573,22 @@ export class SandboxWorker {
     }
   }
 
+  private dropCode(versionId: string): void {
+    this.codeCache.get(versionId)?.release();
+    this.codeCache.delete(versionId);
+  }
+
   private rememberSource(versionId: string, source: WireSource): void {
     this.sources.delete(versionId);
     this.sources.set(versionId, source);
-    const maxSources = Math.max(16, this.config.maxIsolates * 2);
+    // The code of every version with a live isolate, and of a few more recently sent.
+    const maxSources = this.liveByVersion.size + SPARE_SOURCES;
     const forgotten: string[] = [];
     for (const key of this.sources.keys()) {
       if (this.sources.size <= maxSources) break;
       if (this.liveByVersion.has(key)) continue;
       this.sources.delete(key);
+      this.dropCode(key);
       forgotten.push(key);
     }
     if (forgotten.length > 0) this.send({ t: 'evicted', versionIds: forgotten });
@@ -707,6 +720,7 @@ export class SandboxWorker {
       if (now - iso.lastUsedAt > this.config.idleIsolateMs) {
         this.disposeIsolate(iso, { code: ErrorCode.ServiceUnavailable, message: 'The isolate was evicted.' });
         if (!this.liveByVersion.has(iso.versionId) && this.sources.delete(iso.versionId)) {
+          this.dropCode(iso.versionId);
           this.send({ t: 'evicted', versionIds: [iso.versionId] });
         }
         continue;
