@@ -31,6 +31,10 @@ export interface AppConfig {
     allowCrashTest: boolean;
     /** Lets ctx.http.fetch reach private, loopback and link-local addresses (off: refused after DNS). */
     fetchPrivateNetworks: boolean;
+    /** Measured isolate memory one worker keeps, in MB; null: derived from the machine's memory. */
+    isolateMemoryBudgetMb: number | null;
+    /** Isolates kept across the workers at most (a count cap beside the memory budget). */
+    maxIsolates: number;
   };
   /** Execution records older than this are deleted. */
   executionRetentionDays: number;
@@ -171,6 +175,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
       v8PoolSize: readInt(env, 'SANDBOX_WORKER_V8_POOL_SIZE', 1, 0, 64),
       allowCrashTest: nodeEnv === 'test' && readBool(env, 'SANDBOX_ALLOW_CRASH_TEST', false),
       fetchPrivateNetworks: readBool(env, 'SANDBOX_FETCH_PRIVATE_NETWORKS', false),
+      isolateMemoryBudgetMb: env.SANDBOX_ISOLATE_MEMORY_BUDGET_MB
+        ? readInt(env, 'SANDBOX_ISOLATE_MEMORY_BUDGET_MB', 0, 8, 1024 * 1024)
+        : null,
+      maxIsolates: readInt(env, 'SANDBOX_MAX_ISOLATES', 20_000, 1, 1_000_000),
     },
     executionRetentionDays: readInt(env, 'EXECUTION_RETENTION_DAYS', 7, 1, 3650),
     executionLogs: {
