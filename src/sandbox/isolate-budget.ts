@@ -2,13 +2,13 @@ import { totalmem } from 'node:os';
 
 /** Share of the machine's memory the isolates of all workers may keep by default. */
 export const DEFAULT_ISOLATE_MEMORY_SHARE = 0.25;
-/** Floor of a worker's default budget, in MB (a small container still keeps ~100 idle isolates). */
+/** Floor of a worker's default budget, in MB, so a small container still keeps a useful number. */
 const MIN_DEFAULT_BUDGET_MB = 256;
 
 /**
  * The default per-worker budget of measured isolate memory, in MB: a quarter of the machine's
  * memory split over the workers (the API process, PostgreSQL and the OS need the rest), at least
- * 256 MB. An idle isolate takes ~1.5 MB, so 24 GB and 2 workers keep thousands per worker.
+ * 256 MB. What an isolate takes: docs/decisions/0007-isolate-per-version-and-site.md.
  */
 export function defaultIsolateMemoryBudgetMb(workers: number, machineBytes = totalmem()): number {
   const perWorker = (machineBytes * DEFAULT_ISOLATE_MEMORY_SHARE) / Math.max(1, workers) / (1024 * 1024);

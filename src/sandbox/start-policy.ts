@@ -21,7 +21,7 @@ const GUILTY_CODES: ReadonlySet<string> = new Set([
 
 /**
  * Decides, for one (addon version, site), whether its calls may start synchronously on a worker's
- * thread (~10 µs) or go to isolated-vm's thread pool (~70 µs of hand-off between threads). A
+ * thread (cheaper) or go to isolated-vm's thread pool (hand-offs between threads). A
  * synchronous start holds the worker's event loop while it runs (the worker cuts it after its
  * synchronous slice), so only a pair whose recent starts were quick earns it:
  *
@@ -33,7 +33,7 @@ const GUILTY_CODES: ReadonlySet<string> = new Set([
  *   the pool for good: earning quick starts again changes nothing, so the "three quick calls then
  *   a spin" pattern holds a worker's thread at most once, for at most one slice.
  *
- * Durations are the isolate's CPU time, not the wall clock: under load the OS preempts a 20 µs
+ * Durations are the isolate's CPU time, not the wall clock: under load the OS preempts a quick
  * start for milliseconds, which says nothing about the addon.
  */
 export class SyncStartPolicy {

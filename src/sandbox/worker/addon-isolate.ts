@@ -172,8 +172,8 @@ export class AddonIsolate {
 
   /**
    * Compiles with V8's code cache of an earlier compile of the same script in this worker (each
-   * site of a version has an isolate of its own: parsing the ~28 KB bootstrap again took ~1 ms of
-   * the ~7 ms a new site's first call costs). V8 checks the data against the source and rejects
+   * site of a version has an isolate of its own, and reparsing the bootstrap is a good part of a
+   * new site's first call: decision 0007). V8 checks the data against the source and rejects
    * what does not match; only this worker's own compiles produce it.
    */
   private async compileCached(cacheKey: string, source: string, filename: string): Promise<ivm.Script> {

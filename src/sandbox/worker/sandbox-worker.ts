@@ -42,7 +42,7 @@ const IDLE_CPU_BUDGET_NS = 50_000_000n;
  * keeps its (version, site) off synchronous starts for good (the parent's start policy).
  */
 export const SYNC_SLICE_MS = 50;
-/** What a new isolate counts for in the memory budget until it is measured (measured: ~1.5 MB). */
+/** What a new isolate counts for in the memory budget until it is measured (a little above decision 0007's figure). */
 export const NEW_ISOLATE_ESTIMATE_BYTES = 2 * 1024 * 1024;
 /** Versions without a live isolate whose code a worker keeps (it asks the parent for the rest). */
 const SPARE_SOURCES = 64;
@@ -598,7 +598,7 @@ export class SandboxWorker {
    * Evicts idle isolates, least recently used first, until one more fits: within the count cap, and
    * within the memory budget by what the isolates were measured to take (a new one counts as the
    * mean of the samples until it is measured). The declared `memoryMb` is each isolate's hard
-   * limit, not a reservation: an idle isolate takes ~1.5 MB, not its 64.
+   * limit, not a reservation: an idle isolate takes a small fraction of it (decision 0007).
    */
   private makeRoom(): void {
     const fits = () =>
