@@ -161,6 +161,18 @@ export async function createApp(
     );
     addGauge(
       metrics,
+      'sandbox_isolate_memory_bytes',
+      'Measured memory (heap and external) of the live addon isolates, last sample of each.',
+      () => runtime.pool.stats().isolateMemoryBytes,
+    );
+    addGauge(
+      metrics,
+      'sandbox_isolate_memory_per_isolate_bytes',
+      'Measured memory per live addon isolate (the mean).',
+      () => runtime.pool.stats().memoryPerIsolateBytes,
+    );
+    addGauge(
+      metrics,
       'sandbox_memory_bytes',
       'Resident memory of the sandbox workers.',
       () => runtime.pool.stats().rssBytes,

@@ -109,6 +109,10 @@ export function createServices(deps: {
   const pool = new SandboxPool({
     workers: config.sandbox.workers,
     v8PoolSize: config.sandbox.v8PoolSize,
+    maxIsolates: config.sandbox.maxIsolates,
+    ...(config.sandbox.isolateMemoryBudgetMb === null
+      ? {}
+      : { isolateMemoryBudgetMb: config.sandbox.isolateMemoryBudgetMb }),
     capabilities,
     allowCrashTest: config.sandbox.allowCrashTest,
     // Addon requests stay on the public internet unless the operator says otherwise.

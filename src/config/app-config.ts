@@ -44,6 +44,10 @@ export interface AppConfig {
       maxBackoffMs: number;
       pollMs: number;
     };
+    /** Measured isolate memory one worker keeps, in MB; null: derived from the machine's memory. */
+    isolateMemoryBudgetMb: number | null;
+    /** Isolates kept across the workers at most (a count cap beside the memory budget). */
+    maxIsolates: number;
   };
   /** Execution records older than this are deleted. */
   executionRetentionDays: number;
@@ -192,6 +196,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
         maxBackoffMs: readInt(env, 'QUARANTINE_MAX_BACKOFF_MS', 900_000, 100, 86_400_000),
         pollMs: readInt(env, 'QUARANTINE_POLL_MS', 2_000, 50, 600_000),
       },
+      isolateMemoryBudgetMb: env.SANDBOX_ISOLATE_MEMORY_BUDGET_MB
+        ? readInt(env, 'SANDBOX_ISOLATE_MEMORY_BUDGET_MB', 0, 8, 1024 * 1024)
+        : null,
+      maxIsolates: readInt(env, 'SANDBOX_MAX_ISOLATES', 20_000, 1, 1_000_000),
     },
     executionRetentionDays: readInt(env, 'EXECUTION_RETENTION_DAYS', 7, 1, 3650),
     executionLogs: {

@@ -25,6 +25,8 @@ import type {
   SandboxStats,
 } from './types.js';
 import { WorkerSupervisor, type InFlightCall } from './worker-supervisor.js';
+import { defaultIsolateMemoryBudgetMb } from './isolate-budget.js';
+import { StartPolicies } from './start-policy.js';
 import { workerNodeFlags } from './worker-handle.js';
 
 /** SDK calls one execution may make in total. */
@@ -75,6 +77,8 @@ export class SandboxPool {
   private readonly fetchImpl: typeof fetch;
   private readonly logger: SandboxLogger;
   private readonly concurrent = new Map<string, number>();
+  /** Whether each (version, site) may start on a worker's thread; outlives any worker. */
+  private readonly startPolicies = new StartPolicies();
   private readonly limitsOfSealed = new WeakMap<AddonBundle, AddonLimits>();
   private starting: Promise<void> | null = null;
   /** Set once the workers are up: calls then skip awaiting `start` (one microtask each). */
@@ -89,8 +93,16 @@ export class SandboxPool {
     this.capabilities = opts.capabilities;
     this.fetchImpl = opts.fetchImpl ?? globalThis.fetch.bind(globalThis);
     this.logger = opts.logger ?? silentLogger;
-    const maxIsolates = Math.max(workers, Math.floor(opts.maxIsolates ?? 200));
-    const maxMemory = Math.max(8 * workers, Math.floor(opts.maxTotalIsolateMemoryMb ?? 4096));
+    const maxIsolates = Math.max(workers, Math.floor(opts.maxIsolates ?? 20_000));
+    const budgetMb = Math.max(
+      8,
+      Math.floor(
+        opts.isolateMemoryBudgetMb ??
+          (opts.maxTotalIsolateMemoryMb === undefined
+            ? defaultIsolateMemoryBudgetMb(workers)
+            : opts.maxTotalIsolateMemoryMb / workers),
+      ),
+    );
     const idleIsolateMs = Math.max(1, Math.floor(opts.idleIsolateMs ?? 5 * 60_000));
     this.supervisor = new WorkerSupervisor({
       workers,
@@ -100,7 +112,7 @@ export class SandboxPool {
       workerConfig: (slot) => ({
         workerId: slot,
         maxIsolates: Math.max(1, Math.ceil(maxIsolates / workers)),
-        maxTotalIsolateMemoryMb: Math.max(8, Math.floor(maxMemory / workers)),
+        isolateMemoryBudgetMb: budgetMb,
         idleIsolateMs,
         allowCrashTest: opts.allowCrashTest === true,
       }),
@@ -204,7 +216,8 @@ export class SandboxPool {
         fetchImpl: this.fetchImpl,
         deadline: deadlineAt,
       };
-      const { message, workerId } = await this.supervisor.dispatch({
+      const startSync = this.startPolicies.startSync(bundle.versionId, req.siteId);
+      const dispatched = this.supervisor.dispatch({
         versionId: bundle.versionId,
         source: () => toWireSource(bundle),
         limits,
@@ -224,7 +237,13 @@ export class SandboxPool {
         configJson,
         env,
         measureHeap: req.measureHeap === true,
+        startSync,
       });
+      const { message, workerId } = await dispatched.catch((err: unknown) => {
+        if (err instanceof AppError) this.startPolicies.failed(bundle.versionId, req.siteId, err.code);
+        throw err;
+      });
+      this.startPolicies.succeeded(bundle.versionId, req.siteId, message.start);
       let output: unknown;
       if (req.rawOutput === true) {
         if (!isJsonText(message.outputJson)) throw malformedOutput();
@@ -264,11 +283,21 @@ export class SandboxPool {
       isolates: sum((w) => w.isolates),
       contexts: sum((w) => w.contexts),
       reservedMemoryMb: sum((w) => w.reservedMemoryMb),
+      isolateMemoryBytes: sum((w) => w.isolateMemoryBytes),
+      memoryPerIsolateBytes:
+        sum((w) => w.isolates) === 0
+          ? 0
+          : Math.round(sum((w) => w.isolateMemoryBytes) / sum((w) => w.isolates)),
       rssBytes: sum((w) => w.rssBytes),
       inFlight: this.inFlight,
       crashes: this.supervisor.crashes,
       perWorker,
     };
+  }
+
+  /** Whether the next call of `versionId` for `siteId` may start on a worker's thread (diagnostics, tests). */
+  startsSync(versionId: string, siteId: string): boolean {
+    return this.startPolicies.startSync(versionId, siteId);
   }
 
   /** Stops the workers. Calls still running fail with SERVICE_UNAVAILABLE. */

@@ -43,6 +43,8 @@ export interface DispatchJob {
   configJson: string;
   env: CapabilityEnv;
   measureHeap?: boolean;
+  /** The parent's start policy lets this call start on the worker's thread. */
+  startSync?: boolean;
 }
 
 export type SuccessMessage = Extract<ResultMessage, { ok: true }>;
@@ -146,6 +148,8 @@ export class WorkerSupervisor {
       isolates: handle?.lastStats?.isolates ?? 0,
       contexts: handle?.lastStats?.contexts ?? 0,
       reservedMemoryMb: handle?.lastStats?.reservedMemoryMb ?? 0,
+      isolateMemoryBytes: handle?.lastStats?.isolateMemoryBytes ?? 0,
+      isolateMemoryBudgetBytes: handle?.lastStats?.isolateMemoryBudgetBytes ?? 0,
       rssBytes: handle?.lastStats?.rssBytes ?? 0,
     }));
   }
@@ -235,6 +239,7 @@ export class WorkerSupervisor {
       inputJson: job.inputJson,
       configJson: job.configJson,
       ...(job.measureHeap ? { measureHeap: true } : {}),
+      ...(job.startSync ? { startSync: true } : {}),
     });
     if (!sent) {
       this.settle(call, new SandboxError(ErrorCode.SandboxCrashed, 'The sandbox worker is not reachable.'));
