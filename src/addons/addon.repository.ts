@@ -1,6 +1,7 @@
 import type { DbClient } from '../infrastructure/database/database.js';
 import { translating } from '../infrastructure/database/prisma-errors.js';
 import { isUuid } from '../shared/ids.js';
+import { Prisma } from '../generated/prisma/client.js';
 import type {
   Addon,
   AddonVersion,
@@ -9,7 +10,6 @@ import type {
   AddonDependency,
   AddonCategory,
   WidgetCategory,
-  Prisma,
 } from '../generated/prisma/client.js';
 import type { AddonManifest } from './addon-manifest.js';
 
@@ -29,6 +29,49 @@ const versionSummary = {
   permissions: true,
   createdAt: true,
 } as const;
+
+/** A page of search matches and how many match in all (every page, not just this one). */
+export interface AddonSearchPage {
+  rows: AddonRecord[];
+  totalCount: number;
+}
+
+/** Joins the columns in "searchText": no match of a search without it spans two columns. */
+const SEARCH_SEPARATOR = '\u001f';
+
+/** `text` as a LIKE pattern matching itself anywhere: the user's `%`, `_` and `\` match literally. */
+export function containsPattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+export type AddonSearchFilter = AddonListFilter & { search: string };
+
+/**
+ * The search statement: a page of matches, each row carrying the number of matches in all
+ * (`totalCount`). Exported so a test can check that PostgreSQL plans it on the trigram index.
+ */
+export function addonSearchSql(filter: AddonSearchFilter): Prisma.Sql {
+  const pattern = containsPattern(filter.search);
+  // A search holding the separator itself could match across two columns: test each one too.
+  const exact = filter.search.includes(SEARCH_SEPARATOR)
+    ? Prisma.sql`AND ("name" ILIKE ${pattern} OR "displayName" ILIKE ${pattern} OR "description" ILIKE ${pattern})`
+    : Prisma.empty;
+  const category = filter.category
+    ? Prisma.sql`AND category = ${filter.category}::"AddonCategory"`
+    : Prisma.empty;
+  const after = filter.afterName ?? null;
+  // "searchText" (migration add_addon_search_index) is the three columns lowercased and joined by
+  // U+001F, under a trigram index. The window counts every match before the cursor narrows them.
+  return Prisma.sql`
+    SELECT * FROM (
+      SELECT a.*, count(*) OVER ()::int AS "totalCount"
+        FROM "Addon" a
+       WHERE a."searchText" LIKE lower(${pattern}) ${exact} ${category}
+    ) matches
+    WHERE ${after}::text IS NULL OR name > ${after}::text
+    ORDER BY name
+    LIMIT ${filter.take}`;
+}
 
 export interface AddonListFilter {
   category?: AddonCategory | null;
@@ -72,28 +115,35 @@ export class AddonRepository {
     return rows.length > 0 ? this.findById(rows[0].id) : null;
   }
 
-  private listWhere(filter: Omit<AddonListFilter, 'take' | 'afterName'>): Prisma.AddonWhereInput {
-    const where: Prisma.AddonWhereInput = {};
-    if (filter.category) where.category = filter.category;
-    if (filter.search) {
-      const contains = filter.search;
-      where.OR = [
-        { name: { contains, mode: 'insensitive' } },
-        { displayName: { contains, mode: 'insensitive' } },
-        { description: { contains, mode: 'insensitive' } },
-      ];
+  /**
+   * Addons whose name, display name or description contains `filter.search` (case-insensitive),
+   * sorted by name, with the number of matches: one statement, one index scan for both.
+   */
+  async search(filter: AddonSearchFilter): Promise<AddonSearchPage> {
+    const rows = await this.db.$queryRaw<(AddonRecord & { totalCount: number; searchText: string })[]>(
+      addonSearchSql(filter),
+    );
+    if (rows.length === 0) {
+      // Past the last page no row carries the count: ask again without the cursor.
+      const first = filter.afterName ? await this.search({ ...filter, afterName: null, take: 1 }) : null;
+      return { rows, totalCount: first?.totalCount ?? 0 };
     }
-    return where;
+    return {
+      rows: rows.map(({ totalCount: _, searchText: __, ...addon }) => addon),
+      totalCount: rows[0].totalCount,
+    };
   }
 
-  list(filter: AddonListFilter): Promise<AddonRecord[]> {
-    const where = this.listWhere(filter);
+  /** A page of the catalogue sorted by name (text search is {@link search}). */
+  list(filter: Omit<AddonListFilter, 'search'>): Promise<AddonRecord[]> {
+    const where: Prisma.AddonWhereInput = {};
+    if (filter.category) where.category = filter.category;
     if (filter.afterName) where.name = { gt: filter.afterName };
     return this.db.addon.findMany({ where, orderBy: { name: 'asc' }, take: filter.take });
   }
 
-  count(filter: Omit<AddonListFilter, 'take' | 'afterName'>): Promise<number> {
-    return this.db.addon.count({ where: this.listWhere(filter) });
+  count(filter: Pick<AddonListFilter, 'category'>): Promise<number> {
+    return this.db.addon.count({ where: filter.category ? { category: filter.category } : {} });
   }
 
   createAddon(data: {

@@ -269,11 +269,19 @@ export class AddonService {
       throw ValidationError.of('arguments', [{ field: 'search', message: 'must be at most 100 characters' }]);
     }
     const afterName = args.after ? decodeCursor(args.after) : null;
-    const rows = await this.addons.list({ category: args.category, search, afterName, take: first + 1 });
+    if (search) {
+      const page = await this.addons.search({ category: args.category, search, afterName, take: first + 1 });
+      return {
+        addons: page.rows.slice(0, first),
+        hasNextPage: page.rows.length > first,
+        totalCount: () => Promise.resolve(page.totalCount),
+      };
+    }
+    const rows = await this.addons.list({ category: args.category, afterName, take: first + 1 });
     return {
       addons: rows.slice(0, first),
       hasNextPage: rows.length > first,
-      totalCount: () => this.addons.count({ category: args.category, search }),
+      totalCount: () => this.addons.count({ category: args.category }),
     };
   }
 

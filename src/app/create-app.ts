@@ -120,6 +120,11 @@ export async function createApp(
         { level: config.logLevel, base: { component: 'sandbox' } },
         options.logStream ?? pino.destination(1),
       ),
+      onQuarantineChange: (change) =>
+        http?.log[change.to === 'OPEN' ? 'warn' : 'info'](
+          { quarantine: change },
+          `addon ${change.addonName} ${change.version} on site ${change.siteId}: circuit breaker ${change.from} -> ${change.to}`,
+        ),
     });
     cleanups.unshift(async () => {
       services.widgets.close();
@@ -137,6 +142,9 @@ export async function createApp(
     if (config.migrateOnStart) await applyPendingMigrations(dbUrl);
     step('migrations');
     services.widgets.start();
+    // After migrations: it reads the breakers' table.
+    await runtime.quarantine.start();
+    cleanups.unshift(async () => runtime.quarantine.close());
     // Stopped before the pool closes (cleanups run last-registered first): unfinished claims are
     // handed back instead of failing against a closed pool.
     runtime.deliveryWorker?.start();
@@ -156,6 +164,18 @@ export async function createApp(
       'sandbox_isolates',
       'Live addon isolates across the workers.',
       () => runtime.pool.stats().isolates,
+    );
+    addGauge(
+      metrics,
+      'sandbox_isolate_memory_bytes',
+      'Measured memory (heap and external) of the live addon isolates, last sample of each.',
+      () => runtime.pool.stats().isolateMemoryBytes,
+    );
+    addGauge(
+      metrics,
+      'sandbox_isolate_memory_per_isolate_bytes',
+      'Measured memory per live addon isolate (the mean).',
+      () => runtime.pool.stats().memoryPerIsolateBytes,
     );
     addGauge(
       metrics,

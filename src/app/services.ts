@@ -25,6 +25,11 @@ import { ExecutionRecorder, type ExecutionTopics } from '../executions/execution
 import { LogQuota } from '../executions/log-quota.js';
 import { ExecutionService } from '../executions/execution.service.js';
 import { ExecutionQueryService } from '../executions/execution-query.service.js';
+import {
+  AddonQuarantine,
+  type QuarantineChange,
+  type QuarantineTopics,
+} from '../executions/addon-quarantine.js';
 import { SandboxLifecycleHooks } from '../executions/lifecycle-hooks.js';
 import { WidgetCache, type WidgetTopics } from '../widgets/widget-cache.js';
 import { WidgetRenderService } from '../widgets/widget-render.service.js';
@@ -44,6 +49,7 @@ export interface Services {
   liveFeed: LiveFeedService;
   executions: ExecutionService;
   executionQueries: ExecutionQueryService;
+  quarantine: AddonQuarantine;
   widgets: WidgetRenderService;
   dashboardStats: DashboardStatsService;
   dashboardSeries: DashboardSeriesService;
@@ -54,6 +60,8 @@ export interface Runtime {
   pool: SandboxPool;
   recorder: ExecutionRecorder;
   lookup: InstallationLookup;
+  /** Started (loads the open breakers, polls) and closed by the app. */
+  quarantine: AddonQuarantine;
   subscribers: SubscriberIndex;
   eventTail: EventTail;
   /** Null when DELIVERY_WORKER is off; started by the app. */
@@ -61,7 +69,12 @@ export interface Runtime {
 }
 
 /** Every pub/sub topic of the app: each domain declares its own. */
-export type AppTopics = AddonTopics & InstallationTopics & EventTopics & ExecutionTopics & WidgetTopics;
+export type AppTopics = AddonTopics &
+  InstallationTopics &
+  EventTopics &
+  ExecutionTopics &
+  WidgetTopics &
+  QuarantineTopics;
 
 /** Wires the services of one server process. */
 export function createServices(deps: {
@@ -76,6 +89,8 @@ export function createServices(deps: {
   onEventsError?: (error: unknown, message: string) => void;
   /** Where the sandbox logs worker kills and crashes (a pino logger). */
   sandboxLogger?: SandboxLogger;
+  /** A circuit breaker changed state (told by the instance that changed it: log it once). */
+  onQuarantineChange?: (change: QuarantineChange) => void;
 }): { services: Services; runtime: Runtime } {
   const { config, database, pubSub, metrics } = deps;
   const bundles = new AddonBundleCache(database);
@@ -96,6 +111,10 @@ export function createServices(deps: {
   const pool = new SandboxPool({
     workers: config.sandbox.workers,
     v8PoolSize: config.sandbox.v8PoolSize,
+    maxIsolates: config.sandbox.maxIsolates,
+    ...(config.sandbox.isolateMemoryBudgetMb === null
+      ? {}
+      : { isolateMemoryBudgetMb: config.sandbox.isolateMemoryBudgetMb }),
     capabilities,
     allowCrashTest: config.sandbox.allowCrashTest,
     logger: deps.sandboxLogger,
@@ -112,7 +131,20 @@ export function createServices(deps: {
     },
     pubSub,
   );
-  const executions = new ExecutionService({ pool, bundles, lookup, recorder, metrics, effects });
+  const { enabled, threshold, windowMs, baseBackoffMs, maxBackoffMs, pollMs } = config.sandbox.quarantine;
+  const quarantine = new AddonQuarantine(
+    { database, pubSub, metrics, onChange: deps.onQuarantineChange, onError: deps.onEventsError },
+    { enabled, threshold, windowMs, baseBackoffMs, maxBackoffMs, pollMs },
+  );
+  const executions = new ExecutionService({
+    pool,
+    bundles,
+    lookup,
+    recorder,
+    metrics,
+    effects,
+    quarantine: enabled ? quarantine : null,
+  });
   capabilities.attach(executions);
   const hooks = new SandboxLifecycleHooks({ bundles, executions });
   const installations = new InstallationService(database, hooks);
@@ -160,6 +192,7 @@ export function createServices(deps: {
       liveFeed: new LiveFeedService({ pubSub, visibility, tail: eventTail }),
       executions,
       executionQueries: new ExecutionQueryService(database),
+      quarantine,
       widgets,
       dashboardStats: new DashboardStatsService({
         database,
@@ -169,6 +202,6 @@ export function createServices(deps: {
       }),
       dashboardSeries: new DashboardSeriesService({ database, visibility }),
     },
-    runtime: { pool, recorder, lookup, subscribers, eventTail, deliveryWorker },
+    runtime: { pool, recorder, lookup, quarantine, subscribers, eventTail, deliveryWorker },
   };
 }

@@ -183,6 +183,13 @@ export class ApiClient {
       message += ` (the key from ${this.apiKey.source} was refused)`;
     }
     const more = count > 1 ? ` (and ${count - 1} more error${count > 2 ? 's' : ''})` : '';
-    return new CliError(`Could not ${action}: ${message} [${code}]${more}`, EXIT.failure, fields, code);
+    const { code: _code, fields: _fields, ...details } = error.extensions ?? {};
+    return new CliError(
+      `Could not ${action}: ${message} [${code}]${more}`,
+      EXIT.failure,
+      fields,
+      code,
+      details,
+    );
   }
 }

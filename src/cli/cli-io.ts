@@ -1,3 +1,4 @@
+import { createInterface } from 'node:readline/promises';
 import type { FieldProblem } from '../errors/index.js';
 
 /**
@@ -18,6 +19,8 @@ export class CliError extends Error {
     readonly fields: FieldProblem[] = [],
     /** Machine-readable code for `--json` output (e.g. the server's `extensions.code`). */
     readonly code: string | null = null,
+    /** The server's other `extensions` (e.g. `newPermissions`), for commands that act on them. */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
     this.name = 'CliError';
@@ -40,6 +43,11 @@ export interface CliIo {
   stderr(text: string): void;
   env: Record<string, string | undefined>;
   cwd: string;
+  /**
+   * Asks the person at the terminal and resolves to the answer; absent when nobody can answer
+   * (stdin or stdout is not a terminal), where commands need their flags instead.
+   */
+  prompt?: (question: string) => Promise<string>;
 }
 
 /** The real process's streams, environment and working directory. */
@@ -49,6 +57,18 @@ export function processIo(): CliIo {
     stderr: (text) => void process.stderr.write(text),
     env: process.env,
     cwd: process.cwd(),
+    prompt:
+      process.stdin.isTTY && process.stderr.isTTY
+        ? async (question) => {
+            // Asked on stderr: stdout stays the command's result.
+            const rl = createInterface({ input: process.stdin, output: process.stderr });
+            try {
+              return await rl.question(question);
+            } finally {
+              rl.close();
+            }
+          }
+        : undefined,
   };
 }
 

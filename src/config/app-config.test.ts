@@ -21,6 +21,16 @@ describe('loadConfig', () => {
     );
   });
 
+  it('reads the isolate memory budget of a sandbox worker, derived from the machine unless set', () => {
+    assert.equal(loadConfig({}).sandbox.isolateMemoryBudgetMb, null);
+    assert.equal(loadConfig({ SANDBOX_ISOLATE_MEMORY_BUDGET_MB: '512' }).sandbox.isolateMemoryBudgetMb, 512);
+    assert.throws(
+      () => loadConfig({ SANDBOX_ISOLATE_MEMORY_BUDGET_MB: '4' }),
+      /SANDBOX_ISOLATE_MEMORY_BUDGET_MB: expected an integer from 8 to/,
+    );
+    assert.equal(loadConfig({}).sandbox.maxIsolates, 20_000);
+  });
+
   it('names the variable and what was expected', () => {
     assert.throws(
       () => loadConfig({ PORT: 'eighty' }),

@@ -33,6 +33,23 @@ export interface AppConfig {
     fetchPrivateNetworks: boolean;
     /** A worker whose resident memory passes this many MB is replaced (0: never). */
     workerMaxRssMb: number;
+    /**
+     * Circuit breaker per addon version and site (src/executions/addon-quarantine.ts): `threshold`
+     * limit failures within `windowMs` refuse the version there for `baseBackoffMs`, doubled per
+     * trip up to `maxBackoffMs`, then one probe call decides.
+     */
+    quarantine: {
+      enabled: boolean;
+      threshold: number;
+      windowMs: number;
+      baseBackoffMs: number;
+      maxBackoffMs: number;
+      pollMs: number;
+    };
+    /** Measured isolate memory one worker keeps, in MB; null: derived from the machine's memory. */
+    isolateMemoryBudgetMb: number | null;
+    /** Isolates kept across the workers at most (a count cap beside the memory budget). */
+    maxIsolates: number;
   };
   /** Execution records older than this are deleted. */
   executionRetentionDays: number;
@@ -174,6 +191,18 @@ export function loadConfig(env: Env = process.env): AppConfig {
       allowCrashTest: nodeEnv === 'test' && readBool(env, 'SANDBOX_ALLOW_CRASH_TEST', false),
       fetchPrivateNetworks: readBool(env, 'SANDBOX_FETCH_PRIVATE_NETWORKS', false),
       workerMaxRssMb: readInt(env, 'SANDBOX_WORKER_MAX_RSS_MB', 2048, 0, 1024 * 1024),
+      quarantine: {
+        enabled: readBool(env, 'QUARANTINE_ENABLED', true),
+        threshold: readInt(env, 'QUARANTINE_THRESHOLD', 5, 1, 10_000),
+        windowMs: readInt(env, 'QUARANTINE_WINDOW_MS', 60_000, 100, 86_400_000),
+        baseBackoffMs: readInt(env, 'QUARANTINE_BACKOFF_MS', 30_000, 100, 86_400_000),
+        maxBackoffMs: readInt(env, 'QUARANTINE_MAX_BACKOFF_MS', 900_000, 100, 86_400_000),
+        pollMs: readInt(env, 'QUARANTINE_POLL_MS', 2_000, 50, 600_000),
+      },
+      isolateMemoryBudgetMb: env.SANDBOX_ISOLATE_MEMORY_BUDGET_MB
+        ? readInt(env, 'SANDBOX_ISOLATE_MEMORY_BUDGET_MB', 0, 8, 1024 * 1024)
+        : null,
+      maxIsolates: readInt(env, 'SANDBOX_MAX_ISOLATES', 20_000, 1, 1_000_000),
     },
     executionRetentionDays: readInt(env, 'EXECUTION_RETENTION_DAYS', 7, 1, 3650),
     executionLogs: {

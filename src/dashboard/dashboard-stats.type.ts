@@ -14,7 +14,7 @@ abstract class ExecutionFigures {
 
   @Field(() => Int, {
     description:
-      "Runs refused for the caller's mistake, not counted in errors: an entry the code does not export (NOT_FOUND), input over the size limit (INPUT_TOO_LARGE).",
+      "Runs refused for the caller's mistake, not counted in errors: an entry the code does not export (NOT_FOUND), input over the size limit (INPUT_TOO_LARGE), a dependency call its caller's deadline cancelled (EXECUTION_CANCELLED).",
   })
   callerErrors!: number;
 

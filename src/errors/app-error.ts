@@ -82,3 +82,46 @@ export class LiveStreamInterruptedError extends AppError {
     );
   }
 }
+
+/**
+ * Calls of an addon version are refused on a site while its circuit breaker is open (see
+ * src/executions/addon-quarantine.ts).
+ */
+export class AddonQuarantinedError extends AppError {
+  constructor(
+    addonName: string,
+    version: string,
+    readonly retryAfterSeconds: number,
+    reason: string | null,
+  ) {
+    super(
+      ErrorCode.AddonQuarantined,
+      `Addon "${addonName}" ${version} is quarantined on this site: its calls kept ${
+        reason === ErrorCode.SandboxCrashed ? 'crashing sandbox workers' : 'exhausting their limits'
+      }${reason ? ` (${reason})` : ''}. Retry in ${retryAfterSeconds} s.`,
+      { addon: addonName, version, retryAfterSeconds, reason },
+    );
+  }
+}
+
+/** An upgrade or rollback asks for permissions the installation has not granted. */
+export class PermissionsNotAcceptedError extends AppError {
+  constructor(
+    addonName: string,
+    version: string,
+    readonly newPermissions: string[],
+    acceptedPermissions: string[] | null,
+  ) {
+    super(
+      ErrorCode.PermissionsNotAccepted,
+      `"${addonName}" ${version} asks for permissions this installation has not granted: ${newPermissions.join(
+        ', ',
+      )}. ${
+        acceptedPermissions === null
+          ? 'Pass them as acceptPermissions to accept them.'
+          : `acceptPermissions must list exactly these (it listed: ${acceptedPermissions.join(', ') || 'nothing'}).`
+      }`,
+      { field: 'acceptPermissions', addon: addonName, version, newPermissions, acceptedPermissions },
+    );
+  }
+}

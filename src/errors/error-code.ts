@@ -29,6 +29,18 @@ export enum ErrorCode {
   AddonError = 'ADDON_ERROR',
   StorageQuotaExceeded = 'STORAGE_QUOTA_EXCEEDED',
   /**
+   * The addon version's circuit breaker is open on this site: its calls kept exhausting their
+   * limits or crashing workers. Retry after `retryAfterSeconds` (docs/sandbox.md, Quarantine).
+   */
+  AddonQuarantined = 'ADDON_QUARANTINED',
+  /** A dependency call (ctx.addons.call) stopped because its caller's deadline passed. */
+  ExecutionCancelled = 'EXECUTION_CANCELLED',
+  /**
+   * Moving an installation to a version that asks for permissions it has not granted, without
+   * accepting exactly those (`acceptPermissions`); `newPermissions` lists them.
+   */
+  PermissionsNotAccepted = 'PERMISSIONS_NOT_ACCEPTED',
+  /**
    * A live subscription ended because it may have missed messages (this server lost Redis, a
    * publish failed, or the subscriber fell behind): subscribe again, then catch up from the
    * stored records (docs/events.md).

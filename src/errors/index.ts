@@ -8,6 +8,8 @@ export {
   NotFoundError,
   ConflictError,
   LiveStreamInterruptedError,
+  AddonQuarantinedError,
+  PermissionsNotAcceptedError,
   type FieldProblem,
   type LiveStreamInterruption,
 } from './app-error.js';

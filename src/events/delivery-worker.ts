@@ -55,9 +55,12 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
  * Runs stored deliveries in this instance; every instance runs one and they share the work through
  * PostgreSQL:
  * - claims due rows in batches with FOR UPDATE SKIP LOCKED, each claim a lease renewed while the
- *   handler runs; a killed instance's leases expire and other workers take the rows over;
- * - at most `concurrency` handlers at once, at most half of them of one addon (and none of an addon
- *   already at that share), so a slow or broken subscriber cannot hold up the others;
+ *   row waits and while its handler runs; a killed instance's leases expire and other workers take
+ *   the rows over;
+ * - claims ahead: up to `concurrency` handlers run while up to twice as many claimed rows wait, so
+ *   a finished handler's slot is refilled without waiting for the next claim's round trip;
+ * - at most half of the running handlers of one addon, and at most `concurrency` rows held (running
+ *   or waiting) by one addon, so a slow or broken subscriber cannot hold up the others;
  * - failures retry with exponential backoff and jitter, up to `maxAttempts`, then DEAD;
  * - woken at once through the pub/sub when deliveries are stored, by its own timer for retries, and
  *   polls as a fallback.
@@ -67,8 +70,15 @@ export class DeliveryWorker {
   readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   private readonly running = new Map<string, ClaimedDelivery>();
   private readonly runningPerAddon = new Map<string, number>();
+  /** Claimed rows waiting for a free slot, oldest first. */
+  private readonly waiting: ClaimedDelivery[] = [];
+  /** Rows running or waiting, by addon. */
+  private readonly heldPerAddon = new Map<string, number>();
   private readonly perAddon: number;
+  private readonly perAddonHeld: number;
+  private readonly maxHeld: number;
   private readonly minBatch: number;
+  private starting = false;
   private stopped = true;
   private claiming: Promise<void> | null = null;
   private claimAgain = false;
@@ -92,6 +102,9 @@ export class DeliveryWorker {
     },
   ) {
     this.perAddon = Math.max(1, Math.floor(deps.options.concurrency / 2));
+    this.perAddonHeld = deps.options.concurrency;
+    // Claims cost a few round trips whatever their size: held rows cover the next claim's latency.
+    this.maxHeld = deps.options.concurrency * 3;
     this.minBatch = Math.max(1, Math.floor(deps.options.concurrency / 4));
   }
 
@@ -132,17 +145,18 @@ export class DeliveryWorker {
   private async claimLoop(): Promise<void> {
     do {
       this.claimAgain = false;
-      const free = this.deps.options.concurrency - this.running.size;
+      const held = this.running.size + this.waiting.length;
+      const free = this.maxHeld - held;
       // Claim in batches: one claim per finished handler would make the claim query the bottleneck.
-      // With handlers still running, their completions will wake the loop again.
-      if (free <= 0 || this.stopped || (this.running.size > 0 && free < this.minBatch)) return;
-      const busy = [...this.runningPerAddon].filter(([, n]) => n >= this.perAddon).map(([id]) => id);
+      // With rows still held, their completions will wake the loop again.
+      if (free <= 0 || this.stopped || (held > 0 && free < this.minBatch)) return;
+      const busy = [...this.heldPerAddon].filter(([, n]) => n >= this.perAddonHeld).map(([id]) => id);
       let claimed: ClaimedDelivery[];
       try {
         claimed = await DeliveryRepository.claimFast(this.deps.database.pool, {
           workerId: this.id,
           limit: free,
-          perAddon: this.perAddon,
+          perAddon: this.perAddonHeld,
           busyAddonIds: busy,
           leaseMs: this.deps.options.leaseMs,
         });
@@ -150,13 +164,14 @@ export class DeliveryWorker {
         this.deps.onError?.(error, 'could not claim deliveries');
         return;
       }
-      for (const row of claimed) this.begin(row);
+      for (const row of claimed) this.accept(row);
+      this.startWaiting();
       if (claimed.length === free) this.claimAgain = true;
     } while (this.claimAgain && !this.stopped);
   }
 
-  private begin(row: ClaimedDelivery): void {
-    const { maxAttempts } = row;
+  /** A row this worker now holds: it waits for a slot. */
+  private accept(row: ClaimedDelivery): void {
     if (row.previousStatus === 'RUNNING') {
       // The previous holder stopped renewing its lease (killed, or hung): that attempt is lost.
       this.pendingAttempts.push({
@@ -169,15 +184,42 @@ export class DeliveryWorker {
         startedAt: new Date(Date.now() - this.deps.options.leaseMs),
       });
     }
+    this.heldPerAddon.set(row.addonId, (this.heldPerAddon.get(row.addonId) ?? 0) + 1);
+    this.waiting.push(row);
+    this.publish([this.asRecord(row)]);
+  }
+
+  /** Starts waiting rows while slots are free, skipping addons already at their share. */
+  private startWaiting(): void {
+    // A row that finishes at once (DEAD without a run) calls back in here: the outer loop goes on.
+    if (this.starting) return;
+    this.starting = true;
+    try {
+      for (let i = 0; i < this.waiting.length && this.running.size < this.deps.options.concurrency;) {
+        if (this.stopped) return;
+        const row = this.waiting[i];
+        if ((this.runningPerAddon.get(row.addonId) ?? 0) >= this.perAddon) {
+          i += 1;
+          continue;
+        }
+        this.waiting.splice(i, 1);
+        this.begin(row);
+      }
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  private begin(row: ClaimedDelivery): void {
+    const { maxAttempts } = row;
     this.running.set(row.id, row);
     this.runningPerAddon.set(row.addonId, (this.runningPerAddon.get(row.addonId) ?? 0) + 1);
-    this.publish([this.asRecord(row)]);
     const done = (outcome: DeliveryOutcome, attempt: NewAttempt | null) => {
       this.running.delete(row.id);
-      const left = (this.runningPerAddon.get(row.addonId) ?? 1) - 1;
-      if (left > 0) this.runningPerAddon.set(row.addonId, left);
-      else this.runningPerAddon.delete(row.addonId);
+      decrement(this.runningPerAddon, row.addonId);
+      decrement(this.heldPerAddon, row.addonId);
       this.enqueue(outcome, attempt);
+      this.startWaiting();
       this.wake();
     };
     if (row.attempts > maxAttempts) {
@@ -393,17 +435,19 @@ export class DeliveryWorker {
   }
 
   private async renewLeases(): Promise<void> {
-    if (this.running.size === 0) return;
+    const held = [...this.running.keys(), ...this.waiting.map((row) => row.id)];
+    if (held.length === 0) return;
     try {
-      await this.repository.renew(this.id, [...this.running.keys()], this.deps.options.leaseMs);
+      await this.repository.renew(this.id, held, this.deps.options.leaseMs);
     } catch (error) {
       this.deps.onError?.(error, 'could not renew delivery leases');
     }
   }
 
   /**
-   * Stops claiming, gives running handlers up to `graceMs` to finish, hands the rest back (due at
-   * once, the interrupted attempt not counted) and stores every outcome.
+   * Stops claiming and starting, gives running handlers up to `graceMs` to finish, hands the rest
+   * and every waiting row back (due at once, the interrupted or unstarted attempt not counted) and
+   * stores every outcome.
    */
   async stop(graceMs = 5_000): Promise<void> {
     if (this.stopped) return;
@@ -417,10 +461,17 @@ export class DeliveryWorker {
     const deadline = Date.now() + graceMs;
     while (this.running.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await this.flush();
-    if (this.running.size > 0) {
+    const held = [...this.running.keys(), ...this.waiting.splice(0).map((row) => row.id)];
+    if (held.length > 0) {
       await this.repository
-        .release(this.id, [...this.running.keys()])
+        .release(this.id, held)
         .catch((error: unknown) => this.deps.onError?.(error, 'could not release deliveries'));
     }
   }
+}
+
+function decrement(counts: Map<string, number>, key: string): void {
+  const left = (counts.get(key) ?? 1) - 1;
+  if (left > 0) counts.set(key, left);
+  else counts.delete(key);
 }

@@ -190,6 +190,8 @@ export class AddonHostCapabilities implements HostCapabilities {
       db: this.db(scope),
       // The dependency's effects commit with this call's (see ExecutionEffects).
       parentExecutionId: scope.executionId,
+      // Nothing outlives its caller: the dependency gets what is left of the caller's time.
+      deadlineAt: scope.deadlineAt,
     });
   }
 }

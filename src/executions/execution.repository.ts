@@ -4,7 +4,11 @@ import type { DbClient } from '../infrastructure/database/database.js';
 import type { Execution, Prisma } from '../generated/prisma/client.js';
 
 export type ExecutionRecord = Execution;
-export type NewExecution = Omit<Execution, 'id' | 'logs'> & { id?: string; logs: unknown };
+export type NewExecution = Omit<Execution, 'id' | 'logs' | 'parentExecutionId'> & {
+  id?: string;
+  logs: unknown;
+  parentExecutionId?: string | null;
+};
 
 export interface ExecutionFilter {
   siteId?: string | null;
@@ -19,14 +23,15 @@ export interface ExecutionFilter {
 
 const INSERT_MANY = `
   INSERT INTO "Execution" ("id", "addonId", "addonName", "addonVersionId", "version", "siteId", "kind", "entry",
-    "status", "errorMessage", "durationMs", "cpuTimeMs", "cold", "logs", "logsTruncated", "requestId", "createdAt")
+    "status", "errorMessage", "durationMs", "cpuTimeMs", "cold", "logs", "logsTruncated", "requestId", "parentExecutionId",
+    "createdAt")
   SELECT x."id", x."addonId", x."addonName", x."addonVersionId", x."version", x."siteId", x."kind", x."entry",
          x."status", x."errorMessage", x."durationMs", x."cpuTimeMs", x."cold", x."logs", x."logsTruncated",
-         x."requestId", (x."createdAt" AT TIME ZONE 'UTC')::timestamp(3)
+         x."requestId", x."parentExecutionId", (x."createdAt" AT TIME ZONE 'UTC')::timestamp(3)
     FROM jsonb_to_recordset($1::jsonb) AS x("id" uuid, "addonId" uuid, "addonName" text, "addonVersionId" uuid,
          "version" text, "siteId" uuid, "kind" text, "entry" text, "status" text, "errorMessage" text,
          "durationMs" float8, "cpuTimeMs" float8, "cold" bool, "logs" jsonb, "logsTruncated" bool,
-         "requestId" text, "createdAt" timestamptz)`;
+         "requestId" text, "parentExecutionId" uuid, "createdAt" timestamptz)`;
 
 /** Execution records, written in batches and read newest first. */
 export class ExecutionRepository {

@@ -17,6 +17,8 @@ import type { AddonBundleCache } from './addon-bundle.cache.js';
 import type { ExecutionRecorder } from './execution-recorder.js';
 import type { ExecutionEffects, ExecutionEffectsRegistry } from './execution-effects.js';
 import type { RawJson } from '../shared/raw-json.js';
+import { TRIPPING_CODES, type AddonQuarantine, type Admission } from './addon-quarantine.js';
+import type { QuarantineKey } from './addon-quarantine.repository.js';
 
 export interface ExecuteFunctionArgs {
   /** Addon id or name. */
@@ -44,6 +46,8 @@ export interface RunArgs {
   parentExecutionId?: string;
   /** The transaction an outermost call runs in (lifecycle hooks): its effects commit there. */
   db?: DbClient;
+  /** A dependency call: its caller's deadline (epoch ms), which this call may not outlive. */
+  deadlineAt?: number;
 }
 
 interface EntryMetrics {
@@ -68,6 +72,8 @@ export class ExecutionService {
       recorder: ExecutionRecorder;
       metrics: Metrics;
       effects: ExecutionEffectsRegistry;
+      /** Circuit breakers per version and site; without it nothing is ever refused. */
+      quarantine?: AddonQuarantine | null;
     },
   ) {}
 
@@ -120,6 +126,8 @@ export class ExecutionService {
       db?: DbClient;
       /** From ctx.addons.call: the calling execution, whose effects this call's join. */
       parentExecutionId?: string;
+      /** From ctx.addons.call: the caller's deadline, which this call may not outlive. */
+      deadlineAt?: number;
     },
   ): Promise<RawJson> {
     const versionId = target.installation.addonVersionId;
@@ -150,6 +158,7 @@ export class ExecutionService {
       requestId: opts.requestId,
       rawOutput: true,
       parentExecutionId: opts.parentExecutionId,
+      deadlineAt: opts.deadlineAt,
     });
     return result.output as RawJson;
   }
@@ -158,15 +167,38 @@ export class ExecutionService {
    * Runs any entry (function, widget, handler, hook), recording it whatever the outcome. Its storage
    * writes and emitted events commit together once it succeeds (before this resolves), or not at
    * all: a call that fails, times out or dies with its process leaves nothing behind.
+   *
+   * A version quarantined on the site is refused (ADDON_QUARANTINED) and recorded so; lifecycle
+   * hooks are never refused, so a site can always uninstall or move away from a quarantined
+   * version. A dependency call whose caller's deadline cut it short is recorded as
+   * EXECUTION_CANCELLED (its caller, out of time too, gets EXECUTION_TIMEOUT).
    */
   async run(args: RunArgs): Promise<ExecutionResult> {
     const { target, bundle, entry } = args;
     const started = performance.now();
     const executionId = randomUUID();
+    const quarantine = entry.kind === 'hook' ? null : (this.deps.quarantine ?? null);
+    const key: QuarantineKey = {
+      addonVersionId: bundle.versionId,
+      siteId: target.installation.siteId,
+      addonId: bundle.addonId,
+      addonName: bundle.addonName,
+      version: bundle.version,
+    };
+    // Whether the caller's deadline, rather than the addon's own limit, bounds this call.
+    const leftOfCaller = args.deadlineAt === undefined ? Infinity : Math.round(args.deadlineAt - Date.now());
+    const cutByCaller =
+      args.deadlineAt !== undefined && leftOfCaller < this.deps.pool.effectiveLimits(bundle).timeoutMs;
+    let admission: Admission | null = null;
     let effects: ExecutionEffects | null = null;
     let result: ExecutionResult | null = null;
     let failure: unknown = null;
+    let sandboxFailure: SandboxError | null = null;
     try {
+      if (quarantine) {
+        const admitted = quarantine.admit(key, () => this.deps.pool.effectiveLimits(bundle).timeoutMs);
+        admission = admitted instanceof Promise ? await admitted : admitted;
+      }
       effects = this.deps.effects.begin(executionId, { parentId: args.parentExecutionId, db: args.db });
       result = await this.deps.pool.execute({
         bundle,
@@ -180,11 +212,21 @@ export class ExecutionService {
         requestId: args.requestId,
         rawOutput: args.rawOutput,
         executionId,
+        deadlineAt: args.deadlineAt,
       });
       await this.deps.effects.settle(executionId, effects);
       return result;
     } catch (error) {
-      failure = error;
+      if (error instanceof SandboxError) sandboxFailure = error;
+      // The record says the caller's deadline stopped it; the caller itself, at its deadline,
+      // gets the timeout the sandbox reports (its own EXECUTION_TIMEOUT).
+      failure =
+        cutByCaller && error instanceof AppError && error.code === ErrorCode.ExecutionTimeout
+          ? new AppError(
+              ErrorCode.ExecutionCancelled,
+              `Cancelled because its caller's deadline passed: this dependency call had ${Math.max(0, leftOfCaller)} ms of the calling addon's time left when it started.`,
+            )
+          : error;
       if (effects) this.deps.effects.discard(executionId, effects);
       throw error;
     } finally {
@@ -202,6 +244,14 @@ export class ExecutionService {
       }
       executions.inc();
       metrics.responseTime.observe(seconds);
+      if (quarantine && admission && (admission.probe || TRIPPING_CODES.has(status))) {
+        // A crash shared with other versions' calls is not held against this one.
+        const blamed = status !== ErrorCode.SandboxCrashed || sandboxFailure?.blamed === true;
+        // A probe's outcome is stored before its caller hears it, so the caller's next call finds
+        // the breaker closed; failures of a closed breaker are counted off the call's path.
+        if (admission.probe) await quarantine.observe(key, admission, status, blamed);
+        else void quarantine.observe(key, admission, status, blamed);
+      }
       this.deps.recorder.record({
         id: executionId,
         addonId: bundle.addonId,
@@ -216,9 +266,10 @@ export class ExecutionService {
         durationMs: result?.durationMs ?? seconds * 1000,
         cpuTimeMs: result?.cpuTimeMs ?? 0,
         cold: result?.cold ?? false,
-        logs: result?.logs ?? (failure instanceof SandboxError ? failure.logs : []),
-        logsTruncated: result?.logsTruncated ?? (failure instanceof SandboxError && failure.logsTruncated),
+        logs: result?.logs ?? sandboxFailure?.logs ?? [],
+        logsTruncated: result?.logsTruncated ?? sandboxFailure?.logsTruncated ?? false,
         requestId: args.requestId ?? null,
+        parentExecutionId: args.parentExecutionId ?? null,
         createdAt: new Date(),
       });
     }

@@ -25,7 +25,10 @@ export class Execution {
   @Field(() => String, { description: 'Function, widget, handler or hook name.' })
   entry!: string;
 
-  @Field(() => String, { description: 'SUCCESS or the error code.' })
+  @Field(() => String, {
+    description:
+      "SUCCESS or the error code: ADDON_QUARANTINED when refused by the version's circuit breaker on this site, EXECUTION_CANCELLED when a dependency call was stopped because its caller's deadline passed.",
+  })
   status!: string;
 
   @Field(() => String, { nullable: true })
@@ -48,6 +51,12 @@ export class Execution {
 
   @Field(() => String, { nullable: true })
   requestId!: string | null;
+
+  @Field(() => ID, {
+    nullable: true,
+    description: 'A dependency call (ctx.addons.call): the execution of the addon that called it.',
+  })
+  parentExecutionId!: string | null;
 
   @Field(() => Date)
   createdAt!: Date;

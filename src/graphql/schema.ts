@@ -11,6 +11,7 @@ import { InstallationResolver } from '../installations/installation.resolver.js'
 import { SiteResolver } from '../sites/site.resolver.js';
 import { ApiKeyResolver } from '../auth/api-key.resolver.js';
 import { ExecutionResolver } from '../executions/execution.resolver.js';
+import { AddonQuarantineResolver } from '../executions/addon-quarantine.resolver.js';
 import { EventResolver } from '../events/event.resolver.js';
 import { DeliveryResolver } from '../events/delivery.resolver.js';
 import { ExecutionSubscriptionResolver } from '../executions/execution-subscription.resolver.js';
@@ -28,6 +29,7 @@ export const resolvers = [
   SiteResolver,
   ApiKeyResolver,
   ExecutionResolver,
+  AddonQuarantineResolver,
   EventResolver,
   DeliveryResolver,
   ExecutionSubscriptionResolver,

@@ -55,6 +55,7 @@ export function createRestErrorHandler(development: boolean, onUnavailable?: (er
 
 function sendAppError(reply: FastifyReply, error: AppError) {
   const body: ErrorBody = { error: { ...error.details, code: error.code, message: error.message } };
-  if (error instanceof ServiceUnavailableError) reply.header('retry-after', error.retryAfterSeconds);
+  const retryAfter = error.details?.retryAfterSeconds;
+  if (typeof retryAfter === 'number') reply.header('retry-after', retryAfter);
   return reply.status(httpStatusByErrorCode[error.code]).send(body);
 }

@@ -53,6 +53,7 @@ export class InstallationRepository {
     addonVersionId: string;
     config: unknown;
     enabled: boolean;
+    grantedPermissions: string[];
   }): Promise<InstallationRecord> {
     return translating('Installation', data.addonId, () =>
       this.db.installation.create({ data: { ...data, config: data.config as Prisma.InputJsonValue } }),
@@ -61,7 +62,7 @@ export class InstallationRepository {
 
   update(
     id: string,
-    data: { addonVersionId?: string; config?: unknown; enabled?: boolean },
+    data: { addonVersionId?: string; config?: unknown; enabled?: boolean; grantedPermissions?: string[] },
   ): Promise<InstallationRecord> {
     return translating('Installation', id, () =>
       this.db.installation.update({

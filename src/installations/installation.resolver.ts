@@ -5,6 +5,8 @@ import { Addon, AddonVersion } from '../addons/addon.type.js';
 import { Site } from '../sites/site.type.js';
 import { AddonInstallResult, Installation } from './installation.type.js';
 import type { InstallationRecord } from './installation.repository.js';
+import { permissionsNotGranted } from './installation.service.js';
+import { AddonQuarantineStatus } from '../executions/addon-quarantine.type.js';
 
 const siteArg = {
   nullable: true,
@@ -79,9 +81,20 @@ export class InstallationResolver {
     @Arg('id', () => ID, { description: 'Addon id or name.' }) id: string,
     @Arg('version', () => String) version: string,
     @Arg('siteId', () => ID, siteArg) siteId: string | null,
+    @Arg('acceptPermissions', () => [String], {
+      nullable: true,
+      description:
+        'Permissions the target version asks for that the installation has not granted, accepted: exactly that list (see Installation.pendingPermissions); without it such a move fails with PERMISSIONS_NOT_ACCEPTED.',
+    })
+    acceptPermissions: string[] | null,
     @Ctx() ctx: GraphQLContext,
   ) {
-    return ctx.services.installations.changeVersion(ctx.actor, { addon: id, version, siteId });
+    return ctx.services.installations.changeVersion(ctx.actor, {
+      addon: id,
+      version,
+      siteId,
+      acceptPermissions,
+    });
   }
 
   @FieldResolver(() => Addon)
@@ -97,5 +110,24 @@ export class InstallationResolver {
   @FieldResolver(() => Site)
   site(@Root() installation: InstallationRecord, @Ctx() ctx: GraphQLContext) {
     return ctx.loaders.siteById.load(installation.siteId);
+  }
+
+  @FieldResolver(() => [String], {
+    description:
+      "Permissions the addon's latest version asks for that this installation has not granted: an upgrade to it must accept them (acceptPermissions).",
+  })
+  async pendingPermissions(@Root() installation: InstallationRecord, @Ctx() ctx: GraphQLContext) {
+    const addon = await ctx.loaders.addonById.load(installation.addonId);
+    const latest = addon?.latestVersionId ? await ctx.loaders.versionById.load(addon.latestVersionId) : null;
+    return latest ? permissionsNotGranted(latest.permissions, installation.grantedPermissions ?? []) : [];
+  }
+
+  @FieldResolver(() => AddonQuarantineStatus, {
+    nullable: true,
+    description:
+      "The pinned version's circuit breaker on this site when it is not closed (calls refused with ADDON_QUARANTINED, or one probe running); null otherwise.",
+  })
+  quarantine(@Root() installation: InstallationRecord, @Ctx() ctx: GraphQLContext) {
+    return ctx.services.quarantine.peek(installation.addonVersionId, installation.siteId);
   }
 }

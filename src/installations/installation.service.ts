@@ -2,7 +2,13 @@ import semver from 'semver';
 import type { Database } from '../infrastructure/database/database.js';
 import type { Prisma } from '../generated/prisma/client.js';
 import { resolveSiteId, requireAuthenticated, type Actor } from '../auth/actor.js';
-import { ConflictError, NotFoundError, ValidationError, type FieldProblem } from '../errors/index.js';
+import {
+  ConflictError,
+  NotFoundError,
+  PermissionsNotAcceptedError,
+  ValidationError,
+  type FieldProblem,
+} from '../errors/index.js';
 import { validateWithDefaults } from '../shared/json-schema.js';
 import { AddonRepository, type AddonRecord, type AddonVersionSummary } from '../addons/addon.repository.js';
 import type { AddonManifest } from '../addons/addon-manifest.js';
@@ -83,6 +89,8 @@ export class InstallationService {
         addonVersionId: version.id,
         config,
         enabled: true,
+        // Installing is consenting to what the installed version asks for.
+        grantedPermissions: [...version.permissions],
       });
       await this.hooks?.run('install', { installation: created, addon, versionId: version.id }, tx);
       return created;
@@ -115,9 +123,14 @@ export class InstallationService {
   /**
    * Moves an installation to another published version: an upgrade or a rollback. The target's
    * dependencies are checked again, and so are the ranges of addons on the site that depend on
-   * this one; the config must satisfy the target's schema.
+   * this one; the config must satisfy the target's schema. A target that asks for permissions the
+   * installation has not granted is refused (PERMISSIONS_NOT_ACCEPTED) unless `acceptPermissions`
+   * lists exactly those; they are then granted.
    */
-  async changeVersion(actor: Actor, args: { addon: string; version: string; siteId?: string | null }) {
+  async changeVersion(
+    actor: Actor,
+    args: { addon: string; version: string; siteId?: string | null; acceptPermissions?: string[] | null },
+  ) {
     const siteId = resolveSiteId(actor, args.siteId);
     const updated = await this.database.transaction(async (tx) => {
       const addons = new AddonRepository(tx);
@@ -127,6 +140,9 @@ export class InstallationService {
       if (target.id === current.id) {
         throw new ConflictError(`"${addon.name}" is already at version ${target.version} on this site.`);
       }
+      const granted = installation.grantedPermissions ?? [];
+      const newPermissions = permissionsNotGranted(target.permissions, granted);
+      checkConsent(addon.name, target.version, newPermissions, args.acceptPermissions ?? null);
       const manifest = target.manifest as unknown as AddonManifest;
       await checkDependenciesInstalled(addons, installations, siteId, manifest);
       const broken = (await installations.dependents(siteId, addon.name)).filter(
@@ -141,7 +157,12 @@ export class InstallationService {
         );
       }
       const config = validateConfig(manifest, installation.config, 'dropUnknown');
-      const moved = await installations.update(installation.id, { addonVersionId: target.id, config });
+      // A rollback keeps what was granted: moving forward again asks nothing already accepted.
+      const moved = await installations.update(installation.id, {
+        addonVersionId: target.id,
+        config,
+        grantedPermissions: [...granted, ...newPermissions],
+      });
       await this.hooks?.run(
         'upgrade',
         { installation: moved, addon, versionId: target.id, fromVersion: current.version },
@@ -192,6 +213,46 @@ export class InstallationService {
     if (!installation.enabled) throw new ConflictError(`Addon "${addon.name}" is disabled on this site.`);
     return { addon, installation };
   }
+}
+
+/** What `wanted` asks for beyond `granted`, sorted, without duplicates. */
+export function permissionsNotGranted(wanted: readonly string[], granted: readonly string[]): string[] {
+  const have = new Set(granted);
+  return [...new Set(wanted.filter((p) => !have.has(p)))].sort();
+}
+
+/**
+ * A move that asks for new permissions needs the caller to accept exactly those: a list missing
+ * one, or naming one the target does not newly ask for, is refused with the list to accept.
+ */
+function checkConsent(
+  addonName: string,
+  version: string,
+  newPermissions: string[],
+  accepted: string[] | null,
+): void {
+  if (accepted !== null) {
+    const problems: FieldProblem[] = [];
+    accepted.forEach((p, i) => {
+      if (typeof p !== 'string' || p.trim() === '') {
+        problems.push({ field: `acceptPermissions[${i}]`, message: 'must be a permission name' });
+      }
+    });
+    if (problems.length > 0) throw ValidationError.of('acceptPermissions', problems);
+  }
+  const acceptedSet = [...new Set(accepted ?? [])].sort();
+  const exact =
+    acceptedSet.length === newPermissions.length && acceptedSet.every((p, i) => p === newPermissions[i]);
+  if (exact) return;
+  if (newPermissions.length === 0) {
+    throw ValidationError.of('acceptPermissions', [
+      {
+        field: 'acceptPermissions',
+        message: `${addonName} ${version} asks for no permission this installation has not granted; accept nothing (got: ${acceptedSet.join(', ')})`,
+      },
+    ]);
+  }
+  throw new PermissionsNotAcceptedError(addonName, version, newPermissions, accepted);
 }
 
 async function requireSite(tx: Prisma.TransactionClient, siteId: string): Promise<void> {

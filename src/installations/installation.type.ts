@@ -17,6 +17,12 @@ export class Installation {
   @Field(() => Boolean)
   enabled!: boolean;
 
+  @Field(() => [String], {
+    description:
+      "Permissions the site has granted: the pinned version's at install, plus every new one accepted on a move to another version.",
+  })
+  grantedPermissions!: string[];
+
   @Field(() => Date)
   createdAt!: Date;
 

@@ -44,6 +44,11 @@ export interface ExecMessage {
   configJson: string;
   /** Report the isolate's used heap after the call (local runs of the CLI). */
   measureHeap?: boolean;
+  /**
+   * The parent's start policy lets this call start on the worker's thread (see `start-policy.ts`);
+   * the worker still starts it on isolated-vm's pool when the isolate may be busy.
+   */
+  startSync?: boolean;
 }
 
 export type CapResultMessage =
@@ -58,8 +63,10 @@ export type ParentToWorker = ExecMessage | CapResultMessage | ShutdownMessage;
 
 export interface WorkerConfig {
   workerId: number;
+  /** Isolates this worker keeps at most (a count cap beside the memory budget). */
   maxIsolates: number;
-  maxTotalIsolateMemoryMb: number;
+  /** Measured memory (heap + external) of this worker's isolates kept at most, in MB. */
+  isolateMemoryBudgetMb: number;
   idleIsolateMs: number;
   allowCrashTest: boolean;
 }
@@ -81,6 +88,8 @@ export type ResultMessage =
       cold: boolean;
       /** With `measureHeap`: the isolate's used heap after the call, in bytes. */
       heapUsedBytes?: number;
+      /** How the call started, for the parent's start policy (see {@link StartReport}). */
+      start?: StartReport;
     }
   | {
       t: 'result';
@@ -93,6 +102,16 @@ export type ResultMessage =
       logsTruncated?: boolean;
     }
   | { t: 'need-source'; id: number };
+
+/**
+ * What a worker tells the parent about how one call started: the isolate's CPU time its start took
+ * (ms; on the pool, with whatever else that isolate ran meanwhile), and whether a synchronous start
+ * or continuation ran past the worker's synchronous slice and was cut (then retried on the pool).
+ */
+export interface StartReport {
+  cpuMs: number;
+  overran: boolean;
+}
 
 export interface CapRequestMessage {
   t: 'cap';
@@ -112,6 +131,10 @@ export interface StatsMessage {
   isolates: number;
   contexts: number;
   reservedMemoryMb: number;
+  /** Measured memory of the isolates (heap + external, last sample of each), in bytes. */
+  isolateMemoryBytes: number;
+  /** The budget {@link isolateMemoryBytes} is kept within, in bytes. */
+  isolateMemoryBudgetBytes: number;
   rssBytes: number;
   activeCalls: number;
 }

@@ -12,6 +12,12 @@ export class SandboxError extends AppError {
    */
   logs: LogEntry[] = [];
   logsTruncated = false;
+  /**
+   * SANDBOX_CRASHED only: true when this call's version is the one the crash is blamed on (the
+   * only version with calls on the worker that died). The quarantine counts only those, so a
+   * version that shared a worker with the culprit is not throttled for its crashes.
+   */
+  blamed = false;
 
   constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
     super(code, truncateMessage(message), details);

@@ -26,6 +26,8 @@ import type {
   SandboxWorkerKill,
 } from './types.js';
 import { WorkerSupervisor, type InFlightCall } from './worker-supervisor.js';
+import { defaultIsolateMemoryBudgetMb } from './isolate-budget.js';
+import { StartPolicies } from './start-policy.js';
 import { workerNodeFlags } from './worker-handle.js';
 
 /** SDK calls one execution may make in total. */
@@ -95,6 +97,8 @@ export class SandboxPool {
   private readonly slots = new Map<string, AddonSlots>();
   private readonly kills: SandboxWorkerKill[] = [];
   private readonly onWorkerKill: ((kill: SandboxWorkerKill) => void) | undefined;
+  /** Whether each (version, site) may start on a worker's thread; outlives any worker. */
+  private readonly startPolicies = new StartPolicies();
   private readonly limitsOfSealed = new WeakMap<AddonBundle, AddonLimits>();
   private starting: Promise<void> | null = null;
   /** Set once the workers are up: calls then skip awaiting `start` (one microtask each). */
@@ -111,8 +115,16 @@ export class SandboxPool {
     this.logger = opts.logger ?? silentLogger;
     this.onWorkerKill = opts.onWorkerKill;
     const maxRssMb = opts.maxWorkerRssMb;
-    const maxIsolates = Math.max(workers, Math.floor(opts.maxIsolates ?? 200));
-    const maxMemory = Math.max(8 * workers, Math.floor(opts.maxTotalIsolateMemoryMb ?? 4096));
+    const maxIsolates = Math.max(workers, Math.floor(opts.maxIsolates ?? 20_000));
+    const budgetMb = Math.max(
+      8,
+      Math.floor(
+        opts.isolateMemoryBudgetMb ??
+          (opts.maxTotalIsolateMemoryMb === undefined
+            ? defaultIsolateMemoryBudgetMb(workers)
+            : opts.maxTotalIsolateMemoryMb / workers),
+      ),
+    );
     const idleIsolateMs = Math.max(1, Math.floor(opts.idleIsolateMs ?? 5 * 60_000));
     this.supervisor = new WorkerSupervisor({
       workers,
@@ -128,7 +140,7 @@ export class SandboxPool {
       workerConfig: (slot) => ({
         workerId: slot,
         maxIsolates: Math.max(1, Math.ceil(maxIsolates / workers)),
-        maxTotalIsolateMemoryMb: Math.max(8, Math.floor(maxMemory / workers)),
+        isolateMemoryBudgetMb: budgetMb,
         idleIsolateMs,
         allowCrashTest: opts.allowCrashTest === true,
       }),
@@ -174,7 +186,14 @@ export class SandboxPool {
     }
     const { bundle } = req;
     const sealed = sealedBundles.has(bundle);
-    const limits = sealed ? this.sealedLimits(bundle) : this.effectiveLimits(bundle);
+    let limits = sealed ? this.sealedLimits(bundle) : this.effectiveLimits(bundle);
+    if (req.deadlineAt !== undefined) {
+      const left = Math.floor(req.deadlineAt - Date.now());
+      if (!(left >= 1)) {
+        throw new SandboxError(ErrorCode.ExecutionTimeout, "The caller's deadline has already passed.");
+      }
+      if (left < limits.timeoutMs) limits = { ...limits, timeoutMs: left };
+    }
     // A widget gets two arguments from the caller; they travel as one pair so the input limit
     // covers both and the worker protocol stays one input string.
     const input =
@@ -187,6 +206,7 @@ export class SandboxPool {
     this.inFlight += 1;
     try {
       if (!this.started) await this.start();
+      const deadlineAt = Date.now() + limits.timeoutMs;
       const scope: CapabilityScope = {
         addonId: bundle.addonId,
         addonName: bundle.addonName,
@@ -196,6 +216,7 @@ export class SandboxPool {
         callDepth,
         requestId: req.requestId,
         executionId: req.executionId,
+        deadlineAt,
       };
       const env: CapabilityEnv = {
         scope,
@@ -213,9 +234,10 @@ export class SandboxPool {
         limits,
         capabilities: this.capabilities,
         fetchImpl: this.fetchImpl,
-        deadline: Date.now() + limits.timeoutMs,
+        deadline: deadlineAt,
       };
-      const { message, workerId } = await this.supervisor.dispatch({
+      const startSync = this.startPolicies.startSync(bundle.versionId, req.siteId);
+      const dispatched = this.supervisor.dispatch({
         versionId: bundle.versionId,
         source: () => toWireSource(bundle),
         limits,
@@ -235,7 +257,13 @@ export class SandboxPool {
         configJson,
         env,
         measureHeap: req.measureHeap === true,
+        startSync,
       });
+      const { message, workerId } = await dispatched.catch((err: unknown) => {
+        if (err instanceof AppError) this.startPolicies.failed(bundle.versionId, req.siteId, err.code);
+        throw err;
+      });
+      this.startPolicies.succeeded(bundle.versionId, req.siteId, message.start);
       let output: unknown;
       if (req.rawOutput === true) {
         if (!isJsonText(message.outputJson)) throw malformedOutput();
@@ -391,12 +419,22 @@ export class SandboxPool {
       isolates: sum((w) => w.isolates),
       contexts: sum((w) => w.contexts),
       reservedMemoryMb: sum((w) => w.reservedMemoryMb),
+      isolateMemoryBytes: sum((w) => w.isolateMemoryBytes),
+      memoryPerIsolateBytes:
+        sum((w) => w.isolates) === 0
+          ? 0
+          : Math.round(sum((w) => w.isolateMemoryBytes) / sum((w) => w.isolates)),
       rssBytes: sum((w) => w.rssBytes),
       inFlight: this.inFlight,
       crashes: this.supervisor.crashes,
       retriedCalls: this.supervisor.retriedCalls,
       perWorker,
     };
+  }
+
+  /** Whether the next call of `versionId` for `siteId` may start on a worker's thread (diagnostics, tests). */
+  startsSync(versionId: string, siteId: string): boolean {
+    return this.startPolicies.startSync(versionId, siteId);
   }
 
   /** Stops the workers. Calls still running fail with SERVICE_UNAVAILABLE. */

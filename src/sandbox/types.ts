@@ -73,6 +73,11 @@ export interface ExecutionRequest {
   rawOutput?: boolean;
   /** Identifies this call to the host capabilities (as {@link CapabilityScope.executionId}). */
   executionId?: string;
+  /**
+   * Epoch ms by which the call must end (a dependency call: its caller's deadline). Its wall-time
+   * limit is cut to what is left, so a callee never outlives its caller.
+   */
+  deadlineAt?: number;
 }
 
 export interface LogEntry {
@@ -112,6 +117,8 @@ export interface CapabilityScope {
   requestId?: string;
   /** {@link ExecutionRequest.executionId} of the call asking: the host keeps per-call state by it. */
   executionId?: string;
+  /** Epoch ms when the call asking reaches its wall-time limit: what its dependency calls may use. */
+  deadlineAt?: number;
 }
 
 /**
@@ -166,9 +173,18 @@ export interface SandboxPoolOptions {
   platformLimits?: Partial<AddonLimits>;
   /** Limits of an addon that sets none (defaults: see `DEFAULT_ADDON_LIMITS`). */
   defaultLimits?: Partial<AddonLimits>;
-  /** Live isolates across the pool; least recently used idle ones are evicted beyond it. Default 200. */
+  /**
+   * Live isolates across the pool (a count cap; split evenly across workers); least recently used
+   * idle ones are evicted beyond it. Default 20,000.
+   */
   maxIsolates?: number;
-  /** Sum of the memory limits of live isolates across the pool, in MB. Default 4096. */
+  /**
+   * Measured memory (heap and external, sampled after calls) the isolates of one worker may keep,
+   * in MB; least recently used idle ones are evicted beyond it. Default: a quarter of the machine's
+   * memory split over the workers (`defaultIsolateMemoryBudgetMb`).
+   */
+  isolateMemoryBudgetMb?: number;
+  /** Deprecated: the same budget for the whole pool (split over the workers); `isolateMemoryBudgetMb` wins. */
   maxTotalIsolateMemoryMb?: number;
   /** An isolate unused for this long is disposed. Default 5 minutes. */
   idleIsolateMs?: number;
@@ -240,8 +256,12 @@ export interface SandboxWorkerStats {
   inFlight: number;
   isolates: number;
   contexts: number;
-  /** Sum of the memory limits of the worker's isolates, in MB. */
+  /** Sum of the memory limits of the worker's isolates, in MB (hard limits, not reserved). */
   reservedMemoryMb: number;
+  /** Measured memory of the worker's isolates (last sample of each, estimates for new ones), in bytes. */
+  isolateMemoryBytes: number;
+  /** The budget isolateMemoryBytes is kept within, in bytes. */
+  isolateMemoryBudgetBytes: number;
   /** Resident set size of the worker process (isolate heaps included), in bytes. */
   rssBytes: number;
 }
@@ -252,6 +272,10 @@ export interface SandboxStats {
   isolates: number;
   contexts: number;
   reservedMemoryMb: number;
+  /** Measured memory of the isolates across the workers, in bytes. */
+  isolateMemoryBytes: number;
+  /** isolateMemoryBytes per live isolate (0 without isolates), in bytes. */
+  memoryPerIsolateBytes: number;
   rssBytes: number;
   inFlight: number;
   /** Worker processes that died since the pool started. */

@@ -77,6 +77,8 @@ export interface DispatchJob {
   configJson: string;
   env: CapabilityEnv;
   measureHeap?: boolean;
+  /** The parent's start policy lets this call start on the worker's thread. */
+  startSync?: boolean;
 }
 
 export type SuccessMessage = Extract<ResultMessage, { ok: true }>;
@@ -238,6 +240,8 @@ export class WorkerSupervisor {
       isolates: handle?.lastStats?.isolates ?? 0,
       contexts: handle?.lastStats?.contexts ?? 0,
       reservedMemoryMb: handle?.lastStats?.reservedMemoryMb ?? 0,
+      isolateMemoryBytes: handle?.lastStats?.isolateMemoryBytes ?? 0,
+      isolateMemoryBudgetBytes: handle?.lastStats?.isolateMemoryBudgetBytes ?? 0,
       rssBytes: handle?.lastStats?.rssBytes ?? 0,
     }));
   }
@@ -342,6 +346,7 @@ export class WorkerSupervisor {
       inputJson: job.inputJson,
       configJson: job.configJson,
       ...(job.measureHeap ? { measureHeap: true } : {}),
+      ...(job.startSync ? { startSync: true } : {}),
     });
     if (!sent) {
       this.settle(call, new SandboxError(ErrorCode.SandboxCrashed, 'The sandbox worker is not reachable.'));
@@ -614,7 +619,10 @@ export class WorkerSupervisor {
       const key = callKey(call);
       if (guiltyKeys.has(key)) {
         failed += 1;
-        this.settle(call, guiltyError());
+        const error = guiltyError();
+        // The quarantine counts a SANDBOX_CRASHED only when its version was held responsible.
+        if (error instanceof SandboxError) error.blamed = true;
+        this.settle(call, error);
         continue;
       }
       const job = this.retryJob(call);

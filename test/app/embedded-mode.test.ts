@@ -34,12 +34,19 @@ describe('embedded mode (no DATABASE_URL, no REDIS_URL)', () => {
       await site.client.ok(InstallAddonDocument, { id: m.name as string, config: { greeting: 'hey' } });
       const listed = await site.client.ok(ListAddonsDocument, { category: 'ECOMMERCE' });
       const installed = await site.client.ok(InstallationsDocument, {});
+      // the search index needs pg_trgm, which PGlite loads as an extension
+      const searched = await site.client.ok(ListAddonsDocument, { search: (m.name as string).toUpperCase() });
       // then
       assert.equal(config.databaseUrl, null);
       assert.deepEqual(
         listed.addons.edges.map((e) => e.node.name),
         [m.name],
       );
+      assert.deepEqual(
+        searched.addons.edges.map((e) => e.node.name),
+        [m.name],
+      );
+      assert.equal(searched.addons.totalCount, 1);
       assert.deepEqual(installed.installations[0].config, { greeting: 'hey' });
       const ready = await fetch(`${url}/readyz`);
       assert.equal(ready.status, 200);

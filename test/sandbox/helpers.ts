@@ -100,6 +100,8 @@ export class MemoryCapabilities implements HostCapabilities {
       input: data,
       callDepth: scope.callDepth + 1,
       requestId: scope.requestId,
+      // As the app does: a dependency call never outlives its caller.
+      deadlineAt: scope.deadlineAt,
     });
     return result.output;
   }

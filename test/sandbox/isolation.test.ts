@@ -12,7 +12,7 @@ import {
   sleep,
 } from './helpers.js';
 import type { AddonBundle, SandboxPool, SandboxPoolOptions } from '../../src/sandbox/index.js';
-import { FAST_STARTS_TO_SYNC, MAX_SLOW_STARTS } from '../../src/sandbox/worker/sync-start-policy.js';
+import { FAST_STARTS_TO_SYNC, MAX_SLOW_STARTS } from '../../src/sandbox/start-policy.js';
 import { homeSlot, PACK_LIMIT, SPILL_AFTER_MS } from '../../src/sandbox/worker-supervisor.js';
 import { LOAD_REPORT_MS } from '../../src/sandbox/protocol.js';
 
@@ -117,15 +117,22 @@ describe('warm and cold calls', () => {
     assert.ok(p.stats().isolates <= 2);
   });
 
-  it('evicts to stay within maxTotalIsolateMemoryMb', async () => {
-    const p = await pool({ workers: 1, maxTotalIsolateMemoryMb: 100 });
-    const big = makeBundle(globalsAddon, { limits: { memoryMb: 60 } });
-    const other = makeBundle(globalsAddon, { limits: { memoryMb: 60 } });
-    await call(p, big, 'get');
-    await call(p, other, 'get');
-    assert.equal((await call(p, big, 'get')).cold, true);
-    await sleep(30);
-    assert.equal(p.stats().reservedMemoryMb, 60);
+  it('keeps isolates by their measured memory, not by their declared limits', async () => {
+    // given: a 12 MB budget and versions that each declare 60 MB (an idle one takes ~1.5 MB)
+    const p = await pool({ workers: 1, isolateMemoryBudgetMb: 12 });
+    const bundles = Array.from({ length: 12 }, () => makeBundle(globalsAddon, { limits: { memoryMb: 60 } }));
+    // when: three are called, then all twelve
+    for (const b of bundles.slice(0, 3)) await call(p, b, 'get');
+    // then: the three stay warm (declared limits would have fitted none beside another)
+    for (const b of bundles.slice(0, 3)) assert.equal((await call(p, b, 'get')).cold, false);
+    for (const b of bundles) await call(p, b, 'get');
+    await sleep(50);
+    // and the measured total stays within the budget, evicting the least recently used
+    const stats = p.stats();
+    assert.ok(stats.isolates >= 3 && stats.isolates < 12, `${stats.isolates} isolates kept`);
+    assert.ok(stats.isolateMemoryBytes <= 12 * 1024 * 1024, `${stats.isolateMemoryBytes} bytes kept`);
+    assert.equal(stats.reservedMemoryMb, stats.isolates * 60);
+    assert.equal((await call(p, bundles[0], 'get')).cold, true);
   });
 });
 

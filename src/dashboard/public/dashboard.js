@@ -15,6 +15,8 @@ const DELIVERY_FIELDS = `id eventName addonName handler status attempts maxAttem
 const EXECUTION_FIELDS = `id addonName kind entry status errorMessage durationMs createdAt`;
 
 const EVENT_FIELDS = 'id cursor name source siteId data createdAt';
+/** What the installed addons table says of consent and quarantine, refreshed with the metrics. */
+const SAFETY_FIELDS = 'pendingPermissions quarantine { state lastReason openUntil trips }';
 const QUERIES = {
   viewer: `query DashboardViewer { viewer { role siteId developerId } }`,
   sites: `query DashboardSites { sites { id name domain } }`,
@@ -23,7 +25,11 @@ const QUERIES = {
       id enabled updatedAt
       addon { id name displayName version }
       version { version widgets { name displayName } }
+      ${SAFETY_FIELDS}
     }
+  }`,
+  safety: `query DashboardInstallationSafety($siteId: ID) {
+    installations(siteId: $siteId) { addon { name version } version { version } enabled ${SAFETY_FIELDS} }
   }`,
   catalogue: `query DashboardCatalogue {
     addons(first: 50) { totalCount edges { node { id name displayName version updatedAt } } }
@@ -407,24 +413,64 @@ function startSession(key, viewer) {
             el('div', { className: 'muted', text: installation.addon.displayName }),
           ),
           el('td', { className: 'version', text: installation.version.version }),
-          el('td', {
-            text:
-              installation.addon.version === installation.version.version
-                ? 'latest'
-                : `${installation.addon.version} available`,
-            className: installation.addon.version === installation.version.version ? 'muted' : 'attention',
-          }),
-          el('td', {
-            text: installation.enabled ? 'enabled' : 'disabled',
-            className: installation.enabled ? 'ok' : 'muted',
-          }),
+          el('td', { attrs: { 'data-cell': 'latest' } }),
+          el('td', { attrs: { 'data-cell': 'state' } }),
           el('td', { text: time(installation.updatedAt) }),
         ),
       ),
     );
     ui.addonsEmpty.textContent = installations.length === 0 ? 'No addons installed on this site.' : '';
+    renderSafety(installations);
     renderWidgets(installations);
   };
+
+  /**
+   * The Latest and State cells: a newer version and the new permissions moving to it must accept,
+   * and whether the site's version is quarantined (its calls refused until a probe succeeds).
+   * Updated in place, so the widget previews are not reloaded.
+   */
+  const renderSafety = (installations) => {
+    for (const installation of installations) {
+      const row = ui.addonsBody.querySelector(`tr[data-addon="${CSS.escape(installation.addon.name)}"]`);
+      if (!row) continue;
+      const latest = row.querySelector('[data-cell="latest"]');
+      const state = row.querySelector('[data-cell="state"]');
+      const current = installation.addon.version === installation.version.version;
+      const pending = installation.pendingPermissions ?? [];
+      latest.className = current ? 'muted' : 'attention';
+      latest.replaceChildren(current ? 'latest' : `${installation.addon.version} available`);
+      if (pending.length > 0) {
+        latest.append(
+          el('div', {
+            className: 'attention pending-permissions',
+            text: `asks for new permissions: ${pending.join(', ')}`,
+            title: 'Upgrading must accept these (acceptPermissions, or themepress addon upgrade).',
+          }),
+        );
+      }
+      const quarantine = installation.quarantine;
+      row.toggleAttribute('data-quarantined', Boolean(quarantine));
+      if (quarantine) {
+        state.className = 'quarantined';
+        state.textContent =
+          quarantine.state === 'OPEN'
+            ? `quarantined (${quarantine.lastReason ?? 'limits'}) until ${time(quarantine.openUntil)}`
+            : `quarantined (${quarantine.lastReason ?? 'limits'}): probing`;
+        state.title = `Calls of this version on this site are refused with ADDON_QUARANTINED; trip ${quarantine.trips}.`;
+      } else {
+        state.className = installation.enabled ? 'ok' : 'muted';
+        state.textContent = installation.enabled ? 'enabled' : 'disabled';
+        state.title = '';
+      }
+    }
+  };
+  const refreshSafety = () => {
+    if (viewer.role === 'developer' || !siteId) return Promise.resolve();
+    return call(QUERIES.safety, { siteId: viewer.role === 'admin' ? siteId : null })
+      .then((data) => data && renderSafety(data.installations))
+      .catch(report('Installed addons'));
+  };
+  timers.push(setInterval(refreshSafety, STATS_EVERY_MS));
 
   const loadInstallations = () => {
     if (!siteId) {

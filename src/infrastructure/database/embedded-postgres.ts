@@ -3,6 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PGlite } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 
 export interface EmbeddedPostgresOptions {
@@ -50,7 +51,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     // Handled: PGlite would otherwise print PostgreSQL's notices to the console.
     return true;
   };
-  const db = await PGlite.create({ dataDir, onStdout: forward, onStderr: forward });
+  // pg_trgm: the catalogue search index needs it (migration add_addon_search_index).
+  const db = await PGlite.create({ dataDir, onStdout: forward, onStderr: forward, extensions: { pg_trgm } });
   const backend = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 1 });
   const front = net.createServer();
   const waiting: net.Socket[] = [];

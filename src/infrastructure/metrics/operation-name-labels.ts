@@ -17,10 +17,13 @@ export const KNOWN_OPERATION_NAMES: readonly string[] = [
   'DashboardEventsAfter',
   'DashboardRetryDelivery',
   'DashboardEvents',
+  'DashboardInstallationSafety',
   // CLI, seed, keys:create
   'CliViewer',
   'RegisterAddon',
   'InstallAddon',
+  'UpgradeAddon',
+  'AddonLatestVersion',
   'Viewer',
   'AddonVersions',
   'Sites',

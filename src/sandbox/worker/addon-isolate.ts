@@ -39,12 +39,24 @@ export interface DisposeReason {
   message: string;
 }
 
+/** V8 code caches of compiled scripts, by version id (and {@link BOOTSTRAP_CACHE_KEY}), shared by a worker's isolates. */
+export type CodeCache = Map<string, ivm.ExternalCopy<ArrayBuffer>>;
+
+/** The bootstrap's entry in a {@link CodeCache}. */
+export const BOOTSTRAP_CACHE_KEY = 'sandbox:bootstrap';
+
 /** Contexts kept per isolate; the least recently used idle one is released beyond this. */
 export const MAX_CONTEXTS_PER_ISOLATE = 32;
 
 /**
- * The isolate of one addon version inside a worker: compiled bootstrap and addon scripts (compiled
- * once, run in each new site context) and the site contexts themselves.
+ * The isolate of one addon version inside a worker (the worker keeps one per version and site):
+ * compiled bootstrap and addon scripts (compiled once, run in each new site context) and the site
+ * contexts themselves.
+ *
+ * Every asynchronous operation on the isolate goes through {@link track}, so {@link busy} says
+ * whether isolated-vm may be running or have queued work for it: a synchronous call into a busy
+ * isolate waits for the isolate's lock, that is for everything queued before it, and holds the
+ * worker's event loop meanwhile.
  */
 export class AddonIsolate {
   readonly isolate: ivm.Isolate;
@@ -55,6 +67,12 @@ export class AddonIsolate {
   /** CPU time at the moment the isolate last became idle; growth beyond it means background work. */
   idleCpuMark = 0n;
   disposeReason: DisposeReason | null = null;
+  /** Memory this isolate counts for in the worker's budget, in bytes (an estimate until sampled). */
+  accountedBytes: number;
+  /** When {@link accountedBytes} was last measured (epoch ms), 0 before the first sample. */
+  sampledAt = 0;
+  private sampling = false;
+  private pendingAsync = 0;
   private bootstrapScript: ivm.Script | null = null;
   private addonScript: ivm.Script | null = null;
   private readonly contexts = new Map<string, Promise<SiteContext>>();
@@ -64,13 +82,18 @@ export class AddonIsolate {
   private readonly wasm: Uint8Array | null;
 
   constructor(
+    /** The worker's key of this isolate (version and site). */
+    readonly key: string,
     readonly versionId: string,
     private readonly source: WireSource,
     readonly memoryMb: number,
+    estimatedBytes: number,
     private readonly onHostCall: HostCallHandler,
     private readonly onDone: DoneHandler,
     private readonly crashTest: boolean,
+    private readonly codeCache: CodeCache,
   ) {
+    this.accountedBytes = estimatedBytes;
     this.isolate = new ivm.Isolate({ memoryLimit: memoryMb });
     this.wasm = source.wasmBase64 === null ? null : new Uint8Array(Buffer.from(source.wasmBase64, 'base64'));
     this.ready = this.compile();
@@ -82,6 +105,46 @@ export class AddonIsolate {
     return this.disposeReason !== null || this.isolate.isDisposed;
   }
 
+  /** True while an asynchronous operation on the isolate is queued or running. */
+  get busy(): boolean {
+    return this.pendingAsync > 0;
+  }
+
+  /** Counts `operation` (an asynchronous isolated-vm call on this isolate) in {@link busy} until it settles. */
+  track<T>(operation: Promise<T>): Promise<T> {
+    this.pendingAsync += 1;
+    const settled = () => {
+      this.pendingAsync -= 1;
+    };
+    operation.then(settled, settled);
+    return operation;
+  }
+
+  /**
+   * Measures the isolate (heap committed, malloc'd and external memory: a little above what it
+   * adds to the process's RSS) without waiting for its lock; resolves to the new figure, or null
+   * when a sample is already under way or the isolate is gone.
+   */
+  async sample(): Promise<number | null> {
+    if (this.sampling || this.disposed) return null;
+    this.sampling = true;
+    try {
+      const heap = await this.track(this.isolate.getHeapStatistics());
+      if (this.disposed) return null;
+      this.sampledAt = Date.now();
+      return heap.total_physical_size + heap.malloced_memory + heap.externally_allocated_size;
+    } catch {
+      return null;
+    } finally {
+      this.sampling = false;
+    }
+  }
+
+  /** The isolate's used heap, measured without waiting for its lock. */
+  async usedHeapBytes(): Promise<number> {
+    return (await this.track(this.isolate.getHeapStatistics())).used_heap_size;
+  }
+
   get contextCount(): number {
     return this.contexts.size;
   }
@@ -91,18 +154,38 @@ export class AddonIsolate {
   }
 
   private async compile(): Promise<void> {
-    this.bootstrapScript = await this.isolate.compileScript(BOOTSTRAP_SOURCE, {
-      filename: 'sandbox:///bootstrap.js',
-    });
+    this.bootstrapScript = await this.compileCached(
+      BOOTSTRAP_CACHE_KEY,
+      BOOTSTRAP_SOURCE,
+      'sandbox:///bootstrap.js',
+    );
     const filename = `addon:///${encodeURIComponent(this.source.addonName)}@${encodeURIComponent(this.source.version)}.js`;
     try {
-      this.addonScript = await this.isolate.compileScript(this.source.source, { filename });
+      this.addonScript = await this.compileCached(this.versionId, this.source.source, filename);
     } catch (err) {
       throw new SandboxError(
         ErrorCode.AddonError,
         `The code of addon "${this.source.addonName}" does not compile: ${describeIsolateError(err)}`,
       );
     }
+  }
+
+  /**
+   * Compiles with V8's code cache of an earlier compile of the same script in this worker (each
+   * site of a version has an isolate of its own, and reparsing the bootstrap is a good part of a
+   * new site's first call: decision 0007). V8 checks the data against the source and rejects
+   * what does not match; only this worker's own compiles produce it.
+   */
+  private async compileCached(cacheKey: string, source: string, filename: string): Promise<ivm.Script> {
+    const cached = this.codeCache.get(cacheKey);
+    const options =
+      cached === undefined ? { filename, produceCachedData: true } : { filename, cachedData: cached };
+    const script = (await this.track(this.isolate.compileScript(source, options))) as ivm.Script &
+      ivm.CachedDataResult & { cachedDataRejected?: boolean };
+    if (cached === undefined && script.cachedData !== undefined)
+      this.codeCache.set(cacheKey, script.cachedData);
+    else if (script.cachedDataRejected === true) this.codeCache.delete(cacheKey);
+    return script;
   }
 
   /**
@@ -132,43 +215,48 @@ export class AddonIsolate {
 
   private async createContext(siteKey: string, timeoutMs: number): Promise<SiteContext> {
     await this.ready;
-    const context = await this.isolate.createContext();
+    const context = await this.track(this.isolate.createContext());
     try {
       const global = context.global;
-      await global.set(
-        BOOTSTRAP_GLOBALS.host,
-        new ivm.Reference((execId: unknown, capId: unknown, op: unknown, argsJson: unknown) =>
-          this.onHostCall(this, siteKey, execId, capId, op, argsJson),
+      await this.track(
+        global.set(
+          BOOTSTRAP_GLOBALS.host,
+          new ivm.Reference((execId: unknown, capId: unknown, op: unknown, argsJson: unknown) =>
+            this.onHostCall(this, siteKey, execId, capId, op, argsJson),
+          ),
         ),
       );
-      await global.set(
-        BOOTSTRAP_GLOBALS.done,
-        new ivm.Reference((execId: unknown, envelope: unknown) => this.onDone(execId, envelope)),
+      await this.track(
+        global.set(
+          BOOTSTRAP_GLOBALS.done,
+          new ivm.Reference((execId: unknown, envelope: unknown) => this.onDone(execId, envelope)),
+        ),
       );
       if (this.wasm !== null) {
-        await global.set(BOOTSTRAP_GLOBALS.wasm, new ivm.ExternalCopy(this.wasm).copyInto({ release: true }));
+        await this.track(
+          global.set(BOOTSTRAP_GLOBALS.wasm, new ivm.ExternalCopy(this.wasm).copyInto({ release: true })),
+        );
       }
-      await global.set(BOOTSTRAP_GLOBALS.wasmLimitMb, this.memoryMb);
-      if (this.crashTest) await global.set(BOOTSTRAP_GLOBALS.crashTest, true);
+      await this.track(global.set(BOOTSTRAP_GLOBALS.wasmLimitMb, this.memoryMb));
+      if (this.crashTest) await this.track(global.set(BOOTSTRAP_GLOBALS.crashTest, true));
       const started = Date.now();
       let start: SiteContext['start'];
       let take: SiteContext['take'];
       let resume: SiteContext['resume'];
       try {
-        const driver = (await this.bootstrapScript!.run(context, {
-          reference: true,
-          timeout: timeoutMs,
-        })) as ivm.Reference<BootstrapDriver>;
-        start = (await driver.get('start', { reference: true })) as SiteContext['start'];
-        take = (await driver.get('take', { reference: true })) as SiteContext['take'];
-        resume = (await driver.get('resume', { reference: true })) as SiteContext['resume'];
+        const driver = (await this.track(
+          this.bootstrapScript!.run(context, { reference: true, timeout: timeoutMs }),
+        )) as ivm.Reference<BootstrapDriver>;
+        start = (await this.track(driver.get('start', { reference: true }))) as SiteContext['start'];
+        take = (await this.track(driver.get('take', { reference: true }))) as SiteContext['take'];
+        resume = (await this.track(driver.get('resume', { reference: true }))) as SiteContext['resume'];
         driver.release();
       } catch (err) {
         throw loadError(this.source, err, 'WebAssembly module');
       }
       const left = Math.max(1, timeoutMs - (Date.now() - started));
       try {
-        await this.addonScript!.run(context, { timeout: left });
+        await this.track(this.addonScript!.run(context, { timeout: left }));
       } catch (err) {
         throw loadError(this.source, err, 'module');
       }

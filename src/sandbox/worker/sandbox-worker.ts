@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { LRUCache } from 'lru-cache';
 import { ErrorCode } from '../../errors/index.js';
 import { sanitizeLogs } from '../capabilities/log.js';
 import type { RunEnvelope } from '../in-isolate/bootstrap.js';
@@ -7,6 +8,7 @@ import type {
   CapResultMessage,
   ExecMessage,
   ResultMessage,
+  StartReport,
   StatsMessage,
   WireSource,
   WorkerConfig,
@@ -14,12 +16,12 @@ import type {
 } from '../protocol.js';
 import { PROPAGATED_SDK_CODES, SandboxError, truncateMessage } from '../sandbox-error.js';
 import type { LogEntry } from '../types.js';
-import { SyncStartPolicy } from './sync-start-policy.js';
 import {
   AddonIsolate,
   describeIsolateError,
   isMemoryError,
   isTimeoutError,
+  type CodeCache,
   type DisposeReason,
   type SiteContext,
 } from './addon-isolate.js';
@@ -28,12 +30,24 @@ import {
 export const MAX_PENDING_CAPABILITY_CALLS = 16;
 /** How close to its deadline an SDK timeout counts as the call's own timeout, in ms. */
 const OWN_DEADLINE_SLACK_MS = 250;
-/** Watchdog period: CPU limits and idle isolates are checked this often. */
+/** Watchdog period: the CPU limits of running calls are checked this often. */
 const WATCHDOG_MS = 20;
+/** Idle isolates (eviction, work outside a call) are checked this often. */
+const IDLE_SWEEP_MS = 1000;
 /** CPU an isolate may burn while none of its calls runs before it is treated as runaway. */
 const IDLE_CPU_BUDGET_NS = 50_000_000n;
-/** Versions whose start record a worker keeps (the oldest is forgotten beyond this). */
-const MAX_START_POLICIES = 10_000;
+/**
+ * Longest a synchronous start may hold the worker's thread (ms, wall time: isolated-vm's timeout).
+ * A start cut there is retried on the pool when it had not asked the host for anything yet, and
+ * keeps its (version, site) off synchronous starts for good (the parent's start policy).
+ */
+export const SYNC_SLICE_MS = 50;
+/** What a new isolate counts for in the memory budget until it is measured (a little above decision 0007's figure). */
+export const NEW_ISOLATE_ESTIMATE_BYTES = 2 * 1024 * 1024;
+/** Versions without a live isolate whose code a worker keeps (it asks the parent for the rest). */
+const SPARE_SOURCES = 64;
+/** An isolate is measured after a call at most this often. */
+const SAMPLE_EVERY_MS = 1000;
 /** Codes the bootstrap itself may report (not via an SDK error). */
 const BOOTSTRAP_CODES: ReadonlySet<string> = new Set([
   ErrorCode.NotFound,
@@ -52,6 +66,12 @@ interface ActiveCall {
   site: SiteContext | null;
   cpuStart: bigint;
   readonly pendingCaps: Set<number>;
+  /** SDK requests the call has sent; a start cut at the synchronous slice is retried only with none. */
+  capsSent: number;
+  /** Set once a synchronous start was cut: the call (and its retry) then start on the pool. */
+  overran: boolean;
+  /** CPU time (ms) its start took, for the parent's start policy. */
+  startCpuMs: number;
 }
 
 interface PendingCap {
@@ -61,27 +81,48 @@ interface PendingCap {
 }
 
 /**
- * Runs addon calls inside one worker process: the isolate cache (per version, LRU, idle eviction,
- * count and memory caps), wall-time timers, a CPU watchdog, and the bridge between isolates' SDK calls
- * and the parent process. Transport-free: `send` and `handle` are wired to IPC by `worker-main.ts`.
+ * Runs addon calls inside one worker process: the isolate cache (one isolate per version and site,
+ * LRU, idle eviction, kept within a budget of measured memory and a count cap), wall-time timers,
+ * a CPU watchdog, and the bridge between isolates' SDK calls and the parent process.
+ * Transport-free: `send` and `handle` are wired to IPC by `worker-main.ts`.
+ *
+ * The worker's event loop must stay free whatever addon code does: the only synchronous calls into
+ * an isolate are a start the parent allowed (bounded by {@link SYNC_SLICE_MS}) and the `take` right
+ * after it, both only while the isolate has nothing queued (see {@link AddonIsolate.busy}).
  */
 export class SandboxWorker {
-  private readonly isolates = new Map<string, AddonIsolate>();
+  /** By {@link isolateKey}, least recently used first in `rkeys()`; eviction is ours (busy ones stay). */
+  private readonly isolates: LRUCache<string, AddonIsolate>;
+  /** Isolates with calls running, which the watchdog checks every {@link WATCHDOG_MS}. */
+  private readonly running = new Set<AddonIsolate>();
+  /** Live isolates per version, so a version's code is kept while any of them lives. */
+  private readonly liveByVersion = new Map<string, number>();
   private readonly sources = new Map<string, WireSource>();
-  /** By version: whether its calls start on this thread (see SyncStartPolicy). */
-  private readonly startPolicies = new Map<string, SyncStartPolicy>();
+  /** Compiled code of the bootstrap and of the versions whose source is kept, for new isolates. */
+  private readonly codeCache: CodeCache = new Map();
   private readonly calls = new Map<number, ActiveCall>();
   private readonly caps = new Map<number, PendingCap>();
   /** Calls whose entry waited for the host: their envelope comes through the context's `done`. */
   private readonly waiters = new Map<number, (envelope: RunEnvelope) => void>();
+  /** Envelopes that came through `done` before their call started waiting for them. */
+  private readonly early = new Map<number, RunEnvelope>();
   private nextCapId = 1;
   private watchdog: NodeJS.Timeout | null = null;
+  private lastSweep = 0;
   private statsScheduled = false;
+  /** Sum of the isolates' {@link AddonIsolate.accountedBytes}. */
+  private accountedBytes = 0;
+  /** What a new isolate is expected to take: the mean of the samples so far. */
+  private estimateBytes = NEW_ISOLATE_ESTIMATE_BYTES;
+  private readonly budgetBytes: number;
 
   constructor(
     private readonly config: WorkerConfig,
     private readonly send: (message: WorkerToParent) => void,
-  ) {}
+  ) {
+    this.isolates = new LRUCache({ max: Math.max(1, config.maxIsolates) });
+    this.budgetBytes = Math.max(1, config.isolateMemoryBudgetMb) * 1024 * 1024;
+  }
 
   /** Starts one call; the answer goes out through `send`. */
   execute(msg: ExecMessage): void {
@@ -96,6 +137,9 @@ export class SandboxWorker {
       site: null,
       cpuStart: 0n,
       pendingCaps: new Set(),
+      capsSent: 0,
+      overran: false,
+      startCpuMs: 0,
     };
     this.calls.set(msg.meta.execId, call);
     this.ensureWatchdog();
@@ -120,27 +164,21 @@ export class SandboxWorker {
   }
 
   /**
-   * Hands an SDK reply to the isolate. For a version that starts on this thread (SyncStartPolicy)
-   * the continuation runs here and now, under the call's time limit, and is timed like a start;
-   * resolving through isolated-vm's thread pool instead costs two thread hand-offs per SDK call
-   * (measured: ~0.5 ms of the ~1.4 ms from an answer to the call's result). Other versions
-   * continue on the pool, so a slow continuation never holds this event loop.
+   * Hands an SDK reply to the isolate. The continuation always runs on isolated-vm's pool: it is
+   * addon code of unknown length, and a synchronous call would also wait for whatever the isolate
+   * has queued. It costs one thread hand-off more than running it here.
    */
   private resume(call: ActiveCall, isoCapId: number, replyJson: string): void {
     const { site, iso } = call;
     if (call.settled || site === null || iso === null || iso.disposed) return;
-    const args: [number, string] = [isoCapId, replyJson];
-    const options = { arguments: { copy: true }, timeout: this.budget(call) } as const;
-    const policy = this.startPolicy(call.msg.versionId);
-    if (!policy.startSync) {
-      site.resume.apply(undefined, args, options).catch((err: unknown) => this.resumeFailed(call, err));
-      return;
-    }
-    try {
-      timed(iso, policy, () => site.resume.applySync(undefined, args, options));
-    } catch (err) {
-      this.resumeFailed(call, err);
-    }
+    iso
+      .track(
+        site.resume.apply(undefined, [isoCapId, replyJson], {
+          arguments: { copy: true },
+          timeout: this.budget(call),
+        }),
+      )
+      .catch((err: unknown) => this.resumeFailed(call, err));
   }
 
   private resumeFailed(call: ActiveCall, err: unknown): void {
@@ -160,6 +198,8 @@ export class SandboxWorker {
       isolates: this.isolates.size,
       contexts,
       reservedMemoryMb: reserved,
+      isolateMemoryBytes: this.accountedBytes,
+      isolateMemoryBudgetBytes: this.budgetBytes,
       rssBytes: process.memoryUsage.rss(),
       activeCalls: this.calls.size,
     };
@@ -190,7 +230,8 @@ export class SandboxWorker {
   private async run(call: ActiveCall): Promise<void> {
     const { msg } = call;
     if (msg.source !== null) this.rememberSource(msg.versionId, msg.source);
-    let iso = this.isolates.get(msg.versionId);
+    const key = isolateKey(msg.versionId, msg.meta.siteId);
+    let iso = this.isolates.get(key);
     if (iso !== undefined && iso.disposed) iso = undefined;
     if (iso === undefined) {
       const source = this.sources.get(msg.versionId);
@@ -198,30 +239,28 @@ export class SandboxWorker {
         this.finish(call, { t: 'need-source', id: msg.id });
         return;
       }
-      this.makeRoom(msg.limits.memoryMb);
+      this.makeRoom();
       iso = new AddonIsolate(
+        key,
         msg.versionId,
         source,
         msg.limits.memoryMb,
+        this.estimateBytes,
         (isolate, siteKey, execId, capId, op, argsJson) =>
           this.onHostCall(isolate, siteKey, execId, capId, op, argsJson),
-        (execId, envelope) => {
-          if (typeof execId !== 'number') return;
-          const waiter = this.waiters.get(execId);
-          this.waiters.delete(execId);
-          waiter?.(envelope as RunEnvelope);
-        },
+        (execId, envelope) => this.onDone(execId, envelope as RunEnvelope),
         this.config.allowCrashTest,
+        this.codeCache,
       );
-      this.isolates.set(msg.versionId, iso);
+      this.isolates.set(key, iso);
+      this.accountedBytes += iso.accountedBytes;
+      this.liveByVersion.set(msg.versionId, (this.liveByVersion.get(msg.versionId) ?? 0) + 1);
       this.statsChanged();
-    } else {
-      this.isolates.delete(msg.versionId);
-      this.isolates.set(msg.versionId, iso);
     }
     const current = iso;
     current.lastUsedAt = Date.now();
     current.activeCalls.add(call);
+    this.running.add(current);
     call.iso = current;
     call.cpuStart = current.cpuTime;
     try {
@@ -239,41 +278,114 @@ export class SandboxWorker {
     site.active += 1;
     site.lastUsedAt = Date.now();
     let envelope: RunEnvelope | undefined;
+    // The entry and its microtasks run now, under the call's budget: on this thread when the parent
+    // allows it and the isolate has nothing queued (a synchronous call would wait for all of it),
+    // bounded by SYNC_SLICE_MS; otherwise on isolated-vm's pool, leaving this event loop free.
+    const sync = msg.startSync === true && !call.overran && !current.busy;
+    const budget = this.budget(call);
+    const args: [CallMeta, string, string] = [msg.meta, msg.inputJson, msg.configJson];
+    const cpuBefore = current.cpuTime;
     try {
-      // The entry and its microtasks run now, under the call's budget: on this thread for versions
-      // known to start quickly, otherwise on isolated-vm's pool so a slow one leaves this event
-      // loop (other addons' calls, SDK answers) free.
-      const args: [CallMeta, string, string] = [msg.meta, msg.inputJson, msg.configJson];
-      const options = {
-        arguments: { copy: true },
-        result: { copy: true },
-        timeout: this.budget(call),
-      } as const;
-      const starts = this.startPolicy(msg.versionId);
-      // An entry that returns a plain value hands its envelope back at once; one that awaits
-      // leaves it to `take` (settled by now) or to the context's `done`.
-      const entered = timed(current, starts, () =>
-        starts.startSync
-          ? site.start.applySync(undefined, args, options)
-          : site.start.apply(undefined, args, options),
-      );
-      envelope = (entered instanceof Promise ? await entered : entered) as RunEnvelope | undefined;
-      envelope ??= site.take.applySync(undefined, [msg.meta.execId], { result: { copy: true } }) as
-        RunEnvelope | undefined;
+      if (sync) {
+        const slice = Math.min(budget, SYNC_SLICE_MS);
+        try {
+          envelope = site.start.applySync(undefined, args, {
+            arguments: { copy: true },
+            result: { copy: true },
+            timeout: slice,
+          }) as RunEnvelope | undefined;
+          // Nothing was queued meanwhile (this thread did not run): `take` does not wait.
+          envelope ??= site.take.applySync(undefined, [msg.meta.execId], {
+            result: { copy: true },
+            timeout: SYNC_SLICE_MS,
+          }) as RunEnvelope | undefined;
+        } catch (err) {
+          if (isTimeoutError(err) && slice < budget) {
+            this.cutSyncStart(call, current);
+            return;
+          }
+          throw err;
+        }
+      } else {
+        envelope = (await current.track(
+          site.start.apply(undefined, args, {
+            arguments: { copy: true },
+            result: { copy: true },
+            timeout: budget,
+          }),
+        )) as RunEnvelope | undefined;
+        if (call.settled) return;
+        envelope ??= (await current.track(
+          site.take.apply(undefined, [msg.meta.execId], { result: { copy: true } }),
+        )) as RunEnvelope | undefined;
+      }
+      if (!current.disposed) call.startCpuMs = Number(current.cpuTime - cpuBefore) / 1e6;
       if (call.settled) return;
     } catch (err) {
       // `run` catches everything the entry throws; what still escapes is a limit, or a promise
       // rejection the addon left unhandled, which isolated-vm reports as the call's failure.
+      if (isTimeoutError(err)) call.startCpuMs = Infinity;
       if (isTimeoutError(err) || isMemoryError(err) || current.disposed) throw err;
       throw new SandboxError(ErrorCode.AddonError, describeIsolateError(err));
     }
     if (envelope === undefined) {
       // The entry awaits the host (SDK calls); the watchdog bounds its CPU, the deadline its time.
       if (call.settled) return;
-      envelope = await new Promise<RunEnvelope>((resolve) => this.waiters.set(msg.meta.execId, resolve));
+      const execId = msg.meta.execId;
+      envelope = this.early.get(execId);
+      this.early.delete(execId);
+      envelope ??= await new Promise<RunEnvelope>((resolve) => this.waiters.set(execId, resolve));
     }
     if (call.settled) return;
-    this.finish(call, this.envelopeResult(call, envelope, cold));
+    const heapUsedBytes =
+      msg.measureHeap === true && !current.disposed
+        ? await current.usedHeapBytes().catch(() => undefined)
+        : undefined;
+    if (call.settled) return;
+    this.finish(call, this.envelopeResult(call, envelope, cold, heapUsedBytes));
+  }
+
+  /**
+   * A synchronous start ran past its slice and was terminated: the isolate goes (its state may be
+   * half-updated; only this version and site use it) and the call starts again on the pool, unless
+   * it had already asked the host for something (a second run would ask again).
+   */
+  private cutSyncStart(call: ActiveCall, iso: AddonIsolate): void {
+    call.overran = true;
+    call.startCpuMs = Infinity;
+    iso.activeCalls.delete(call);
+    if (call.site !== null) call.site.active -= 1;
+    call.site = null;
+    call.iso = null;
+    this.disposeIsolate(iso, {
+      code: ErrorCode.ExecutionTimeout,
+      message: `Another call of this addon version on this site ran over ${SYNC_SLICE_MS} ms on the worker's thread.`,
+    });
+    if (call.capsSent > 0) {
+      this.finish(
+        call,
+        this.failure(
+          call.msg.id,
+          ErrorCode.ExecutionTimeout,
+          `The addon ran over ${SYNC_SLICE_MS} ms on the worker's thread after an SDK call; it starts on the thread pool from now on.`,
+        ),
+      );
+      return;
+    }
+    this.run(call).catch((err: unknown) => this.finish(call, this.errorResult(call, err)));
+  }
+
+  /** The `done` of a context: the envelope of a call that waited for the host. */
+  private onDone(execId: unknown, envelope: RunEnvelope): void {
+    if (typeof execId !== 'number') return;
+    const waiter = this.waiters.get(execId);
+    if (waiter !== undefined) {
+      this.waiters.delete(execId);
+      waiter(envelope);
+    } else if (this.calls.has(execId)) {
+      // `take` ran on the pool and its answer is still on its way here.
+      this.early.set(execId, envelope);
+    }
   }
 
   /** Time the next synchronous stretch may take: the rest of the wall budget, at most the CPU limit. */
@@ -282,7 +394,12 @@ export class SandboxWorker {
     return Math.max(1, Math.floor(Math.min(wallLeft, call.msg.limits.cpuTimeMs)));
   }
 
-  private envelopeResult(call: ActiveCall, envelope: RunEnvelope, cold: boolean): ResultMessage {
+  private envelopeResult(
+    call: ActiveCall,
+    envelope: RunEnvelope,
+    cold: boolean,
+    heapUsedBytes: number | undefined,
+  ): ResultMessage {
     const { msg } = call;
     if (typeof envelope !== 'object' || envelope === null || typeof envelope.ok !== 'boolean') {
       return this.failure(msg.id, ErrorCode.AddonError, 'The addon produced a malformed result.');
@@ -331,12 +448,10 @@ export class SandboxWorker {
     }
     const iso = call.iso;
     const cpuNs = iso === null || iso.disposed ? 0n : iso.cpuTime - call.cpuStart;
-    const heapUsedBytes =
-      msg.measureHeap === true && iso !== null && !iso.disposed
-        ? iso.isolate.getHeapStatisticsSync().used_heap_size
-        : undefined;
+    const start: StartReport = { cpuMs: call.startCpuMs, overran: call.overran };
     return {
       ...(heapUsedBytes === undefined ? {} : { heapUsedBytes }),
+      start,
       t: 'result',
       id: msg.id,
       ok: true,
@@ -364,7 +479,7 @@ export class SandboxWorker {
         this.finish(call, result);
         this.disposeIsolate(iso, {
           code: ErrorCode.ExecutionTimeout,
-          message: 'Another call of this addon version exceeded its time limit.',
+          message: 'Another call of this addon version on this site exceeded its time limit.',
         });
       }
       return result;
@@ -401,7 +516,7 @@ export class SandboxWorker {
     if (call.iso !== null) {
       this.disposeIsolate(call.iso, {
         code: ErrorCode.ExecutionTimeout,
-        message: 'Another call of this addon version exceeded its time limit.',
+        message: 'Another call of this addon version on this site exceeded its time limit.',
       });
     }
   }
@@ -412,6 +527,7 @@ export class SandboxWorker {
     clearTimeout(call.timer);
     this.calls.delete(call.msg.meta.execId);
     this.waiters.delete(call.msg.meta.execId);
+    this.early.delete(call.msg.meta.execId);
     for (const capId of call.pendingCaps) this.caps.delete(capId);
     call.pendingCaps.clear();
     if (call.site !== null) {
@@ -422,62 +538,79 @@ export class SandboxWorker {
     if (iso !== null && iso.activeCalls.delete(call) && iso.activeCalls.size === 0) {
       iso.lastUsedAt = Date.now();
       iso.idleCpuMark = iso.cpuTime;
+      this.running.delete(iso);
+      if (!iso.disposed && Date.now() - iso.sampledAt >= SAMPLE_EVERY_MS) this.measure(iso);
     }
     this.send(result);
   }
 
+  /** Samples an isolate's memory (asynchronously) and updates the budget's figures. */
+  private measure(iso: AddonIsolate): void {
+    void iso.sample().then((bytes) => {
+      if (bytes === null || iso.disposed || this.isolates.peek(iso.key) !== iso) return;
+      this.accountedBytes += bytes - iso.accountedBytes;
+      iso.accountedBytes = bytes;
+      // A running mean (weighted towards recent samples) of what an isolate takes.
+      this.estimateBytes = Math.round(this.estimateBytes * 0.9 + bytes * 0.1);
+      this.statsChanged();
+    });
+  }
+
   private disposeIsolate(iso: AddonIsolate, reason: DisposeReason): void {
+    const wasLive = !iso.disposed;
     iso.dispose(reason);
-    if (this.isolates.get(iso.versionId) === iso) this.isolates.delete(iso.versionId);
+    this.running.delete(iso);
+    if (this.isolates.peek(iso.key) === iso) this.isolates.delete(iso.key);
+    if (wasLive) {
+      this.accountedBytes -= iso.accountedBytes;
+      const live = (this.liveByVersion.get(iso.versionId) ?? 1) - 1;
+      if (live <= 0) this.liveByVersion.delete(iso.versionId);
+      else this.liveByVersion.set(iso.versionId, live);
+    }
     this.statsChanged();
     for (const call of [...iso.activeCalls] as ActiveCall[]) {
       this.finish(call, this.failure(call.msg.id, reason.code, reason.message));
     }
   }
 
-  /** The start policy of a version; kept across isolate replacements, for a bounded number of versions. */
-  private startPolicy(versionId: string): SyncStartPolicy {
-    let policy = this.startPolicies.get(versionId);
-    if (policy === undefined) {
-      if (this.startPolicies.size >= MAX_START_POLICIES) {
-        this.startPolicies.delete(this.startPolicies.keys().next().value!);
-      }
-      policy = new SyncStartPolicy();
-      this.startPolicies.set(versionId, policy);
-    }
-    return policy;
+  private dropCode(versionId: string): void {
+    this.codeCache.get(versionId)?.release();
+    this.codeCache.delete(versionId);
   }
 
   private rememberSource(versionId: string, source: WireSource): void {
     this.sources.delete(versionId);
     this.sources.set(versionId, source);
-    const maxSources = Math.max(16, this.config.maxIsolates * 2);
+    // The code of every version with a live isolate, and of a few more recently sent.
+    const maxSources = this.liveByVersion.size + SPARE_SOURCES;
     const forgotten: string[] = [];
     for (const key of this.sources.keys()) {
       if (this.sources.size <= maxSources) break;
-      if (this.isolates.has(key)) continue;
+      if (this.liveByVersion.has(key)) continue;
       this.sources.delete(key);
+      this.dropCode(key);
       forgotten.push(key);
     }
     if (forgotten.length > 0) this.send({ t: 'evicted', versionIds: forgotten });
   }
 
-  /** Evicts idle isolates, least recently used first, until one more of `memoryMb` fits. */
-  private makeRoom(memoryMb: number): void {
-    const fits = () => {
-      let reserved = memoryMb;
-      for (const iso of this.isolates.values()) reserved += iso.memoryMb;
-      return (
-        this.isolates.size + 1 <= this.config.maxIsolates && reserved <= this.config.maxTotalIsolateMemoryMb
-      );
-    };
-    for (const iso of [...this.isolates.values()]) {
+  /**
+   * Evicts idle isolates, least recently used first, until one more fits: within the count cap, and
+   * within the memory budget by what the isolates were measured to take (a new one counts as the
+   * mean of the samples until it is measured). The declared `memoryMb` is each isolate's hard
+   * limit, not a reservation: an idle isolate takes a small fraction of it (decision 0007).
+   */
+  private makeRoom(): void {
+    const fits = () =>
+      this.isolates.size + 1 <= this.config.maxIsolates &&
+      this.accountedBytes + this.estimateBytes <= this.budgetBytes;
+    if (fits()) return;
+    for (const iso of [...this.isolates.rvalues()]) {
+      if (iso === undefined || iso.activeCalls.size > 0) continue;
+      this.disposeIsolate(iso, { code: ErrorCode.ServiceUnavailable, message: 'The isolate was evicted.' });
       if (fits()) return;
-      if (iso.activeCalls.size === 0) {
-        this.disposeIsolate(iso, { code: ErrorCode.ServiceUnavailable, message: 'The isolate was evicted.' });
-      }
     }
-    if (!fits()) {
+    if (!fits() && this.isolates.size > 0) {
       throw new SandboxError(
         ErrorCode.ServiceUnavailable,
         'The sandbox has no room for another isolate right now; try again shortly.',
@@ -522,6 +655,7 @@ export class SandboxWorker {
       return;
     }
     const capId = this.nextCapId++;
+    call.capsSent += 1;
     call.pendingCaps.add(capId);
     this.caps.set(capId, { call, isoCapId });
     this.send({ t: 'cap', id: call.msg.id, capId, op, argsJson });
@@ -534,34 +668,49 @@ export class SandboxWorker {
   }
 
   // CPU limit for continuations that run without an isolated-vm timeout (after an SDK call resolves),
-  // runaway background work, and idle eviction.
+  // every WATCHDOG_MS over the isolates with calls running; runaway background work and idle
+  // eviction every IDLE_SWEEP_MS over all of them (thousands may be kept).
   private watch(): void {
-    const now = Date.now();
-    for (const iso of [...this.isolates.values()]) {
-      if (iso.disposed) continue;
-      const cpu = iso.cpuTime;
-      if (iso.activeCalls.size > 0) {
-        for (const call of iso.activeCalls as Set<ActiveCall>) {
-          const limitNs = BigInt(call.msg.limits.cpuTimeMs) * 1_000_000n;
-          if (cpu - call.cpuStart > limitNs) {
-            this.finish(
-              call,
-              this.failure(
-                call.msg.id,
-                ErrorCode.ExecutionTimeout,
-                `The addon exceeded its CPU time limit of ${call.msg.limits.cpuTimeMs} ms.`,
-              ),
-            );
-            this.disposeIsolate(iso, {
-              code: ErrorCode.ExecutionTimeout,
-              message: 'Another call of this addon version exceeded its time limit.',
-            });
-            break;
-          }
-        }
+    for (const iso of [...this.running]) {
+      if (iso.disposed) {
+        this.running.delete(iso);
         continue;
       }
-      if (cpu - iso.idleCpuMark > IDLE_CPU_BUDGET_NS) {
+      const cpu = iso.cpuTime;
+      for (const call of iso.activeCalls as Set<ActiveCall>) {
+        const limitNs = BigInt(call.msg.limits.cpuTimeMs) * 1_000_000n;
+        if (cpu - call.cpuStart > limitNs) {
+          this.finish(
+            call,
+            this.failure(
+              call.msg.id,
+              ErrorCode.ExecutionTimeout,
+              `The addon exceeded its CPU time limit of ${call.msg.limits.cpuTimeMs} ms.`,
+            ),
+          );
+          this.disposeIsolate(iso, {
+            code: ErrorCode.ExecutionTimeout,
+            message: 'Another call of this addon version on this site exceeded its time limit.',
+          });
+          break;
+        }
+      }
+    }
+    const now = Date.now();
+    if (now - this.lastSweep >= Math.min(IDLE_SWEEP_MS, this.config.idleIsolateMs)) {
+      this.lastSweep = now;
+      this.sweepIdle(now);
+    }
+    if (this.isolates.size === 0 && this.calls.size === 0 && this.watchdog !== null) {
+      clearInterval(this.watchdog);
+      this.watchdog = null;
+    }
+  }
+
+  private sweepIdle(now: number): void {
+    for (const iso of [...this.isolates.values()]) {
+      if (iso.disposed || iso.activeCalls.size > 0) continue;
+      if (iso.cpuTime - iso.idleCpuMark > IDLE_CPU_BUDGET_NS) {
         this.disposeIsolate(iso, {
           code: ErrorCode.ExecutionTimeout,
           message: 'The isolate ran code outside a call.',
@@ -570,42 +719,20 @@ export class SandboxWorker {
       }
       if (now - iso.lastUsedAt > this.config.idleIsolateMs) {
         this.disposeIsolate(iso, { code: ErrorCode.ServiceUnavailable, message: 'The isolate was evicted.' });
-        this.sources.delete(iso.versionId);
-        this.send({ t: 'evicted', versionIds: [iso.versionId] });
+        if (!this.liveByVersion.has(iso.versionId) && this.sources.delete(iso.versionId)) {
+          this.dropCode(iso.versionId);
+          this.send({ t: 'evicted', versionIds: [iso.versionId] });
+        }
         continue;
       }
       iso.releaseContextsIdleSince(now - this.config.idleIsolateMs);
     }
-    if (this.isolates.size === 0 && this.calls.size === 0 && this.watchdog !== null) {
-      clearInterval(this.watchdog);
-      this.watchdog = null;
-    }
   }
 }
 
-/**
- * Enters an isolate through `enter` and tells the version's policy how much of the isolate's CPU
- * time it took (for an entry on the pool, with whatever else the isolate ran meanwhile). An entry
- * that spun into its time limit is the slowest kind: that the isolate is replaced for it must not
- * give the version a clean record.
- */
-function timed<T>(iso: AddonIsolate, policy: SyncStartPolicy, enter: () => T): T {
-  const cpuBefore = iso.cpuTime;
-  const noted = (value: unknown) => {
-    if (!iso.disposed) policy.note(Number(iso.cpuTime - cpuBefore) / 1e6);
-    return value;
-  };
-  const failed = (err: unknown): never => {
-    if (isTimeoutError(err)) policy.note(Infinity);
-    throw err;
-  };
-  let value: T;
-  try {
-    value = enter();
-  } catch (err) {
-    return failed(err);
-  }
-  return (value instanceof Promise ? value.then(noted, failed) : noted(value)) as T;
+/** The worker's key of the isolate that runs `versionId` for `siteId`. */
+export function isolateKey(versionId: string, siteId: string): string {
+  return `${versionId}\u0000${siteId}`;
 }
 
 /** The JSON of a failed SDK call, as the isolate's `resume` receives it. */
