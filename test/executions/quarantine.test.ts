@@ -337,7 +337,7 @@ describe('quarantine: worker crashes count against the version blamed for them',
   });
   after(() => server?.close());
 
-  it('does not count a crash shared with another version’s calls, and quarantines a version that crashes its worker alone', async () => {
+  it('does not count a crash shared with another version’s calls (the bystander runs again), and quarantines a version that crashes its worker alone', async () => {
     // given: a crasher and a bystander that waits on the host, on one site and one worker
     const crasher = manifest({
       configSchema: { type: 'object' },
@@ -349,6 +349,8 @@ describe('quarantine: worker crashes count against the version blamed for them',
       widgets: [],
       permissions: ['storage.read'],
       functions: [{ name: 'wait' }],
+      // Room to run again after a crash that names no culprit (docs/decisions/0008).
+      limits: { timeoutMs: 5000 },
     });
     await givenPublished(
       developer,
@@ -360,7 +362,9 @@ describe('quarantine: worker crashes count against the version blamed for them',
       bystander,
       `module.exports = { functions: { wait: async (d, ctx) => {
         const until = Date.now() + d.ms;
-        while (Date.now() < until) await ctx.storage.get('k');
+        // At most 900 reads: a run again after a crash starts its count over (1000 SDK calls a call).
+        let reads = 0;
+        while (Date.now() < until && reads++ < 900) await ctx.storage.get('k');
         return 'waited';
       } } };`,
     );
@@ -385,23 +389,26 @@ describe('quarantine: worker crashes count against the version blamed for them',
         'the worker is back',
       );
 
-    // when: the crasher kills the worker twice while the bystander has a call in flight on it
-    for (let i = 0; i < 2; i += 1) {
-      await waitReady();
-      const waiting = call(bystander, 'wait', { ms: 1500 });
-      await sleep(300);
-      const crashed = await call(crasher, 'crash');
-      assert.equal(crashed.errors?.[0].extensions?.code, 'SANDBOX_CRASHED');
-      assert.equal((await waiting).errors?.[0].extensions?.code, 'SANDBOX_CRASHED');
-    }
+    // when: the crasher kills the worker while the bystander has a call in flight on it
+    await waitReady();
+    const waiting = call(bystander, 'wait', { ms: 1500 });
+    await sleep(300);
+    const crashed = await call(crasher, 'crash');
+    // then: no culprit is named by that crash, so both run again on the worker's replacement, one
+    // at a time: the crasher crashes it alone (held responsible: one crash counted), the bystander
+    // finishes, and is never held responsible
+    assert.equal(crashed.errors?.[0].extensions?.code, 'SANDBOX_CRASHED');
+    const waited = await waiting;
+    assert.deepEqual(waited.data?.executeAddonFunction, 'waited', JSON.stringify(waited.errors));
     await sleep(500);
-    // then: neither is held responsible for a shared crash
-    assert.deepEqual(await rows(), []);
+    assert.ok(!(await rows()).some((q) => q.addonName === bystander.name));
 
-    // when: the crasher kills the worker twice with nothing else on it
+    // when: the crasher kills the worker twice more with nothing else on it (its breaker may open
+    // before the second: its crash of the replacement counted too)
     for (let i = 0; i < 2; i += 1) {
       await waitReady();
-      assert.equal((await call(crasher, 'crash')).errors?.[0].extensions?.code, 'SANDBOX_CRASHED');
+      const code = (await call(crasher, 'crash')).errors?.[0].extensions?.code;
+      assert.ok(code === 'SANDBOX_CRASHED' || (i === 1 && code === 'ADDON_QUARANTINED'), String(code));
     }
     // then: it is quarantined for crashing workers; the bystander still runs
     const opened = await eventually(
