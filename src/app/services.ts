@@ -4,6 +4,7 @@ import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import type { Redis } from 'ioredis';
 import { SandboxPool, type SandboxLogger } from '../sandbox/index.js';
+import { defaultIsolateMemoryBudgetMb } from '../sandbox/isolate-budget.js';
 import { ApiKeyService } from '../auth/api-key.service.js';
 import { AddonService, type AddonTopics } from '../addons/addon.service.js';
 import { InstallationService } from '../installations/installation.service.js';
@@ -118,7 +119,10 @@ export function createServices(deps: {
     capabilities,
     allowCrashTest: config.sandbox.allowCrashTest,
     logger: deps.sandboxLogger,
-    maxWorkerRssMb: config.sandbox.workerMaxRssMb || undefined,
+    maxWorkerRssMb:
+      config.sandbox.workerMaxRssMb ??
+      2 * (config.sandbox.isolateMemoryBudgetMb ?? defaultIsolateMemoryBudgetMb(config.sandbox.workers)) +
+        256,
     onWorkerKill: (kill) => metrics.sandboxWorkerKills.inc({ reason: kill.reason }),
     // Addon requests stay on the public internet unless the operator says otherwise.
     fetchImpl: config.sandbox.fetchPrivateNetworks ? undefined : createGuardedFetch(),

@@ -31,8 +31,11 @@ export interface AppConfig {
     allowCrashTest: boolean;
     /** Lets ctx.http.fetch reach private, loopback and link-local addresses (off: refused after DNS). */
     fetchPrivateNetworks: boolean;
-    /** A worker whose resident memory passes this many MB is replaced (0: never). */
-    workerMaxRssMb: number;
+    /**
+     * A worker whose resident memory passes this many MB is replaced (0: never); null: twice the
+     * worker's isolate memory budget (heap, and as much again of WebAssembly memory) plus 256.
+     */
+    workerMaxRssMb: number | null;
     /**
      * Circuit breaker per addon version and site (src/executions/addon-quarantine.ts): `threshold`
      * limit failures within `windowMs` refuse the version there for `baseBackoffMs`, doubled per
@@ -190,7 +193,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
       v8PoolSize: readInt(env, 'SANDBOX_WORKER_V8_POOL_SIZE', 1, 0, 64),
       allowCrashTest: nodeEnv === 'test' && readBool(env, 'SANDBOX_ALLOW_CRASH_TEST', false),
       fetchPrivateNetworks: readBool(env, 'SANDBOX_FETCH_PRIVATE_NETWORKS', false),
-      workerMaxRssMb: readInt(env, 'SANDBOX_WORKER_MAX_RSS_MB', 2048, 0, 1024 * 1024),
+      workerMaxRssMb: env.SANDBOX_WORKER_MAX_RSS_MB
+        ? readInt(env, 'SANDBOX_WORKER_MAX_RSS_MB', 0, 0, 1024 * 1024)
+        : null,
       quarantine: {
         enabled: readBool(env, 'QUARANTINE_ENABLED', true),
         threshold: readInt(env, 'QUARANTINE_THRESHOLD', 5, 1, 10_000),
