@@ -37,7 +37,12 @@ export class AddonHostCapabilities implements HostCapabilities {
     this.executions = executions;
   }
 
-  /** The effects of the call asking. */
+  /** The sandbox runs a call again from the start after its worker was killed: forget its first run. */
+  discardCallEffects(scope: CapabilityScope): boolean {
+    return scope.executionId !== undefined && this.deps.effects.forget(scope.executionId);
+  }
+
+    /** The effects of the call asking. */
   private effects(scope: CapabilityScope): ExecutionEffects {
     const effects = this.deps.effects.get(scope.executionId);
     if (!effects) {

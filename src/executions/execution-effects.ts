@@ -23,8 +23,12 @@ export class ExecutionEffects {
   private readonly events: PendingEvent[] = [];
   /** Bytes held by this layer and the layers it was merged from. */
   private bytes = 0;
+  /** Bytes this layer itself reserved (counted at the root), given back by {@link forget}. */
+  private own = 0;
   /** Set when the call ended: SDK calls still arriving then belong to no commit. */
   private ended = false;
+  /** Whether a dependency call's effects were merged into this layer. */
+  hasMergedDependencies = false;
 
   constructor(
     readonly parent: ExecutionEffects | null,
@@ -90,6 +94,17 @@ export class ExecutionEffects {
     this.events.push(pending);
   }
 
+  /**
+   * Drops what this layer holds, for a call the sandbox runs again from the start (its worker was
+   * killed under it): the second run must not see or commit the first run's writes and events.
+   */
+  forget(): void {
+    this.storage.clear();
+    this.events.length = 0;
+    this.root().bytes -= this.own;
+    this.own = 0;
+  }
+
   /** Ends the call: later SDK calls are refused. */
   end(): void {
     this.ended = true;
@@ -99,6 +114,8 @@ export class ExecutionEffects {
   mergeIntoParent(): void {
     const parent = this.parent!;
     parent.assertOpen();
+    parent.hasMergedDependencies = true;
+    parent.own += this.own;
     for (const [id, change] of this.storage) parent.storage.set(id, change);
     parent.events.push(...this.events);
     // The parent's byte count already includes this layer's (see reserve).
@@ -118,6 +135,7 @@ export class ExecutionEffects {
       );
     }
     root.bytes += bytes;
+    this.own += bytes;
   }
 
   private root(): ExecutionEffects {
@@ -186,6 +204,19 @@ export class ExecutionEffectsRegistry {
       return;
     }
     await this.deps.events.commit(effects.db ?? this.deps.root, effects.contents());
+  }
+
+  /**
+   * The sandbox will run a still-open call again from the start: drops what it holds so far.
+   * Refused (false) while a dependency call it made is still open, or when a dependency's effects
+   * were merged into it: those cannot be taken back layer by layer.
+   */
+  forget(executionId: string): boolean {
+    const effects = this.running.get(executionId);
+    if (!effects || effects.hasMergedDependencies) return false;
+    for (const other of this.running.values()) if (other.parent === effects) return false;
+    effects.forget();
+    return true;
   }
 
   /** The call failed (or its commit did): its effects are dropped. */
