@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Database } from '../infrastructure/database/database.js';
-import { AppError, ErrorCode } from '../errors/index.js';
+import { AddonQuarantinedError, AppError, ErrorCode } from '../errors/index.js';
 import type { InstallationLookup, ResolvedInstallation } from '../installations/installation-lookup.js';
 import type { AddonBundleCache } from '../executions/addon-bundle.cache.js';
 import type { ExecutionService } from '../executions/execution.service.js';
@@ -288,6 +288,21 @@ export class DeliveryWorker {
       if (error instanceof PermanentFailure) {
         return {
           outcome: { id: row.id, attempts: row.attempts, status: 'DEAD', delayMs: null, error: message },
+          attempt,
+        };
+      }
+      if (error instanceof AddonQuarantinedError) {
+        // The handler's version is quarantined on this site: the delivery waits the breaker out
+        // instead of spending its attempts (and going DEAD) while nothing could run it.
+        return {
+          outcome: {
+            id: row.id,
+            attempts: row.attempts,
+            status: 'PENDING',
+            delayMs: error.retryAfterSeconds * 1000 + Math.round(Math.random() * 1000),
+            uncount: true,
+            error: message,
+          },
           attempt,
         };
       }

@@ -12,6 +12,7 @@ import { GraphQLClient } from '../support/graphql-client.js';
 import { givenDeveloper, givenPublished, givenSite, manifest } from '../support/fixtures.js';
 import {
   AddonQuarantinesDocument,
+  EmitEventDocument,
   ExecuteAddonFunctionDocument,
   ExecutionLineageDocument,
   InstallAddonDocument,
@@ -30,7 +31,7 @@ const SOURCE = `module.exports = { functions: {
     if (d && d.fail) throw new Error('declined');
     return { ok: true, site: ctx.site.id };
   },
-} };`;
+}, handlers: { onOrder: () => ({ handled: true }) } };`;
 
 interface Instance {
   app: App;
@@ -58,6 +59,10 @@ async function startInstance(databaseUrl: string, adminKey: string): Promise<Ins
       QUARANTINE_WINDOW_MS: '60000',
       QUARANTINE_BACKOFF_MS: String(BACKOFF_MS),
       QUARANTINE_POLL_MS: '200',
+      // Two quick attempts: a delivery that spent its attempts on a quarantine would be DEAD at once.
+      DELIVERY_MAX_ATTEMPTS: '2',
+      DELIVERY_BACKOFF_BASE_MS: '50',
+      DELIVERY_POLL_MS: '50',
     }),
     { logStream: stream },
   );
@@ -99,6 +104,7 @@ describe('quarantine: a circuit breaker per addon version and site', () => {
       configSchema: { type: 'object' },
       widgets: [],
       functions: [{ name: 'work' }],
+      events: { handles: { 'order.created': 'onOrder' } },
       limits: { cpuTimeMs: 100, timeoutMs: 2000 },
     });
     const name = m.name as string;
@@ -289,6 +295,31 @@ describe('quarantine: a circuit breaker per addon version and site', () => {
     // then
     assert.deepEqual(after.data?.executeAddonFunction, { ok: true, site: addon.a.siteId });
     assert.equal(await addon.row(addon.a.siteId), null);
+  });
+
+  it('keeps a delivery to a quarantined handler pending until the breaker lets it run, without spending its attempts', async () => {
+    // given: the version quarantined on site A, deliveries allowed two attempts 50 ms apart
+    const addon = await givenSharedAddon();
+    await openOnA(addon);
+    // when: an event its handler takes is emitted on site A
+    const { emitEvent } = await addon.a.client.ok(EmitEventDocument, { name: 'order.created', data: {} });
+    // then: the delivery waits out the breaker, then runs (as its probe) and succeeds
+    const delivery = await eventually(
+      () =>
+        first.app.database.prisma.delivery.findFirst({
+          where: { eventId: emitEvent.id },
+          include: { attemptLog: { orderBy: { startedAt: 'asc' } } },
+        }),
+      (d) => d?.status === 'SUCCEEDED' || d?.status === 'DEAD',
+      'the delivery to finish',
+    );
+    assert.equal(delivery?.status, 'SUCCEEDED');
+    assert.equal(delivery?.attemptLog[0]?.status, 'ADDON_QUARANTINED');
+    assert.equal(delivery?.attemptLog.at(-1)?.status, 'SUCCEEDED');
+    const waited =
+      Date.parse(String(delivery?.completedAt?.toISOString())) -
+      Date.parse(String(delivery?.createdAt.toISOString()));
+    assert.ok(waited >= BACKOFF_MS / 2, `it waited for the breaker (${waited} ms)`);
   });
 
   it('never refuses lifecycle hooks: a quarantined site can move to a fixed version, which runs at once, or uninstall', async () => {
