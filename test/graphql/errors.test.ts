@@ -58,9 +58,14 @@ describe('GraphQL errors over HTTP', () => {
 
   it('serves liveness and readiness', async () => {
     const live = await fetch(`${server.url}/livez`);
-    const ready = await fetch(`${server.url}/readyz`);
     assert.equal(live.status, 200);
-    assert.equal(ready.status, 200);
+    // Ready once the pub/sub's subscriptions are in place, which may follow the listen by a moment.
+    let ready = await fetch(`${server.url}/readyz`);
+    for (let i = 0; i < 50 && ready.status !== 200; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      ready = await fetch(`${server.url}/readyz`);
+    }
+    assert.equal(ready.status, 200, await ready.clone().text());
     assert.deepEqual(await ready.json(), { status: 'ready' });
   });
 });

@@ -351,7 +351,7 @@ function watchConnections(publisher: Redis, subscriber: Redis): PubSubConnection
     publisherReady = false;
     update();
   });
-  subscriber.on('ready', () => {
+  const confirmSubscribed = () => {
     setImmediate(() => {
       subscriber.ping().then(
         () => {
@@ -361,7 +361,10 @@ function watchConnections(publisher: Redis, subscriber: Redis): PubSubConnection
         () => undefined,
       );
     });
-  });
+  };
+  subscriber.on('ready', confirmSubscribed);
+  // Already connected before this watch began: its 'ready' has passed and will not come again.
+  if (subscriber.status === 'ready') confirmSubscribed();
   subscriber.on('close', () => {
     subscribed = false;
     update();
