@@ -322,7 +322,7 @@ export class SandboxPool {
       if (slots.running === 0 && slots.waiting.length === 0) this.slots.delete(addonId);
       const message =
         share < limit
-          ? `Addon "${addonName}" already has ${ofSite} calls running for this site, its fair share of the addon's ${limit} concurrent calls while other sites use it.`
+          ? `Addon "${addonName}" already has ${ofSite} calls running for this site, its fair share of the addon's ${limit} concurrent calls (other sites keep the rest).`
           : `Addon "${addonName}" already has ${slots.running} calls running (limit ${limit}).`;
       throw new SandboxError(ErrorCode.TooManyConcurrentCalls, message, { limit, share });
     }
@@ -487,11 +487,16 @@ export class SandboxPool {
   }
 }
 
-/** The slots one site may hold: the addon's limit split evenly among the sites using or waiting for it. */
+/**
+ * The slots one site may hold: the addon's limit split evenly among the sites using or waiting for
+ * it. A site alone leaves a quarter free, so another site's first calls start at once instead of
+ * waiting for the lone site's slow calls to end.
+ */
 function fairShare(slots: AddonSlots, siteId: string, limit: number): number {
   const sites = new Set(slots.bySite.keys());
   for (const waiter of slots.waiting) sites.add(waiter.siteId);
   sites.add(siteId);
+  if (sites.size === 1) return limit - Math.floor(limit / 4);
   return Math.max(1, Math.floor(limit / sites.size));
 }
 

@@ -531,15 +531,16 @@ describe('fair shares per site', () => {
     await flood;
     const firstCodes = await Promise.all(first);
     const outcomes = await neighbour.stop();
-    // then: the addon's limit held (16 of A's first 20 ran), C was served every time (waiting at
-    // most for one of A's calls to end), A was told it has its fair share, and nothing was killed
-    assert.equal(firstCodes.filter((c) => c === 'ok').length, 16);
-    assert.equal(firstCodes.filter((c) => c === 'TOO_MANY_CONCURRENT_CALLS').length, 4);
+    // then: site A alone held at most three quarters of the slots (12 of its first 20 ran), so C
+    // was served every time without waiting for A's 3-second calls; A was told it has its fair
+    // share, and nothing was killed
+    assert.equal(firstCodes.filter((c) => c === 'ok').length, 12);
+    assert.equal(firstCodes.filter((c) => c === 'TOO_MANY_CONCURRENT_CALLS').length, 8);
     assert.deepEqual(
       cResults.map((r) => r.output),
       Array(5).fill('pong'),
     );
-    assert.ok(cTook < 7000, `site C waited ${cTook} ms`);
+    assert.ok(cTook < 2500, `site C waited ${cTook} ms (A's calls take 3000 ms)`);
     assert.ok(
       floodCodes.some((c) => /fair share/.test(c)),
       `site A was refused with its fair share: ${floodCodes.slice(0, 3).join(' | ')}`,
