@@ -361,6 +361,13 @@ async function main(): Promise<void> {
         once: async () => [await attack('nn-caller', 'call', { dep: 'nn-dependency', ms: 5000 })],
       },
       {
+        // The floor: an attacker's request volume alone (a quarantined attacker's calls are refused
+        // as cheaply as these), so the classes above can be read against what volume costs B.
+        name: 'floor: 6 closed loops of calls refused before the sandbox (a function the addon does not export)',
+        loops: 6,
+        once: async () => [await attack('nn-gamer', 'not-exported', {})],
+      },
+      {
         name: 'crasher: heap exhaustion (memoryMb 128) and stack overflow, in turn',
         limited: true,
         loops: 2,

@@ -42,7 +42,7 @@ export class AddonHostCapabilities implements HostCapabilities {
     return scope.executionId !== undefined && this.deps.effects.forget(scope.executionId);
   }
 
-    /** The effects of the call asking. */
+  /** The effects of the call asking. */
   private effects(scope: CapabilityScope): ExecutionEffects {
     const effects = this.deps.effects.get(scope.executionId);
     if (!effects) {
