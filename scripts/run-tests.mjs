@@ -1,6 +1,6 @@
 // Runs every compiled test file (unit tests beside the code in dist/src, integration tests in
 // dist/test) with node's built-in runner, on the Node that runs this script.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -27,19 +27,31 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
-const args = [
-  // isolated-vm's README requires it from Node 20 on (V8's shared read-only heap crashes isolates
-  // built without Node's snapshot); the sandbox worker processes get it through execArgv too.
-  '--no-node-snapshot',
-  '--enable-source-maps',
-  '--test',
-  `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`,
-  ...(process.env.TEST_REPORTER ? [`--test-reporter=${process.env.TEST_REPORTER}`] : []),
-  ...files,
-];
+// Files that time the server's event loop (test/support/liveness-probe.ts) run after the others,
+// one at a time: on a 2-core machine a concurrent file's sandbox workers would take their CPU.
+const timesTheLoop = (file) => readFileSync(file, 'utf8').includes('liveness-probe.js');
+const groups = [
+  { files: files.filter((f) => !timesTheLoop(f)), concurrency: process.env.TEST_CONCURRENCY ?? 2 },
+  { files: files.filter(timesTheLoop), concurrency: 1 },
+].filter((group) => group.files.length > 0);
+
 console.log(`Running ${files.length} test files on Node ${process.version} (${process.execPath})`);
-const result = spawnSync(process.execPath, args, {
-  stdio: 'inherit',
-  env: { NODE_ENV: 'test', ...process.env },
-});
-process.exit(result.status ?? 1);
+let status = 0;
+for (const group of groups) {
+  const args = [
+    // isolated-vm's README requires it from Node 20 on (V8's shared read-only heap crashes isolates
+    // built without Node's snapshot); the sandbox worker processes get it through execArgv too.
+    '--no-node-snapshot',
+    '--enable-source-maps',
+    '--test',
+    `--test-concurrency=${group.concurrency}`,
+    ...(process.env.TEST_REPORTER ? [`--test-reporter=${process.env.TEST_REPORTER}`] : []),
+    ...group.files,
+  ];
+  const result = spawnSync(process.execPath, args, {
+    stdio: 'inherit',
+    env: { NODE_ENV: 'test', ...process.env },
+  });
+  if (result.status !== 0) status = result.status ?? 1;
+}
+process.exit(status);

@@ -314,7 +314,7 @@ export class SandboxPool {
     const share = fairShare(slots, siteId, limit);
     const ofSite = slots.bySite.get(siteId) ?? 0;
     // Counted before the first await, so a burst of calls cannot all pass the check.
-    if (slots.running < limit && ofSite < share) {
+    if ((slots.running < limit || crowdedOut(slots, siteId, limit, share)) && ofSite < share) {
       take(slots, siteId);
       return null;
     }
@@ -487,17 +487,22 @@ export class SandboxPool {
   }
 }
 
-/**
- * The slots one site may hold: the addon's limit split evenly among the sites using or waiting for
- * it. A site alone leaves a quarter free, so another site's first calls start at once instead of
- * waiting for the lone site's slow calls to end.
- */
+/** The slots one site may hold: the addon's limit split evenly among the sites using or waiting for it. */
 function fairShare(slots: AddonSlots, siteId: string, limit: number): number {
   const sites = new Set(slots.bySite.keys());
   for (const waiter of slots.waiting) sites.add(waiter.siteId);
   sites.add(siteId);
-  if (sites.size === 1) return limit - Math.floor(limit / 4);
   return Math.max(1, Math.floor(limit / sites.size));
+}
+
+/**
+ * Whether another site holds more than its share of a full addon: a site under its share then
+ * takes one of a quarter more slots at once, instead of waiting for that site's slow calls to end.
+ */
+function crowdedOut(slots: AddonSlots, siteId: string, limit: number, share: number): boolean {
+  if (slots.running >= limit + Math.floor(limit / 4)) return false;
+  for (const [other, held] of slots.bySite) if (other !== siteId && held > share) return true;
+  return false;
 }
 
 function take(slots: AddonSlots, siteId: string): void {
