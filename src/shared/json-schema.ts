@@ -40,8 +40,8 @@ export const SCHEMA_LIMITS = {
 
 /**
  * Units of pattern work one validation may spend: the sum over every pattern test of the tested
- * string's length times the pattern's program size. re2js's worst case is about 20 ns a unit on
- * the reference machine (an NFA with every state live), so this bounds one validation to ~40 ms.
+ * string's length times the pattern's program size. re2js's time is linear in those units, so this
+ * bounds the time one validation takes (measured in docs/decisions/0004-bounded-input.md).
  */
 export const PATTERN_BUDGET = 2_000_000;
 
