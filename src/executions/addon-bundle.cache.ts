@@ -15,14 +15,15 @@ export interface LoadedVersion {
 /**
  * What the sandbox needs for a version, read from the database once per process. Published versions
  * never change, so entries never expire; the least recently used go beyond the entry or byte bound
- * (a version holds up to a few megabytes of source and WebAssembly).
+ * (a version holds up to a few megabytes of source and WebAssembly). The entry bound is as high as
+ * the number of versions the sandbox keeps warm: a miss costs two queries on every call.
  */
 export class AddonBundleCache {
   private readonly cache: LRUCache<string, LoadedVersion, DbClient>;
 
   constructor(
     private readonly database: Database,
-    bounds: { maxEntries: number; maxBytes: number } = { maxEntries: 500, maxBytes: 256 * 1024 * 1024 },
+    bounds: { maxEntries: number; maxBytes: number } = { maxEntries: 10_000, maxBytes: 256 * 1024 * 1024 },
   ) {
     this.cache = new LRUCache<string, LoadedVersion, DbClient>({
       max: bounds.maxEntries,

@@ -48,6 +48,8 @@ export const NEW_ISOLATE_ESTIMATE_BYTES = 2 * 1024 * 1024;
 const SPARE_SOURCES = 64;
 /** An isolate is measured after a call at most this often. */
 const SAMPLE_EVERY_MS = 1000;
+/** Stats messages are sent at most this often. */
+const STATS_EVERY_MS = 20;
 /** Codes the bootstrap itself may report (not via an SDK error). */
 const BOOTSTRAP_CODES: ReadonlySet<string> = new Set([
   ErrorCode.NotFound,
@@ -110,6 +112,8 @@ export class SandboxWorker {
   private watchdog: NodeJS.Timeout | null = null;
   private lastSweep = 0;
   private statsScheduled = false;
+  private statsSentAt = -Infinity;
+  private statsTimer: NodeJS.Timeout | null = null;
   /** Sum of the isolates' {@link AddonIsolate.accountedBytes}. */
   private accountedBytes = 0;
   /** What a new isolate is expected to take: the mean of the samples so far. */
@@ -205,14 +209,28 @@ export class SandboxWorker {
     };
   }
 
-  /** Sends fresh stats soon, once per burst of changes, so the parent's gauges follow evictions. */
-  private statsChanged(): void {
-    if (this.statsScheduled) return;
-    this.statsScheduled = true;
-    setImmediate(() => {
+  /**
+   * Sends fresh stats soon, so the parent's gauges follow evictions: once per burst of changes.
+   * `sampled` (a new memory sample, which calls spread over thousands of isolates bring on nearly
+   * every call) waits up to {@link STATS_EVERY_MS} after the last message, since a stats message
+   * walks every isolate kept; an isolate made or disposed is sent at once.
+   */
+  private statsChanged(sampled = false): void {
+    const wait = sampled ? this.statsSentAt + STATS_EVERY_MS - performance.now() : 0;
+    if (this.statsTimer !== null) {
+      if (wait > 0) return;
+      clearTimeout(this.statsTimer);
+      this.statsTimer = null;
+    } else if (this.statsScheduled) return;
+    const send = () => {
       this.statsScheduled = false;
+      this.statsTimer = null;
+      this.statsSentAt = performance.now();
       this.send(this.stats());
-    });
+    };
+    this.statsScheduled = true;
+    if (wait > 0) this.statsTimer = setTimeout(send, wait);
+    else setImmediate(send);
   }
 
   /** Disposes every isolate; running calls fail with SANDBOX_CRASHED. */
@@ -552,7 +570,7 @@ export class SandboxWorker {
       iso.accountedBytes = bytes;
       // A running mean (weighted towards recent samples) of what an isolate takes.
       this.estimateBytes = Math.round(this.estimateBytes * 0.9 + bytes * 0.1);
-      this.statsChanged();
+      this.statsChanged(true);
     });
   }
 
