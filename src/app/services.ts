@@ -203,6 +203,7 @@ export function createServices(deps: {
         metrics,
         visibility,
         workerKills: () => pool.recentWorkerKills(),
+        sandbox: () => pool.stats(),
       }),
       dashboardSeries: new DashboardSeriesService({ database, visibility }),
     },

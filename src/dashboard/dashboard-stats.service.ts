@@ -4,7 +4,7 @@ import type { Actor } from '../auth/actor.js';
 import { ForbiddenError, ValidationError } from '../errors/index.js';
 import { isUuid } from '../shared/ids.js';
 import type { VisibilityResolver } from '../auth/visibility.js';
-import type { SandboxWorkerKill, WorkerKillReason } from '../sandbox/index.js';
+import type { SandboxStats, SandboxWorkerKill, WorkerKillReason } from '../sandbox/index.js';
 import {
   DashboardStatsRepository,
   type AddonExecutionAggregate,
@@ -34,6 +34,23 @@ export interface WidgetCacheStats {
   hitRate: number | null;
 }
 
+/** The answering instance's sandbox: isolates kept and what they take. */
+export interface SandboxView {
+  workers: number;
+  workersReady: number;
+  /** Isolates kept warm across the workers (one per addon version and site in use). */
+  isolates: number;
+  /** Their measured memory (last sample of each), in MB. */
+  isolateMemoryMb: number;
+  /** isolateMemoryMb per isolate, in MB; null without isolates. */
+  memoryPerIsolateMb: number | null;
+  /** What the isolates may keep across the workers before the least recently used are evicted, in MB. */
+  isolateMemoryBudgetMb: number;
+  /** Resident memory of the worker processes, in MB. */
+  workersRssMb: number;
+  inFlight: number;
+}
+
 /** A sandbox worker kill as the dashboard shows it. */
 export interface WorkerKillView {
   at: Date;
@@ -60,6 +77,8 @@ export interface DashboardStats extends ExecutionAggregate {
   widgetCache: WidgetCacheStats | null;
   /** This instance's recent sandbox worker kills the caller may see, newest first. */
   workerKills: WorkerKillView[];
+  /** Admins only: the answering instance's isolates, across every site. */
+  sandbox: SandboxView | null;
 }
 
 /**
@@ -76,6 +95,8 @@ export class DashboardStatsService {
       visibility: VisibilityResolver;
       /** The sandbox pool's recent worker kills, newest first (instance-local). */
       workerKills?: () => SandboxWorkerKill[];
+      /** The sandbox pool's figures (instance-local). */
+      sandbox?: () => SandboxStats;
     },
   ) {}
 
@@ -128,6 +149,7 @@ export class DashboardStatsService {
       errorRate: ratio(totals.errors, totals.executions) ?? 0,
       addons: addons.map((row) => ({ ...row, errorRate: ratio(row.errors, row.executions) ?? 0 })),
       widgetCache: visibility.kind === 'all' ? await this.widgetCache() : null,
+      sandbox: visibility.kind === 'all' ? this.sandbox() : null,
       workerKills: (this.deps.workerKills?.() ?? [])
         .filter((kill) =>
           visibility.kind === 'all'
@@ -150,6 +172,22 @@ export class DashboardStatsService {
           retriedCalls: kill.retriedCalls,
           rssMb: Math.round(kill.rssBytes / 1048576),
         })),
+    };
+  }
+
+  private sandbox(): SandboxView | null {
+    const stats = this.deps.sandbox?.();
+    if (!stats) return null;
+    const mb = (bytes: number) => Math.round((bytes / 1048576) * 100) / 100;
+    return {
+      workers: stats.workers,
+      workersReady: stats.workersReady,
+      isolates: stats.isolates,
+      isolateMemoryMb: mb(stats.isolateMemoryBytes),
+      memoryPerIsolateMb: stats.isolates === 0 ? null : mb(stats.memoryPerIsolateBytes),
+      isolateMemoryBudgetMb: mb(stats.perWorker.reduce((sum, w) => sum + w.isolateMemoryBudgetBytes, 0)),
+      workersRssMb: mb(stats.rssBytes),
+      inFlight: stats.inFlight,
     };
   }
 

@@ -61,6 +61,44 @@ export class WidgetCacheStats {
 
 @ObjectType({
   simpleResolvers: true,
+  description:
+    'The sandbox of the instance that answered (not shared between instances): isolates kept warm and the memory they take.',
+})
+export class SandboxStatsView {
+  @Field(() => Int)
+  workers!: number;
+
+  @Field(() => Int)
+  workersReady!: number;
+
+  @Field(() => Int, {
+    description: 'Isolates kept across the workers: one per addon version and site in use.',
+  })
+  isolates!: number;
+
+  @Field(() => Float, {
+    description: 'Their measured memory (heap and external, last sample of each), in MB.',
+  })
+  isolateMemoryMb!: number;
+
+  @Field(() => Float, { nullable: true, description: 'isolateMemoryMb per isolate; null without isolates.' })
+  memoryPerIsolateMb!: number | null;
+
+  @Field(() => Float, {
+    description:
+      'What the isolates may take across the workers (SANDBOX_ISOLATE_MEMORY_BUDGET_MB per worker) before the least recently used idle ones are evicted, in MB.',
+  })
+  isolateMemoryBudgetMb!: number;
+
+  @Field(() => Float, { description: 'Resident memory of the worker processes, in MB.' })
+  workersRssMb!: number;
+
+  @Field(() => Int, { description: 'Calls running in the sandbox now.' })
+  inFlight!: number;
+}
+
+@ObjectType({
+  simpleResolvers: true,
   description: 'The addon version and site held responsible for a sandbox worker kill.',
 })
 export class SandboxKillCulprit {
@@ -141,4 +179,10 @@ export class DashboardStats extends ExecutionFigures {
       'The last sandbox worker kills and crashes of the instance that answered (at most 50, newest first; not shared between instances): all of them for admins, those naming its site for a site key, those naming its addons for a developer.',
   })
   workerKills!: SandboxWorkerKillView[];
+
+  @Field(() => SandboxStatsView, {
+    nullable: true,
+    description: 'Admins only (the isolates serve every site); null for other keys.',
+  })
+  sandbox!: SandboxStatsView | null;
 }

@@ -16,6 +16,7 @@ export type {
   LogEntry,
   SandboxLogger,
   SandboxPoolOptions,
+  SandboxStats,
   SandboxWorkerKill,
   WorkerKillReason,
 } from './types.js';

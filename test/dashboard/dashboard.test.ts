@@ -185,6 +185,7 @@ describe('dashboard in a browser', { timeout: 180_000 }, () => {
     assert.match((await page.locator('#m-p95').textContent()) ?? '', /^\d+(\.\d+)? ms$/);
     assert.match((await page.locator('#m-errors').textContent()) ?? '', /^[1-9]\d* \(/);
     assert.match((await page.locator('#m-cache-note').textContent()) ?? '', /admin keys only/);
+    assert.match((await page.locator('#m-isolates-note').textContent()) ?? '', /admin keys only/);
     // An out-of-process frame outside the viewport may not be painted yet when the page is captured.
     await page.locator('#widgets').scrollIntoViewIfNeeded();
     await page.evaluate(
@@ -260,6 +261,9 @@ describe('dashboard in a browser', { timeout: 180_000 }, () => {
     await page.selectOption('#site-select', site.siteId);
     await page.locator(`#addons-body tr[data-addon="${addon}"]`).waitFor();
     await page.locator('#m-cache-note', { hasText: 'this instance since start' }).waitFor();
+    // and the isolates the instance keeps, with the memory each takes
+    await page.locator('#m-isolates-note', { hasText: 'MB each' }).waitFor();
+    assert.match((await page.locator('#m-isolates').textContent()) ?? '', /^[1-9]\d*$/);
   });
 
   it("reports the socket's refusal of a bad key (close 4403) instead of reconnecting", async () => {

@@ -17,6 +17,22 @@ const CRASHER = `module.exports = { functions: {
 
 const KILLS = `query { dashboardStats { workerKills { reason workerId culprits { addonName version siteId } failedCalls retriedCalls rssMb } } }`;
 
+const SANDBOX = `query { dashboardStats { sandbox { workers workersReady isolates isolateMemoryMb memoryPerIsolateMb isolateMemoryBudgetMb workersRssMb } } }`;
+
+type SandboxResponse = {
+  dashboardStats: {
+    sandbox: {
+      workers: number;
+      workersReady: number;
+      isolates: number;
+      isolateMemoryMb: number;
+      memoryPerIsolateMb: number | null;
+      isolateMemoryBudgetMb: number;
+      workersRssMb: number;
+    } | null;
+  };
+};
+
 type KillsResponse = {
   dashboardStats: {
     workerKills: {
@@ -121,5 +137,42 @@ describe('worker kills in the server: logged, counted, on the dashboard', () => 
       data: {},
     });
     assert.equal(pong.executeAddonFunction, 'pong');
+  });
+
+  it("shows admins this instance's isolates kept and the memory each takes, and other keys nothing", async () => {
+    // given: an addon installed on two sites, each called once (an isolate per version and site)
+    const developer = (await givenDeveloper(admin)).client;
+    const m = manifest({ configSchema: { type: 'object' }, widgets: [], functions: [{ name: 'ping' }] });
+    await givenPublished(developer, m, `module.exports = { functions: { ping: () => 'pong' } };`);
+    const sites = [await givenSite(admin), await givenSite(admin)];
+    for (const site of sites) {
+      await site.client.ok(InstallAddonDocument, { id: m.name as string, config: {} });
+      await site.client.ok(ExecuteAddonFunctionDocument, {
+        addonId: m.name as string,
+        function: 'ping',
+        data: {},
+      });
+    }
+    // when: the admin reads the dashboard (workers report their isolates within moments)
+    let sandbox: SandboxResponse['dashboardStats']['sandbox'] = null;
+    for (let i = 0; i < 40; i += 1) {
+      sandbox = (await admin.raw<SandboxResponse>(SANDBOX)).data!.dashboardStats.sandbox;
+      if (sandbox && sandbox.isolates >= 2) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // then: both isolates are counted, each measured in MB, within the budget of both workers
+    assert.ok(sandbox, 'the admin sees the sandbox');
+    assert.ok(sandbox.isolates >= 2, `${sandbox.isolates} isolates`);
+    assert.equal(sandbox.workers, 2);
+    assert.ok(
+      sandbox.memoryPerIsolateMb !== null &&
+        sandbox.memoryPerIsolateMb > 0.1 &&
+        sandbox.memoryPerIsolateMb < 64,
+    );
+    assert.ok(sandbox.isolateMemoryMb <= sandbox.isolateMemoryBudgetMb);
+    assert.ok(sandbox.isolateMemoryBudgetMb >= 2 * 256, `${sandbox.isolateMemoryBudgetMb} MB budget`);
+    assert.ok(sandbox.workersRssMb > 10);
+    // and a site key sees no instance-wide figures
+    assert.equal((await sites[0].client.raw<SandboxResponse>(SANDBOX)).data!.dashboardStats.sandbox, null);
   });
 });

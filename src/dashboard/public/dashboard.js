@@ -39,6 +39,7 @@ const QUERIES = {
       windowSeconds executions executionsPerSecond errors errorRate p50Ms p95Ms
       addons { addonId addonName executions errors errorRate p95Ms }
       widgetCache { l1Hits l2Hits misses hitRate }
+      sandbox { workers workersReady isolates isolateMemoryMb memoryPerIsolateMb isolateMemoryBudgetMb workersRssMb }
       workerKills { at workerId reason culprits { addonName version siteId } failedCalls retriedCalls rssMb }
     }
   }`,
@@ -156,6 +157,8 @@ const ui = {
   errors: byId('m-errors'),
   cache: byId('m-cache'),
   cacheNote: byId('m-cache-note'),
+  isolates: byId('m-isolates'),
+  isolatesNote: byId('m-isolates-note'),
   errorsBody: byId('errors-body'),
   killsBody: byId('kills-body'),
   addonsTitle: byId('addons-title'),
@@ -301,6 +304,16 @@ function startSession(key, viewer) {
     } else {
       ui.cache.textContent = '—';
       ui.cacheNote.textContent = 'admin keys only (per-instance counters cover every site)';
+    }
+    if (stats.sandbox) {
+      const sandbox = stats.sandbox;
+      const perIsolate =
+        sandbox.memoryPerIsolateMb === null ? '—' : `${sandbox.memoryPerIsolateMb.toFixed(2)} MB`;
+      ui.isolates.textContent = String(sandbox.isolates);
+      ui.isolatesNote.textContent = `this instance: ${perIsolate} each, ${Math.round(sandbox.isolateMemoryMb)} of ${Math.round(sandbox.isolateMemoryBudgetMb)} MB budget; ${sandbox.workersReady}/${sandbox.workers} workers, ${Math.round(sandbox.workersRssMb)} MB RSS`;
+    } else {
+      ui.isolates.textContent = '—';
+      ui.isolatesNote.textContent = 'admin keys only (the isolates serve every site)';
     }
     const rows = stats.addons.filter((row) => row.errors > 0 || stats.addons.length <= 10);
     ui.errorsBody.replaceChildren(
