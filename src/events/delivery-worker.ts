@@ -42,6 +42,12 @@ export interface HandlerEvent {
   attempt: number;
 }
 
+/**
+ * How long finished attempts wait to be stored together: one statement per batch, whose planning
+ * and commit cost PostgreSQL the same for one outcome or fifty.
+ */
+const OUTCOME_LINGER_MS = 25;
+
 /** The run never reached the handler and never will (uninstalled, disabled, no longer handled). */
 class PermanentFailure extends Error {}
 
@@ -57,14 +63,15 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
  * - claims due rows in batches with FOR UPDATE SKIP LOCKED, each claim a lease renewed while the
  *   row waits and while its handler runs; a killed instance's leases expire and other workers take
  *   the rows over;
- * - claims ahead: up to `concurrency` handlers run while up to twice as many claimed rows wait, so
- *   a finished handler's slot is refilled without waiting for the next claim's round trip;
+ * - claims ahead: up to `concurrency` handlers run while up to five times as many claimed rows
+ *   wait, so a finished handler's slot is refilled without waiting for the next claim's round trip,
+ *   and claims come in batches of at least twice `concurrency` while rows are held;
  * - at most half of the running handlers of one addon, and at most `concurrency` rows held (running
  *   or waiting) by one addon, so a slow or broken subscriber cannot hold up the others;
  * - failures retry with exponential backoff and jitter, up to `maxAttempts`, then DEAD;
  * - woken at once through the pub/sub when deliveries are stored, by its own timer for retries, and
  *   polls as a fallback.
- * Outcomes are written in batches (one UPDATE and one INSERT per batch).
+ * Outcomes are written in batches (one statement per batch, at most {@link OUTCOME_LINGER_MS} late).
  */
 export class DeliveryWorker {
   readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -103,9 +110,10 @@ export class DeliveryWorker {
   ) {
     this.perAddon = Math.max(1, Math.floor(deps.options.concurrency / 2));
     this.perAddonHeld = deps.options.concurrency;
-    // Claims cost a few round trips whatever their size: held rows cover the next claim's latency.
-    this.maxHeld = deps.options.concurrency * 3;
-    this.minBatch = Math.max(1, Math.floor(deps.options.concurrency / 4));
+    // A claim costs PostgreSQL a plan and a walk over the queue index's recently dead entries
+    // whatever its size: under load, fewer and larger claims leave it more CPU for the rest.
+    this.maxHeld = deps.options.concurrency * 6;
+    this.minBatch = deps.options.concurrency * 2;
   }
 
   private get repository() {
@@ -370,7 +378,7 @@ export class DeliveryWorker {
       this.wakeAt(Date.now() + outcome.delayMs + 5);
     if (this.pending.length >= 200) void this.flush();
     else if (!this.flushTimer) {
-      this.flushTimer = setTimeout(() => void this.flush(), 5);
+      this.flushTimer = setTimeout(() => void this.flush(), OUTCOME_LINGER_MS);
     }
   }
 
