@@ -24,6 +24,9 @@ import {
 import { ECHO_SOURCE, PAYLOAD, publishAndInstall } from './support/fixtures.js';
 import { insertCatalogue, searchTerms } from './support/catalogue.js';
 import { EMIT, openLoop, post } from './events-common.js';
+import { createDatabase } from '../src/infrastructure/database/database.js';
+import { DeliveryRepository } from '../src/events/delivery.repository.js';
+import { ExecutionRecorder } from '../src/executions/execution-recorder.js';
 
 const QUICK = process.env.BENCH_SCALE_QUICK === '1';
 const CURVES = (process.env.BENCH_SCALE_CURVES ?? 'sites,versions,subscribers,catalogue').split(',');
@@ -163,8 +166,11 @@ function table(title: string, intro: string, points: Point[], verdictLine: strin
 
 const fmt = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 
-async function withServer<T>(run: (server: BenchServer, db: pg.Client) => Promise<T>): Promise<T> {
-  const server = await startBenchServer({ env: { RATE_LIMIT_DEFAULT: '0' } });
+async function withServer<T>(
+  run: (server: BenchServer, db: pg.Client) => Promise<T>,
+  env: Record<string, string> = {},
+): Promise<T> {
+  const server = await startBenchServer({ env: { RATE_LIMIT_DEFAULT: '0', ...env } });
   const db = new pg.Client({ connectionString: server.databaseUrl });
   await db.connect();
   try {
@@ -300,6 +306,212 @@ async function versionsCurve(): Promise<void> {
   );
 }
 
+/**
+ * Emits `order.created` through the API at EVENT_RATE for `seconds` (each event stored with a
+ * delivery per subscriber), waits for the deliveries to drain, and reports them as a point.
+ */
+async function measureFanOut(
+  server: BenchServer,
+  db: pg.Client,
+  keys: { siteKey: string },
+  n: number,
+  label: string,
+): Promise<{ point: Point; bounded: boolean }> {
+  const seconds = emitSeconds(n);
+  const since = (await db.query<{ now: Date }>('SELECT now()')).rows[0].now;
+  const samples: number[] = [];
+  const unfinished = async () =>
+    (
+      await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM "Delivery" WHERE status = 'PENDING' OR status = 'RUNNING'`,
+      )
+    ).rows[0].n;
+  const sampler = setInterval(() => void unfinished().then((b) => samples.push(b)), 1000);
+  const cpuBefore = await cpuSeconds(server.process.pid!);
+  const started = performance.now();
+  const { failures } = await openLoop(EVENT_RATE, seconds, (i) =>
+    post(server.url, keys.siteKey, EMIT, { n: 'order.created', d: { i } }),
+  );
+  const loadSeconds = (performance.now() - started) / 1000;
+  clearInterval(sampler);
+  const memory = await rss(server.process.pid!);
+  const deadline = performance.now() + 300_000;
+  let left = await unfinished();
+  while (left > 0 && performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = await unfinished();
+  }
+  const drainSeconds = (performance.now() - started) / 1000 - loadSeconds;
+  const cpuAfter = await cpuSeconds(server.process.pid!);
+  const { rows: done } = await db.query<{ ms: number }>(
+    `SELECT extract(epoch FROM max(d."completedAt") - e."createdAt") * 1000 AS ms
+       FROM "Event" e JOIN "Delivery" d ON d."eventId" = e.id
+      WHERE e."createdAt" >= $1 AND e.name = 'order.created'
+      GROUP BY e.id HAVING count(*) FILTER (WHERE d."completedAt" IS NULL) = 0`,
+    [since],
+  );
+  const { rows: statuses } = await db.query<{ status: string; n: number; span: number }>(
+    `SELECT d.status, count(*)::int AS n,
+            extract(epoch FROM max(d."completedAt") - min(e."createdAt")) AS span
+       FROM "Delivery" d JOIN "Event" e ON e.id = d."eventId"
+      WHERE e."createdAt" >= $1 GROUP BY d.status`,
+    [since],
+  );
+  const { rows: runs } = await db.query<{ p50: number; p99: number }>(
+    `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY a."durationMs") AS p50,
+            percentile_cont(0.99) WITHIN GROUP (ORDER BY a."durationMs") AS p99
+       FROM "DeliveryAttempt" a WHERE a."startedAt" >= $1`,
+    [since],
+  );
+  // Execution records are written in batches: give the last ones a moment.
+  await new Promise((r) => setTimeout(r, 1500));
+  const { rows: colds } = await db.query<{ cold: number; n: number }>(
+    `SELECT count(*) FILTER (WHERE cold)::int AS cold, count(*)::int AS n
+       FROM "Execution" WHERE "createdAt" >= $1 AND kind = 'handler'`,
+    [since],
+  );
+  const coldShare = colds[0].n > 0 ? `${((colds[0].cold / colds[0].n) * 100).toFixed(0)} %` : '-';
+  const sorted = done.map((r) => Number(r.ms)).sort((a, b) => a - b);
+  const succeeded = statuses.find((s) => s.status === 'SUCCEEDED');
+  const delivered = succeeded?.n ?? 0;
+  const asked = EVENT_RATE * n;
+  const perSecond = delivered / Math.max(loadSeconds, Number(succeeded?.span ?? loadSeconds));
+  const maxBacklog = Math.max(0, ...samples);
+  const lastBacklogs = samples.slice(-3);
+  const bounded = maxBacklog <= asked * 2;
+  return {
+    point: {
+      label,
+      rssApiMb: memory.api,
+      rssWorkersMb: memory.workers,
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+      throughput: `${perSecond.toFixed(0)} deliveries/s (asked ${asked}/s)`,
+      notes: `${EVENT_RATE} events/s for ${seconds} s (${failures} emits failed); ${delivered} delivered, ${
+        statuses
+          .filter((s) => s.status !== 'SUCCEEDED')
+          .map((s) => `${s.n} ${s.status}`)
+          .join(', ') || 'none other'
+      }; backlog max ${maxBacklog}, last seconds ${lastBacklogs.join('/')} (${bounded ? 'bounded' : 'GROWING'}); drained ${drainSeconds.toFixed(1)} s after the last emit; one handler run (claimed to done, DeliveryAttempt.durationMs) p50 ${fmt(Number(runs[0].p50))} ms, p99 ${fmt(Number(runs[0].p99))} ms; CPU per delivery: API ${fmt(((cpuAfter.api - cpuBefore.api) * 1000) / delivered)} ms, workers ${fmt(((cpuAfter.workers - cpuBefore.workers) * 1000) / delivered)} ms (emits included); cold handler runs (a new isolate or context) ${coldShare}`,
+    },
+    bounded,
+  };
+}
+
+/**
+ * The floor of a fan-out: the outbox's own work for each delivery (claimed, its outcome and attempt
+ * stored, an execution recorded) with no handler run and no API around it, done by this process
+ * with the delivery worker's statements and batch sizes. What the same deliveries cost PostgreSQL
+ * and one Node process on this machine without the sandbox.
+ */
+function bareDeliveries(databaseUrl: string): { stop: () => Promise<void> } {
+  const database = createDatabase({ connectionString: databaseUrl, max: 4 });
+  const recorder = new ExecutionRecorder(database);
+  let stopped = false;
+  const versions = database.pool
+    .query<{ addonId: string; addonVersionId: string; version: string }>(
+      `SELECT i."addonId", i."addonVersionId", v.version
+         FROM "Installation" i JOIN "AddonVersion" v ON v.id = i."addonVersionId"`,
+    )
+    .then(({ rows }) => new Map(rows.map((row) => [row.addonId, row])));
+  const loop = async () => {
+    const versionOf = await versions;
+    while (!stopped) {
+      const claimed = await DeliveryRepository.claimFast(database.pool, {
+        workerId: 'floor',
+        limit: 48,
+        perAddon: 16,
+        busyAddonIds: [],
+        leaseMs: 30_000,
+      });
+      if (claimed.length === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        continue;
+      }
+      const startedAt = new Date();
+      for (const row of claimed) {
+        const version = versionOf.get(row.addonId)!;
+        recorder.record({
+          addonId: row.addonId,
+          addonName: row.addonName,
+          addonVersionId: version.addonVersionId,
+          version: version.version,
+          siteId: row.siteId,
+          kind: 'handler',
+          entry: row.handler,
+          status: 'SUCCESS',
+          errorMessage: null,
+          durationMs: 0.1,
+          cpuTimeMs: 0,
+          cold: false,
+          logs: [],
+          logsTruncated: false,
+          requestId: `delivery-${row.id}-${row.attempts}`,
+          parentExecutionId: null,
+          createdAt: startedAt,
+        });
+      }
+      await DeliveryRepository.completeFast(
+        database.pool,
+        claimed.map((row) => ({
+          id: row.id,
+          attempts: row.attempts,
+          status: 'SUCCEEDED' as const,
+          delayMs: null,
+          error: null,
+        })),
+        claimed.map((row) => ({
+          deliveryId: row.id,
+          attempt: row.attempts,
+          status: 'SUCCEEDED',
+          durationMs: 0.1,
+          error: null,
+          claimedBy: 'floor',
+          startedAt,
+        })),
+      );
+    }
+  };
+  // Two loops, so that a claim overlaps the storing of the previous batch as in the worker.
+  const loops = [loop(), loop()];
+  return {
+    stop: async () => {
+      stopped = true;
+      await Promise.all(loops);
+      await recorder.flush();
+      await database.close();
+    },
+  };
+}
+
+/** The 50-subscriber point again on a server that runs no deliveries, this process doing the floor's. */
+async function fanOutFloor(n: number): Promise<Point> {
+  return withServer(
+    async (server, db) => {
+      const keys = await givenBenchSite(server.url, server.adminKey);
+      const names = Array.from({ length: n }, (_, i) => `scale-sub${i}`);
+      await inParallel(names, SETUP_CONCURRENCY, async (name) => {
+        const manifest = {
+          name,
+          version: '1.0.0',
+          category: 'UTILITIES',
+          events: { handles: { 'order.*': 'onOrder' } },
+          limits: { maxConcurrentCalls: 256, ...HANDLER_LIMITS },
+        };
+        await publishAndInstall(server.url, keys, manifest, HANDLER_SOURCE);
+      });
+      const bare = bareDeliveries(server.databaseUrl);
+      try {
+        const { point } = await measureFanOut(server, db, keys, n, `${n} subscribers, floor`);
+        return point;
+      } finally {
+        await bare.stop();
+      }
+    },
+    { DELIVERY_WORKER: 'false' },
+  );
+}
+
 async function subscribersCurve(): Promise<void> {
   const rows: string[] = [];
   const points = await withServer(async (server, db) => {
@@ -319,88 +531,16 @@ async function subscribersCurve(): Promise<void> {
         await publishAndInstall(server.url, keys, manifest, HANDLER_SOURCE);
       });
       installed = n;
-      const seconds = emitSeconds(n);
-      const since = (await db.query<{ now: Date }>('SELECT now()')).rows[0].now;
-      const samples: number[] = [];
-      const unfinished = async () =>
-        (
-          await db.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM "Delivery" WHERE status = 'PENDING' OR status = 'RUNNING'`,
-          )
-        ).rows[0].n;
-      const sampler = setInterval(() => void unfinished().then((b) => samples.push(b)), 1000);
-      const cpuBefore = await cpuSeconds(server.process.pid!);
-      const started = performance.now();
-      const { failures } = await openLoop(EVENT_RATE, seconds, (i) =>
-        post(server.url, keys.siteKey, EMIT, { n: 'order.created', d: { i } }),
-      );
-      const loadSeconds = (performance.now() - started) / 1000;
-      clearInterval(sampler);
-      const memory = await rss(server.process.pid!);
-      const deadline = performance.now() + 300_000;
-      let left = await unfinished();
-      while (left > 0 && performance.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 100));
-        left = await unfinished();
-      }
-      const drainSeconds = (performance.now() - started) / 1000 - loadSeconds;
-      const cpuAfter = await cpuSeconds(server.process.pid!);
-      const { rows: done } = await db.query<{ ms: number }>(
-        `SELECT extract(epoch FROM max(d."completedAt") - e."createdAt") * 1000 AS ms
-           FROM "Event" e JOIN "Delivery" d ON d."eventId" = e.id
-          WHERE e."createdAt" >= $1 AND e.name = 'order.created'
-          GROUP BY e.id HAVING count(*) FILTER (WHERE d."completedAt" IS NULL) = 0`,
-        [since],
-      );
-      const { rows: statuses } = await db.query<{ status: string; n: number; span: number }>(
-        `SELECT d.status, count(*)::int AS n,
-                extract(epoch FROM max(d."completedAt") - min(e."createdAt")) AS span
-           FROM "Delivery" d JOIN "Event" e ON e.id = d."eventId"
-          WHERE e."createdAt" >= $1 GROUP BY d.status`,
-        [since],
-      );
-      const { rows: runs } = await db.query<{ p50: number; p99: number }>(
-        `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY a."durationMs") AS p50,
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY a."durationMs") AS p99
-           FROM "DeliveryAttempt" a WHERE a."startedAt" >= $1`,
-        [since],
-      );
-      // Execution records are written in batches: give the last ones a moment.
-      await new Promise((r) => setTimeout(r, 1500));
-      const { rows: colds } = await db.query<{ cold: number; n: number }>(
-        `SELECT count(*) FILTER (WHERE cold)::int AS cold, count(*)::int AS n
-           FROM "Execution" WHERE "createdAt" >= $1 AND kind = 'handler'`,
-        [since],
-      );
-      const coldShare = colds[0].n > 0 ? `${((colds[0].cold / colds[0].n) * 100).toFixed(0)} %` : '-';
-      const sorted = done.map((r) => Number(r.ms)).sort((a, b) => a - b);
-      const succeeded = statuses.find((s) => s.status === 'SUCCEEDED');
-      const delivered = succeeded?.n ?? 0;
-      const asked = EVENT_RATE * n;
-      const perSecond = delivered / Math.max(loadSeconds, Number(succeeded?.span ?? loadSeconds));
-      const maxBacklog = Math.max(0, ...samples);
-      const lastBacklogs = samples.slice(-3);
-      const bounded = maxBacklog <= asked * 2;
-      out.push({
-        label: `${n} subscribers`,
-        rssApiMb: memory.api,
-        rssWorkersMb: memory.workers,
-        p50: percentile(sorted, 50),
-        p99: percentile(sorted, 99),
-        throughput: `${perSecond.toFixed(0)} deliveries/s (asked ${asked}/s)`,
-        notes: `${EVENT_RATE} events/s for ${seconds} s (${failures} emits failed); ${delivered} delivered, ${
-          statuses
-            .filter((s) => s.status !== 'SUCCEEDED')
-            .map((s) => `${s.n} ${s.status}`)
-            .join(', ') || 'none other'
-        }; backlog max ${maxBacklog}, last seconds ${lastBacklogs.join('/')} (${bounded ? 'bounded' : 'GROWING'}); drained ${drainSeconds.toFixed(1)} s after the last emit; one handler run (claimed to done, DeliveryAttempt.durationMs) p50 ${fmt(Number(runs[0].p50))} ms, p99 ${fmt(Number(runs[0].p99))} ms; CPU per delivery: API ${fmt(((cpuAfter.api - cpuBefore.api) * 1000) / delivered)} ms, workers ${fmt(((cpuAfter.workers - cpuBefore.workers) * 1000) / delivered)} ms (emits included); cold handler runs (a new isolate or context) ${coldShare}`,
-      });
+      const { point, bounded } = await measureFanOut(server, db, keys, n, `${n} subscribers`);
+      out.push(point);
       rows.push(`${n}: ${bounded ? 'bounded' : 'growing'}`);
       process.stderr.write(`subscribers: ${n} done\n`);
     }
     return out;
   });
   const at50 = points.find((p) => p.label === '50 subscribers');
+  const floor = at50 && process.env.BENCH_SCALE_FLOOR !== '0' ? await fanOutFloor(50) : null;
+  if (floor) points.push(floor);
   table(
     'Subscribers per event',
     `N addons each handling \`order.*\` with a trivial handler, installed on one site; \`emitEvent\` through the API at ${EVENT_RATE} events/s (open loop), each event delivered to every subscriber. p50/p99: emit-to-all-done, from the event's commit to its last delivery's completion (database clock). Throughput: deliveries succeeded over the time from the first emit to the last completion. Backlog: PENDING + RUNNING, sampled each second while emitting.`,
@@ -408,6 +548,9 @@ async function subscribersCurve(): Promise<void> {
     `**Verdict (fan-out):** ${rows.join('; ')}. ` +
       (at50
         ? `At 50 subscribers: emit-to-all-done p99 ${fmt(at50.p99)} ms (target under 1,000 ms: ${at50.p99 < 1000 ? 'met' : 'NOT met'}), ${at50.throughput}.`
+        : '') +
+      (floor
+        ? ` Floor (the same 50 x ${EVENT_RATE}/s on a server that runs no deliveries, this process claiming them and storing their outcomes and execution records with the worker's statements, no handler run): emit-to-all-done p99 ${fmt(floor.p99)} ms, ${floor.throughput}.`
         : '') +
       ` Per-event cost grows with the subscribers (one handler run each); the curve shows where the asked rate passes what the sandbox sustains.`,
   );
