@@ -484,22 +484,31 @@ function bareDeliveries(databaseUrl: string): { stop: () => Promise<void> } {
   };
 }
 
+/** Publishes and installs an addon handling `order.*` under each name. */
+async function installSubscribers(
+  server: BenchServer,
+  keys: { devKey: string; siteKey: string },
+  names: string[],
+): Promise<void> {
+  await inParallel(names, SETUP_CONCURRENCY, async (name) => {
+    const manifest = {
+      name,
+      version: '1.0.0',
+      category: 'UTILITIES',
+      events: { handles: { 'order.*': 'onOrder' } },
+      limits: { maxConcurrentCalls: 256, ...HANDLER_LIMITS },
+    };
+    await publishAndInstall(server.url, keys, manifest, HANDLER_SOURCE);
+  });
+}
+
 /** The 50-subscriber point again on a server that runs no deliveries, this process doing the floor's. */
 async function fanOutFloor(n: number): Promise<Point> {
   return withServer(
     async (server, db) => {
       const keys = await givenBenchSite(server.url, server.adminKey);
       const names = Array.from({ length: n }, (_, i) => `scale-sub${i}`);
-      await inParallel(names, SETUP_CONCURRENCY, async (name) => {
-        const manifest = {
-          name,
-          version: '1.0.0',
-          category: 'UTILITIES',
-          events: { handles: { 'order.*': 'onOrder' } },
-          limits: { maxConcurrentCalls: 256, ...HANDLER_LIMITS },
-        };
-        await publishAndInstall(server.url, keys, manifest, HANDLER_SOURCE);
-      });
+      await installSubscribers(server, keys, names);
       const bare = bareDeliveries(server.databaseUrl);
       try {
         const { point } = await measureFanOut(server, db, keys, n, `${n} subscribers, floor`);
@@ -520,16 +529,7 @@ async function subscribersCurve(): Promise<void> {
     const out: Point[] = [];
     for (const n of SUBSCRIBER_POINTS) {
       const more = Array.from({ length: n - installed }, (_, i) => `scale-sub${installed + i}`);
-      await inParallel(more, SETUP_CONCURRENCY, async (name) => {
-        const manifest = {
-          name,
-          version: '1.0.0',
-          category: 'UTILITIES',
-          events: { handles: { 'order.*': 'onOrder' } },
-          limits: { maxConcurrentCalls: 256, ...HANDLER_LIMITS },
-        };
-        await publishAndInstall(server.url, keys, manifest, HANDLER_SOURCE);
-      });
+      await installSubscribers(server, keys, more);
       installed = n;
       const { point, bounded } = await measureFanOut(server, db, keys, n, `${n} subscribers`);
       out.push(point);

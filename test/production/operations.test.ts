@@ -57,7 +57,13 @@ describe('operating the server', () => {
   });
 
   it('reports readiness, and flips it while PostgreSQL is unreachable', async () => {
-    assert.equal((await fetch(`${url}/readyz`)).status, 200);
+    // Ready within moments of listening: the pub/sub confirms its subscriptions on its own time.
+    let ready = await fetch(`${url}/readyz`);
+    for (let i = 0; i < 50 && ready.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      ready = await fetch(`${url}/readyz`);
+    }
+    assert.equal(ready.status, 200, JSON.stringify(await ready.json()));
     await proxy.cut();
     const down = await fetch(`${url}/readyz`);
     assert.equal(down.status, 503);

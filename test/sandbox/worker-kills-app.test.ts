@@ -8,7 +8,12 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database.
 import { GraphQLClient } from '../support/graphql-client.js';
 import { testRedisEnv } from '../support/test-server.js';
 import { givenDeveloper, givenPublished, givenSite, manifest } from '../support/fixtures.js';
-import { ExecuteAddonFunctionDocument, InstallAddonDocument } from '../generated/graphql.js';
+import {
+  DashboardSandboxDocument,
+  ExecuteAddonFunctionDocument,
+  InstallAddonDocument,
+  type DashboardSandboxQuery,
+} from '../generated/graphql.js';
 
 const CRASHER = `module.exports = { functions: {
   crash: (d) => { __sandboxCrashWorkerForTest(); return new Promise(() => {}); },
@@ -16,22 +21,6 @@ const CRASHER = `module.exports = { functions: {
 } };`;
 
 const KILLS = `query { dashboardStats { workerKills { reason workerId culprits { addonName version siteId } failedCalls retriedCalls rssMb } } }`;
-
-const SANDBOX = `query { dashboardStats { sandbox { workers workersReady isolates isolateMemoryMb memoryPerIsolateMb isolateMemoryBudgetMb workersRssMb } } }`;
-
-type SandboxResponse = {
-  dashboardStats: {
-    sandbox: {
-      workers: number;
-      workersReady: number;
-      isolates: number;
-      isolateMemoryMb: number;
-      memoryPerIsolateMb: number | null;
-      isolateMemoryBudgetMb: number;
-      workersRssMb: number;
-    } | null;
-  };
-};
 
 type KillsResponse = {
   dashboardStats: {
@@ -154,9 +143,9 @@ describe('worker kills in the server: logged, counted, on the dashboard', () => 
       });
     }
     // when: the admin reads the dashboard (workers report their isolates within moments)
-    let sandbox: SandboxResponse['dashboardStats']['sandbox'] = null;
+    let sandbox: DashboardSandboxQuery['dashboardStats']['sandbox'] = null;
     for (let i = 0; i < 40; i += 1) {
-      sandbox = (await admin.raw<SandboxResponse>(SANDBOX)).data!.dashboardStats.sandbox;
+      sandbox = (await admin.ok(DashboardSandboxDocument)).dashboardStats.sandbox;
       if (sandbox && sandbox.isolates >= 2) break;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -173,6 +162,6 @@ describe('worker kills in the server: logged, counted, on the dashboard', () => 
     assert.ok(sandbox.isolateMemoryBudgetMb >= 2 * 256, `${sandbox.isolateMemoryBudgetMb} MB budget`);
     assert.ok(sandbox.workersRssMb > 10);
     // and a site key sees no instance-wide figures
-    assert.equal((await sites[0].client.raw<SandboxResponse>(SANDBOX)).data!.dashboardStats.sandbox, null);
+    assert.equal((await sites[0].client.ok(DashboardSandboxDocument)).dashboardStats.sandbox, null);
   });
 });
