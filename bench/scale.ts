@@ -628,7 +628,7 @@ async function catalogueCurve(): Promise<void> {
 async function main(): Promise<void> {
   console.log(`\n## Scale curves (issue 33) (${await machine()})\n`);
   console.log(
-    `One server process per curve (NODE_ENV=production, default settings: 2 sandbox workers, DELIVERY_CONCURRENCY 16), its own database; the load generator runs in this process.${QUICK ? ' Quick mode (BENCH_SCALE_QUICK=1): fewer, smaller points.' : ''} The machine is shared with other engineers' work: figures are noisy, compare points within one curve.`,
+    `One server process per curve (NODE_ENV=production, default settings: 2 sandbox workers, DELIVERY_CONCURRENCY 32), its own database; the load generator runs in this process.${QUICK ? ' Quick mode (BENCH_SCALE_QUICK=1): fewer, smaller points.' : ''} The machine is shared with other engineers' work: figures are noisy, compare points within one curve.`,
   );
   const curves: Record<string, () => Promise<void>> = {
     sites: sitesCurve,

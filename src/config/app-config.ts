@@ -230,7 +230,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     redisKeyPrefix: readPrefix(env),
     deliveries: {
       worker: readBool(env, 'DELIVERY_WORKER', true),
-      concurrency: readInt(env, 'DELIVERY_CONCURRENCY', 16, 1, 1000),
+      concurrency: readInt(env, 'DELIVERY_CONCURRENCY', 32, 1, 1000),
       maxAttempts: readInt(env, 'DELIVERY_MAX_ATTEMPTS', 8, 1, 100),
       backoffBaseMs: readInt(env, 'DELIVERY_BACKOFF_BASE_MS', 1000, 1, 3_600_000),
       backoffMaxMs: readInt(env, 'DELIVERY_BACKOFF_MAX_MS', 600_000, 1, 86_400_000),

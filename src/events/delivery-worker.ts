@@ -66,7 +66,7 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
  * - claims ahead: up to `concurrency` handlers run while up to five times as many claimed rows
  *   wait, so a finished handler's slot is refilled without waiting for the next claim's round trip,
  *   and claims come in batches of at least twice `concurrency` while rows are held;
- * - at most half of the running handlers of one addon, and at most `concurrency` rows held (running
+ * - at most a quarter of the running handlers of one addon, and at most `concurrency` rows held (running
  *   or waiting) by one addon, so a slow or broken subscriber cannot hold up the others;
  * - failures retry with exponential backoff and jitter, up to `maxAttempts`, then DEAD;
  * - woken at once through the pub/sub when deliveries are stored, by its own timer for retries, and
@@ -108,7 +108,9 @@ export class DeliveryWorker {
       onError?: (error: unknown, message: string) => void;
     },
   ) {
-    this.perAddon = Math.max(1, Math.floor(deps.options.concurrency / 2));
+    // A quarter: one addon's deliveries leave most of its own call slots (16 by default) to its
+    // other callers, and most of the handlers to the other addons.
+    this.perAddon = Math.max(1, Math.floor(deps.options.concurrency / 4));
     this.perAddonHeld = deps.options.concurrency;
     // A claim costs PostgreSQL a plan and a walk over the queue index's recently dead entries
     // whatever its size: under load, fewer and larger claims leave it more CPU for the rest.
