@@ -185,7 +185,7 @@ export class DashboardStatsService {
       isolates: stats.isolates,
       isolateMemoryMb: mb(stats.isolateMemoryBytes),
       memoryPerIsolateMb: stats.isolates === 0 ? null : mb(stats.memoryPerIsolateBytes),
-      isolateMemoryBudgetMb: mb(stats.perWorker.reduce((sum, w) => sum + w.isolateMemoryBudgetBytes, 0)),
+      isolateMemoryBudgetMb: mb(stats.isolateMemoryBudgetBytes),
       workersRssMb: mb(stats.rssBytes),
       inFlight: stats.inFlight,
     };

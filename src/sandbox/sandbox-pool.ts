@@ -424,6 +424,7 @@ export class SandboxPool {
         sum((w) => w.isolates) === 0
           ? 0
           : Math.round(sum((w) => w.isolateMemoryBytes) / sum((w) => w.isolates)),
+      isolateMemoryBudgetBytes: sum((w) => w.isolateMemoryBudgetBytes),
       rssBytes: sum((w) => w.rssBytes),
       inFlight: this.inFlight,
       crashes: this.supervisor.crashes,

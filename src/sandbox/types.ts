@@ -276,6 +276,8 @@ export interface SandboxStats {
   isolateMemoryBytes: number;
   /** isolateMemoryBytes per live isolate (0 without isolates), in bytes. */
   memoryPerIsolateBytes: number;
+  /** The workers' budgets for isolateMemoryBytes together, in bytes. */
+  isolateMemoryBudgetBytes: number;
   rssBytes: number;
   inFlight: number;
   /** Worker processes that died since the pool started. */
