@@ -13,6 +13,8 @@ interface SiteDay {
   known: number;
   /** Bytes admitted here since then, not yet added to Redis. */
   pending: number;
+  /** Bytes sent to Redis by a sync that has not answered yet: still charged here meanwhile. */
+  sending: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -46,10 +48,10 @@ export class LogQuota {
     let site = this.sites.get(key);
     if (!site) {
       if (this.sites.size >= MAX_TRACKED) this.forgetIdle();
-      site = { known: 0, pending: 0 };
+      site = { known: 0, pending: 0, sending: 0 };
       this.sites.set(key, site);
     }
-    const left = this.limits.maxBytesPerSiteDay - site.known - site.pending;
+    const left = this.limits.maxBytesPerSiteDay - site.known - site.pending - site.sending;
     const allowed = Math.max(0, Math.min(want, left));
     site.pending += allowed;
     return allowed;
@@ -76,7 +78,10 @@ export class LogQuota {
       pipeline.expire(key, 2 * 86_400);
     }
     const sent = batch.map(([, site]) => site.pending);
-    batch.forEach(([, site]) => (site.pending = 0));
+    batch.forEach(([, site]) => {
+      site.sending += site.pending;
+      site.pending = 0;
+    });
     let replies: [Error | null, unknown][] | null;
     try {
       replies = await pipeline.exec();
@@ -85,6 +90,7 @@ export class LogQuota {
     }
     if (day !== this.day) return;
     batch.forEach(([, site], i) => {
+      site.sending -= sent[i];
       const total = Number(replies?.[i * 2]?.[1]);
       // Not counted in Redis: keep it locally, so the budget still holds here.
       if (replies === null || replies[i * 2][0] || !Number.isFinite(total)) site.pending += sent[i];
@@ -100,6 +106,7 @@ export class LogQuota {
   }
 
   private forgetIdle(): void {
-    for (const [key, site] of this.sites) if (site.pending === 0) this.sites.delete(key);
+    for (const [key, site] of this.sites)
+      if (site.pending === 0 && site.sending === 0) this.sites.delete(key);
   }
 }
