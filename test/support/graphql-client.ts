@@ -32,16 +32,24 @@ export class GraphQLClient {
 
   /** Sends a query string; for the few tests that check malformed input. */
   async raw<R = unknown>(query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse<R>> {
+    return this.send<R>(JSON.stringify({ query, variables }));
+  }
+
+  /**
+   * Sends a request body serialised beforehand: tests that time the server's event loop (which
+   * runs in the test's process) keep their own serialising out of the timed span.
+   */
+  async send<R = unknown>(body: string): Promise<GraphQLResponse<R>> {
     const response = await fetch(`${this.url}/graphql`, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
         ...(this.key ? { authorization: `Bearer ${this.key}` } : {}),
       },
-      body: JSON.stringify({ query, variables }),
+      body,
     });
-    const body = (await response.json()) as Omit<GraphQLResponse<R>, 'status'>;
-    return { status: response.status, ...body };
+    const answer = (await response.json()) as Omit<GraphQLResponse<R>, 'status'>;
+    return { status: response.status, ...answer };
   }
 
   /** Runs an operation that must succeed and returns its data. */
