@@ -186,22 +186,20 @@ export class WorkerSupervisor {
     reject: InFlightCall['reject'],
     lane?: number,
   ): Promise<void> {
-    let worker: WorkerHandle | null;
     const slot = lane ?? this.pinnedSlot(job.versionId);
-    if (slot === undefined) {
-      worker = this.pick(job.versionId);
-      if (worker === null) {
-        await this.waitForReady(READY_TIMEOUT_MS);
-        worker = this.pick(job.versionId);
-      }
-    } else {
-      // A pinned version also waits while its slot re-runs a crashed worker's calls.
-      const usable = () => this.slots[slot]?.ready === true && (lane !== undefined || !this.lanes.has(slot));
-      const until = Date.now() + READY_TIMEOUT_MS;
-      while (!this.closing && !usable() && Date.now() < until) {
-        await this.waitForReady(until - Date.now());
-      }
-      worker = usable() ? this.slots[slot] : null;
+    // A pinned version also waits while its slot re-runs a crashed worker's calls.
+    const usable = (): WorkerHandle | null => {
+      if (slot === undefined) return this.pick(job.versionId);
+      const handle = this.slots[slot];
+      return handle?.ready === true && (lane !== undefined || !this.lanes.has(slot)) ? handle : null;
+    };
+    // Every wake-up (a worker ready, a slot's re-runs done) is checked again until the deadline:
+    // the first one may free a worker this call cannot take yet.
+    let worker = usable();
+    const until = Date.now() + READY_TIMEOUT_MS;
+    while (worker === null && !this.closing && Date.now() < until) {
+      await this.waitForReady(until - Date.now());
+      worker = usable();
     }
     if (worker === null || this.closing) {
       throw new SandboxError(ErrorCode.ServiceUnavailable, 'No sandbox worker is available.');
