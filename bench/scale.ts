@@ -25,7 +25,7 @@ import { ECHO_SOURCE, PAYLOAD, publishAndInstall } from './support/fixtures.js';
 import { insertCatalogue, searchTerms } from './support/catalogue.js';
 import { EMIT, openLoop, post } from './events-common.js';
 import { createDatabase } from '../src/infrastructure/database/database.js';
-import { DeliveryRepository } from '../src/events/delivery.repository.js';
+import { DeliveryRepository, type FlowCursor } from '../src/events/delivery.repository.js';
 import { ExecutionRecorder } from '../src/executions/execution-recorder.js';
 
 const QUICK = process.env.BENCH_SCALE_QUICK === '1';
@@ -414,16 +414,20 @@ function bareDeliveries(databaseUrl: string): { stop: () => Promise<void> } {
          FROM "Installation" i JOIN "AddonVersion" v ON v.id = i."addonVersionId"`,
     )
     .then(({ rows }) => new Map(rows.map((row) => [row.addonId, row])));
+  let cursor: FlowCursor | null = null;
   const loop = async () => {
     const versionOf = await versions;
     while (!stopped) {
-      const claimed = await DeliveryRepository.claimFast(database.pool, {
+      const claim = await DeliveryRepository.claimFast(database.pool, {
         workerId: 'floor',
         limit: 48,
         perAddon: 16,
         busyAddonIds: [],
         leaseMs: 30_000,
+        cursor,
       });
+      cursor = claim.cursor;
+      const claimed = claim.claimed;
       if (claimed.length === 0) {
         await new Promise((resolve) => setTimeout(resolve, 5));
         continue;

@@ -10,6 +10,7 @@ import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import {
   DeliveryRepository,
   type ClaimedDelivery,
+  type FlowCursor,
   type DeliveryOutcome,
   type DeliveryRecord,
   type NewAttempt,
@@ -68,6 +69,8 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
  *   and claims come in batches of at least twice `concurrency` while rows are held;
  * - at most a quarter of the running handlers of one addon, and at most `concurrency` rows held (running
  *   or waiting) by one addon, so a slow or broken subscriber cannot hold up the others;
+ * - claims take turns across (site, addon) flows, so a site flooding an addon it shares with other
+ *   sites delays its own deliveries, not theirs;
  * - failures retry with exponential backoff and jitter, up to `maxAttempts`, then DEAD;
  * - woken at once through the pub/sub when deliveries are stored, by its own timer for retries, and
  *   polls as a fallback.
@@ -85,6 +88,8 @@ export class DeliveryWorker {
   private readonly perAddonHeld: number;
   private readonly maxHeld: number;
   private readonly minBatch: number;
+  /** Where the next claim's walk over the (site, addon) flows starts. */
+  private flowCursor: FlowCursor | null = null;
   private starting = false;
   private stopped = true;
   private claiming: Promise<void> | null = null;
@@ -163,13 +168,16 @@ export class DeliveryWorker {
       const busy = [...this.heldPerAddon].filter(([, n]) => n >= this.perAddonHeld).map(([id]) => id);
       let claimed: ClaimedDelivery[];
       try {
-        claimed = await DeliveryRepository.claimFast(this.deps.database.pool, {
+        const claim = await DeliveryRepository.claimFast(this.deps.database.pool, {
           workerId: this.id,
           limit: free,
           perAddon: this.perAddonHeld,
           busyAddonIds: busy,
           leaseMs: this.deps.options.leaseMs,
+          cursor: this.flowCursor,
         });
+        claimed = claim.claimed;
+        this.flowCursor = claim.cursor;
       } catch (error) {
         this.deps.onError?.(error, 'could not claim deliveries');
         return;

@@ -1,0 +1,145 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { startTestServer, type TestServer } from '../support/test-server.js';
+import { givenDeveloper, givenPublished, givenSite, manifest } from '../support/fixtures.js';
+import { EmitEventDocument, InstallAddonDocument } from '../generated/graphql.js';
+import { DeliveryRepository, type FlowCursor } from '../../src/events/delivery.repository.js';
+import { eventually } from './helpers.js';
+
+/** Busy for 40 ms of the sandbox's CPU: the addon's one delivery slot drains 25 a second at most. */
+const SLOW = `module.exports = { handlers: { onEvent: () => {
+  const end = Date.now() + 40;
+  while (Date.now() < end) {}
+  return true;
+} } };`;
+
+describe('delivery claims take turns across sites and addons', () => {
+  describe('the claim statement', () => {
+    let database: TestDatabase;
+    let pool: pg.Pool;
+
+    before(async () => {
+      database = await createTestDatabase();
+      pool = new pg.Pool({ connectionString: database.url, max: 2 });
+      // Idle connections are terminated when the database is dropped at the end.
+      pool.on('error', () => undefined);
+    });
+    after(async () => {
+      await pool.end();
+      await database.drop();
+    });
+
+    it('reaches every flow’s oldest row before a flooded flow’s backlog, walking on from where the last claim stopped', async () => {
+      // given: one (site, addon) flow with 1,000 due deliveries, older than the one due delivery
+      // of each of 100 other flows (more flows than one claim walks)
+      const eventId = randomUUID();
+      await pool.query(
+        `INSERT INTO "Event" (id, name, source, data) VALUES ($1, 'order.created', 'platform', '{}')`,
+        [eventId],
+      );
+      const flooded = { siteId: randomUUID(), addonId: randomUUID() };
+      await pool.query(
+        `INSERT INTO "Delivery" (id, "eventId", "eventName", "siteId", "installationId", "addonId",
+                                 "addonName", handler, "maxAttempts", "nextAttemptAt")
+         SELECT gen_random_uuid(), $1, 'order.created', $2, gen_random_uuid(), $3, 'flooded', 'on', 5,
+                now() - interval '1 hour' + i * interval '1 millisecond'
+           FROM generate_series(1, 1000) i`,
+        [eventId, flooded.siteId, flooded.addonId],
+      );
+      await pool.query(
+        `INSERT INTO "Delivery" (id, "eventId", "eventName", "siteId", "installationId", "addonId",
+                                 "addonName", handler, "maxAttempts", "nextAttemptAt")
+         SELECT gen_random_uuid(), $1, 'order.created', gen_random_uuid(), gen_random_uuid(),
+                gen_random_uuid(), 'quiet', 'on', 5, now() - interval '1 minute'
+           FROM generate_series(1, 100)`,
+        [eventId],
+      );
+      // when: claims of 8, each starting where the previous one's walk ended
+      let cursor: FlowCursor | null = null;
+      let claims = 0;
+      let quietClaimed = 0;
+      const floodedPerClaim: number[] = [];
+      while (quietClaimed < 100 && claims < 60) {
+        const claim = await DeliveryRepository.claimFast(pool, {
+          workerId: 'test',
+          limit: 8,
+          perAddon: 8,
+          busyAddonIds: [],
+          leaseMs: 60_000,
+          cursor,
+        });
+        cursor = claim.cursor;
+        claims += 1;
+        const floodedRows = claim.claimed.filter((row) => row.addonId === flooded.addonId).length;
+        floodedPerClaim.push(floodedRows);
+        quietClaimed += claim.claimed.length - floodedRows;
+      }
+      // then: the 100 quiet flows were served in ceil(100 / 7) claims, the flooded flow taking one
+      // turn in each beside seven of them (FIFO would have given it the first 125 claims), and the
+      // rest of the last claim once the quiet rows ran out
+      assert.equal(quietClaimed, 100);
+      assert.equal(claims, 15);
+      assert.deepEqual(floodedPerClaim.slice(0, -1), Array(14).fill(1));
+      assert.equal(floodedPerClaim.at(-1), 6);
+    });
+  });
+
+  describe('through the server', () => {
+    let server: TestServer;
+
+    before(async () => {
+      // 4 handlers: one running delivery of an addon at a time (a quarter), four held.
+      server = await startTestServer({ DELIVERY_CONCURRENCY: '4', DELIVERY_POLL_MS: '100' });
+    });
+    after(() => server.close());
+
+    it('runs a quiet site’s delivery of a shared addon before the backlog another site flooded it with', async () => {
+      // given: one slow addon installed on two sites
+      const developer = (await givenDeveloper(server.admin)).client;
+      const m = manifest({
+        configSchema: { type: 'object' },
+        widgets: [],
+        functions: [],
+        events: { handles: { 'order.created': 'onEvent' } },
+      });
+      await givenPublished(developer, m, SLOW);
+      const noisy = await givenSite(server.admin);
+      const quiet = await givenSite(server.admin);
+      for (const site of [noisy, quiet])
+        await site.client.ok(InstallAddonDocument, { id: m.name as string, config: {} });
+      const deliveries = server.app.database.prisma.delivery;
+      // when: the noisy site emits 60 events (2.4 s of the addon's handler), then the quiet site one
+      for (let i = 0; i < 60; i += 10) {
+        await Promise.all(
+          Array.from({ length: 10 }, (_, j) =>
+            noisy.client.ok(EmitEventDocument, { name: 'order.created', data: { i: i + j } }),
+          ),
+        );
+      }
+      await quiet.client.ok(EmitEventDocument, { name: 'order.created', data: { quiet: true } });
+      // then: the quiet site's delivery is done while most of the noisy backlog still waits
+      const noisyLeft = await eventually(
+        async () => {
+          const mine = await deliveries.findFirst({ where: { siteId: quiet.siteId } });
+          if (mine?.status !== 'SUCCEEDED') return undefined;
+          return deliveries.count({ where: { siteId: noisy.siteId, status: { not: 'SUCCEEDED' } } });
+        },
+        'the quiet site’s delivery',
+        20_000,
+      );
+      assert.ok(noisyLeft >= 20, `only ${noisyLeft} of the noisy site’s 60 deliveries were left`);
+      // and the noisy site's deliveries all run too
+      await eventually(
+        async () =>
+          (await deliveries.count({ where: { siteId: noisy.siteId, status: 'SUCCEEDED' } })) === 60
+            ? true
+            : undefined,
+        'the noisy site’s deliveries',
+        30_000,
+      );
+    });
+  });
+});
