@@ -69,8 +69,10 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
  *   and claims come in batches of at least twice `concurrency` while rows are held;
  * - at most a quarter of the running handlers of one addon, and at most `concurrency` rows held (running
  *   or waiting) by one addon, so a slow or broken subscriber cannot hold up the others;
- * - claims take turns across (site, addon) flows, so a site flooding an addon it shares with other
- *   sites delays its own deliveries, not theirs;
+ * - claims take turns across (site, addon) flows, a flow with nothing running starts first, and one
+ *   site's rows of an addon hold at most three quarters of the addon's rows and all but one of its
+ *   running slots (where the share has room), so a site flooding an addon it shares with other
+ *   sites, or making its handler hang, delays its own deliveries, not theirs;
  * - failures retry with exponential backoff and jitter, up to `maxAttempts`, then DEAD;
  * - woken at once through the pub/sub when deliveries are stored, by its own timer for retries, and
  *   polls as a fallback.
@@ -80,12 +82,18 @@ export class DeliveryWorker {
   readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   private readonly running = new Map<string, ClaimedDelivery>();
   private readonly runningPerAddon = new Map<string, number>();
+  /** Running handlers by (site, addon) flow. */
+  private readonly runningPerFlow = new Map<string, number>();
   /** Claimed rows waiting for a free slot, oldest first. */
   private readonly waiting: ClaimedDelivery[] = [];
   /** Rows running or waiting, by addon. */
   private readonly heldPerAddon = new Map<string, number>();
+  /** Rows running or waiting, by (site, addon) flow. */
+  private readonly heldPerFlow = new Map<string, number>();
   private readonly perAddon: number;
   private readonly perAddonHeld: number;
+  private readonly perFlow: number;
+  private readonly perFlowHeld: number;
   private readonly maxHeld: number;
   private readonly minBatch: number;
   /** Where the next claim's walk over the (site, addon) flows starts. */
@@ -117,6 +125,11 @@ export class DeliveryWorker {
     // other callers, and most of the handlers to the other addons.
     this.perAddon = Math.max(1, Math.floor(deps.options.concurrency / 4));
     this.perAddonHeld = deps.options.concurrency;
+    // One site's rows of an addon leave part of the addon's share to its other sites (where the
+    // share has room for it): rows a site made hang cannot take every slot of an addon it shares.
+    this.perFlow = this.perAddon >= 2 ? this.perAddon - 1 : this.perAddon;
+    this.perFlowHeld =
+      this.perAddonHeld >= 4 ? this.perAddonHeld - Math.floor(this.perAddonHeld / 4) : this.perAddonHeld;
     // A claim costs PostgreSQL a plan and a walk over the queue index's recently dead entries
     // whatever its size: under load, fewer and larger claims leave it more CPU for the rest.
     this.maxHeld = deps.options.concurrency * 6;
@@ -166,6 +179,9 @@ export class DeliveryWorker {
       // With rows still held, their completions will wake the loop again.
       if (free <= 0 || this.stopped || (held > 0 && free < this.minBatch)) return;
       const busy = [...this.heldPerAddon].filter(([, n]) => n >= this.perAddonHeld).map(([id]) => id);
+      const busyFlows = [...this.heldPerFlow]
+        .filter(([, n]) => n >= this.perFlowHeld)
+        .map(([flow]) => parseFlow(flow));
       let claimed: ClaimedDelivery[];
       try {
         const claim = await DeliveryRepository.claimFast(this.deps.database.pool, {
@@ -173,6 +189,7 @@ export class DeliveryWorker {
           limit: free,
           perAddon: this.perAddonHeld,
           busyAddonIds: busy,
+          busyFlows,
           leaseMs: this.deps.options.leaseMs,
           cursor: this.flowCursor,
         });
@@ -203,24 +220,25 @@ export class DeliveryWorker {
       });
     }
     this.heldPerAddon.set(row.addonId, (this.heldPerAddon.get(row.addonId) ?? 0) + 1);
+    this.heldPerFlow.set(flowOf(row), (this.heldPerFlow.get(flowOf(row)) ?? 0) + 1);
     this.waiting.push(row);
     this.publish([this.asRecord(row)]);
   }
 
-  /** Starts waiting rows while slots are free, skipping addons already at their share. */
+  /**
+   * Starts waiting rows while slots are free, skipping addons already at their share. A row of a
+   * flow with nothing running goes first: a site's delivery of a shared addon does not wait behind
+   * another site's rows of it claimed earlier.
+   */
   private startWaiting(): void {
     // A row that finishes at once (DEAD without a run) calls back in here: the outer loop goes on.
     if (this.starting) return;
     this.starting = true;
     try {
-      for (let i = 0; i < this.waiting.length && this.running.size < this.deps.options.concurrency;) {
-        if (this.stopped) return;
-        const row = this.waiting[i];
-        if ((this.runningPerAddon.get(row.addonId) ?? 0) >= this.perAddon) {
-          i += 1;
-          continue;
-        }
-        this.waiting.splice(i, 1);
+      while (this.running.size < this.deps.options.concurrency && !this.stopped) {
+        const index = this.nextToStart();
+        if (index < 0) return;
+        const [row] = this.waiting.splice(index, 1);
         this.begin(row);
       }
     } finally {
@@ -228,14 +246,32 @@ export class DeliveryWorker {
     }
   }
 
+  /** Index in `waiting` of the row to start next, or -1 when every waiting row's addon or flow is at its share. */
+  private nextToStart(): number {
+    let first = -1;
+    for (let i = 0; i < this.waiting.length; i += 1) {
+      const row = this.waiting[i];
+      if ((this.runningPerAddon.get(row.addonId) ?? 0) >= this.perAddon) continue;
+      const runningOfFlow = this.runningPerFlow.get(flowOf(row)) ?? 0;
+      if (runningOfFlow >= this.perFlow) continue;
+      if (runningOfFlow === 0) return i;
+      if (first < 0) first = i;
+    }
+    return first;
+  }
+
   private begin(row: ClaimedDelivery): void {
     const { maxAttempts } = row;
     this.running.set(row.id, row);
     this.runningPerAddon.set(row.addonId, (this.runningPerAddon.get(row.addonId) ?? 0) + 1);
+    const flow = flowOf(row);
+    this.runningPerFlow.set(flow, (this.runningPerFlow.get(flow) ?? 0) + 1);
     const done = (outcome: DeliveryOutcome, attempt: NewAttempt | null) => {
       this.running.delete(row.id);
       decrement(this.runningPerAddon, row.addonId);
+      decrement(this.runningPerFlow, flow);
       decrement(this.heldPerAddon, row.addonId);
+      decrement(this.heldPerFlow, flow);
       this.enqueue(outcome, attempt);
       this.startWaiting();
       this.wake();
@@ -507,4 +543,14 @@ function decrement(counts: Map<string, number>, key: string): void {
   const left = (counts.get(key) ?? 1) - 1;
   if (left > 0) counts.set(key, left);
   else counts.delete(key);
+}
+
+/** The (site, addon) flow a delivery belongs to. */
+function flowOf(row: ClaimedDelivery): string {
+  return `${row.siteId}/${row.addonId}`;
+}
+
+function parseFlow(flow: string): FlowCursor {
+  const [siteId, addonId] = flow.split('/');
+  return { siteId, addonId };
 }

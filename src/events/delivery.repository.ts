@@ -57,7 +57,7 @@ export interface DeliveryListFilter {
   take: number;
 }
 
-/** Where a claim's walk over the due flows (deliveries of one addon on one site) starts. */
+/** A flow: the deliveries of one addon on one site (also where a claim's walk over them starts). */
 export interface FlowCursor {
   siteId: string;
   addonId: string;
@@ -103,7 +103,10 @@ const CLAIM_SQL = `
         ORDER BY "nextAttemptAt" LIMIT $2)
     ) due_ ORDER BY "nextAttemptAt" LIMIT $2
   ), candidates AS (
-    SELECT * FROM window_ WHERE NOT ("addonId" = ANY($1::uuid[]))
+    SELECT * FROM window_ w
+     WHERE NOT (w."addonId" = ANY($1::uuid[]))
+       AND NOT EXISTS (SELECT 1 FROM unnest($12::uuid[], $13::uuid[]) b(s, a)
+                        WHERE b.s = w."siteId" AND b.a = w."addonId")
     UNION
     SELECT r.* FROM flows f
      CROSS JOIN LATERAL (
@@ -112,6 +115,8 @@ const CLAIM_SQL = `
           AND "nextAttemptAt" <= now()
         ORDER BY "nextAttemptAt" LIMIT $10) r
      WHERE NOT (f."addonId" = ANY($1::uuid[]))
+       AND NOT EXISTS (SELECT 1 FROM unnest($12::uuid[], $13::uuid[]) b(s, a)
+                        WHERE b.s = f."siteId" AND b.a = f."addonId")
   ), turns AS (
     SELECT id, "addonId", "nextAttemptAt",
            row_number() OVER (PARTITION BY "siteId", "addonId" ORDER BY "nextAttemptAt", id) AS turn
@@ -206,8 +211,8 @@ export class DeliveryRepository {
 
   /**
    * Claims up to `limit` due deliveries (PENDING and due, or RUNNING with an expired lease) for
-   * `workerId`, at most `perAddon` of one addon and none of `busyAddonIds`, so that one addon's
-   * backlog never fills every slot, taken in turns across (site, addon) flows so that one site's
+   * `workerId`, at most `perAddon` of one addon and none of `busyAddonIds` or `busyFlows`, so
+   * that one addon's backlog never fills every slot, taken in turns across (site, addon) flows so that one site's
    * backlog of a shared addon never waits another site's deliveries of it out. `cursor` is where
    * the walk over the flows starts (null: the first); the result says where the next one should.
    * Rows another worker is claiming are skipped, not waited for.
@@ -219,6 +224,8 @@ export class DeliveryRepository {
       limit: number;
       perAddon: number;
       busyAddonIds: string[];
+      /** Flows (site, addon) that already hold their share: none of their rows is claimed. */
+      busyFlows?: FlowCursor[];
       leaseMs: number;
       cursor?: FlowCursor | null;
     },
@@ -251,6 +258,8 @@ export class DeliveryRepository {
           FLOWS_PER_CLAIM,
           ROWS_PER_FLOW,
           WALK_AFTER_MS,
+          (args.busyFlows ?? []).map((flow) => flow.siteId),
+          (args.busyFlows ?? []).map((flow) => flow.addonId),
         ],
       });
       await client.query('COMMIT');

@@ -114,6 +114,10 @@ export class WorkerHandle {
     });
     // An IPC error (e.g. the channel closing mid-send) is followed by 'exit'; handled there.
     this.child.on('error', () => undefined);
+    // The channel closes before 'exit' arrives: no call is routed here from then on.
+    this.child.on('disconnect', () => {
+      this.ready = false;
+    });
   }
 
   get pid(): number | null {

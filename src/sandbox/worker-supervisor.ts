@@ -347,7 +347,15 @@ export class WorkerSupervisor {
       ...(job.startSync ? { startSync: true } : {}),
     });
     if (!sent) {
-      this.settle(call, new SandboxError(ErrorCode.SandboxCrashed, 'The sandbox worker is not reachable.'));
+      // The worker's channel closed before its 'exit' arrived: the call never reached it, so it
+      // goes to the next usable worker (this one takes no more), its own time limit anew.
+      worker.ready = false;
+      call.settled = true;
+      clearTimeout(call.deadline);
+      this.calls.delete(call.execId);
+      worker.inFlight.delete(call.execId);
+      const lane = call.laneRetry ? worker.slot : undefined;
+      this.launch(job, call.attempt, call.resolve, call.reject, lane).catch(call.reject);
     }
   }
 

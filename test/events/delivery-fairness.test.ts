@@ -16,6 +16,10 @@ const SLOW = `module.exports = { handlers: { onEvent: () => {
   return true;
 } } };`;
 
+/** Hangs on the events asking for it (the sandbox would time it out after 60 s); returns at once on others. */
+const HANGS_WHEN_ASKED = `module.exports = { handlers: { onEvent: (event) =>
+  event.data && event.data.hang ? new Promise(() => {}) : true } };`;
+
 describe('delivery claims take turns across sites and addons', () => {
   describe('the claim statement', () => {
     let database: TestDatabase;
@@ -140,6 +144,61 @@ describe('delivery claims take turns across sites and addons', () => {
         'the noisy site’s deliveries',
         30_000,
       );
+    });
+  });
+
+  describe('with room for a reserve (8 handlers: two running deliveries of one addon)', () => {
+    let server: TestServer;
+
+    before(async () => {
+      server = await startTestServer({
+        DELIVERY_CONCURRENCY: '8',
+        DELIVERY_POLL_MS: '100',
+        DELIVERY_BACKOFF_BASE_MS: '60000',
+      });
+    });
+    after(() => server.close());
+
+    it('keeps a running slot of a shared addon for other sites while one site’s deliveries hang', async () => {
+      // given: one addon on two sites whose handler hangs on the events that ask it to
+      const developer = (await givenDeveloper(server.admin)).client;
+      const m = manifest({
+        configSchema: { type: 'object' },
+        widgets: [],
+        functions: [],
+        events: { handles: { 'order.created': 'onEvent' } },
+        limits: { timeoutMs: 60_000 },
+      });
+      await givenPublished(developer, m, HANGS_WHEN_ASKED);
+      const noisy = await givenSite(server.admin);
+      const quiet = await givenSite(server.admin);
+      for (const site of [noisy, quiet])
+        await site.client.ok(InstallAddonDocument, { id: m.name as string, config: {} });
+      const deliveries = server.app.database.prisma.delivery;
+      // when: the noisy site emits ten events its deliveries hang on, then the quiet site one
+      for (let i = 0; i < 10; i += 1)
+        await noisy.client.ok(EmitEventDocument, { name: 'order.created', data: { hang: true, i } });
+      await eventually(
+        async () =>
+          (await deliveries.count({ where: { siteId: noisy.siteId, status: 'RUNNING' } })) > 0
+            ? true
+            : undefined,
+        'the noisy site’s deliveries to start',
+      );
+      await quiet.client.ok(EmitEventDocument, { name: 'order.created', data: { hang: false } });
+      // then: the quiet site's delivery runs at once on the slot the noisy site may not take
+      await eventually(
+        async () => {
+          const mine = await deliveries.findFirst({ where: { siteId: quiet.siteId } });
+          return mine?.status === 'SUCCEEDED' ? true : undefined;
+        },
+        'the quiet site’s delivery',
+        5000,
+      );
+      // and the noisy site holds one running handler of the addon's two, its other rows waiting
+      assert.equal(server.app.runtime.deliveryWorker?.inFlight, 1);
+      const noisyRows = await deliveries.findMany({ where: { siteId: noisy.siteId } });
+      assert.equal(noisyRows.filter((row) => row.status === 'SUCCEEDED').length, 0);
     });
   });
 });

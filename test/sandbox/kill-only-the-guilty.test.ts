@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import {
   call,
@@ -236,6 +237,29 @@ describe('kill only the guilty', () => {
       assert.ok(named.length === 0 || named.join() === `${crasher.versionId}/A`, named.join());
     }
     assert.equal(kills.filter((k) => k.guilty.length === 1).length, 2);
+  });
+
+  it('sends a call routed to a worker whose channel just closed to a usable worker instead of failing it', async () => {
+    // given: an honest addon homed on worker 0
+    const { pool: p, kills } = await pool({ spillAfterMs: 60_000 });
+    const honest = homedOn(0, honestAddon, { limits: { timeoutMs: 5000 } });
+    await call(p, honest, 'ping', null, { siteId: 'honest' });
+    const before = pids(p);
+    // when: worker 0's channel closes (as when it dies) and a call is routed there before its
+    // 'exit' and even its 'disconnect' event have arrived
+    const supervisor = (p as unknown as { supervisor: { slots: ({ child: ChildProcess } | null)[] } })
+      .supervisor;
+    supervisor.slots[0]!.child.disconnect();
+    const calls = [1, 2, 3].map(() => call(p, honest, 'ping', null, { siteId: 'honest' }));
+    // then: each call succeeds (on worker 1, or worker 0's replacement), and the worker that was
+    // never sent them is not said to have been killed by them
+    for (const result of await Promise.all(calls)) assert.equal(result.output, 'pong');
+    while (p.stats().workersReady < 2) await sleep(10);
+    assert.notEqual(pids(p)[0], before[0]);
+    assert.deepEqual(
+      kills.map((k) => k.guilty.length),
+      kills.map(() => 0),
+    );
   });
 
   it('does not run again a call that had made an SDK call with effects the host cannot drop', async () => {
