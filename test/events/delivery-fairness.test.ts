@@ -20,6 +20,28 @@ const SLOW = `module.exports = { handlers: { onEvent: () => {
 const HANGS_WHEN_ASKED = `module.exports = { handlers: { onEvent: (event) =>
   event.data && event.data.hang ? new Promise(() => {}) : true } };`;
 
+/** Publishes an addon handling `order.created` with `source` and installs it on two new sites. */
+async function givenAddonOnTwoSites(
+  server: TestServer,
+  source: string,
+  overrides: Record<string, unknown> = {},
+) {
+  const developer = (await givenDeveloper(server.admin)).client;
+  const m = manifest({
+    configSchema: { type: 'object' },
+    widgets: [],
+    functions: [],
+    events: { handles: { 'order.created': 'onEvent' } },
+    ...overrides,
+  });
+  await givenPublished(developer, m, source);
+  const noisy = await givenSite(server.admin);
+  const quiet = await givenSite(server.admin);
+  for (const site of [noisy, quiet])
+    await site.client.ok(InstallAddonDocument, { id: m.name as string, config: {} });
+  return { noisy, quiet };
+}
+
 describe('delivery claims take turns across sites and addons', () => {
   describe('the claim statement', () => {
     let database: TestDatabase;
@@ -102,18 +124,7 @@ describe('delivery claims take turns across sites and addons', () => {
 
     it('runs a quiet site’s delivery of a shared addon before the backlog another site flooded it with', async () => {
       // given: one slow addon installed on two sites
-      const developer = (await givenDeveloper(server.admin)).client;
-      const m = manifest({
-        configSchema: { type: 'object' },
-        widgets: [],
-        functions: [],
-        events: { handles: { 'order.created': 'onEvent' } },
-      });
-      await givenPublished(developer, m, SLOW);
-      const noisy = await givenSite(server.admin);
-      const quiet = await givenSite(server.admin);
-      for (const site of [noisy, quiet])
-        await site.client.ok(InstallAddonDocument, { id: m.name as string, config: {} });
+      const { noisy, quiet } = await givenAddonOnTwoSites(server, SLOW);
       const deliveries = server.app.database.prisma.delivery;
       // when: the noisy site emits 60 events (2.4 s of the addon's handler), then the quiet site one
       for (let i = 0; i < 60; i += 10) {
@@ -161,19 +172,9 @@ describe('delivery claims take turns across sites and addons', () => {
 
     it('keeps a running slot of a shared addon for other sites while one site’s deliveries hang', async () => {
       // given: one addon on two sites whose handler hangs on the events that ask it to
-      const developer = (await givenDeveloper(server.admin)).client;
-      const m = manifest({
-        configSchema: { type: 'object' },
-        widgets: [],
-        functions: [],
-        events: { handles: { 'order.created': 'onEvent' } },
+      const { noisy, quiet } = await givenAddonOnTwoSites(server, HANGS_WHEN_ASKED, {
         limits: { timeoutMs: 60_000 },
       });
-      await givenPublished(developer, m, HANGS_WHEN_ASKED);
-      const noisy = await givenSite(server.admin);
-      const quiet = await givenSite(server.admin);
-      for (const site of [noisy, quiet])
-        await site.client.ok(InstallAddonDocument, { id: m.name as string, config: {} });
       const deliveries = server.app.database.prisma.delivery;
       // when: the noisy site emits ten events its deliveries hang on, then the quiet site one
       for (let i = 0; i < 10; i += 1)
