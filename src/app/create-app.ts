@@ -212,15 +212,30 @@ export async function createApp(
     })();
     adminKeyStored.catch(() => undefined);
     const stopRetention = startExecutionRetention(database.prisma, config.executionRetentionDays);
-    // Idempotency keys are kept at least eventIdempotencyHours, and at most ten minutes longer.
-    const forgetKeys = setInterval(
-      () => void services.events.forgetIdempotencyKeys(config.eventIdempotencyHours).catch(() => undefined),
-      10 * 60_000,
-    );
-    forgetKeys.unref();
+    // Housekeeping every instance runs (each delete is idempotent); a failure waits for the next round.
+    const every = (ms: number, what: string, task: () => Promise<unknown>) => {
+      const timer = setInterval(
+        () =>
+          void task().catch(
+            (error: unknown) => outage.report(error) || http?.log.warn({ err: error }, `could not ${what}`),
+          ),
+        ms,
+      );
+      timer.unref();
+      return timer;
+    };
+    const housekeeping = [
+      // Idempotency keys are kept at least eventIdempotencyHours, and at most ten minutes longer.
+      every(10 * 60_000, 'forget idempotency keys', () =>
+        services.events.forgetIdempotencyKeys(config.eventIdempotencyHours),
+      ),
+      every(60 * 60_000, 'delete old events', () =>
+        services.events.forgetOldEvents(config.eventRetentionDays),
+      ),
+    ];
     cleanups.unshift(async () => {
       stopRetention();
-      clearInterval(forgetKeys);
+      for (const timer of housekeeping) clearInterval(timer);
     });
 
     let draining = false;

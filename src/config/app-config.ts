@@ -56,6 +56,8 @@ export interface AppConfig {
   };
   /** Execution records older than this are deleted. */
   executionRetentionDays: number;
+  /** Events older than this are deleted with their deliveries, once every delivery is finished. */
+  eventRetentionDays: number;
   /** Addon log text stored with execution records (UTF-8 bytes). */
   executionLogs: { maxBytesPerExecution: number; maxBytesPerSiteDay: number };
   /** Renders larger than this (UTF-8 bytes of JSON) are served but not stored in Redis (L2). */
@@ -210,6 +212,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxIsolates: readInt(env, 'SANDBOX_MAX_ISOLATES', 20_000, 1, 1_000_000),
     },
     executionRetentionDays: readInt(env, 'EXECUTION_RETENTION_DAYS', 7, 1, 3650),
+    eventRetentionDays: readInt(env, 'EVENT_RETENTION_DAYS', 30, 1, 3650),
     executionLogs: {
       maxBytesPerExecution: readInt(env, 'EXECUTION_LOG_MAX_BYTES', 64 * 1024, 0, 16 * 1024 * 1024),
       maxBytesPerSiteDay: readInt(env, 'EXECUTION_LOG_MAX_BYTES_PER_SITE_DAY', 64 * 1024 * 1024, 0, 2 ** 40),

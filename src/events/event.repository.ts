@@ -92,6 +92,22 @@ export class EventRepository {
   }
 
   /** Forgets the idempotency keys given before `cutoff`; returns how many. */
+  /**
+   * Deletes up to `limit` of the oldest events created before `cutoff` whose deliveries are all
+   * finished (SUCCEEDED or DEAD), with their deliveries and attempts (cascade); returns how many.
+   * An event with a delivery still due stays until it is done.
+   */
+  async deleteFinishedBefore(cutoff: Date, limit: number): Promise<number> {
+    // "createdAt" is a timestamp without time zone holding UTC, whatever the session's zone.
+    return this.db.$executeRaw`
+      DELETE FROM "Event" WHERE id IN (
+        SELECT e.id FROM "Event" e
+         WHERE e."createdAt" < (${cutoff.toISOString()}::timestamptz AT TIME ZONE 'UTC')
+           AND NOT EXISTS (SELECT 1 FROM "Delivery" d
+                            WHERE d."eventId" = e.id AND d.status::text IN ('PENDING', 'RUNNING'))
+         ORDER BY e.seq LIMIT ${limit})`;
+  }
+
   async deleteIdempotencyKeysBefore(cutoff: Date): Promise<number> {
     const { count } = await this.db.eventIdempotencyKey.deleteMany({ where: { createdAt: { lt: cutoff } } });
     return count;

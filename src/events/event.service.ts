@@ -67,6 +67,9 @@ function decodeCursor(cursor: string): EventPosition {
 /** An idempotency key as emits take it: 1 to 200 printable characters. */
 export const IDEMPOTENCY_KEY_MAX_CHARS = 200;
 
+/** Events one retention statement deletes at most: a short transaction whatever the backlog. */
+const RETENTION_BATCH = 5_000;
+
 /** The problem with an idempotency key given as `field`, or null. */
 export function idempotencyKeyProblem(key: unknown, field: string): FieldProblem | null {
   if (
@@ -300,6 +303,22 @@ export class EventService {
       if (first) return { event: first, replayed: true };
       throw error;
     }
+  }
+
+  /**
+   * Deletes events older than `days` whose deliveries are all finished, with their deliveries, in
+   * batches (short transactions whatever the backlog), at most `maxBatches` of them per call.
+   */
+  async forgetOldEvents(days: number, maxBatches = 20): Promise<number> {
+    const repository = new EventRepository(this.deps.database.prisma);
+    const cutoff = new Date(Date.now() - days * 86_400_000);
+    let deleted = 0;
+    for (let batch = 0; batch < maxBatches; batch += 1) {
+      const count = await repository.deleteFinishedBefore(cutoff, RETENTION_BATCH);
+      deleted += count;
+      if (count < RETENTION_BATCH) break;
+    }
+    return deleted;
   }
 
   /** Forgets idempotency keys older than `hours` (keys are kept at least that long). */
