@@ -19,7 +19,7 @@ import {
   createMetrics,
   type Metrics,
 } from '../infrastructure/metrics/metrics.js';
-import { startExecutionRetention } from '../executions/execution-retention.js';
+import { forgetOldExecutions } from '../executions/execution-retention.js';
 import { withTimeout } from '../shared/with-timeout.js';
 import { createServices, type AppTopics, type Runtime, type Services } from './services.js';
 import { ensureLocalAdminKey } from '../auth/local-admin-key.js';
@@ -211,14 +211,16 @@ export async function createApp(
       if (bootstrapKey) await services.apiKeys.ensureBootstrapAdmin(bootstrapKey);
     })();
     adminKeyStored.catch(() => undefined);
-    const stopRetention = startExecutionRetention(database.prisma, config.executionRetentionDays);
-    // Housekeeping every instance runs (each delete is idempotent); a failure waits for the next round.
+    // Housekeeping every instance runs (each delete is idempotent); a failure waits for the next
+    // round, and one cut short by a stop is not reported.
+    let housekeepingStopped = false;
     const every = (ms: number, what: string, task: () => Promise<unknown>) => {
       const timer = setInterval(
         () =>
-          void task().catch(
-            (error: unknown) => outage.report(error) || http?.log.warn({ err: error }, `could not ${what}`),
-          ),
+          void task().catch((error: unknown) => {
+            if (!housekeepingStopped && !outage.report(error))
+              http?.log.warn({ err: error }, `could not ${what}`);
+          }),
         ms,
       );
       timer.unref();
@@ -232,9 +234,12 @@ export async function createApp(
       every(60 * 60_000, 'delete old events', () =>
         services.events.forgetOldEvents(config.eventRetentionDays),
       ),
+      every(60 * 60_000, 'delete old execution records', () =>
+        forgetOldExecutions(database.prisma, config.executionRetentionDays),
+      ),
     ];
     cleanups.unshift(async () => {
-      stopRetention();
+      housekeepingStopped = true;
       for (const timer of housekeeping) clearInterval(timer);
     });
 

@@ -306,19 +306,18 @@ export class EventService {
   }
 
   /**
-   * Deletes events older than `days` whose deliveries are all finished, with their deliveries, in
-   * batches (short transactions whatever the backlog), at most `maxBatches` of them per call.
+   * Deletes events older than `days` whose deliveries are all finished, with their deliveries,
+   * oldest first, in batches (short transactions whatever the backlog) until none is left.
    */
-  async forgetOldEvents(days: number, maxBatches = 20): Promise<number> {
+  async forgetOldEvents(days: number): Promise<number> {
     const repository = new EventRepository(this.deps.database.prisma);
     const cutoff = new Date(Date.now() - days * 86_400_000);
     let deleted = 0;
-    for (let batch = 0; batch < maxBatches; batch += 1) {
+    for (;;) {
       const count = await repository.deleteFinishedBefore(cutoff, RETENTION_BATCH);
       deleted += count;
-      if (count < RETENTION_BATCH) break;
+      if (count < RETENTION_BATCH) return deleted;
     }
-    return deleted;
   }
 
   /** Forgets idempotency keys older than `hours` (keys are kept at least that long). */

@@ -1,17 +1,20 @@
 import type { DbClient } from '../infrastructure/database/database.js';
 import { ExecutionRepository } from './execution.repository.js';
 
-const SWEEP_EVERY_MS = 60 * 60_000;
+/** Records one retention statement deletes at most: a short transaction whatever the backlog. */
+const RETENTION_BATCH = 5_000;
 
 /**
- * Deletes execution records older than `retentionDays`, once an hour; every instance may run it
- * (the delete is idempotent). Returns the function that stops it.
+ * Deletes execution records older than `retentionDays`, oldest first, in batches until none is
+ * left; returns how many. Every instance may run it (the delete is idempotent).
  */
-export function startExecutionRetention(db: DbClient, retentionDays: number): () => void {
-  const timer = setInterval(() => {
-    const cutoff = new Date(Date.now() - retentionDays * 86_400_000);
-    new ExecutionRepository(db).deleteOlderThan(cutoff).catch(() => undefined);
-  }, SWEEP_EVERY_MS);
-  timer.unref();
-  return () => clearInterval(timer);
+export async function forgetOldExecutions(db: DbClient, retentionDays: number): Promise<number> {
+  const repository = new ExecutionRepository(db);
+  const cutoff = new Date(Date.now() - retentionDays * 86_400_000);
+  let deleted = 0;
+  for (;;) {
+    const count = await repository.deleteOlderThan(cutoff, RETENTION_BATCH);
+    deleted += count;
+    if (count < RETENTION_BATCH) return deleted;
+  }
 }

@@ -84,7 +84,13 @@ export class ExecutionRepository {
     });
   }
 
-  async deleteOlderThan(cutoff: Date): Promise<number> {
-    return (await this.db.execution.deleteMany({ where: { createdAt: { lt: cutoff } } })).count;
+  /** Deletes up to `limit` of the oldest records created before `cutoff`; returns how many. */
+  async deleteOlderThan(cutoff: Date, limit: number): Promise<number> {
+    // "createdAt" is a timestamp without time zone holding UTC, whatever the session's zone.
+    return this.db.$executeRaw`
+      DELETE FROM "Execution" WHERE id IN (
+        SELECT id FROM "Execution"
+         WHERE "createdAt" < (${cutoff.toISOString()}::timestamptz AT TIME ZONE 'UTC')
+         ORDER BY "createdAt" LIMIT ${limit})`;
   }
 }
