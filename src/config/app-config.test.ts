@@ -31,6 +31,18 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({}).sandbox.maxIsolates, 20_000);
   });
 
+  it('keeps events at least as long as their idempotency keys', () => {
+    assert.equal(loadConfig({}).eventRetentionDays, 30);
+    assert.equal(
+      loadConfig({ EVENT_RETENTION_DAYS: '2', EVENT_IDEMPOTENCY_HOURS: '48' }).eventRetentionDays,
+      2,
+    );
+    assert.throws(
+      () => loadConfig({ EVENT_RETENTION_DAYS: '1', EVENT_IDEMPOTENCY_HOURS: '48' }),
+      /EVENT_RETENTION_DAYS: expected at least EVENT_IDEMPOTENCY_HOURS \(48\) in days, 2, got "1"/,
+    );
+  });
+
   it('names the variable and what was expected', () => {
     assert.throws(
       () => loadConfig({ PORT: 'eighty' }),

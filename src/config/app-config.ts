@@ -212,7 +212,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxIsolates: readInt(env, 'SANDBOX_MAX_ISOLATES', 20_000, 1, 1_000_000),
     },
     executionRetentionDays: readInt(env, 'EXECUTION_RETENTION_DAYS', 7, 1, 3650),
-    eventRetentionDays: readInt(env, 'EVENT_RETENTION_DAYS', 30, 1, 3650),
+    eventRetentionDays: readEventRetentionDays(env),
     executionLogs: {
       maxBytesPerExecution: readInt(env, 'EXECUTION_LOG_MAX_BYTES', 64 * 1024, 0, 16 * 1024 * 1024),
       maxBytesPerSiteDay: readInt(env, 'EXECUTION_LOG_MAX_BYTES_PER_SITE_DAY', 64 * 1024 * 1024, 0, 2 ** 40),
@@ -241,6 +241,20 @@ export function loadConfig(env: Env = process.env): AppConfig {
       pollMs: readInt(env, 'DELIVERY_POLL_MS', 1000, 10, 600_000),
     },
   };
+}
+
+/** Events are kept at least as long as their idempotency keys: a retried emit must find its event. */
+function readEventRetentionDays(env: Env): number {
+  const days = readInt(env, 'EVENT_RETENTION_DAYS', 30, 1, 3650);
+  const keyHours = readInt(env, 'EVENT_IDEMPOTENCY_HOURS', 24, 1, 24 * 30);
+  if (days * 24 < keyHours) {
+    throw new ConfigError(
+      'EVENT_RETENTION_DAYS',
+      `at least EVENT_IDEMPOTENCY_HOURS (${keyHours}) in days, ${Math.ceil(keyHours / 24)}`,
+      env.EVENT_RETENTION_DAYS,
+    );
+  }
+  return days;
 }
 
 function readRateLimits(env: Env): AppConfig['rateLimit'] {
