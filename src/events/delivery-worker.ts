@@ -178,10 +178,19 @@ export class DeliveryWorker {
       // Claim in batches: one claim per finished handler would make the claim query the bottleneck.
       // With rows still held, their completions will wake the loop again.
       if (free <= 0 || this.stopped || (held > 0 && free < this.minBatch)) return;
-      const busy = [...this.heldPerAddon].filter(([, n]) => n >= this.perAddonHeld).map(([id]) => id);
-      const busyFlows = [...this.heldPerFlow]
-        .filter(([, n]) => n >= this.perFlowHeld)
-        .map(([flow]) => parseFlow(flow));
+      // Addons and flows at their share are left out; the others get what room they have left.
+      const busy: string[] = [];
+      const addonRoom: { addonId: string; room: number }[] = [];
+      for (const [addonId, n] of this.heldPerAddon) {
+        if (n >= this.perAddonHeld) busy.push(addonId);
+        else addonRoom.push({ addonId, room: this.perAddonHeld - n });
+      }
+      const busyFlows: FlowCursor[] = [];
+      const flowRoom: (FlowCursor & { room: number })[] = [];
+      for (const [flow, n] of this.heldPerFlow) {
+        if (n >= this.perFlowHeld) busyFlows.push(parseFlow(flow));
+        else flowRoom.push({ ...parseFlow(flow), room: this.perFlowHeld - n });
+      }
       let claimed: ClaimedDelivery[];
       try {
         const claim = await DeliveryRepository.claimFast(this.deps.database.pool, {
@@ -190,6 +199,9 @@ export class DeliveryWorker {
           perAddon: this.perAddonHeld,
           busyAddonIds: busy,
           busyFlows,
+          perFlow: this.perFlowHeld,
+          addonRoom,
+          flowRoom,
           leaseMs: this.deps.options.leaseMs,
           cursor: this.flowCursor,
         });

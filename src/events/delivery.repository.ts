@@ -76,8 +76,9 @@ export interface FlowCursor {
  *   oldest $10 due rows of each. A site that floods an addon fills the window with its own
  *   backlog; the flows still show every other site's oldest rows of that addon, at a cost that
  *   does not grow with the backlog.
- * Candidates are taken in turns (each flow's first row, then each flow's second...), at most $3
- * of one addon. The statement also returns where its walk over the flows ended.
+ * Candidates are taken in turns (each flow's first row, then each flow's second...), at most the
+ * room an addon ($18/$19, else $3) and a flow ($14-$17, else $16) has left in the worker. The
+ * statement also returns where its walk over the flows ended.
  */
 const CLAIM_SQL = `
   WITH RECURSIVE flows AS (
@@ -118,16 +119,20 @@ const CLAIM_SQL = `
        AND NOT EXISTS (SELECT 1 FROM unnest($12::uuid[], $13::uuid[]) b(s, a)
                         WHERE b.s = f."siteId" AND b.a = f."addonId")
   ), turns AS (
-    SELECT id, "addonId", "nextAttemptAt",
-           row_number() OVER (PARTITION BY "siteId", "addonId" ORDER BY "nextAttemptAt", id) AS turn
-      FROM candidates
+    SELECT c.id, c."addonId", c."nextAttemptAt",
+           row_number() OVER (PARTITION BY c."siteId", c."addonId" ORDER BY c."nextAttemptAt", c.id) AS turn,
+           COALESCE(fr.room, $16) AS "flowRoom"
+      FROM candidates c
+      LEFT JOIN unnest($14::uuid[], $15::uuid[], $17::int[]) fr(s, a, room)
+        ON fr.s = c."siteId" AND fr.a = c."addonId"
   ), picked AS (
-    SELECT id, turn, "nextAttemptAt" FROM (
-      SELECT id, turn, "nextAttemptAt",
-             row_number() OVER (PARTITION BY "addonId" ORDER BY turn, "nextAttemptAt", id) AS rank
-        FROM turns) ranked
-     WHERE rank <= $3
-     ORDER BY turn, "nextAttemptAt" LIMIT $4
+    SELECT r.id, r.turn, r."nextAttemptAt" FROM (
+      SELECT t.id, t.turn, t."nextAttemptAt", t."addonId",
+             row_number() OVER (PARTITION BY t."addonId" ORDER BY t.turn, t."nextAttemptAt", t.id) AS rank
+        FROM turns t WHERE t.turn <= t."flowRoom") r
+      LEFT JOIN unnest($18::uuid[], $19::int[]) ar(a, room) ON ar.a = r."addonId"
+     WHERE r.rank <= COALESCE(ar.room, $3)
+     ORDER BY r.turn, r."nextAttemptAt" LIMIT $4
   ), due AS (
     -- The picked ids as one array, and a status test no index serves: a primary-key lookup each,
     -- whatever the planner believes about the table. As a join, statistics from before a burst
@@ -211,7 +216,8 @@ export class DeliveryRepository {
 
   /**
    * Claims up to `limit` due deliveries (PENDING and due, or RUNNING with an expired lease) for
-   * `workerId`, at most `perAddon` of one addon and none of `busyAddonIds` or `busyFlows`, so
+   * `workerId`, at most `perAddon` of one addon (less what `addonRoom` says is held) and none of
+   * `busyAddonIds` or `busyFlows`, so
    * that one addon's backlog never fills every slot, taken in turns across (site, addon) flows so that one site's
    * backlog of a shared addon never waits another site's deliveries of it out. `cursor` is where
    * the walk over the flows starts (null: the first); the result says where the next one should.
@@ -226,6 +232,11 @@ export class DeliveryRepository {
       busyAddonIds: string[];
       /** Flows (site, addon) that already hold their share: none of their rows is claimed. */
       busyFlows?: FlowCursor[];
+      /** Rows one flow may get at most (default `perAddon`). */
+      perFlow?: number;
+      /** Addons and flows the worker already holds rows of: what room each has left. */
+      addonRoom?: { addonId: string; room: number }[];
+      flowRoom?: (FlowCursor & { room: number })[];
       leaseMs: number;
       cursor?: FlowCursor | null;
     },
@@ -260,6 +271,12 @@ export class DeliveryRepository {
           WALK_AFTER_MS,
           (args.busyFlows ?? []).map((flow) => flow.siteId),
           (args.busyFlows ?? []).map((flow) => flow.addonId),
+          (args.flowRoom ?? []).map((flow) => flow.siteId),
+          (args.flowRoom ?? []).map((flow) => flow.addonId),
+          args.perFlow ?? args.perAddon,
+          (args.flowRoom ?? []).map((flow) => flow.room),
+          (args.addonRoom ?? []).map((addon) => addon.addonId),
+          (args.addonRoom ?? []).map((addon) => addon.room),
         ],
       });
       await client.query('COMMIT');

@@ -111,6 +111,44 @@ describe('delivery claims take turns across sites and addons', () => {
       assert.deepEqual(floodedPerClaim.slice(0, -1), Array(14).fill(1));
       assert.equal(floodedPerClaim.at(-1), 6);
     });
+    it('claims no more of an addon or a flow than the room the worker says it has left', async () => {
+      // given: one flow of addon A and two flows of addon B, five due rows each
+      const eventId = randomUUID();
+      await pool.query(
+        `INSERT INTO "Event" (id, name, source, data) VALUES ($1, 'order.created', 'platform', '{}')`,
+        [eventId],
+      );
+      const [siteA, siteB, siteC, addonA, addonB] = Array.from({ length: 5 }, () => randomUUID());
+      for (const [siteId, addonId] of [
+        [siteA, addonA],
+        [siteB, addonB],
+        [siteC, addonB],
+      ]) {
+        await pool.query(
+          `INSERT INTO "Delivery" (id, "eventId", "eventName", "siteId", "installationId", "addonId",
+                                   "addonName", handler, "maxAttempts", "nextAttemptAt")
+           SELECT gen_random_uuid(), $1, 'order.created', $2, gen_random_uuid(), $3, 'room', 'on', 5,
+                  now() - interval '1 minute'
+             FROM generate_series(1, 5)`,
+          [eventId, siteId, addonId],
+        );
+      }
+      // when: a worker holding rows of A (room for 1 more) and of B on site B (room for 1 more there)
+      // claims with shares of 4 per addon and 3 per flow
+      const { claimed } = await DeliveryRepository.claimFast(pool, {
+        workerId: 'room',
+        limit: 20,
+        perAddon: 4,
+        perFlow: 3,
+        busyAddonIds: [],
+        leaseMs: 60_000,
+        addonRoom: [{ addonId: addonA, room: 1 }],
+        flowRoom: [{ siteId: siteB, addonId: addonB, room: 1 }],
+      });
+      // then: one row of A; of B, one on site B and three on site C (B's share of 4)
+      const count = (siteId: string) => claimed.filter((row) => row.siteId === siteId).length;
+      assert.deepEqual([count(siteA), count(siteB), count(siteC)], [1, 1, 3]);
+    });
   });
 
   describe('through the server', () => {
