@@ -232,7 +232,8 @@ export class DeliveryWorker {
       });
     }
     this.heldPerAddon.set(row.addonId, (this.heldPerAddon.get(row.addonId) ?? 0) + 1);
-    this.heldPerFlow.set(flowOf(row), (this.heldPerFlow.get(flowOf(row)) ?? 0) + 1);
+    const flow = flowOf(row);
+    this.heldPerFlow.set(flow, (this.heldPerFlow.get(flow) ?? 0) + 1);
     this.waiting.push(row);
     this.publish([this.asRecord(row)]);
   }

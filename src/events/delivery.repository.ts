@@ -67,8 +67,7 @@ export interface FlowCursor {
  * A claim reads two sets of candidates:
  * - the window, the oldest due rows: each status on its own, since with `status IN (...)`
  *   PostgreSQL cannot walk the (status, nextAttemptAt) index in order and sorts every due row (a
- *   seq scan: 10.7 ms per claim with 20,000 waiting, growing with the table); per status it stops
- *   after $2 index entries (0.13 ms). Busy addons are left out after the read, not during it: a
+ *   seq scan, growing with the table); per status it stops after $2 index entries. Busy addons are left out after the read, not during it: a
  *   filter in the scan would walk a busy addon's whole backlog on every claim;
  * - the flows, once the oldest due row has waited $11 ms (a backlog: until then the window holds
  *   every flow's rows in time): from the cursor on, up to $9 (site, addon) pairs with PENDING rows,
@@ -136,8 +135,7 @@ const CLAIM_SQL = `
   ), due AS (
     -- The picked ids as one array, and a status test no index serves: a primary-key lookup each,
     -- whatever the planner believes about the table. As a join, statistics from before a burst
-    -- of inserts made it walk every due row once per picked row (183 ms per claim with 20,000
-    -- waiting, measured with EXPLAIN ANALYZE; under 1 ms this way).
+    -- of inserts made it walk every due row once per picked row.
     SELECT d.id, d.status AS "previousStatus", d."claimedBy" AS "previousClaimedBy"
       FROM "Delivery" d
      WHERE d.id = ANY (ARRAY(SELECT id FROM picked))
@@ -243,14 +241,10 @@ export class DeliveryRepository {
   ): Promise<{ claimed: ClaimedDelivery[]; cursor: FlowCursor | null }> {
     // Planned at every claim, with bitmap scans off. Statistics of a queue table lag behind its
     // bursts (autovacuum looks once a minute), and both ways of planning went wrong under a
-    // backlog of 20,000 (found with auto_explain):
-    // - a named statement keeps the generic plan made while the table was small: a sequential
-    //   scan for the picked ids (15 ms per claim; 650 to 830 deliveries/s drained);
-    // - a fresh plan expects a few dozen due rows, not thousands, and reads them all through a
-    //   bitmap to sort them (5 ms per claim; 900 to 1,070/s). An index scan stops after the
-    //   window.
-    // Two more round trips per claim (a claim takes up to 32 deliveries) cost less than that
-    // read: the same drain now runs at 1,070 to 1,270/s, with the claim's window read in 0.4 ms.
+    // backlog: a named statement keeps the generic plan made while the table was small (a
+    // sequential scan for the picked ids); a fresh plan expects a few dozen due rows and reads
+    // them all through a bitmap to sort them, where an index scan stops after the window. The two
+    // extra round trips cost less than either (figures in decision 0011).
     const client = await pool.connect();
     const from = args.cursor ?? FIRST_FLOW;
     try {
