@@ -259,7 +259,10 @@ export class DeliveryWorker {
     }
   }
 
-  /** Index in `waiting` of the row to start next, or -1 when every waiting row's addon or flow is at its share. */
+  /**
+   * Index in `waiting` of the row to start next; -1 when every waiting row's addon or flow is at
+   * its share.
+   */
   private nextToStart(): number {
     let first = -1;
     for (let i = 0; i < this.waiting.length; i += 1) {

@@ -67,8 +67,9 @@ export interface FlowCursor {
  * A claim reads two sets of candidates:
  * - the window, the oldest due rows: each status on its own, since with `status IN (...)`
  *   PostgreSQL cannot walk the (status, nextAttemptAt) index in order and sorts every due row (a
- *   seq scan, growing with the table); per status it stops after $2 index entries. Busy addons are left out after the read, not during it: a
- *   filter in the scan would walk a busy addon's whole backlog on every claim;
+ *   seq scan, growing with the table); per status it stops after $2 index entries. Busy addons
+ *   are left out after the read, not during it: a filter in the scan would walk a busy addon's
+ *   whole backlog on every claim;
  * - the flows, once the oldest due row has waited $11 ms (a backlog: until then the window holds
  *   every flow's rows in time): from the cursor on, up to $9 (site, addon) pairs with PENDING rows,
  *   found one index probe each on the partial (siteId, addonId, nextAttemptAt) index, and the
@@ -215,10 +216,10 @@ export class DeliveryRepository {
   /**
    * Claims up to `limit` due deliveries (PENDING and due, or RUNNING with an expired lease) for
    * `workerId`, at most `perAddon` of one addon (less what `addonRoom` says is held) and none of
-   * `busyAddonIds` or `busyFlows`, so
-   * that one addon's backlog never fills every slot, taken in turns across (site, addon) flows so that one site's
-   * backlog of a shared addon never waits another site's deliveries of it out. `cursor` is where
-   * the walk over the flows starts (null: the first); the result says where the next one should.
+   * `busyAddonIds` or `busyFlows`, so that one addon's backlog never fills every slot, taken in
+   * turns across (site, addon) flows so that one site's backlog of a shared addon never waits
+   * another site's deliveries of it out. `cursor` is where the walk over the flows starts (null:
+   * the first); the result says where the next one should.
    * Rows another worker is claiming are skipped, not waited for.
    */
   static async claimFast(
