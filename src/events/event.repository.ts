@@ -91,7 +91,6 @@ export class EventRepository {
     return row ? this.db.event.findUnique({ where: { id: row.eventId } }) : null;
   }
 
-  /** Forgets the idempotency keys given before `cutoff`; returns how many. */
   /**
    * Deletes up to `limit` of the oldest events created before `cutoff` whose deliveries are all
    * finished (SUCCEEDED or DEAD), with their deliveries and attempts (cascade); returns how many.
@@ -108,6 +107,7 @@ export class EventRepository {
          ORDER BY e.seq LIMIT ${limit})`;
   }
 
+  /** Forgets the idempotency keys given before `cutoff`; returns how many. */
   async deleteIdempotencyKeysBefore(cutoff: Date): Promise<number> {
     const { count } = await this.db.eventIdempotencyKey.deleteMany({ where: { createdAt: { lt: cutoff } } });
     return count;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database, DbClient } from '../infrastructure/database/database.js';
+import { deleteInBatches } from '../shared/delete-in-batches.js';
 import { ConflictError, ForbiddenError, ValidationError, type FieldProblem } from '../errors/index.js';
 import { requireAuthenticated, type Actor } from '../auth/actor.js';
 import { validateWithDefaults } from '../shared/json-schema.js';
@@ -66,9 +67,6 @@ function decodeCursor(cursor: string): EventPosition {
 
 /** An idempotency key as emits take it: 1 to 200 printable characters. */
 export const IDEMPOTENCY_KEY_MAX_CHARS = 200;
-
-/** Events one retention statement deletes at most: a short transaction whatever the backlog. */
-const RETENTION_BATCH = 5_000;
 
 /** The problem with an idempotency key given as `field`, or null. */
 export function idempotencyKeyProblem(key: unknown, field: string): FieldProblem | null {
@@ -312,12 +310,7 @@ export class EventService {
   async forgetOldEvents(days: number): Promise<number> {
     const repository = new EventRepository(this.deps.database.prisma);
     const cutoff = new Date(Date.now() - days * 86_400_000);
-    let deleted = 0;
-    for (;;) {
-      const count = await repository.deleteFinishedBefore(cutoff, RETENTION_BATCH);
-      deleted += count;
-      if (count < RETENTION_BATCH) return deleted;
-    }
+    return deleteInBatches((limit) => repository.deleteFinishedBefore(cutoff, limit));
   }
 
   /** Forgets idempotency keys older than `hours` (keys are kept at least that long). */
