@@ -2,12 +2,13 @@
 // start of a never-used version, and the pool against a process-per-addon HTTP baseline.
 import autocannon from 'autocannon';
 import { cpuCell, interleaved } from './support/interleaved.js';
-import { fork } from 'node:child_process';
 import { Agent, request } from 'node:http';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fork } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createEchoPool } from './support/echo-pool.js';
+import { startBareApollo } from './support/bare-apollo.js';
 import { machine, median, percentile, startBenchServer, givenBenchSite } from './support/bench-server.js';
 import { openLoop, post } from './events-common.js';
 import { bodies, OPEN_LOOP_RATES, operations, PAYLOAD, publishEcho } from './support/fixtures.js';
@@ -36,16 +37,6 @@ async function cannon(url: string, key: string, body: string, seconds = DURATION
     errors: result.errors,
     non2xx: result.non2xx,
   };
-}
-
-/** Starts the bare Apollo Server reference in its own process; resolves with its URL and the process. */
-async function startBareApollo() {
-  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'support/bare-apollo-server.js');
-  const child = fork(script, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const url = await new Promise<string>((resolve) =>
-    child.once('message', (m) => resolve((m as { url: string }).url)),
-  );
-  return { url, child };
 }
 
 async function overHttp(): Promise<string> {

@@ -10,6 +10,9 @@
 // BENCH_BASE_NODE=<path to node>: the base build is installed (`npm ci`, its own native modules),
 // built and served with that Node instead of sharing this checkout's node_modules and Node (a
 // runtime move measured side by side: the last Node 20 build against this tree on Node 24).
+// BENCH_FLOOR=1: the bare Apollo Server reference (the design with nothing of ours in it: no
+// authentication, lookups, records or metrics) answers `{ __typename }` and `execute` in the same
+// rounds, so both builds can be read against the floor of the design on the machine of the moment.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,6 +34,7 @@ import {
   publishEffects,
 } from '../support/fixtures.js';
 import { cpuCell, interleaved, type Scenario } from '../support/interleaved.js';
+import { startBareApollo } from '../support/bare-apollo.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
@@ -159,15 +163,38 @@ async function main(): Promise<void> {
     testDatabaseJs: path.join(repoRoot, 'dist/test/support/test-database.js'),
   };
   const started: Array<Awaited<ReturnType<typeof startBuild>>> = [];
+  let floor: Awaited<ReturnType<typeof startBareApollo>> | null = null;
+  const floorNames = (['typename', 'execute'] as const).filter(
+    (name) => name === 'typename' || operations.includes(name),
+  );
   try {
+    if (process.env.BENCH_FLOOR === '1') floor = await startBareApollo();
     for (const build of [base.build, head]) started.push(await startBuild(build, operations));
-    const scenarios = started.flatMap((s) => s.scenarios);
+    const bare = floor;
+    const floorScenarios: Scenario[] = bare
+      ? floorNames.map((name) => ({
+          name: `floor ${name}`,
+          request: {
+            url: bare.url,
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: name === 'typename' ? bodies.typename : bodies.execute('bench-echo'),
+          },
+          serverPid: bare.child.pid,
+        }))
+      : [];
+    const scenarios = [...started.flatMap((s) => s.scenarios), ...floorScenarios];
     // Warm-up round (JIT, isolates, caches), not reported.
     await interleaved(scenarios, { rounds: 1, seconds: 2 });
     const rows = await interleaved(scenarios, { rounds: ROUNDS, seconds: SECONDS });
     const names = scenarioNames(operations);
     const perBuild = names.length;
-    const [baseRows, headRows] = [rows.slice(0, perBuild), rows.slice(perBuild)];
+    const [baseRows, headRows, floorRows] = [
+      rows.slice(0, perBuild),
+      rows.slice(perBuild, 2 * perBuild),
+      rows.slice(2 * perBuild),
+    ];
+    const floorLabel = 'floor: bare Apollo Server, one isolate worker, nothing else';
     const pairedRatio = (a: number[], b: number[]) => median(a.map((x, i) => x / b[i]));
 
     const out: string[] = [];
@@ -194,6 +221,15 @@ async function main(): Promise<void> {
           `| ${names[i]} | ${label} | ${row.rps.toFixed(0)} | ${ratio} | ${cpuCell(row.cpu?.server)} | ${cpuCell(row.cpu?.children)} | ${row.errors} |`,
         );
       }
+      const f = floorNames.indexOf(names[i] as (typeof floorNames)[number]);
+      if (f >= 0 && floorRows[f]) {
+        const row = floorRows[f];
+        const ratio =
+          f === 0 ? '100 %' : `${(pairedRatio(row.roundRps, floorRows[0].roundRps) * 100).toFixed(1)} %`;
+        out.push(
+          `| ${names[i]} | ${floorLabel} | ${row.rps.toFixed(0)} | ${ratio} | ${cpuCell(row.cpu?.server)} | ${cpuCell(row.cpu?.children)} | ${row.errors} |`,
+        );
+      }
     }
     out.push(
       '',
@@ -205,8 +241,18 @@ async function main(): Promise<void> {
         `- ${names[i]}: ${pairedRatio(headRows[i].roundRps, baseRows[i].roundRps).toFixed(3)}× throughput`,
       );
     }
+    if (floorRows.length > 0) {
+      out.push('', 'Each build against the floor, paired by round (1: as fast as the bare design):', '');
+      floorNames.forEach((name, f) => {
+        const i = names.indexOf(name);
+        const against = (rowsOf: typeof rows) =>
+          pairedRatio(rowsOf[i].roundRps, floorRows[f].roundRps).toFixed(3);
+        out.push(`- ${name}: base ${against(baseRows)}×, working tree ${against(headRows)}×`);
+      });
+    }
     process.stdout.write(`${out.join('\n')}\n`);
   } finally {
+    floor?.child.kill();
     for (const { server, drop } of started) {
       await server.stop();
       await drop();

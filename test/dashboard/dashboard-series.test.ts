@@ -1,8 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
-import { createDatabase, type Database } from '../../src/infrastructure/database/database.js';
+import { createConnectedTestDatabase, type ConnectedTestDatabase } from '../support/test-database.js';
+import type { Database } from '../../src/infrastructure/database/database.js';
 import { createMetrics } from '../../src/infrastructure/metrics/metrics.js';
 import { VisibilityResolver } from '../../src/auth/visibility.js';
 import { ExecutionRepository, type NewExecution } from '../../src/executions/execution.repository.js';
@@ -19,7 +19,7 @@ const rejectsWith = (promise: Promise<unknown>, code: ErrorCode) =>
   assert.rejects(promise, (error: unknown) => error instanceof AppError && error.code === code);
 
 describe('dashboard charts and error classification (services over the Execution table)', () => {
-  let testDatabase: TestDatabase;
+  let testDatabase: ConnectedTestDatabase;
   let database: Database;
   let stats: DashboardStatsService;
   let series: DashboardSeriesService;
@@ -35,8 +35,8 @@ describe('dashboard charts and error classification (services over the Execution
   let slotStart: number;
 
   before(async () => {
-    testDatabase = await createTestDatabase();
-    database = createDatabase({ connectionString: testDatabase.url, max: 2 });
+    testDatabase = await createConnectedTestDatabase();
+    database = testDatabase.database;
     const visibility = new VisibilityResolver(database);
     stats = new DashboardStatsService({ database, metrics: createMetrics(), visibility });
     series = new DashboardSeriesService({ database, visibility });
@@ -91,7 +91,6 @@ describe('dashboard charts and error classification (services over the Execution
   });
   after(async () => {
     series?.close();
-    await database?.close();
     await testDatabase?.drop();
   });
 

@@ -1,8 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
-import { createDatabase, type Database } from '../../src/infrastructure/database/database.js';
+import { createConnectedTestDatabase, type ConnectedTestDatabase } from '../support/test-database.js';
+import type { Database } from '../../src/infrastructure/database/database.js';
 import { createMetrics, type Metrics } from '../../src/infrastructure/metrics/metrics.js';
 import { VisibilityResolver } from '../../src/auth/visibility.js';
 import { ExecutionRepository, type NewExecution } from '../../src/executions/execution.repository.js';
@@ -27,7 +27,7 @@ const rejectsWith = (promise: Promise<unknown>, code: ErrorCode) =>
   assert.rejects(promise, (error: unknown) => error instanceof AppError && error.code === code);
 
 describe('dashboard statistics (service over the Execution table)', () => {
-  let testDatabase: TestDatabase;
+  let testDatabase: ConnectedTestDatabase;
   let database: Database;
   let metrics: Metrics;
   let service: DashboardStatsService;
@@ -49,8 +49,8 @@ describe('dashboard statistics (service over the Execution table)', () => {
   const loneDeveloper: Actor = { kind: 'developer', keyId: 'k-lone', developerId: loneDeveloperId };
 
   before(async () => {
-    testDatabase = await createTestDatabase();
-    database = createDatabase({ connectionString: testDatabase.url, max: 2 });
+    testDatabase = await createConnectedTestDatabase();
+    database = testDatabase.database;
     metrics = createMetrics();
     service = new DashboardStatsService({ database, metrics, visibility: new VisibilityResolver(database) });
     await database.prisma.developer.createMany({
@@ -112,7 +112,6 @@ describe('dashboard statistics (service over the Execution table)', () => {
     ]);
   });
   after(async () => {
-    await database?.close();
     await testDatabase?.drop();
   });
 

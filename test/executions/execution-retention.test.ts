@@ -1,22 +1,19 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { createDatabase, type Database } from '../../src/infrastructure/database/database.js';
+import type { Database } from '../../src/infrastructure/database/database.js';
 import { forgetOldExecutions } from '../../src/executions/execution-retention.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { createConnectedTestDatabase, type ConnectedTestDatabase } from '../support/test-database.js';
 
 describe('execution retention', () => {
-  let testDatabase: TestDatabase;
+  let testDatabase: ConnectedTestDatabase;
   let database: Database;
 
   before(async () => {
-    testDatabase = await createTestDatabase();
-    database = createDatabase({ connectionString: testDatabase.url, max: 2 });
+    testDatabase = await createConnectedTestDatabase();
+    database = testDatabase.database;
   });
-  after(async () => {
-    await database.close();
-    await testDatabase.drop();
-  });
+  after(() => testDatabase.drop());
 
   it('deletes the records older than the retention, in batches, and keeps the rest', async () => {
     // given: 12,000 records 8 days old (more than two batches) and 10 from yesterday

@@ -1,8 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
-import { createDatabase, type Database } from '../../src/infrastructure/database/database.js';
+import { createConnectedTestDatabase, type ConnectedTestDatabase } from '../support/test-database.js';
+import type { Database } from '../../src/infrastructure/database/database.js';
 import { ExecutionRecorder } from '../../src/executions/execution-recorder.js';
 import { LogQuota } from '../../src/executions/log-quota.js';
 import type { NewExecution } from '../../src/executions/execution.repository.js';
@@ -30,17 +30,14 @@ const record = (siteId: string, overrides: Partial<NewExecution> = {}): NewExecu
 });
 
 describe('batch writers: one row PostgreSQL refuses costs only itself', () => {
-  let testDatabase: TestDatabase;
+  let testDatabase: ConnectedTestDatabase;
   let database: Database;
 
   before(async () => {
-    testDatabase = await createTestDatabase();
-    database = createDatabase({ connectionString: testDatabase.url, max: 2 });
+    testDatabase = await createConnectedTestDatabase();
+    database = testDatabase.database;
   });
-  after(async () => {
-    await database.close();
-    await testDatabase.drop();
-  });
+  after(() => testDatabase.drop());
 
   it('stores the other sites’ execution records of a batch with a row the database refuses', async () => {
     // given: a batch with cleanable text, and one row no cleaning makes storable (a malformed id)

@@ -1,20 +1,17 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
-import { createDatabase, type Database } from '../../src/infrastructure/database/database.js';
+import { createConnectedTestDatabase, type ConnectedTestDatabase } from '../support/test-database.js';
+import type { Database } from '../../src/infrastructure/database/database.js';
 
 describe('createDatabase', () => {
-  let testDatabase: TestDatabase;
+  let testDatabase: ConnectedTestDatabase;
   let database: Database;
 
   before(async () => {
-    testDatabase = await createTestDatabase();
-    database = createDatabase({ connectionString: testDatabase.url, max: 4 });
+    testDatabase = await createConnectedTestDatabase(4);
+    database = testDatabase.database;
   });
-  after(async () => {
-    await database.close();
-    await testDatabase.drop();
-  });
+  after(() => testDatabase.drop());
 
   it('survives a checked-out connection dropping between two queries, and serves the next one', async () => {
     // given: a client in the middle of a transaction, as the delivery claim holds one

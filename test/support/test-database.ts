@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { createDatabase, type Database } from '../../src/infrastructure/database/database.js';
 import {
   applyPendingMigrations,
   DEFAULT_MIGRATIONS_DIR,
@@ -136,6 +137,28 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     drop() {
       dropped ??= admin.query(`DROP DATABASE IF EXISTS ${quote(name)} WITH (FORCE)`).then(() => undefined);
       return dropped;
+    },
+  };
+}
+
+/** A database of a test's own ({@link createTestDatabase}) and the app's client of it. */
+export interface ConnectedTestDatabase {
+  database: Database;
+  url: string;
+  /** Closes the client, then drops the database. */
+  drop(): Promise<void>;
+}
+
+/** {@link createTestDatabase} with the app's own client (`createDatabase`) connected to it. */
+export async function createConnectedTestDatabase(max = 2): Promise<ConnectedTestDatabase> {
+  const testDatabase = await createTestDatabase();
+  const database = createDatabase({ connectionString: testDatabase.url, max });
+  return {
+    database,
+    url: testDatabase.url,
+    async drop() {
+      await database.close();
+      await testDatabase.drop();
     },
   };
 }
