@@ -74,6 +74,11 @@ export interface AppConfig {
   corsOrigins: string[];
   /** GraphQL operation limits checked before execution. */
   graphql: { maxDepth: number; maxAliases: number; maxTokens: number; maxCost: number };
+  /**
+   * Bounds of the WebSocket transport, per instance: sockets per key (per IP when anonymous),
+   * operations in flight per socket, and results waiting to be written to one key's sockets.
+   */
+  live: { maxConnectionsPerKey: number; maxOperationsPerConnection: number; maxBacklogPerKey: number };
   /** Longest a graceful shutdown waits for in-flight work before exiting. */
   shutdownTimeoutMs: number;
   /**
@@ -225,6 +230,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxAliases: readInt(env, 'GRAPHQL_MAX_ALIASES', 15, 0, 1000),
       maxTokens: readInt(env, 'GRAPHQL_MAX_TOKENS', 2000, 10, 100_000),
       maxCost: readInt(env, 'GRAPHQL_MAX_COST', 5000, 1, 10_000_000),
+    },
+    live: {
+      maxConnectionsPerKey: readInt(env, 'LIVE_MAX_CONNECTIONS_PER_KEY', 16, 1, 100_000),
+      maxOperationsPerConnection: readInt(env, 'LIVE_MAX_OPERATIONS_PER_CONNECTION', 16, 1, 10_000),
+      maxBacklogPerKey: readInt(env, 'LIVE_MAX_BACKLOG_PER_KEY', 10_000, 10, 10_000_000),
     },
     shutdownTimeoutMs: readInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     // A laptop's Ctrl-C stops at once; a deployed instance drains behind its load balancer.

@@ -16,6 +16,11 @@ export enum ErrorCode {
   Conflict = 'CONFLICT',
   PayloadTooLarge = 'PAYLOAD_TOO_LARGE',
   RateLimited = 'RATE_LIMITED',
+  /**
+   * A WebSocket connection already has as many operations in flight (subscriptions included) as an
+   * instance allows one socket: complete one first (docs/events.md, Live limits).
+   */
+  TooManyLiveOperations = 'TOO_MANY_LIVE_OPERATIONS',
   /** The operation's estimated cost is over the limit (per-field costs, list sizes). */
   QueryTooComplex = 'QUERY_TOO_COMPLEX',
   // Sandbox (addon execution) errors.

@@ -14,6 +14,7 @@ export const httpStatusByErrorCode: Record<ErrorCode, number> = {
   [ErrorCode.PayloadTooLarge]: 413,
   [ErrorCode.InputTooLarge]: 413,
   [ErrorCode.RateLimited]: 429,
+  [ErrorCode.TooManyLiveOperations]: 429,
   [ErrorCode.QueryTooComplex]: 400,
   [ErrorCode.TooManyConcurrentCalls]: 429,
   [ErrorCode.StorageQuotaExceeded]: 507,

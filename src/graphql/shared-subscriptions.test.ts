@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { buildSchema, parse, type ExecutionResult } from 'graphql';
 import { createPubSub } from '../infrastructure/pub-sub/pub-sub.js';
-import { SharedSubscriptions } from './shared-subscriptions.js';
+import { Backlog, SharedSubscriptions } from './shared-subscriptions.js';
+import type { AppError } from '../errors/index.js';
 
 const TICKS = parse('subscription { tick }');
 
@@ -32,6 +33,10 @@ function givenTicks() {
 }
 
 type Results = AsyncGenerator<ExecutionResult>;
+
+/** The catalogue code of a result's first error (as the transports' error formatting finds it). */
+const codeOf = (result: ExecutionResult | undefined) =>
+  (result?.errors?.[0]?.originalError as AppError | undefined)?.code;
 
 /** A result as sent (graphql-js builds data objects without a prototype). */
 const sent = (result: unknown): unknown => JSON.parse(JSON.stringify(result));
@@ -84,13 +89,64 @@ describe('SharedSubscriptions', () => {
       await publish(n);
       last = (await next).value;
     }
-    // then: the reader kept up to the last result; the stalled one gets what it buffered, then ends
+    // then: the reader kept up to the last result; the stalled one gets what it buffered, then a
+    // last result saying why it ends
     assert.deepEqual(sent(last), { data: { tick: 10_001 } });
-    let buffered = 0;
-    for await (const result of stalled) if (result) buffered += 1;
-    assert.equal(buffered, 10_000);
+    const results: ExecutionResult[] = [];
+    for await (const result of stalled) results.push(result);
+    assert.equal(results.length, 10_001);
+    assert.equal(results.filter((result) => result.data).length, 10_000);
+    assert.equal(codeOf(results.at(-1)), 'LIVE_STREAM_INTERRUPTED');
     assert.equal(shared.size, 1, 'the reader still subscribes');
     await reader.return(undefined);
     assert.equal(shared.size, 0);
+  });
+
+  it('counts what one caller’s subscribers hold against its backlog, and gives it back as they read or leave', async () => {
+    // given: one caller's two subscriptions sharing a backlog of 3, and another caller's reader
+    const { shared, args, publish } = givenTicks();
+    const backlog = new Backlog(3);
+    const a = (await shared.subscribe(args, 'a', backlog)) as Results;
+    const b = (await shared.subscribe(args, 'b', backlog)) as Results;
+    const other = (await shared.subscribe(args, 'a', new Backlog(3))) as Results;
+    const firsts = [a.next(), b.next(), other.next()];
+    await nextTurn();
+    await publish(0);
+    await Promise.all(firsts);
+    assert.equal(backlog.waiting, 0);
+
+    // when: two results come while the caller reads nothing (two subscriptions: 4 held, cap 3)
+    for (const n of [1, 2]) {
+      const next = other.next();
+      await publish(n);
+      await next;
+    }
+
+    // then: the fourth result the caller would hold ended subscription b: after what it holds, a
+    // last result saying why; a keeps running; the other caller read everything
+    const values = async (results: Results, count: number) => {
+      const out: unknown[] = [];
+      for (let i = 0; i < count; i += 1) {
+        const { value } = await results.next();
+        out.push(codeOf(value) ?? sent(value.data));
+      }
+      return out;
+    };
+    assert.deepEqual(await values(a, 2), [{ tick: 1 }, { tick: 2 }]);
+    assert.deepEqual(await values(b, 2), [{ tick: 1 }, 'LIVE_STREAM_INTERRUPTED']);
+    assert.equal((await b.next()).done, true);
+    assert.equal(backlog.waiting, 0, 'every held result was read');
+    // and a subscription returned with results held gives them back
+    const c = (await shared.subscribe(args, 'c', backlog)) as Results;
+    const first = c.next();
+    await nextTurn();
+    await publish(3);
+    await first;
+    await publish(4);
+    assert.equal(backlog.waiting, 3, 'a holds ticks 3 and 4, c holds tick 4');
+    await a.return(undefined);
+    await c.return(undefined);
+    await other.return(undefined);
+    assert.equal(backlog.waiting, 0);
   });
 });

@@ -1,5 +1,6 @@
 import { GraphQLError, subscribe, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import { FixedBuffer, Repeater, type RepeaterExecutor } from '@repeaterjs/repeater';
+import { LiveStreamInterruptedError } from '../errors/index.js';
 
 type Source = AsyncIterator<ExecutionResult> & { return?: () => Promise<unknown> };
 
@@ -22,6 +23,17 @@ interface Group {
 /** Results buffered for a subscriber that does not keep up; beyond it the subscriber is ended. */
 const MAX_BUFFERED = 10_000;
 
+/**
+ * Results handed to a set of subscribers (one caller's) and not yet taken by their sockets, against
+ * a cap: a caller that stops reading is ended at the cap, so what it leaves waiting is bounded
+ * however many subscriptions it holds, and never counts against anyone else's.
+ */
+export class Backlog {
+  waiting = 0;
+
+  constructor(readonly max: number) {}
+}
+
 const isAsyncIterable = (value: unknown): value is AsyncIterable<ExecutionResult> =>
   typeof (value as AsyncIterable<unknown>)?.[Symbol.asyncIterator] === 'function';
 
@@ -30,15 +42,32 @@ const isAsyncIterable = (value: unknown): value is AsyncIterable<ExecutionResult
  * before reading (graphql-ws does that to an operation completed while it started) leaves here.
  */
 class Subscriber extends Repeater<ExecutionResult> {
+  /** Results pushed to this subscriber and not taken yet (counted in the backlog). */
+  held = 0;
+
   constructor(
     executor: RepeaterExecutor<ExecutionResult>,
     buffer: FixedBuffer,
     private readonly leave: () => void,
+    private readonly backlog: Backlog,
   ) {
     super(executor, buffer);
   }
 
+  override async next(value?: unknown): Promise<IteratorResult<ExecutionResult>> {
+    const result = await super.next(value as never);
+    if (!result.done && this.held > 0) {
+      this.held -= 1;
+      this.backlog.waiting -= 1;
+    }
+    return result;
+  }
+
   override return(value?: unknown): Promise<IteratorResult<ExecutionResult>> {
+    // What it still holds will not be read. An ended subscriber keeps counting what it holds until
+    // then, so a caller cannot fill the backlog again on other subscriptions.
+    this.backlog.waiting -= this.held;
+    this.held = 0;
     this.leave();
     return super.return(value as never);
   }
@@ -58,9 +87,15 @@ export class SharedSubscriptions {
     return this.groups.size;
   }
 
+  /**
+   * Joins (or starts) the execution of `key`; results waiting for this subscriber count in
+   * `backlog`, and past its cap (or {@link MAX_BUFFERED} of its own) the subscriber is ended: once
+   * it has read what it holds, a last result with LIVE_STREAM_INTERRUPTED, then completion.
+   */
   async subscribe(
     args: ExecutionArgs,
     key: string,
+    backlog: Backlog = new Backlog(MAX_BUFFERED),
   ): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
     let group = this.groups.get(key);
     if (!group || group.closed) {
@@ -76,11 +111,22 @@ export class SharedSubscriptions {
       if (current.members === 0) this.close(key, current);
     };
     const buffer = new FixedBuffer(MAX_BUFFERED);
-    const subscriber = new Subscriber(
+    const subscriber: Subscriber = new Subscriber(
       async (push, stop) => {
         const listener: Listener = {
           // A subscriber this far behind is ended (it catches up from the stored records).
-          push: (result) => (buffer.full ? stop() : void push(result)),
+          push: (result) => {
+            if (buffer.full || backlog.waiting >= backlog.max) {
+              // Its last message says why, as when the source fails (see pump), then it completes.
+              const behind = new LiveStreamInterruptedError('fell-behind');
+              void push({ errors: [new GraphQLError(behind.message, { originalError: behind })] });
+              stop();
+              return;
+            }
+            subscriber.held += 1;
+            backlog.waiting += 1;
+            void push(result);
+          },
           end: () => stop(),
         };
         current.listeners.add(listener);
@@ -91,6 +137,7 @@ export class SharedSubscriptions {
       },
       buffer,
       leave,
+      backlog,
     );
     const started = await current.started;
     if (!isAsyncIterable(started as unknown)) {

@@ -10,12 +10,38 @@ import type { GraphQLContext } from './context.js';
 import { createLoaders } from './loaders.js';
 import { createFormatError } from './format-error.js';
 import type { OperationPipeline } from './operation-pipeline.js';
-import { SharedSubscriptions } from './shared-subscriptions.js';
+import { Backlog, SharedSubscriptions } from './shared-subscriptions.js';
 
 interface SubscriptionContext extends GraphQLContext {
   /** Subscriptions with equal keys share one execution (see SharedSubscriptions). */
   shareKey: string;
+  /** Results waiting for the caller's sockets on this instance. */
+  backlog: Backlog;
 }
+
+/** What graphql-ws keeps per socket for these hooks (set by `onConnect`). */
+type ConnectionExtra = {
+  actor?: Actor;
+  connectionId?: number;
+  /** The caller this socket counts against (`key:<id>`, or `ip:<address>` when anonymous). */
+  caller?: string;
+};
+
+/** Bounds of the WebSocket transport, per instance (see AppConfig.live). */
+interface LiveLimits {
+  maxConnectionsPerKey: number;
+  maxOperationsPerConnection: number;
+  maxBacklogPerKey: number;
+}
+
+/** The rate limit every operation counts against: over HTTP, a request; here, a `subscribe`. */
+type OperationRateLimit = (
+  actor: Actor,
+  caller: string,
+) => Promise<{ allowed: boolean; limit: number; retryAfterSeconds: number }>;
+
+/** WebSocket close code 1013, "try again later": the caller has its share of sockets already. */
+const TRY_AGAIN_LATER = 1013;
 
 /** The key of `connection_init`'s payload: `{ authorization: 'Bearer tp_...' }` or `{ apiKey }`. */
 function authorizationOf(params: Readonly<Record<string, unknown>> | undefined): string | undefined {
@@ -32,6 +58,9 @@ function authorizationOf(params: Readonly<Record<string, unknown>> | undefined):
  * {@link OperationPipeline} (token limit, validation rules with depth and alias limits, input and
  * cost checks, the same error codes); documents are parsed and validated once per distinct text,
  * and equal subscriptions share one execution. On close, sockets are closed with 1001 (going away).
+ * What one caller (a key, or an IP when anonymous) may hold is bounded per instance: sockets,
+ * operations per socket, `subscribe` messages by its rate limit, and the results waiting to be
+ * written to its sockets (past that its subscriptions end: LIVE_STREAM_INTERRUPTED).
  */
 export function attachSubscriptionServer(
   app: FastifyInstance,
@@ -41,10 +70,12 @@ export function attachSubscriptionServer(
     database: Database;
     development: boolean;
     pipeline: OperationPipeline;
+    limits: LiveLimits;
+    rateLimit?: OperationRateLimit;
     onUnavailable?: (error: unknown) => void;
   },
 ): void {
-  const { schema, services, database } = options;
+  const { schema, services, database, limits } = options;
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   app.server.on('upgrade', (request, socket, head) => {
     const path = (request.url ?? '/').split('?')[0];
@@ -62,22 +93,79 @@ export function attachSubscriptionServer(
     onUnavailable: options.onUnavailable,
   });
   let connections = 0;
+  // Per caller on this instance: open sockets, and the results waiting to be written to them.
+  const socketsOf = new Map<string, number>();
+  const backlogs = new Map<string, Backlog>();
 
-  const server = useServer<Record<string, unknown>, { actor: Actor; connectionId: number }>(
+  const server = useServer<Record<string, unknown>, ConnectionExtra>(
     {
       schema,
       isProd: !options.development,
       onConnect: async (ctx) => {
+        let actor: Actor;
         try {
-          ctx.extra.actor = await services.apiKeys.authenticateHeader(authorizationOf(ctx.connectionParams));
+          actor = await services.apiKeys.authenticateHeader(authorizationOf(ctx.connectionParams));
         } catch {
           return false; // graphql-ws closes with 4403 Forbidden
         }
+        const caller =
+          actor.kind === 'anonymous'
+            ? `ip:${ctx.extra.request.socket.remoteAddress ?? ''}`
+            : `key:${actor.keyId}`;
+        const open = socketsOf.get(caller) ?? 0;
+        if (open >= limits.maxConnectionsPerKey) {
+          ctx.extra.socket.close(
+            TRY_AGAIN_LATER,
+            `At most ${limits.maxConnectionsPerKey} live connections per key on this server.`,
+          );
+          return false;
+        }
+        socketsOf.set(caller, open + 1);
+        if (!backlogs.has(caller)) backlogs.set(caller, new Backlog(limits.maxBacklogPerKey));
         connections += 1;
-        ctx.extra.connectionId = connections;
+        Object.assign(ctx.extra, { actor, caller, connectionId: connections });
         return true;
       },
-      onSubscribe: (_ctx, _id, payload) => {
+      onClose: (ctx) => {
+        const { caller } = ctx.extra;
+        if (caller === undefined) return;
+        const left = (socketsOf.get(caller) ?? 1) - 1;
+        if (left > 0) {
+          socketsOf.set(caller, left);
+          return;
+        }
+        socketsOf.delete(caller);
+        // The caller's last socket: its subscribers have given back what they held.
+        backlogs.delete(caller);
+      },
+      onSubscribe: async (ctx, _id, payload) => {
+        // graphql-ws lists this operation among the socket's before asking.
+        if (Object.keys(ctx.subscriptions).length > limits.maxOperationsPerConnection) {
+          return [
+            new GraphQLError(
+              `This connection has ${limits.maxOperationsPerConnection} operations in flight, the most one connection may have; complete one first.`,
+              {
+                extensions: { code: ErrorCode.TooManyLiveOperations, max: limits.maxOperationsPerConnection },
+              },
+            ),
+          ];
+        }
+        if (options.rateLimit) {
+          const decision = await options.rateLimit(ctx.extra.actor ?? anonymousActor, ctx.extra.caller ?? '');
+          if (!decision.allowed) {
+            return [
+              new GraphQLError(
+                `Rate limit of ${decision.limit} requests exceeded; retry in ${decision.retryAfterSeconds} s.`,
+                {
+                  extensions: {
+                    code: ErrorCode.RateLimited,
+                    retryAfterSeconds: decision.retryAfterSeconds,
+                  },
+                },
+              ),
+            ];
+          }
+        }
         const document = options.pipeline.prepare(payload.query);
         if (Array.isArray(document)) return document as readonly GraphQLError[];
         const variables =
@@ -104,9 +192,10 @@ export function attachSubscriptionServer(
         };
       },
       context: (ctx, id, payload): SubscriptionContext => {
-        // onConnect ran before any operation and set it.
+        // onConnect ran before any operation and set them.
         const actor = ctx.extra.actor ?? anonymousActor;
         return {
+          backlog: backlogs.get(ctx.extra.caller ?? '') ?? new Backlog(limits.maxBacklogPerKey),
           actor,
           requestId: `ws-${ctx.extra.connectionId}-${id}`,
           services,
@@ -123,7 +212,10 @@ export function attachSubscriptionServer(
           ].join('\u0000'),
         };
       },
-      subscribe: (args) => shared.subscribe(args, (args.contextValue as SubscriptionContext).shareKey),
+      subscribe: (args) => {
+        const context = args.contextValue as SubscriptionContext;
+        return shared.subscribe(args, context.shareKey, context.backlog);
+      },
       onNext: (_ctx, _id, _payload, _args, result) => {
         if (!result.errors) return;
         return { ...result, errors: result.errors.map((error) => formatError(error.toJSON(), error)) };

@@ -26,7 +26,7 @@ import type { Redis } from 'ioredis';
 import { createOperationPipeline } from '../graphql/operation-pipeline.js';
 import { useOperationMetrics } from '../graphql/plugins/operation-metrics.js';
 import { RateLimiter } from './rate-limiter.js';
-import { registerRateLimit } from './rate-limit.hook.js';
+import { hitRateLimit, registerRateLimit } from './rate-limit.hook.js';
 import { actorScope, type Actor } from '../auth/actor.js';
 import { useResponseCache } from '../graphql/plugins/response-cache.js';
 import { attachSubscriptionServer } from '../graphql/subscription-server.js';
@@ -118,7 +118,8 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     config.rateLimit.windowSeconds * 1000,
     config.redisKeyPrefix,
   );
-  registerRateLimit(app, { config, limiter, actorOf, metrics: options.metrics });
+  const rateLimitDeps = { config, limiter, metrics: options.metrics };
+  registerRateLimit(app, { ...rateLimitDeps, actorOf });
   registerInputGuard(app);
 
   // One pipeline for both transports: the same limits, rules, checks and error codes.
@@ -188,6 +189,12 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     database,
     development: config.isDevelopment,
     pipeline,
+    limits: config.live,
+    // Each `subscribe` counts as a request against the caller's rate limit.
+    rateLimit: async (actor, caller) => {
+      const decision = await hitRateLimit(rateLimitDeps, actor, caller);
+      return decision ?? { allowed: true, limit: 0, retryAfterSeconds: 0 };
+    },
     onUnavailable: reportUnavailable,
   });
   registerWidgetRoutes(app, services, actorOf);

@@ -3,10 +3,36 @@ import type { AppConfig } from '../config/app-config.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import { ErrorCode } from '../errors/index.js';
 import type { Actor } from '../auth/actor.js';
-import type { RateLimiter } from './rate-limiter.js';
+import type { RateLimitDecision, RateLimiter } from './rate-limiter.js';
 import type { RequestActorResolver } from './request-actor.js';
 
 const LIMITED = /^\/(graphql|api\/)/;
+
+interface RateLimitDeps {
+  config: AppConfig;
+  limiter: RateLimiter;
+  metrics: Metrics;
+}
+
+/** Who a hit counts against: the key, or the IP of an anonymous caller. */
+const rateLimitCaller = (actor: Actor, ip: string): string =>
+  actor.kind === 'anonymous' ? `ip:${ip}` : `key:${actor.keyId}`;
+
+/**
+ * Counts one hit of `caller` against its role's limit: an HTTP request here, a WebSocket
+ * `subscribe` in the subscription server. Null when the role has no limit.
+ */
+export async function hitRateLimit(
+  deps: RateLimitDeps,
+  actor: Actor,
+  caller: string,
+): Promise<(RateLimitDecision & { retryAfterSeconds: number }) | null> {
+  const limit = deps.config.rateLimit[actor.kind];
+  if (limit === 0) return null;
+  const decision = await deps.limiter.hit(caller, limit);
+  if (!decision.allowed) deps.metrics.rateLimited.inc({ caller: actor.kind });
+  return { ...decision, retryAfterSeconds: Math.max(1, Math.ceil(decision.resetMs / 1000)) };
+}
 
 /**
  * Rate limits the API routes: per key for authenticated callers (limit by role), per IP for
@@ -14,7 +40,7 @@ const LIMITED = /^\/(graphql|api\/)/;
  */
 export function registerRateLimit(
   app: FastifyInstance,
-  deps: { config: AppConfig; limiter: RateLimiter; actorOf: RequestActorResolver; metrics: Metrics },
+  deps: RateLimitDeps & { actorOf: RequestActorResolver },
 ): void {
   const { rateLimit } = deps.config;
   app.addHook('onRequest', async (request, reply) => {
@@ -26,16 +52,13 @@ export function registerRateLimit(
       // A bad key is refused by the route itself (401); count it against the IP meanwhile.
       actor = { kind: 'anonymous' };
     }
-    const limit = rateLimit[actor.kind];
-    if (limit === 0) return;
-    const key = actor.kind === 'anonymous' ? `ip:${request.ip}` : `key:${actor.keyId}`;
-    const decision = await deps.limiter.hit(key, limit);
+    const decision = await hitRateLimit(deps, actor, rateLimitCaller(actor, request.ip));
+    if (!decision) return;
     reply.header('ratelimit-limit', decision.limit);
     reply.header('ratelimit-remaining', decision.remaining);
     reply.header('ratelimit-reset', Math.ceil(decision.resetMs / 1000));
     if (decision.allowed) return;
-    deps.metrics.rateLimited.inc({ caller: actor.kind });
-    const retryAfter = Math.max(1, Math.ceil(decision.resetMs / 1000));
+    const retryAfter = decision.retryAfterSeconds;
     const message = `Rate limit of ${decision.limit} requests per ${rateLimit.windowSeconds} s exceeded; retry in ${retryAfter} s.`;
     reply.header('retry-after', retryAfter);
     const error = { code: ErrorCode.RateLimited, message, retryAfterSeconds: retryAfter };
