@@ -62,3 +62,11 @@ export function resolveSiteId(actor: Actor, requested: string | null | undefined
   }
   throw new ForbiddenError('Developer keys cannot manage installations; use a site or admin key.');
 }
+
+/**
+ * Who a caller is for the per-caller limits (rate limit, live connections): its key, or its IP
+ * when it has none.
+ */
+export function callerKey(actor: Actor, ip: string): string {
+  return actor.kind === 'anonymous' ? `ip:${ip}` : `key:${actor.keyId}`;
+}

@@ -5,7 +5,7 @@ import { GraphQLError, type DocumentNode, type GraphQLSchema } from 'graphql';
 import { ErrorCode } from '../errors/index.js';
 import type { Services } from '../app/services.js';
 import type { Database } from '../infrastructure/database/database.js';
-import { actorScope, anonymousActor, type Actor } from '../auth/actor.js';
+import { actorScope, anonymousActor, callerKey, type Actor } from '../auth/actor.js';
 import type { GraphQLContext } from './context.js';
 import { createLoaders } from './loaders.js';
 import { createFormatError } from './format-error.js';
@@ -23,7 +23,7 @@ interface SubscriptionContext extends GraphQLContext {
 type ConnectionExtra = {
   actor?: Actor;
   connectionId?: number;
-  /** The caller this socket counts against (`key:<id>`, or `ip:<address>` when anonymous). */
+  /** The caller this socket counts against ({@link callerKey}). */
   caller?: string;
 };
 
@@ -108,10 +108,7 @@ export function attachSubscriptionServer(
         } catch {
           return false; // graphql-ws closes with 4403 Forbidden
         }
-        const caller =
-          actor.kind === 'anonymous'
-            ? `ip:${ctx.extra.request.socket.remoteAddress ?? ''}`
-            : `key:${actor.keyId}`;
+        const caller = callerKey(actor, ctx.extra.request.socket.remoteAddress ?? '');
         const open = socketsOf.get(caller) ?? 0;
         if (open >= limits.maxConnectionsPerKey) {
           ctx.extra.socket.close(

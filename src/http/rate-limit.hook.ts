@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppConfig } from '../config/app-config.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
 import { ErrorCode } from '../errors/index.js';
-import type { Actor } from '../auth/actor.js';
+import { callerKey, type Actor } from '../auth/actor.js';
 import type { RateLimitDecision, RateLimiter } from './rate-limiter.js';
 import type { RequestActorResolver } from './request-actor.js';
 
@@ -14,13 +14,9 @@ interface RateLimitDeps {
   metrics: Metrics;
 }
 
-/** Who a hit counts against: the key, or the IP of an anonymous caller. */
-const rateLimitCaller = (actor: Actor, ip: string): string =>
-  actor.kind === 'anonymous' ? `ip:${ip}` : `key:${actor.keyId}`;
-
 /**
- * Counts one hit of `caller` against its role's limit: an HTTP request here, a WebSocket
- * `subscribe` in the subscription server. Null when the role has no limit.
+ * Counts one hit of `caller` ({@link callerKey}) against its role's limit: an HTTP request here, a
+ * WebSocket `subscribe` in the subscription server. Null when the role has no limit.
  */
 export async function hitRateLimit(
   deps: RateLimitDeps,
@@ -52,7 +48,7 @@ export function registerRateLimit(
       // A bad key is refused by the route itself (401); count it against the IP meanwhile.
       actor = { kind: 'anonymous' };
     }
-    const decision = await hitRateLimit(deps, actor, rateLimitCaller(actor, request.ip));
+    const decision = await hitRateLimit(deps, actor, callerKey(actor, request.ip));
     if (!decision) return;
     reply.header('ratelimit-limit', decision.limit);
     reply.header('ratelimit-remaining', decision.remaining);
