@@ -82,6 +82,9 @@ class Subscriber extends Repeater<ExecutionResult> {
 export class SharedSubscriptions {
   private readonly groups = new Map<string, Group>();
 
+  /** `onFellBehind`: a subscriber was ended for falling behind (metrics). */
+  constructor(private readonly options: { onFellBehind?: () => void } = {}) {}
+
   /** Distinct subscriptions running now (for tests and metrics). */
   get size(): number {
     return this.groups.size;
@@ -121,6 +124,7 @@ export class SharedSubscriptions {
               const behind = new LiveStreamInterruptedError('fell-behind');
               void push({ errors: [new GraphQLError(behind.message, { originalError: behind })] });
               stop();
+              this.options.onFellBehind?.();
               return;
             }
             subscriber.held += 1;

@@ -72,6 +72,8 @@ export function attachSubscriptionServer(
     pipeline: OperationPipeline;
     limits: LiveLimits;
     rateLimit?: OperationRateLimit;
+    /** A socket or operation refused, or a subscription ended for its caller's backlog (metrics). */
+    onLimited?: (limit: 'connections' | 'operations' | 'backlog') => void;
     onUnavailable?: (error: unknown) => void;
   },
 ): void {
@@ -86,7 +88,7 @@ export function attachSubscriptionServer(
     wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
   });
 
-  const shared = new SharedSubscriptions();
+  const shared = new SharedSubscriptions({ onFellBehind: () => options.onLimited?.('backlog') });
   const formatError = createFormatError({
     development: options.development,
     onUnexpected: (error) => app.log.error({ err: error }, 'unexpected GraphQL error (WebSocket)'),
@@ -111,6 +113,7 @@ export function attachSubscriptionServer(
         const caller = callerKey(actor, ctx.extra.request.socket.remoteAddress ?? '');
         const open = socketsOf.get(caller) ?? 0;
         if (open >= limits.maxConnectionsPerKey) {
+          options.onLimited?.('connections');
           ctx.extra.socket.close(
             TRY_AGAIN_LATER,
             `At most ${limits.maxConnectionsPerKey} live connections per key on this server.`,
@@ -138,6 +141,7 @@ export function attachSubscriptionServer(
       onSubscribe: async (ctx, _id, payload) => {
         // graphql-ws lists this operation among the socket's before asking.
         if (Object.keys(ctx.subscriptions).length > limits.maxOperationsPerConnection) {
+          options.onLimited?.('operations');
           return [
             new GraphQLError(
               `This connection has ${limits.maxOperationsPerConnection} operations in flight, the most one connection may have; complete one first.`,

@@ -195,6 +195,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
       const decision = await hitRateLimit(rateLimitDeps, actor, caller);
       return decision ?? { allowed: true, limit: 0, retryAfterSeconds: 0 };
     },
+    onLimited: (limit) => options.metrics.liveLimited.inc({ limit }),
     onUnavailable: reportUnavailable,
   });
   registerWidgetRoutes(app, services, actorOf);

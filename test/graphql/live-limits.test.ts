@@ -15,6 +15,12 @@ const PING_EVENTS = 'subscription { events(names: ["ping.*"]) { id name } }';
 const until = (condition: () => unknown, what: string, timeoutMs = 10_000) =>
   eventually(async () => ((await condition()) ? true : undefined), what, timeoutMs);
 
+/** A `live_limited_total` count from the server's /metrics (0 before the first). */
+async function liveLimited(url: string, limit: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(new RegExp(`^live_limited_total\\{limit="${limit}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+}
+
 interface Message {
   id?: string;
   type: string;
@@ -93,7 +99,7 @@ describe('live limits: what one caller may hold of the WebSocket transport', () 
     server = await startTestServer({
       LIVE_MAX_CONNECTIONS_PER_KEY: '2',
       LIVE_MAX_OPERATIONS_PER_CONNECTION: '2',
-      LIVE_MAX_BACKLOG_PER_KEY: '40',
+      LIVE_MAX_BACKLOG_PER_KEY: '100',
     });
   });
   after(async () => {
@@ -117,6 +123,7 @@ describe('live limits: what one caller may hold of the WebSocket transport', () 
     assert.equal(third.acked, false);
     assert.equal(third.closeCode, 1013);
     assert.equal(other.acked, true);
+    assert.equal(await liveLimited(server.url, 'connections'), 1);
 
     // when: one of its sockets closes
     first.close();
@@ -143,6 +150,7 @@ describe('live limits: what one caller may hold of the WebSocket transport', () 
     // then: the third is refused, naming the limit
     await until(() => socket.errorCode('c'), 'the third operation to be refused');
     assert.equal(socket.errorCode('c'), 'TOO_MANY_LIVE_OPERATIONS');
+    assert.equal(await liveLimited(server.url, 'operations'), 1);
 
     // when: it completes one and starts another, then an event comes
     socket.complete('a');
@@ -201,6 +209,7 @@ describe('live limits: what one caller may hold of the WebSocket transport', () 
     );
     assert.equal(hostile.errorCode('1'), 'LIVE_STREAM_INTERRUPTED');
     assert.equal(hostile.errorCode('2'), 'LIVE_STREAM_INTERRUPTED');
+    assert.equal(await liveLimited(server.url, 'backlog'), 2);
     const received = hostile.of('1', 'next').length + hostile.of('2', 'next').length - 2;
     assert.ok(received < 2 * count, `the paused socket received ${received} of ${2 * count}`);
 

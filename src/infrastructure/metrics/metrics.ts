@@ -56,6 +56,12 @@ export function createMetrics() {
       labelNames: ['caller'] as const,
       registers: [registry],
     }),
+    liveLimited: new Counter({
+      name: 'live_limited_total',
+      help: 'WebSocket sockets refused (connections), operations refused (operations) and subscriptions ended because their caller fell behind (backlog).',
+      labelNames: ['limit'] as const,
+      registers: [registry],
+    }),
     widgetRenderTime: new Histogram({
       name: 'widget_render_time_seconds',
       help: 'Time to render a widget on a cache miss (sandbox run, CSS scoping), by addon and widget name.',
