@@ -10,7 +10,14 @@ import { EMIT, ms, openLoop, post, rawSubscriber, summary } from './events-commo
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const SUBSCRIBE = 'subscription($names: [String!]) { events(names: $names) { id name data } }';
-const ENV = { RATE_LIMIT_DEFAULT: '0', DATABASE_POOL_MAX: '20' };
+// The 1,000 subscribers stand for 1,000 dashboards but share one key: the per-key live limits
+// (sockets, results waiting) would measure that key, not the fan-out.
+const ENV = {
+  RATE_LIMIT_DEFAULT: '0',
+  DATABASE_POOL_MAX: '20',
+  LIVE_MAX_CONNECTIONS_PER_KEY: '100000',
+  LIVE_MAX_BACKLOG_PER_KEY: '10000000',
+};
 
 /** An addon whose `burst` function emits `n` events at once with ctx.events.emit. */
 const EMITTER = `module.exports = { functions: {
