@@ -76,9 +76,15 @@ export interface AppConfig {
   graphql: { maxDepth: number; maxAliases: number; maxTokens: number; maxCost: number };
   /**
    * Bounds of the WebSocket transport, per instance: sockets per key (per IP when anonymous),
-   * operations in flight per socket, and results waiting to be written to one key's sockets.
+   * operations in flight per socket, distinct subscriptions per key, and results waiting to be
+   * written to one key's sockets.
    */
-  live: { maxConnectionsPerKey: number; maxOperationsPerConnection: number; maxBacklogPerKey: number };
+  live: {
+    maxConnectionsPerKey: number;
+    maxOperationsPerConnection: number;
+    maxSubscriptionsPerKey: number;
+    maxBacklogPerKey: number;
+  };
   /** Longest a graceful shutdown waits for in-flight work before exiting. */
   shutdownTimeoutMs: number;
   /**
@@ -234,6 +240,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     live: {
       maxConnectionsPerKey: readInt(env, 'LIVE_MAX_CONNECTIONS_PER_KEY', 16, 1, 100_000),
       maxOperationsPerConnection: readInt(env, 'LIVE_MAX_OPERATIONS_PER_CONNECTION', 16, 1, 10_000),
+      maxSubscriptionsPerKey: readInt(env, 'LIVE_MAX_SUBSCRIPTIONS_PER_KEY', 32, 1, 1_000_000),
       maxBacklogPerKey: readInt(env, 'LIVE_MAX_BACKLOG_PER_KEY', 10_000, 10, 10_000_000),
     },
     shutdownTimeoutMs: readInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),

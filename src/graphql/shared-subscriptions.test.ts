@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { buildSchema, parse, type ExecutionResult } from 'graphql';
 import { createPubSub } from '../infrastructure/pub-sub/pub-sub.js';
-import { Backlog, SharedSubscriptions } from './shared-subscriptions.js';
+import { LiveQuota, SharedSubscriptions } from './shared-subscriptions.js';
 import type { AppError } from '../errors/index.js';
 
 const TICKS = parse('subscription { tick }');
@@ -102,18 +102,18 @@ describe('SharedSubscriptions', () => {
     assert.equal(shared.size, 0);
   });
 
-  it('counts what one caller’s subscribers hold against its backlog, and gives it back as they read or leave', async () => {
-    // given: one caller's two subscriptions sharing a backlog of 3, and another caller's reader
+  it('counts what one caller’s subscribers hold against its quota, and gives it back as they read or leave', async () => {
+    // given: one caller's two subscriptions sharing a quota of 3 waiting results, and another caller's reader
     const { shared, args, publish } = givenTicks();
-    const backlog = new Backlog(3);
-    const a = (await shared.subscribe(args, 'a', backlog)) as Results;
-    const b = (await shared.subscribe(args, 'b', backlog)) as Results;
-    const other = (await shared.subscribe(args, 'a', new Backlog(3))) as Results;
+    const quota = new LiveQuota(3);
+    const a = (await shared.subscribe(args, 'a', quota)) as Results;
+    const b = (await shared.subscribe(args, 'b', quota)) as Results;
+    const other = (await shared.subscribe(args, 'a', new LiveQuota(3))) as Results;
     const firsts = [a.next(), b.next(), other.next()];
     await nextTurn();
     await publish(0);
     await Promise.all(firsts);
-    assert.equal(backlog.waiting, 0);
+    assert.equal(quota.waiting, 0);
 
     // when: two results come while the caller reads nothing (two subscriptions: 4 held, cap 3)
     for (const n of [1, 2]) {
@@ -135,18 +135,53 @@ describe('SharedSubscriptions', () => {
     assert.deepEqual(await values(a, 2), [{ tick: 1 }, { tick: 2 }]);
     assert.deepEqual(await values(b, 2), [{ tick: 1 }, 'LIVE_STREAM_INTERRUPTED']);
     assert.equal((await b.next()).done, true);
-    assert.equal(backlog.waiting, 0, 'every held result was read');
+    assert.equal(quota.waiting, 0, 'every held result was read');
     // and a subscription returned with results held gives them back
-    const c = (await shared.subscribe(args, 'c', backlog)) as Results;
+    const c = (await shared.subscribe(args, 'c', quota)) as Results;
     const first = c.next();
     await nextTurn();
     await publish(3);
     await first;
     await publish(4);
-    assert.equal(backlog.waiting, 3, 'a holds ticks 3 and 4, c holds tick 4');
+    assert.equal(quota.waiting, 3, 'a holds ticks 3 and 4, c holds tick 4');
     await a.return(undefined);
     await c.return(undefined);
     await other.return(undefined);
-    assert.equal(backlog.waiting, 0);
+    assert.equal(quota.waiting, 0);
+  });
+
+  it('refuses a caller one distinct subscription too many, shares equal ones, and takes one again once one ends', async () => {
+    // given: a caller allowed 2 distinct subscriptions, holding 'x' and 'y'
+    const { shared, args, executions } = givenTicks();
+    const quota = new LiveQuota(100, 2);
+    const x = (await shared.subscribe(args, 'x', quota)) as Results;
+    const y = (await shared.subscribe(args, 'y', quota)) as Results;
+
+    // when: it asks for 'x' again, then for 'z'
+    const again = (await shared.subscribe(args, 'x', quota)) as Results;
+    const refused = (await shared.subscribe(args, 'z', quota)) as ExecutionResult;
+
+    // then: 'x' is shared (no third execution), 'z' refused; another caller still gets 'z'
+    assert.equal(typeof again.next, 'function');
+    assert.equal(refused.errors?.[0].extensions.code, 'TOO_MANY_LIVE_OPERATIONS');
+    const other = (await shared.subscribe(args, 'z', new LiveQuota(100, 2))) as Results;
+    assert.equal(typeof other.next, 'function');
+    assert.deepEqual(
+      [...quota.subscriptions.entries()],
+      [
+        ['x', 2],
+        ['y', 1],
+      ],
+    );
+
+    // when: 'y' ends, 'z' is taken
+    await y.return(undefined);
+    const z = (await shared.subscribe(args, 'z', quota)) as Results;
+    assert.equal(typeof z.next, 'function');
+    assert.deepEqual([...quota.subscriptions.keys()].sort(), ['x', 'z']);
+    for (const results of [x, again, other, z]) await results.return(undefined);
+    assert.equal(quota.subscriptions.size, 0);
+    assert.equal(shared.size, 0);
+    assert.equal(executions(), 3, 'x, y and z: the second x and the caller’s z joined running ones');
   });
 });

@@ -1,6 +1,6 @@
 import { GraphQLError, subscribe, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import { FixedBuffer, Repeater, type RepeaterExecutor } from '@repeaterjs/repeater';
-import { LiveStreamInterruptedError } from '../errors/index.js';
+import { ErrorCode, LiveStreamInterruptedError } from '../errors/index.js';
 
 type Source = AsyncIterator<ExecutionResult> & { return?: () => Promise<unknown> };
 
@@ -24,14 +24,21 @@ interface Group {
 const MAX_BUFFERED = 10_000;
 
 /**
- * Results handed to a set of subscribers (one caller's) and not yet taken by their sockets, against
- * a cap: a caller that stops reading is ended at the cap, so what it leaves waiting is bounded
- * however many subscriptions it holds, and never counts against anyone else's.
+ * What one caller (a key, or an IP) holds of the live transport on this instance, against caps:
+ * results handed to its subscribers and not yet taken by their sockets (a caller that stops reading
+ * is ended at the cap, so what it leaves waiting is bounded however many subscriptions it holds),
+ * and the distinct subscriptions it runs (each costs an execution per message, however many of its
+ * sockets share it). Neither ever counts against another caller.
  */
-export class Backlog {
+export class LiveQuota {
   waiting = 0;
+  /** Distinct subscriptions (share keys) the caller holds, with how many of its subscribers each. */
+  readonly subscriptions = new Map<string, number>();
 
-  constructor(readonly max: number) {}
+  constructor(
+    readonly maxWaiting: number,
+    readonly maxSubscriptions = Infinity,
+  ) {}
 }
 
 const isAsyncIterable = (value: unknown): value is AsyncIterable<ExecutionResult> =>
@@ -42,14 +49,14 @@ const isAsyncIterable = (value: unknown): value is AsyncIterable<ExecutionResult
  * before reading (graphql-ws does that to an operation completed while it started) leaves here.
  */
 class Subscriber extends Repeater<ExecutionResult> {
-  /** Results pushed to this subscriber and not taken yet (counted in the backlog). */
+  /** Results pushed to this subscriber and not taken yet (counted in its caller's quota). */
   held = 0;
 
   constructor(
     executor: RepeaterExecutor<ExecutionResult>,
     buffer: FixedBuffer,
     private readonly leave: () => void,
-    private readonly backlog: Backlog,
+    private readonly quota: LiveQuota,
   ) {
     super(executor, buffer);
   }
@@ -58,15 +65,15 @@ class Subscriber extends Repeater<ExecutionResult> {
     const result = await super.next(value as never);
     if (!result.done && this.held > 0) {
       this.held -= 1;
-      this.backlog.waiting -= 1;
+      this.quota.waiting -= 1;
     }
     return result;
   }
 
   override return(value?: unknown): Promise<IteratorResult<ExecutionResult>> {
     // What it still holds will not be read. An ended subscriber keeps counting what it holds until
-    // then, so a caller cannot fill the backlog again on other subscriptions.
-    this.backlog.waiting -= this.held;
+    // then, so a caller cannot fill its quota again on other subscriptions.
+    this.quota.waiting -= this.held;
     this.held = 0;
     this.leave();
     return super.return(value as never);
@@ -82,8 +89,8 @@ class Subscriber extends Repeater<ExecutionResult> {
 export class SharedSubscriptions {
   private readonly groups = new Map<string, Group>();
 
-  /** `onFellBehind`: a subscriber was ended for falling behind (metrics). */
-  constructor(private readonly options: { onFellBehind?: () => void } = {}) {}
+  /** Called when a subscriber is ended for falling behind, or refused for its caller's share (metrics). */
+  constructor(private readonly options: { onFellBehind?: () => void; onRefused?: () => void } = {}) {}
 
   /** Distinct subscriptions running now (for tests and metrics). */
   get size(): number {
@@ -91,15 +98,31 @@ export class SharedSubscriptions {
   }
 
   /**
-   * Joins (or starts) the execution of `key`; results waiting for this subscriber count in
-   * `backlog`, and past its cap (or {@link MAX_BUFFERED} of its own) the subscriber is ended: once
-   * it has read what it holds, a last result with LIVE_STREAM_INTERRUPTED, then completion.
+   * Joins (or starts) the execution of `key` for a caller with `quota`: refused (a result with
+   * TOO_MANY_LIVE_OPERATIONS) when `key` would be one distinct subscription too many for it.
+   * Results waiting for this subscriber count in the quota, and past its cap (or
+   * {@link MAX_BUFFERED} of its own) the subscriber is ended: once it has read what it holds, a
+   * last result with LIVE_STREAM_INTERRUPTED, then completion.
    */
   async subscribe(
     args: ExecutionArgs,
     key: string,
-    backlog: Backlog = new Backlog(MAX_BUFFERED),
+    quota: LiveQuota = new LiveQuota(MAX_BUFFERED),
   ): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
+    const sameHeld = quota.subscriptions.get(key) ?? 0;
+    if (sameHeld === 0 && quota.subscriptions.size >= quota.maxSubscriptions) {
+      this.options.onRefused?.();
+      const max = quota.maxSubscriptions;
+      return {
+        errors: [
+          new GraphQLError(
+            `This key runs ${max} distinct subscriptions on this server, the most one key may; complete one first (equal subscriptions, the same document and variables, count once).`,
+            { extensions: { code: ErrorCode.TooManyLiveOperations, max } },
+          ),
+        ],
+      };
+    }
+    quota.subscriptions.set(key, sameHeld + 1);
     let group = this.groups.get(key);
     if (!group || group.closed) {
       group = this.start(args, key);
@@ -110,6 +133,9 @@ export class SharedSubscriptions {
     const leave = () => {
       if (left) return;
       left = true;
+      const held = quota.subscriptions.get(key)! - 1;
+      if (held === 0) quota.subscriptions.delete(key);
+      else quota.subscriptions.set(key, held);
       current.members -= 1;
       if (current.members === 0) this.close(key, current);
     };
@@ -119,7 +145,7 @@ export class SharedSubscriptions {
         const listener: Listener = {
           // A subscriber this far behind is ended (it catches up from the stored records).
           push: (result) => {
-            if (buffer.full || backlog.waiting >= backlog.max) {
+            if (buffer.full || quota.waiting >= quota.maxWaiting) {
               // Its last message says why, as when the source fails (see pump), then it completes.
               const behind = new LiveStreamInterruptedError('fell-behind');
               void push({ errors: [new GraphQLError(behind.message, { originalError: behind })] });
@@ -128,7 +154,7 @@ export class SharedSubscriptions {
               return;
             }
             subscriber.held += 1;
-            backlog.waiting += 1;
+            quota.waiting += 1;
             void push(result);
           },
           end: () => stop(),
@@ -141,7 +167,7 @@ export class SharedSubscriptions {
       },
       buffer,
       leave,
-      backlog,
+      quota,
     );
     const started = await current.started;
     if (!isAsyncIterable(started as unknown)) {

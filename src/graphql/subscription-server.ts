@@ -10,13 +10,13 @@ import type { GraphQLContext } from './context.js';
 import { createLoaders } from './loaders.js';
 import { createFormatError } from './format-error.js';
 import type { OperationPipeline } from './operation-pipeline.js';
-import { Backlog, SharedSubscriptions } from './shared-subscriptions.js';
+import { LiveQuota, SharedSubscriptions } from './shared-subscriptions.js';
 
 interface SubscriptionContext extends GraphQLContext {
   /** Subscriptions with equal keys share one execution (see SharedSubscriptions). */
   shareKey: string;
-  /** Results waiting for the caller's sockets on this instance. */
-  backlog: Backlog;
+  /** What the caller holds of the live transport on this instance. */
+  quota: LiveQuota;
 }
 
 /** What graphql-ws keeps per socket for these hooks (set by `onConnect`). */
@@ -32,6 +32,7 @@ interface LiveLimits {
   maxConnectionsPerKey: number;
   maxOperationsPerConnection: number;
   maxBacklogPerKey: number;
+  maxSubscriptionsPerKey: number;
 }
 
 /** The rate limit every operation counts against: over HTTP, a request; here, a `subscribe`. */
@@ -59,8 +60,9 @@ function authorizationOf(params: Readonly<Record<string, unknown>> | undefined):
  * cost checks, the same error codes); documents are parsed and validated once per distinct text,
  * and equal subscriptions share one execution. On close, sockets are closed with 1001 (going away).
  * What one caller (a key, or an IP when anonymous) may hold is bounded per instance: sockets,
- * operations per socket, `subscribe` messages by its rate limit, and the results waiting to be
- * written to its sockets (past that its subscriptions end: LIVE_STREAM_INTERRUPTED).
+ * operations per socket, distinct subscriptions, `subscribe` messages by its rate limit, and the
+ * results waiting to be written to its sockets (past that its subscriptions end:
+ * LIVE_STREAM_INTERRUPTED).
  */
 export function attachSubscriptionServer(
   app: FastifyInstance,
@@ -72,8 +74,8 @@ export function attachSubscriptionServer(
     pipeline: OperationPipeline;
     limits: LiveLimits;
     rateLimit?: OperationRateLimit;
-    /** A socket or operation refused, or a subscription ended for its caller's backlog (metrics). */
-    onLimited?: (limit: 'connections' | 'operations' | 'backlog') => void;
+    /** A socket, operation or subscription refused, or one ended for its caller's backlog (metrics). */
+    onLimited?: (limit: 'connections' | 'operations' | 'subscriptions' | 'backlog') => void;
     onUnavailable?: (error: unknown) => void;
   },
 ): void {
@@ -88,16 +90,20 @@ export function attachSubscriptionServer(
     wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
   });
 
-  const shared = new SharedSubscriptions({ onFellBehind: () => options.onLimited?.('backlog') });
+  const shared = new SharedSubscriptions({
+    onFellBehind: () => options.onLimited?.('backlog'),
+    onRefused: () => options.onLimited?.('subscriptions'),
+  });
   const formatError = createFormatError({
     development: options.development,
     onUnexpected: (error) => app.log.error({ err: error }, 'unexpected GraphQL error (WebSocket)'),
     onUnavailable: options.onUnavailable,
   });
   let connections = 0;
-  // Per caller on this instance: open sockets, and the results waiting to be written to them.
+  // Per caller on this instance: open sockets, and what its subscriptions hold.
   const socketsOf = new Map<string, number>();
-  const backlogs = new Map<string, Backlog>();
+  const quotas = new Map<string, LiveQuota>();
+  const newQuota = () => new LiveQuota(limits.maxBacklogPerKey, limits.maxSubscriptionsPerKey);
 
   const server = useServer<Record<string, unknown>, ConnectionExtra>(
     {
@@ -121,7 +127,7 @@ export function attachSubscriptionServer(
           return false;
         }
         socketsOf.set(caller, open + 1);
-        if (!backlogs.has(caller)) backlogs.set(caller, new Backlog(limits.maxBacklogPerKey));
+        if (!quotas.has(caller)) quotas.set(caller, newQuota());
         connections += 1;
         Object.assign(ctx.extra, { actor, caller, connectionId: connections });
         return true;
@@ -135,8 +141,8 @@ export function attachSubscriptionServer(
           return;
         }
         socketsOf.delete(caller);
-        // The caller's last socket: its subscribers have given back what they held.
-        backlogs.delete(caller);
+        // The caller's last socket: its subscribers have left and given back what they held.
+        quotas.delete(caller);
       },
       onSubscribe: async (ctx, _id, payload) => {
         // graphql-ws lists this operation among the socket's before asking.
@@ -196,7 +202,7 @@ export function attachSubscriptionServer(
         // onConnect ran before any operation and set them.
         const actor = ctx.extra.actor ?? anonymousActor;
         return {
-          backlog: backlogs.get(ctx.extra.caller ?? '') ?? new Backlog(limits.maxBacklogPerKey),
+          quota: quotas.get(ctx.extra.caller ?? '') ?? newQuota(),
           actor,
           requestId: `ws-${ctx.extra.connectionId}-${id}`,
           services,
@@ -215,7 +221,7 @@ export function attachSubscriptionServer(
       },
       subscribe: (args) => {
         const context = args.contextValue as SubscriptionContext;
-        return shared.subscribe(args, context.shareKey, context.backlog);
+        return shared.subscribe(args, context.shareKey, context.quota);
       },
       onNext: (_ctx, _id, _payload, _args, result) => {
         if (!result.errors) return;

@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 import type { Client } from 'graphql-ws';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { givenSite } from '../support/fixtures.js';
-import { EmitEventDocument, OnEventsDocument } from '../generated/graphql.js';
+import { CreateApiKeyDocument, EmitEventDocument, OnEventsDocument } from '../generated/graphql.js';
 import { eventually, liveClient, subscribe } from '../events/helpers.js';
 
 const FLOOD_EVENTS = 'subscription { events(names: ["flood.*"]) { id name data } }';
@@ -100,6 +100,7 @@ describe('live limits: what one caller may hold of the WebSocket transport', () 
       LIVE_MAX_CONNECTIONS_PER_KEY: '2',
       LIVE_MAX_OPERATIONS_PER_CONNECTION: '2',
       LIVE_MAX_BACKLOG_PER_KEY: '100',
+      LIVE_MAX_SUBSCRIPTIONS_PER_KEY: '2',
     });
   });
   after(async () => {
@@ -165,14 +166,51 @@ describe('live limits: what one caller may hold of the WebSocket transport', () 
     assert.equal(socket.errorCode('b'), undefined);
   });
 
+  it('refuses a key a third distinct subscription across its sockets, while an equal one is shared and another key subscribes', async () => {
+    // given: a key with two distinct subscriptions on one socket
+    const site = await givenSite(server.admin);
+    const first = await open(site.key);
+    first.subscribe('x', PING_EVENTS);
+    first.subscribe('y', `subscription { y: events(names: ["ping.*"]) { id } }`);
+    const second = await open(site.key);
+    const other = await open(server.adminKey);
+
+    // when: its second socket asks for an equal one and a third distinct one; another key asks for
+    // that one too
+    const third = `subscription { z: events(names: ["ping.*"]) { id } }`;
+    second.subscribe('x', PING_EVENTS);
+    second.subscribe('z', third);
+    other.subscribe('z', third);
+
+    // then: the third distinct one is refused, naming the limit; the rest receive
+    await until(() => second.errorCode('z'), 'the third distinct subscription to be refused');
+    assert.equal(second.errorCode('z'), 'TOO_MANY_LIVE_OPERATIONS');
+    assert.equal(await liveLimited(server.url, 'subscriptions'), 1);
+    await until(async () => {
+      await site.client.ok(EmitEventDocument, { name: 'ping.distinct', data: {} });
+      return [
+        first.of('x', 'next'),
+        first.of('y', 'next'),
+        second.of('x', 'next'),
+        other.of('z', 'next'),
+      ].every((received) => received.length > 0);
+    }, 'an event on the four subscriptions in flight');
+    first.close();
+    second.close();
+  });
+
   it('ends the subscriptions of a caller that stops reading once its backlog is full (LIVE_STREAM_INTERRUPTED), while another key’s subscriber gets every event', async () => {
-    // given: a site's socket with two subscriptions to its own events, which stops reading, and an
-    // admin dashboard subscribed to the same events
+    // given: a site's socket with two subscriptions to its own events, which stops reading, and a
+    // dashboard with another key of the same site subscribed to the same events
     const site = await givenSite(server.admin);
     const hostile = await open(site.key);
     hostile.subscribe('1', FLOOD_EVENTS);
     hostile.subscribe('2', FLOOD_NAMES);
-    const dashboard = liveClient(server.url, server.adminKey);
+    const { createApiKey: watcher } = await server.admin.ok(CreateApiKeyDocument, {
+      role: 'SITE',
+      siteId: site.siteId,
+    });
+    const dashboard = liveClient(server.url, watcher.key);
     clients.push(dashboard);
     const feed = subscribe(dashboard, OnEventsDocument, { names: ['flood.*'] });
     await until(async () => {
