@@ -32,6 +32,13 @@ const roleByName = {
   site: ApiKeyRole.SITE,
 } as const;
 const MAX_CACHED_KEYS = 10_000;
+
+/**
+ * Counts a database look-up of a key against its caller before it is made; throws (a
+ * RateLimitedError) to refuse it. Unknown keys are never cached, so each one is a read.
+ */
+export type KeyLookupAdmission = () => Promise<void>;
+
 /** How long past its TTL a cached key may still be answered while it is re-read. */
 const MAX_STALE_KEY_MS = 5_000;
 
@@ -66,18 +73,24 @@ export class ApiKeyService {
    * header that is not `Bearer <key>`, or an unknown or revoked key: {@link UnauthenticatedError}
    * saying which, never a silent downgrade to anonymous.
    */
-  async authenticateHeader(header: string | undefined): Promise<Actor> {
+  async authenticateHeader(header: string | undefined, admitLookup?: KeyLookupAdmission): Promise<Actor> {
     const parsed = parseAuthorizationHeader(header);
     if (parsed.kind === 'none') return { kind: 'anonymous' };
     if (parsed.kind === 'malformed') throw new UnauthenticatedError(parsed.message);
-    return this.authenticate(parsed.key);
+    return this.authenticate(parsed.key, admitLookup);
   }
 
-  /** Resolves a raw key (also used by WebSocket `connection_init`). */
-  async authenticate(key: string): Promise<Actor> {
+  /**
+   * Resolves a raw key (also used by WebSocket `connection_init`). `admitLookup` runs before a key
+   * this instance has not cached is read from the database, and may refuse by throwing.
+   */
+  async authenticate(key: string, admitLookup?: KeyLookupAdmission): Promise<Actor> {
     if (!key.startsWith(API_KEY_PREFIX) || key.length > 200)
       throw new UnauthenticatedError(`Invalid API key: ThemePress keys start with "${API_KEY_PREFIX}".`);
     const hash = hashApiKey(key);
+    const cached = this.cache?.peek(hash);
+    if (cached !== undefined) return cached;
+    await admitLookup?.();
     return this.cache === null ? this.readActor(hash) : this.cache.get(hash);
   }
 

@@ -69,6 +69,11 @@ export interface AppConfig {
     developer: number;
     site: number;
     anonymous: number;
+    /**
+     * Look-ups of keys this instance has not cached, per address: an unknown key costs a database
+     * read, so they are counted before it.
+     */
+    keyLookups: number;
   };
   /** Browser origins allowed by CORS; empty means same-origin only. `*` allows any. */
   corsOrigins: string[];
@@ -84,6 +89,8 @@ export interface AppConfig {
     maxOperationsPerConnection: number;
     maxSubscriptionsPerKey: number;
     maxBacklogPerKey: number;
+    /** Sockets from one address that have not finished `connection_init` yet. */
+    maxHandshakesPerAddress: number;
   };
   /** Longest a graceful shutdown waits for in-flight work before exiting. */
   shutdownTimeoutMs: number;
@@ -242,6 +249,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxOperationsPerConnection: readInt(env, 'LIVE_MAX_OPERATIONS_PER_CONNECTION', 16, 1, 10_000),
       maxSubscriptionsPerKey: readInt(env, 'LIVE_MAX_SUBSCRIPTIONS_PER_KEY', 32, 1, 1_000_000),
       maxBacklogPerKey: readInt(env, 'LIVE_MAX_BACKLOG_PER_KEY', 10_000, 10, 10_000_000),
+      maxHandshakesPerAddress: readInt(env, 'LIVE_MAX_HANDSHAKES_PER_ADDRESS', 16, 1, 100_000),
     },
     shutdownTimeoutMs: readInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     // A laptop's Ctrl-C stops at once; a deployed instance drains behind its load balancer.
@@ -283,6 +291,7 @@ function readRateLimits(env: Env): AppConfig['rateLimit'] {
     developer: role('RATE_LIMIT_DEVELOPER'),
     site: role('RATE_LIMIT_SITE'),
     anonymous: role('RATE_LIMIT_ANONYMOUS'),
+    keyLookups: role('RATE_LIMIT_KEY_LOOKUPS'),
   };
 }
 

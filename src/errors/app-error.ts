@@ -62,6 +62,16 @@ export class ConflictError extends AppError {
   }
 }
 
+/** A caller past one of its rate limits; `retryAfterSeconds` says when its window ends. */
+export class RateLimitedError extends AppError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(ErrorCode.RateLimited, message, { retryAfterSeconds });
+  }
+}
+
 /** Why a live subscription was ended (see ErrorCode.LiveStreamInterrupted). */
 export type LiveStreamInterruption = 'redis-lost' | 'redis-unavailable' | 'publish-failed' | 'fell-behind';
 

@@ -10,6 +10,7 @@ export {
   LiveStreamInterruptedError,
   AddonQuarantinedError,
   PermissionsNotAcceptedError,
+  RateLimitedError,
   type FieldProblem,
   type LiveStreamInterruption,
 } from './app-error.js';

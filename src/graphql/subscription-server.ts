@@ -1,8 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import { WebSocketServer } from 'ws';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { GraphQLError, type DocumentNode, type GraphQLSchema } from 'graphql';
-import { ErrorCode } from '../errors/index.js';
+import { ErrorCode, RateLimitedError } from '../errors/index.js';
 import type { Services } from '../app/services.js';
 import type { Database } from '../infrastructure/database/database.js';
 import { actorScope, anonymousActor, callerKey, type Actor } from '../auth/actor.js';
@@ -33,6 +35,7 @@ interface LiveLimits {
   maxOperationsPerConnection: number;
   maxBacklogPerKey: number;
   maxSubscriptionsPerKey: number;
+  maxHandshakesPerAddress: number;
 }
 
 /** The rate limit every operation counts against: over HTTP, a request; here, a `subscribe`. */
@@ -43,6 +46,27 @@ type OperationRateLimit = (
 
 /** WebSocket close code 1013, "try again later": the caller has its share of sockets already. */
 const TRY_AGAIN_LATER = 1013;
+
+/** What an upgrade refused for its address's handshakes is told to wait. */
+const HANDSHAKE_RETRY_SECONDS = 3;
+
+/** Answers an upgrade request with 429 and a JSON body (as the REST routes' errors), and closes it. */
+function refuseUpgrade(socket: Duplex, message: string): void {
+  const body = JSON.stringify({
+    error: { code: ErrorCode.RateLimited, message, retryAfterSeconds: HANDSHAKE_RETRY_SECONDS },
+  });
+  socket.end(
+    [
+      'HTTP/1.1 429 Too Many Requests',
+      'Content-Type: application/json; charset=utf-8',
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      `Retry-After: ${HANDSHAKE_RETRY_SECONDS}`,
+      'Connection: close',
+      '',
+      body,
+    ].join('\r\n'),
+  );
+}
 
 /** The key of `connection_init`'s payload: `{ authorization: 'Bearer tp_...' }` or `{ apiKey }`. */
 function authorizationOf(params: Readonly<Record<string, unknown>> | undefined): string | undefined {
@@ -74,20 +98,52 @@ export function attachSubscriptionServer(
     pipeline: OperationPipeline;
     limits: LiveLimits;
     rateLimit?: OperationRateLimit;
-    /** A socket, operation or subscription refused, or one ended for its caller's backlog (metrics). */
-    onLimited?: (limit: 'connections' | 'operations' | 'subscriptions' | 'backlog') => void;
+    /** Counts a look-up of a key not cached here against the address; throws RateLimitedError to refuse. */
+    admitKeyLookup?: (address: string) => Promise<void>;
+    /**
+     * A handshake, socket, operation or subscription refused, or one ended for its caller's backlog
+     * (metrics).
+     */
+    onLimited?: (limit: 'handshakes' | 'connections' | 'operations' | 'subscriptions' | 'backlog') => void;
     onUnavailable?: (error: unknown) => void;
   },
 ): void {
   const { schema, services, database, limits } = options;
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
-  app.server.on('upgrade', (request, socket, head) => {
+  // Sockets per address until their `connection_init` is answered: graphql-ws gives each 3 s,
+  // and an address could otherwise hold any number of them meanwhile.
+  const handshakesOf = new Map<string, number>();
+  const handshakeDone = new WeakMap<WebSocket, () => void>();
+  app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (request.url ?? '/').split('?')[0];
     if (path !== '/graphql') {
       socket.destroy();
       return;
     }
-    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+    const address = request.socket.remoteAddress ?? '';
+    const pending = handshakesOf.get(address) ?? 0;
+    if (pending >= limits.maxHandshakesPerAddress) {
+      options.onLimited?.('handshakes');
+      refuseUpgrade(
+        socket,
+        `At most ${limits.maxHandshakesPerAddress} WebSocket connections per address may wait for connection_init; retry in ${HANDSHAKE_RETRY_SECONDS} s.`,
+      );
+      return;
+    }
+    handshakesOf.set(address, pending + 1);
+    let done = false;
+    const release = () => {
+      if (done) return;
+      done = true;
+      const left = (handshakesOf.get(address) ?? 1) - 1;
+      if (left > 0) handshakesOf.set(address, left);
+      else handshakesOf.delete(address);
+    };
+    socket.once('close', release);
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      handshakeDone.set(ws, release);
+      wss.emit('connection', ws, request);
+    });
   });
 
   const shared = new SharedSubscriptions({
@@ -110,13 +166,24 @@ export function attachSubscriptionServer(
       schema,
       isProd: !options.development,
       onConnect: async (ctx) => {
+        const address = ctx.extra.request.socket.remoteAddress ?? '';
         let actor: Actor;
         try {
-          actor = await services.apiKeys.authenticateHeader(authorizationOf(ctx.connectionParams));
-        } catch {
-          return false; // graphql-ws closes with 4403 Forbidden
+          actor = await services.apiKeys.authenticateHeader(
+            authorizationOf(ctx.connectionParams),
+            options.admitKeyLookup && (() => options.admitKeyLookup!(address)),
+          );
+        } catch (error) {
+          if (!(error instanceof RateLimitedError)) return false; // graphql-ws closes with 4403 Forbidden
+          ctx.extra.socket.close(
+            TRY_AGAIN_LATER,
+            `Too many unknown API keys; retry in ${error.retryAfterSeconds} s.`,
+          );
+          return false;
+        } finally {
+          handshakeDone.get(ctx.extra.socket)?.();
         }
-        const caller = callerKey(actor, ctx.extra.request.socket.remoteAddress ?? '');
+        const caller = callerKey(actor, address);
         const open = socketsOf.get(caller) ?? 0;
         if (open >= limits.maxConnectionsPerKey) {
           options.onLimited?.('connections');

@@ -26,7 +26,8 @@ import type { Redis } from 'ioredis';
 import { createOperationPipeline } from '../graphql/operation-pipeline.js';
 import { useOperationMetrics } from '../graphql/plugins/operation-metrics.js';
 import { RateLimiter } from './rate-limiter.js';
-import { hitRateLimit, registerRateLimit } from './rate-limit.hook.js';
+import { shareInFlight } from '../shared/share-in-flight.js';
+import { createKeyLookupAdmission, hitRateLimit, registerRateLimit } from './rate-limit.hook.js';
 import { actorScope, type Actor } from '../auth/actor.js';
 import { useResponseCache } from '../graphql/plugins/response-cache.js';
 import { attachSubscriptionServer } from '../graphql/subscription-server.js';
@@ -98,7 +99,6 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
       .send({ error: { code: 'NOT_FOUND', message: `No route ${request.method} ${request.url}` } }),
   );
 
-  const actorOf = createRequestActorResolver(services.apiKeys);
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
       origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
@@ -119,6 +119,9 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     config.redisKeyPrefix,
   );
   const rateLimitDeps = { config, limiter, metrics: options.metrics };
+  // Unknown keys are never cached: each is a database read, counted per address before it is made.
+  const admitKeyLookup = createKeyLookupAdmission(rateLimitDeps);
+  const actorOf = createRequestActorResolver(services.apiKeys, admitKeyLookup);
   registerRateLimit(app, { ...rateLimitDeps, actorOf });
   registerInputGuard(app);
 
@@ -190,6 +193,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     development: config.isDevelopment,
     pipeline,
     limits: config.live,
+    admitKeyLookup,
     // Each `subscribe` counts as a request against the caller's rate limit.
     rateLimit: async (actor, caller) => {
       const decision = await hitRateLimit(rateLimitDeps, actor, caller);
@@ -203,14 +207,19 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   // Someone opening the server's address in a browser lands on the operations page.
   app.get('/', (_request, reply) => reply.redirect('/dashboard', 302));
 
+  // Scrapes and probes come without a key and are not rate limited (a limited probe would take an
+  // instance out of its load balancer): concurrent ones share one render or check, so a flood of
+  // them keeps at most one readiness check on the database in flight.
+  const renderMetrics = shareInFlight(() => options.metrics.registry.metrics());
+  const checkReadiness = shareInFlight(options.readiness);
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', options.metrics.registry.contentType);
-    return options.metrics.registry.metrics();
+    return renderMetrics();
   });
 
   app.get('/livez', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    const failing = await options.readiness();
+    const failing = draining() ? 'draining' : await checkReadiness();
     if (failing) return reply.status(503).send({ status: 'unavailable', reason: failing });
     return { status: 'ready' };
   });

@@ -1,10 +1,10 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppConfig } from '../config/app-config.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
-import { ErrorCode } from '../errors/index.js';
+import { ErrorCode, RateLimitedError } from '../errors/index.js';
 import { callerKey, type Actor } from '../auth/actor.js';
 import type { RateLimitDecision, RateLimiter } from './rate-limiter.js';
-import type { RequestActorResolver } from './request-actor.js';
+import type { AddressLookupAdmission, RequestActorResolver } from './request-actor.js';
 
 const LIMITED = /^\/(graphql|api\/)/;
 
@@ -31,6 +31,25 @@ export async function hitRateLimit(
 }
 
 /**
+ * Look-ups of keys not cached here, counted per address (`RATE_LIMIT_KEY_LOOKUPS`) before the
+ * database is read: past the limit, a RateLimitedError. Null when that limit is off.
+ */
+export function createKeyLookupAdmission(deps: RateLimitDeps): AddressLookupAdmission | undefined {
+  const limit = deps.config.rateLimit.keyLookups;
+  if (limit === 0) return undefined;
+  return async (address) => {
+    const decision = await deps.limiter.hit(`lookup:${address}`, limit);
+    if (decision.allowed) return;
+    deps.metrics.rateLimited.inc({ caller: 'key-lookup' });
+    const retryAfter = Math.max(1, Math.ceil(decision.resetMs / 1000));
+    throw new RateLimitedError(
+      `Too many API keys this server did not know from this address: at most ${limit} look-ups per ${deps.config.rateLimit.windowSeconds} s; retry in ${retryAfter} s.`,
+      retryAfter,
+    );
+  };
+}
+
+/**
  * Rate limits the API routes: per key for authenticated callers (limit by role), per IP for
  * anonymous ones. A refusal is 429 with `Retry-After` and a JSON (or GraphQL-shaped) body.
  */
@@ -44,7 +63,9 @@ export function registerRateLimit(
     let actor: Actor;
     try {
       actor = await deps.actorOf(request);
-    } catch {
+    } catch (error) {
+      if (error instanceof RateLimitedError)
+        return refuse(request, reply, error.message, error.retryAfterSeconds);
       // A bad key is refused by the route itself (401); count it against the IP meanwhile.
       actor = { kind: 'anonymous' };
     }
@@ -55,13 +76,22 @@ export function registerRateLimit(
     reply.header('ratelimit-reset', Math.ceil(decision.resetMs / 1000));
     if (decision.allowed) return;
     const retryAfter = decision.retryAfterSeconds;
-    const message = `Rate limit of ${decision.limit} requests per ${rateLimit.windowSeconds} s exceeded; retry in ${retryAfter} s.`;
-    reply.header('retry-after', retryAfter);
-    const error = { code: ErrorCode.RateLimited, message, retryAfterSeconds: retryAfter };
-    // GraphQL clients read `errors`; REST clients read `error`.
-    const body = request.url.startsWith('/graphql')
-      ? { errors: [{ message, extensions: { code: ErrorCode.RateLimited, retryAfterSeconds: retryAfter } }] }
-      : { error };
-    return reply.status(429).send(body);
+    return refuse(
+      request,
+      reply,
+      `Rate limit of ${decision.limit} requests per ${rateLimit.windowSeconds} s exceeded; retry in ${retryAfter} s.`,
+      retryAfter,
+    );
   });
+}
+
+/** A 429 with `Retry-After`, GraphQL-shaped on `/graphql` and REST-shaped elsewhere. */
+function refuse(request: FastifyRequest, reply: FastifyReply, message: string, retryAfter: number) {
+  reply.header('retry-after', retryAfter);
+  const error = { code: ErrorCode.RateLimited, message, retryAfterSeconds: retryAfter };
+  // GraphQL clients read `errors`; REST clients read `error`.
+  const body = request.url.startsWith('/graphql')
+    ? { errors: [{ message, extensions: { code: ErrorCode.RateLimited, retryAfterSeconds: retryAfter } }] }
+    : { error };
+  return reply.status(429).send(body);
 }

@@ -296,3 +296,70 @@ describe('live limits: subscribing counts against the rate limit', () => {
     assert.equal(http.status, 429);
   });
 });
+
+describe('live limits: sockets waiting for connection_init, per address', () => {
+  let server: TestServer;
+  const waiting: WebSocket[] = [];
+
+  before(async () => {
+    server = await startTestServer({ LIVE_MAX_HANDSHAKES_PER_ADDRESS: '2' });
+  });
+  after(async () => {
+    for (const socket of waiting) socket.terminate();
+    await server.close();
+  });
+
+  /** Opens a socket that sends nothing; resolves once open, or to the status an upgrade was refused with. */
+  const openSilent = (): Promise<
+    { socket: WebSocket } | { status: number; body: string; retryAfter: string }
+  > =>
+    new Promise((resolve, reject) => {
+      const socket = new WebSocket(`${server.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+      socket.once('open', () => {
+        waiting.push(socket);
+        resolve({ socket });
+      });
+      socket.once('unexpected-response', (_request, response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            body,
+            retryAfter: String(response.headers['retry-after']),
+          }),
+        );
+      });
+      socket.once('error', reject);
+    });
+
+  it('answers an address’s upgrade past its sockets waiting for connection_init with 429 and a JSON body; one that initialises frees a place', async () => {
+    // given: two sockets from this address that have not sent connection_init
+    const first = await openSilent();
+    const second = await openSilent();
+    assert.ok('socket' in first && 'socket' in second);
+
+    // when: a third is opened
+    const third = await openSilent();
+
+    // then: its upgrade is refused, saying why and when to retry
+    assert.ok('status' in third, 'the third upgrade is refused');
+    assert.equal(third.status, 429);
+    assert.equal(third.retryAfter, '3');
+    const { error } = JSON.parse(third.body) as { error: { code: string; message: string } };
+    assert.equal(error.code, 'RATE_LIMITED');
+    assert.match(error.message, /connection_init/);
+    assert.equal(await liveLimited(server.url, 'handshakes'), 1);
+
+    // when: the first initialises with a key
+    first.socket.send(
+      JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${server.adminKey}` } }),
+    );
+    await new Promise((resolve) => first.socket.once('message', resolve));
+
+    // then: its place is free: another socket opens, and the acknowledged one stays open
+    const fourth = await openSilent();
+    assert.ok('socket' in fourth, 'a socket opens again');
+    assert.equal(first.socket.readyState, WebSocket.OPEN);
+  });
+});

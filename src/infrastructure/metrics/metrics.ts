@@ -52,13 +52,13 @@ export function createMetrics() {
     }),
     rateLimited: new Counter({
       name: 'http_rate_limited_total',
-      help: 'Requests refused with 429, by the kind of caller (role or anonymous).',
+      help: 'Requests refused with 429, by the kind of caller (role or anonymous; key-lookup: too many keys not cached here from one address).',
       labelNames: ['caller'] as const,
       registers: [registry],
     }),
     liveLimited: new Counter({
       name: 'live_limited_total',
-      help: 'WebSocket sockets refused (connections), operations refused on a socket (operations) or for a key (subscriptions), and subscriptions ended because their caller fell behind (backlog).',
+      help: 'WebSocket upgrades refused for their address (handshakes), sockets refused (connections), operations refused on a socket (operations) or for a key (subscriptions), and subscriptions ended because their caller fell behind (backlog).',
       labelNames: ['limit'] as const,
       registers: [registry],
     }),
