@@ -9,10 +9,9 @@
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { loadavg } from 'node:os';
-import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import WebSocket from 'ws';
-import { gql, givenBenchSite, machine, percentile, startBenchServer } from './support/bench-server.js';
+import { gql, givenBenchSite, machine, percentile, rssMb, startBenchServer } from './support/bench-server.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = 64;
@@ -40,9 +39,6 @@ interface Row {
   transactionsPerSecond: number;
   rssPeakMb: number;
 }
-
-const rssMb = (pid: number) =>
-  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 const unknownKey = () => `tp_${randomBytes(24).toString('base64url')}`;
 
@@ -177,6 +173,8 @@ async function run(build: string, mainJs?: string): Promise<Row[]> {
     env: {
       RATE_LIMIT_DEFAULT: '100',
       RATE_LIMIT_SITE: '1000000',
+      // A tenth of the default, so that the limit's steady state shows within a phase.
+      RATE_LIMIT_KEY_LOOKUPS: '100',
       REDIS_KEY_PREFIX: `bench-auth-${process.pid}-${Date.now()}:`,
     },
   });
@@ -205,7 +203,7 @@ async function run(build: string, mainJs?: string): Promise<Row[]> {
 async function main(): Promise<void> {
   console.log(`\n## What one address costs without a key (${await machine()})\n`);
   console.log(
-    `One server per build (default rate limits: 100 requests a minute per anonymous address, and on this build 100 look-ups of uncached keys per address), phases of ${SECONDS} s in this order. An attacker on 127.0.0.1 keeps ${CONNECTIONS} connections busy: \`{ __typename }\` over HTTP with no key or a new unknown key each, a WebSocket with a new unknown key in \`connection_init\` each, sockets that never send \`connection_init\`, kept open (at most ${MAX_HELD.toLocaleString('en')}), or \`GET /readyz\` or \`/metrics\` (no rate limit: load balancers and Prometheus call them). Meanwhile a site reads its own record (\`site(id)\`, its key) every ${PROBE_EVERY_MS} ms. Transactions: every statement PostgreSQL ran for the server's database, per second.\n`,
+    `One server per build (default rate limits, 100 requests a minute per anonymous address; on this build 100 look-ups of uncached keys a minute per address, a tenth of the default, so that a phase shows the limit's steady state), phases of ${SECONDS} s in this order. An attacker on 127.0.0.1 keeps ${CONNECTIONS} connections busy: \`{ __typename }\` over HTTP with no key or a new unknown key each, a WebSocket with a new unknown key in \`connection_init\` each, sockets that never send \`connection_init\`, kept open (at most ${MAX_HELD.toLocaleString('en')}), or \`GET /readyz\` or \`/metrics\` (no rate limit: load balancers and Prometheus call them). Meanwhile a site reads its own record (\`site(id)\`, its key) every ${PROBE_EVERY_MS} ms. Transactions: every statement PostgreSQL ran for the server's database, per second.\n`,
   );
   const load = loadavg()[0].toFixed(1);
   const base = process.env.BENCH_ANONYMOUS_BASE;

@@ -7,9 +7,8 @@
 // The bench server's rate limits are out of reach (see startBenchServer): this is what the other
 // bounds leave a key allowed to subscribe and emit as fast as it likes.
 import { loadavg } from 'node:os';
-import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
-import { gql, givenBenchSite, machine, percentile, startBenchServer } from './support/bench-server.js';
+import { gql, givenBenchSite, machine, percentile, rssMb, startBenchServer } from './support/bench-server.js';
 import { EMIT, post } from './events-common.js';
 
 const SOCKETS = Number(process.env.BENCH_LIVE_SOCKETS ?? 32);
@@ -29,9 +28,6 @@ interface Row {
   floodSeconds: number;
   notes: string;
 }
-
-const rssMb = (pid: number) =>
-  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 /** A graphql-ws socket with `key`; resolves once acknowledged, or with the close code. */
 async function openSocket(url: string, key: string): Promise<{ socket: WebSocket; closed: number | null }> {

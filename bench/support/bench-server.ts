@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -158,6 +159,11 @@ export function createPlainClient(baseUrl: string): {
     },
     close: () => agent.destroy(),
   };
+}
+
+/** The resident set of process `pid` in MB (Linux /proc). */
+export function rssMb(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 }
 
 /** Percentile of sorted numbers. */

@@ -43,6 +43,14 @@ describe('loadConfig', () => {
     );
   });
 
+  it('allows ten look-ups of uncached keys per address for each request of the default limit', () => {
+    assert.equal(loadConfig({}).rateLimit.keyLookups, 1000);
+    assert.equal(loadConfig({ RATE_LIMIT_DEFAULT: '50' }).rateLimit.keyLookups, 500);
+    assert.equal(loadConfig({ RATE_LIMIT_DEFAULT: '0' }).rateLimit.keyLookups, 0);
+    assert.equal(loadConfig({ RATE_LIMIT_KEY_LOOKUPS: '7' }).rateLimit.keyLookups, 7);
+    assert.equal(loadConfig({}).live.maxHandshakesPerAddress, 16);
+  });
+
   it('names the variable and what was expected', () => {
     assert.throws(
       () => loadConfig({ PORT: 'eighty' }),

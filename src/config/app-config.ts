@@ -291,7 +291,8 @@ function readRateLimits(env: Env): AppConfig['rateLimit'] {
     developer: role('RATE_LIMIT_DEVELOPER'),
     site: role('RATE_LIMIT_SITE'),
     anonymous: role('RATE_LIMIT_ANONYMOUS'),
-    keyLookups: role('RATE_LIMIT_KEY_LOOKUPS'),
+    // Ten times the request limit: a server fronting many sites brings many keys from one address.
+    keyLookups: readInt(env, 'RATE_LIMIT_KEY_LOOKUPS', fallback * 10, 0, 100_000_000),
   };
 }
 
