@@ -18,6 +18,8 @@ const CONNECTIONS = 64;
 const PROBE_EVERY_MS = 20;
 /** Sockets without `connection_init` the attacker keeps open at most (file descriptors). */
 const MAX_HELD = 10_000;
+/** Sockets one address may hold (LIVE_MAX_CONNECTIONS_PER_KEY's default). */
+const LIVE_SOCKETS = 16;
 
 type Attack =
   | 'none'
@@ -25,6 +27,7 @@ type Attack =
   | 'unknown keys (HTTP)'
   | 'unknown keys (WebSocket)'
   | 'sockets without init'
+  | 'large messages (WebSocket)'
   | 'GET /readyz'
   | 'GET /metrics';
 
@@ -34,6 +37,7 @@ interface Row {
   honestP50: number;
   honestP99: number;
   honestFailed: number;
+  honestAnswered: number;
   attempts: number;
   outcomes: string;
   transactionsPerSecond: number;
@@ -41,6 +45,45 @@ interface Row {
 }
 
 const unknownKey = () => `tp_${randomBytes(24).toString('base64url')}`;
+
+/** A `subscribe` message of about 1 MiB (a comment pads the document), the most a frame may carry. */
+const LARGE_SUBSCRIBE = (id: number) =>
+  JSON.stringify({
+    id: String(id),
+    type: 'subscribe',
+    payload: { query: `subscription { events { id } } #${'x'.repeat(1_000_000)}` },
+  });
+
+/**
+ * One socket with no key that, once acknowledged, sends {@link LARGE_SUBSCRIBE} messages back to
+ * back (each once the previous one is written) until the socket closes or `running()` is false;
+ * resolves to how it ended and counts the messages it wrote in `sent`.
+ */
+function largeMessages(url: string, running: () => boolean, sent: { n: number }): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+    let settled = false;
+    const done = (outcome: string) => {
+      if (settled) return;
+      settled = true;
+      socket.terminate();
+      resolve(outcome);
+    };
+    const next = (id: number): void => {
+      if (!running()) return done('stopped');
+      socket.send(LARGE_SUBSCRIBE(id), (error) => {
+        if (error) return done(running() ? 'send failed' : 'stopped');
+        sent.n += 1;
+        next(id + 1);
+      });
+    };
+    socket.on('unexpected-response', (_req, res) => done(`HTTP ${res.statusCode}`));
+    socket.on('error', () => done('error'));
+    socket.on('close', (code) => done(`close ${code}`));
+    socket.once('message', () => next(1));
+    socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: {} })));
+  });
+}
 
 /** One POST of `{ __typename }` on `agent` (or a GET of `path`); resolves to its status. */
 function send(url: string, agent: Agent, key: string | null, path?: string): Promise<number> {
@@ -110,6 +153,7 @@ async function phase(
   let running = true;
   let attempts = 0;
   const held = new Set<WebSocket>();
+  const largeSent = { n: 0 };
   const attacker = async () => {
     while (running) {
       attempts += 1;
@@ -118,6 +162,8 @@ async function phase(
       else if (attack === 'GET /readyz' || attack === 'GET /metrics')
         count(`HTTP ${await send(server.url, agent, null, attack.slice(4))}`);
       else if (attack === 'unknown keys (WebSocket)') count(await socketAttempt(server.url, true, held));
+      else if (attack === 'large messages (WebSocket)')
+        count(await largeMessages(server.url, () => running, largeSent));
       else if (held.size < MAX_HELD) count(await socketAttempt(server.url, false, held));
       else await new Promise((r) => setTimeout(r, 10));
     }
@@ -142,7 +188,9 @@ async function phase(
   const sampler = setInterval(() => (rssPeakMb = Math.max(rssPeakMb, rssMb(pid))), 100);
   const before = await transactions(stats, database);
   const started = performance.now();
-  const work = [probes(), ...(attack === 'none' ? [] : Array.from({ length: CONNECTIONS }, attacker))];
+  // Large messages from as many sockets as an address may hold; the other attacks use every connection.
+  const loops = attack === 'none' ? 0 : attack === 'large messages (WebSocket)' ? LIVE_SOCKETS : CONNECTIONS;
+  const work = [probes(), ...Array.from({ length: loops }, attacker)];
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   running = false;
   const seconds = (performance.now() - started) / 1000;
@@ -158,8 +206,12 @@ async function phase(
     honestP50: percentile(honest, 50),
     honestP99: percentile(honest, 99),
     honestFailed,
+    honestAnswered: honest.length,
     attempts,
-    outcomes: [...outcomes].map(([what, n]) => `${what}: ${n}`).join(', ') || '-',
+    outcomes:
+      [...outcomes, ...(largeSent.n > 0 ? [['messages of 1 MiB written', largeSent.n] as const] : [])]
+        .map(([what, n]) => `${what}: ${n}`)
+        .join(', ') || '-',
     transactionsPerSecond: (after - before) / seconds,
     rssPeakMb,
   };
@@ -189,10 +241,14 @@ async function run(build: string, mainJs?: string): Promise<Row[]> {
       'unknown keys (HTTP)',
       'unknown keys (WebSocket)',
       'sockets without init',
+      'large messages (WebSocket)',
       'GET /readyz',
       'GET /metrics',
     ];
-    for (const attack of attacks) rows.push(await phase(server, site, build, attack, stats));
+    // BENCH_ATTACKS=<comma-separated attack names> runs those only (after the quiet phase).
+    const only = process.env.BENCH_ATTACKS?.split(',');
+    for (const attack of attacks.filter((a) => a === 'none' || !only || only.includes(a)))
+      rows.push(await phase(server, site, build, attack, stats));
     return rows;
   } finally {
     await stats.end();
@@ -203,19 +259,19 @@ async function run(build: string, mainJs?: string): Promise<Row[]> {
 async function main(): Promise<void> {
   console.log(`\n## What one address costs without a key (${await machine()})\n`);
   console.log(
-    `One server per build (default rate limits, 100 requests a minute per anonymous address; on this build 100 look-ups of uncached keys a minute per address, a tenth of the default, so that a phase shows the limit's steady state), phases of ${SECONDS} s in this order. An attacker on 127.0.0.1 keeps ${CONNECTIONS} connections busy: \`{ __typename }\` over HTTP with no key or a new unknown key each, a WebSocket with a new unknown key in \`connection_init\` each, sockets that never send \`connection_init\`, kept open (at most ${MAX_HELD.toLocaleString('en')}), or \`GET /readyz\` or \`/metrics\` (no rate limit: load balancers and Prometheus call them). Meanwhile a site reads its own record (\`site(id)\`, its key) every ${PROBE_EVERY_MS} ms. Transactions: every statement PostgreSQL ran for the server's database, per second.\n`,
+    `One server per build (default rate limits, 100 requests a minute per anonymous address; on this build 100 look-ups of uncached keys a minute per address, a tenth of the default, so that a phase shows the limit's steady state), phases of ${SECONDS} s in this order. An attacker on 127.0.0.1 keeps ${CONNECTIONS} connections busy: \`{ __typename }\` over HTTP with no key or a new unknown key each, a WebSocket with a new unknown key in \`connection_init\` each, sockets that never send \`connection_init\`, kept open (at most ${MAX_HELD.toLocaleString('en')}), ${LIVE_SOCKETS} sockets with no key writing \`subscribe\` messages of 1 MiB back to back, or \`GET /readyz\` or \`/metrics\` (no rate limit: load balancers and Prometheus call them). Meanwhile a site reads its own record (\`site(id)\`, its key) every ${PROBE_EVERY_MS} ms. Transactions: every statement PostgreSQL ran for the server's database, per second.\n`,
   );
   const load = loadavg()[0].toFixed(1);
   const base = process.env.BENCH_ANONYMOUS_BASE;
   const rows = base ? await run(`base (${base})`, base) : [];
   rows.push(...(await run('this build')));
   console.log(
-    '| build | attack | site p50 ms | site p99 ms | site failed | attempts | attacker got | DB transactions/s | API RSS peak MB |',
+    '| build | attack | site answers | site p50 ms | site p99 ms | site failed | attempts | attacker got | DB transactions/s | API RSS peak MB |',
   );
-  console.log('| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |');
+  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |');
   for (const r of rows)
     console.log(
-      `| ${r.build} | ${r.attack} | ${r.honestP50.toFixed(1)} | ${r.honestP99.toFixed(1)} | ${r.honestFailed} | ${r.attempts} | ${r.outcomes} | ${r.transactionsPerSecond.toFixed(0)} | ${r.rssPeakMb.toFixed(0)} |`,
+      `| ${r.build} | ${r.attack} | ${r.honestAnswered} | ${r.honestP50.toFixed(1)} | ${r.honestP99.toFixed(1)} | ${r.honestFailed} | ${r.attempts} | ${r.outcomes} | ${r.transactionsPerSecond.toFixed(0)} | ${r.rssPeakMb.toFixed(0)} |`,
     );
   console.log(`\n(load average over 1 minute: ${load} before, ${loadavg()[0].toFixed(1)} after)`);
 }

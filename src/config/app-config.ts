@@ -91,6 +91,8 @@ export interface AppConfig {
     maxBacklogPerKey: number;
     /** Sockets from one address that have not finished `connection_init` yet. */
     maxHandshakesPerAddress: number;
+    /** Bytes the sockets of one address may send per second on average, past a burst of 1 MiB. */
+    maxInboundBytesPerSecond: number;
   };
   /** Longest a graceful shutdown waits for in-flight work before exiting. */
   shutdownTimeoutMs: number;
@@ -250,6 +252,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxSubscriptionsPerKey: readInt(env, 'LIVE_MAX_SUBSCRIPTIONS_PER_KEY', 32, 1, 1_000_000),
       maxBacklogPerKey: readInt(env, 'LIVE_MAX_BACKLOG_PER_KEY', 10_000, 10, 10_000_000),
       maxHandshakesPerAddress: readInt(env, 'LIVE_MAX_HANDSHAKES_PER_ADDRESS', 16, 1, 100_000),
+      maxInboundBytesPerSecond: readInt(
+        env,
+        'LIVE_MAX_INBOUND_BYTES_PER_SECOND',
+        64 * 1024,
+        1024,
+        1_000_000_000,
+      ),
     },
     shutdownTimeoutMs: readInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     // A laptop's Ctrl-C stops at once; a deployed instance drains behind its load balancer.

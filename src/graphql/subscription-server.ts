@@ -36,6 +36,7 @@ interface LiveLimits {
   maxBacklogPerKey: number;
   maxSubscriptionsPerKey: number;
   maxHandshakesPerAddress: number;
+  maxInboundBytesPerSecond: number;
 }
 
 /** The rate limit every operation counts against: over HTTP, a request; here, a `subscribe`. */
@@ -46,6 +47,76 @@ type OperationRateLimit = (
 
 /** WebSocket close code 1013, "try again later": the caller has its share of sockets already. */
 const TRY_AGAIN_LATER = 1013;
+
+/** The largest message a socket may send (ws closes the socket with 1009 past it). */
+const MAX_MESSAGE_BYTES = 1024 * 1024;
+/** Each message counts at least this many bytes against its address's budget, so tiny ones are bounded too. */
+const MIN_MESSAGE_CHARGE = 1024;
+
+/**
+ * Meters what sockets send, per caller: graphql-ws parses each message on the event loop, so
+ * unmetered sockets could keep it busy. A socket counts against its address until its
+ * `connection_init` is accepted, then against its caller ({@link callerKey}: the key, or the
+ * address when anonymous), so a neighbour behind the same address cannot spend a key's budget. A
+ * token bucket per caller holds one largest message and refills at `bytesPerSecond`; a socket whose
+ * message takes its caller below zero stops being read until the bucket is back at zero: TCP then
+ * pushes back on the sender, and nothing more of it is parsed meanwhile. `attach` registers before
+ * graphql-ws's listener, so the message over budget is the last one of that socket read until then.
+ */
+function createInboundBudget(bytesPerSecond: number, onPaused: () => void) {
+  type Bucket = { tokens: number; last: number; sockets: number };
+  const buckets = new Map<string, Bucket>();
+  const take = (caller: string): Bucket => {
+    const bucket = buckets.get(caller) ?? { tokens: MAX_MESSAGE_BYTES, last: performance.now(), sockets: 0 };
+    bucket.sockets += 1;
+    buckets.set(caller, bucket);
+    return bucket;
+  };
+  const give = (caller: string, bucket: Bucket): void => {
+    bucket.sockets -= 1;
+    if (bucket.sockets === 0 && buckets.get(caller) === bucket) buckets.delete(caller);
+  };
+  return {
+    /** Meters `ws` against `caller`; `moveTo` counts it against another caller from then on. */
+    attach(ws: WebSocket, caller: string): { moveTo(next: string): void } {
+      let current = caller;
+      let bucket = take(caller);
+      let timer: NodeJS.Timeout | null = null;
+      ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+        const now = performance.now();
+        const refill = ((now - bucket.last) / 1000) * bytesPerSecond;
+        bucket.tokens = Math.min(MAX_MESSAGE_BYTES, bucket.tokens + refill);
+        bucket.last = now;
+        const bytes = Array.isArray(data)
+          ? data.reduce((sum, part) => sum + part.length, 0)
+          : data.byteLength;
+        bucket.tokens -= Math.max(MIN_MESSAGE_CHARGE, bytes);
+        if (bucket.tokens >= 0 || timer !== null) return;
+        ws.pause();
+        onPaused();
+        timer = setTimeout(
+          () => {
+            timer = null;
+            ws.resume();
+          },
+          (-bucket.tokens / bytesPerSecond) * 1000,
+        );
+      });
+      ws.once('close', () => {
+        if (timer !== null) clearTimeout(timer);
+        give(current, bucket);
+      });
+      return {
+        moveTo(next) {
+          if (next === current) return;
+          give(current, bucket);
+          current = next;
+          bucket = take(next);
+        },
+      };
+    },
+  };
+}
 
 /** What an upgrade refused for its address's handshakes is told to wait. */
 const HANDSHAKE_RETRY_SECONDS = 3;
@@ -101,18 +172,22 @@ export function attachSubscriptionServer(
     /** Counts a look-up of a key not cached here against the address; throws RateLimitedError to refuse. */
     admitKeyLookup?: (address: string) => Promise<void>;
     /**
-     * A handshake, socket, operation or subscription refused, or one ended for its caller's backlog
-     * (metrics).
+     * A handshake, socket, operation or subscription refused, a socket paused for sending past its
+     * budget (inbound), or a subscription ended for its caller's backlog (metrics).
      */
-    onLimited?: (limit: 'handshakes' | 'connections' | 'operations' | 'subscriptions' | 'backlog') => void;
+    onLimited?: (
+      limit: 'handshakes' | 'inbound' | 'connections' | 'operations' | 'subscriptions' | 'backlog',
+    ) => void;
     onUnavailable?: (error: unknown) => void;
   },
 ): void {
   const { schema, services, database, limits } = options;
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   // Sockets per address until their `connection_init` is answered: graphql-ws gives each 3 s,
   // and an address could otherwise hold any number of them meanwhile.
   const handshakesOf = new Map<string, number>();
+  const metered = new WeakMap<WebSocket, { moveTo(next: string): void }>();
+  const inbound = createInboundBudget(limits.maxInboundBytesPerSecond, () => options.onLimited?.('inbound'));
   const handshakeDone = new WeakMap<WebSocket, () => void>();
   app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (request.url ?? '/').split('?')[0];
@@ -142,6 +217,7 @@ export function attachSubscriptionServer(
     socket.once('close', release);
     wss.handleUpgrade(request, socket, head, (ws) => {
       handshakeDone.set(ws, release);
+      metered.set(ws, inbound.attach(ws, callerKey(anonymousActor, address)));
       wss.emit('connection', ws, request);
     });
   });
@@ -194,6 +270,7 @@ export function attachSubscriptionServer(
           return false;
         }
         socketsOf.set(caller, open + 1);
+        metered.get(ctx.extra.socket)?.moveTo(caller);
         if (!quotas.has(caller)) quotas.set(caller, newQuota());
         connections += 1;
         Object.assign(ctx.extra, { actor, caller, connectionId: connections });

@@ -363,3 +363,87 @@ describe('live limits: sockets waiting for connection_init, per address', () => 
     assert.equal(first.socket.readyState, WebSocket.OPEN);
   });
 });
+
+describe('live limits: what the sockets of one address may send', () => {
+  /** Bytes a second one address's sockets may send here, past a burst of 1 MiB. */
+  const RATE = 400_000;
+  /** A `subscribe` message of about 400 KB (a comment pads the document), answered with an error. */
+  const large = (id: string) =>
+    JSON.stringify({
+      id,
+      type: 'subscribe',
+      payload: { query: `subscription { nope } #${'x'.repeat(RATE - 100)}` },
+    });
+  let server: TestServer;
+  const opened: WebSocket[] = [];
+
+  before(async () => {
+    server = await startTestServer({ LIVE_MAX_INBOUND_BYTES_PER_SECOND: String(RATE) });
+  });
+  after(async () => {
+    for (const socket of opened) socket.terminate();
+    await server.close();
+  });
+
+  /** An acknowledged socket from `localAddress` (with `key`, or none), and when each operation was answered. */
+  const openFrom = async (localAddress: string, key?: string) => {
+    const socket = new WebSocket(`${server.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws', {
+      localAddress,
+    });
+    opened.push(socket);
+    const answeredAt = new Map<string, number>();
+    socket.on('message', (data) => {
+      const message = JSON.parse(String(data)) as Message;
+      if (message.id && !answeredAt.has(message.id)) answeredAt.set(message.id, performance.now());
+    });
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    const acked = new Promise((resolve) => socket.once('message', resolve));
+    socket.send(
+      JSON.stringify({ type: 'connection_init', payload: key ? { authorization: `Bearer ${key}` } : {} }),
+    );
+    await acked;
+    return { socket, answeredAt };
+  };
+
+  it('reads a caller’s messages past its burst only as its budget refills, losing none, while another address, and a key from the same address, are read at once', async () => {
+    // given: a socket with no key from 127.0.0.1, one from 127.0.0.2, and one with a key from 127.0.0.1
+    const busy = await openFrom('127.0.0.1');
+    const other = await openFrom('127.0.0.2');
+    const keyed = await openFrom('127.0.0.1', server.adminKey);
+
+    // when: the first sends six messages of 400 KB at once (2.4 MB against a burst of 1 MiB),
+    // and the other one small message right after
+    const sentAt = performance.now();
+    for (const id of ['1', '2', '3', '4', '5', '6']) busy.socket.send(large(id));
+    other.socket.send(JSON.stringify({ id: 'o', type: 'subscribe', payload: { query: '{ __typename }' } }));
+    // and, once the address has spent its burst, the key from the same address sends three of them
+    await until(() => busy.answeredAt.has('3'), 'the third message answered');
+    for (const id of ['k1', 'k2', 'k3']) keyed.socket.send(large(id));
+
+    // then: every message is answered in the end
+    await until(
+      () => busy.answeredAt.size === 6 && other.answeredAt.has('o') && keyed.answeredAt.size === 3,
+      'all ten answers',
+      20_000,
+    );
+    // and none was read before its address's budget allowed it: a message is read once the budget
+    // is not negative, so message k no earlier than ((k - 1) x its size - 1 MiB) / 400 KB/s after
+    // they were sent (5 ms for timer granularity)
+    const size = Buffer.byteLength(large('4'));
+    for (let k = 4; k <= 6; k += 1) {
+      const earliestMs = (((k - 1) * size - 1024 * 1024) / RATE) * 1000 - 5;
+      const tookMs = busy.answeredAt.get(String(k))! - sentAt;
+      assert.ok(
+        tookMs >= earliestMs,
+        `message ${k} answered after ${tookMs.toFixed(0)} ms, before ${earliestMs.toFixed(0)} ms`,
+      );
+    }
+    // and neither the other address nor the key from the same address was held back by it
+    assert.ok(other.answeredAt.get('o')! < busy.answeredAt.get('4')!, 'the other address answered first');
+    assert.ok(keyed.answeredAt.get('k3')! < busy.answeredAt.get('4')!, 'the key’s three answered first');
+    assert.ok((await liveLimited(server.url, 'inbound')) >= 1);
+  });
+});

@@ -45,8 +45,9 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     ADMIN_API_KEY: adminKey,
     MIGRATE_ON_START: 'false',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-    // Tests send bursts; the rate-limit tests set their own limits.
+    // Tests send bursts; the rate-limit and live-limit tests set their own limits.
     RATE_LIMIT_DEFAULT: '0',
+    LIVE_MAX_INBOUND_BYTES_PER_SECOND: '1000000000',
     // Addons in tests call mock servers on 127.0.0.1; the network-guard test turns this off.
     SANDBOX_FETCH_PRIVATE_NETWORKS: 'true',
     ...env,

@@ -58,7 +58,7 @@ export function createMetrics() {
     }),
     liveLimited: new Counter({
       name: 'live_limited_total',
-      help: 'WebSocket upgrades refused for their address (handshakes), sockets refused (connections), operations refused on a socket (operations) or for a key (subscriptions), and subscriptions ended because their caller fell behind (backlog).',
+      help: 'WebSocket upgrades refused for their address (handshakes), sockets paused for sending past their budget (inbound), sockets refused (connections), operations refused on a socket (operations) or for a key (subscriptions), and subscriptions ended because their caller fell behind (backlog).',
       labelNames: ['limit'] as const,
       registers: [registry],
     }),
