@@ -13,6 +13,7 @@ import { createLoaders } from './loaders.js';
 import { createFormatError } from './format-error.js';
 import type { OperationPipeline } from './operation-pipeline.js';
 import { LiveQuota, SharedSubscriptions } from './shared-subscriptions.js';
+import { MAX_MESSAGE_BYTES, createInboundBudget, type MeteredSocket } from './inbound-budget.js';
 
 interface SubscriptionContext extends GraphQLContext {
   /** Subscriptions with equal keys share one execution (see SharedSubscriptions). */
@@ -47,76 +48,6 @@ type OperationRateLimit = (
 
 /** WebSocket close code 1013, "try again later": the caller has its share of sockets already. */
 const TRY_AGAIN_LATER = 1013;
-
-/** The largest message a socket may send (ws closes the socket with 1009 past it). */
-const MAX_MESSAGE_BYTES = 1024 * 1024;
-/** Each message counts at least this many bytes against its address's budget, so tiny ones are bounded too. */
-const MIN_MESSAGE_CHARGE = 1024;
-
-/**
- * Meters what sockets send, per caller: graphql-ws parses each message on the event loop, so
- * unmetered sockets could keep it busy. A socket counts against its address until its
- * `connection_init` is accepted, then against its caller ({@link callerKey}: the key, or the
- * address when anonymous), so a neighbour behind the same address cannot spend a key's budget. A
- * token bucket per caller holds one largest message and refills at `bytesPerSecond`; a socket whose
- * message takes its caller below zero stops being read until the bucket is back at zero: TCP then
- * pushes back on the sender, and nothing more of it is parsed meanwhile. `attach` registers before
- * graphql-ws's listener, so the message over budget is the last one of that socket read until then.
- */
-function createInboundBudget(bytesPerSecond: number, onPaused: () => void) {
-  type Bucket = { tokens: number; last: number; sockets: number };
-  const buckets = new Map<string, Bucket>();
-  const take = (caller: string): Bucket => {
-    const bucket = buckets.get(caller) ?? { tokens: MAX_MESSAGE_BYTES, last: performance.now(), sockets: 0 };
-    bucket.sockets += 1;
-    buckets.set(caller, bucket);
-    return bucket;
-  };
-  const give = (caller: string, bucket: Bucket): void => {
-    bucket.sockets -= 1;
-    if (bucket.sockets === 0 && buckets.get(caller) === bucket) buckets.delete(caller);
-  };
-  return {
-    /** Meters `ws` against `caller`; `moveTo` counts it against another caller from then on. */
-    attach(ws: WebSocket, caller: string): { moveTo(next: string): void } {
-      let current = caller;
-      let bucket = take(caller);
-      let timer: NodeJS.Timeout | null = null;
-      ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
-        const now = performance.now();
-        const refill = ((now - bucket.last) / 1000) * bytesPerSecond;
-        bucket.tokens = Math.min(MAX_MESSAGE_BYTES, bucket.tokens + refill);
-        bucket.last = now;
-        const bytes = Array.isArray(data)
-          ? data.reduce((sum, part) => sum + part.length, 0)
-          : data.byteLength;
-        bucket.tokens -= Math.max(MIN_MESSAGE_CHARGE, bytes);
-        if (bucket.tokens >= 0 || timer !== null) return;
-        ws.pause();
-        onPaused();
-        timer = setTimeout(
-          () => {
-            timer = null;
-            ws.resume();
-          },
-          (-bucket.tokens / bytesPerSecond) * 1000,
-        );
-      });
-      ws.once('close', () => {
-        if (timer !== null) clearTimeout(timer);
-        give(current, bucket);
-      });
-      return {
-        moveTo(next) {
-          if (next === current) return;
-          give(current, bucket);
-          current = next;
-          bucket = take(next);
-        },
-      };
-    },
-  };
-}
 
 /** What an upgrade refused for its address's handshakes is told to wait. */
 const HANDSHAKE_RETRY_SECONDS = 3;
@@ -186,7 +117,7 @@ export function attachSubscriptionServer(
   // Sockets per address until their `connection_init` is answered: graphql-ws gives each 3 s,
   // and an address could otherwise hold any number of them meanwhile.
   const handshakesOf = new Map<string, number>();
-  const metered = new WeakMap<WebSocket, { moveTo(next: string): void }>();
+  const metered = new WeakMap<WebSocket, MeteredSocket>();
   const inbound = createInboundBudget(limits.maxInboundBytesPerSecond, () => options.onLimited?.('inbound'));
   const handshakeDone = new WeakMap<WebSocket, () => void>();
   app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -1,44 +1,10 @@
 import { performance } from 'node:perf_hooks';
+import { machineSlowdown } from './machine-speed.js';
 
 /** How often the server's liveness is probed while a request runs. */
 export const PROBE_INTERVAL_MS = 20;
 /** The slowest answer a probe may get, on the machine the limit was set on. */
 const REFERENCE_LIMIT_MS = 100;
-/**
- * Microseconds that machine took for {@link referenceWork} (bench/RESULTS.md, "Machine
- * calibration": JSON parse + stringify of the 1 KB benchmark payload, back to back).
- */
-const REFERENCE_WORK_US = 5.2;
-/** The most the limit grows on a slower machine: a stall of seconds must still fail. */
-const MAX_SLOWDOWN = 4;
-
-/** The machine calibration's reference work: JSON parse + stringify of a 1 KB payload. */
-function referenceWork(text: string): void {
-  JSON.stringify(JSON.parse(text));
-}
-
-/**
- * How much slower than the reference machine this one runs the reference work (at least 1): the
- * fastest of five rounds, so that other processes' load counts as little as it can.
- */
-function machineSlowdown(): number {
-  const items = Array.from({ length: 10 }, (_, i) => ({
-    sku: `SKU-${1000 + i}`,
-    name: `Product number ${i} with a name`,
-    qty: i + 1,
-    price: 12.5 * (i + 1),
-  }));
-  const text = JSON.stringify({ items });
-  for (let i = 0; i < 300; i += 1) referenceWork(text);
-  let fastestUs = Infinity;
-  for (let round = 0; round < 5; round += 1) {
-    const started = performance.now();
-    for (let i = 0; i < 300; i += 1) referenceWork(text);
-    fastestUs = Math.min(fastestUs, ((performance.now() - started) * 1000) / 300);
-  }
-  return Math.min(MAX_SLOWDOWN, Math.max(1, fastestUs / REFERENCE_WORK_US));
-}
-
 /**
  * The slowest answer a probe may get while the server works on hostile input: 100 ms on the
  * machine that limit was set on, scaled by how much slower this one is (at most 4 times).

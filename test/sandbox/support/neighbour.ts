@@ -5,6 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import type { AddonBundle, CapabilityScope, SandboxPool } from '../../../src/sandbox/index.js';
 import { call, functionsAddon, makeBundle, MemoryCapabilities, sleep } from '../helpers.js';
+import { machineSlowdown } from '../../support/machine-speed.js';
 
 /** What an honest neighbour saw while it kept calling. */
 export interface NeighbourReport {
@@ -93,8 +94,11 @@ export class NeighbourCapabilities extends MemoryCapabilities {
   }
 }
 
-/** The honest addon's time limit: an answer later than this breaks the tenant's own contract. */
-export const HONEST_TIMEOUT_MS = 1000;
+/**
+ * The honest addon's time limit: an answer later than this breaks the tenant's own contract. 1 s
+ * on the calibration machine, scaled by how much slower this one is.
+ */
+export const HONEST_TIMEOUT_MS = Math.round(1000 * machineSlowdown());
 
 /** An honest addon's bundle: default limits (what an ordinary addon gets), a fresh version. */
 export function honestBundle(overrides: Partial<AddonBundle> = {}): AddonBundle {
