@@ -91,7 +91,10 @@ export interface AppConfig {
     maxBacklogPerKey: number;
     /** Sockets from one address that have not finished `connection_init` yet. */
     maxHandshakesPerAddress: number;
-    /** Bytes the sockets of one address may send per second on average, past a burst of 1 MiB. */
+    /**
+     * Bytes the sockets of one caller (the key; the address when anonymous or not yet initialised)
+     * may send per second on average, past a burst of one largest message.
+     */
     maxInboundBytesPerSecond: number;
   };
   /** Longest a graceful shutdown waits for in-flight work before exiting. */

@@ -114,8 +114,8 @@ export function attachSubscriptionServer(
 ): void {
   const { schema, services, database, limits } = options;
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
-  // Sockets per address until their `connection_init` is answered: graphql-ws gives each 3 s,
-  // and an address could otherwise hold any number of them meanwhile.
+  // Sockets per address until their `connection_init` is answered: graphql-ws waits for it a
+  // while, and an address could otherwise hold any number of them meanwhile.
   const handshakesOf = new Map<string, number>();
   const metered = new WeakMap<WebSocket, MeteredSocket>();
   const inbound = createInboundBudget(limits.maxInboundBytesPerSecond, () => options.onLimited?.('inbound'));

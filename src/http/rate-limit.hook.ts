@@ -27,12 +27,17 @@ export async function hitRateLimit(
   if (limit === 0) return null;
   const decision = await deps.limiter.hit(caller, limit);
   if (!decision.allowed) deps.metrics.rateLimited.inc({ caller: actor.kind });
-  return { ...decision, retryAfterSeconds: Math.max(1, Math.ceil(decision.resetMs / 1000)) };
+  return { ...decision, retryAfterSeconds: retryAfterSecondsOf(decision) };
+}
+
+/** Whole seconds until a decision's window ends, at least 1 (a refusal's `Retry-After`). */
+function retryAfterSecondsOf(decision: RateLimitDecision): number {
+  return Math.max(1, Math.ceil(decision.resetMs / 1000));
 }
 
 /**
  * Look-ups of keys not cached here, counted per address (`RATE_LIMIT_KEY_LOOKUPS`) before the
- * database is read: past the limit, a RateLimitedError. Null when that limit is off.
+ * database is read: past the limit, a RateLimitedError. Undefined when that limit is off.
  */
 export function createKeyLookupAdmission(deps: RateLimitDeps): AddressLookupAdmission | undefined {
   const limit = deps.config.rateLimit.keyLookups;
@@ -41,7 +46,7 @@ export function createKeyLookupAdmission(deps: RateLimitDeps): AddressLookupAdmi
     const decision = await deps.limiter.hit(`lookup:${address}`, limit);
     if (decision.allowed) return;
     deps.metrics.rateLimited.inc({ caller: 'key-lookup' });
-    const retryAfter = Math.max(1, Math.ceil(decision.resetMs / 1000));
+    const retryAfter = retryAfterSecondsOf(decision);
     throw new RateLimitedError(
       `Too many API keys this server did not know from this address: at most ${limit} look-ups per ${deps.config.rateLimit.windowSeconds} s; retry in ${retryAfter} s.`,
       retryAfter,
