@@ -18,7 +18,7 @@ import type {
   SandboxPoolOptions,
   SandboxWorkerKill,
 } from '../../src/sandbox/index.js';
-import { homeSlot } from '../../src/sandbox/worker-supervisor.js';
+import { BUSY_QUEUE, homeSlot } from '../../src/sandbox/worker-supervisor.js';
 
 /** What the pool logged, as (level, object, message). */
 class RecordingLogger implements SandboxLogger {
@@ -465,7 +465,9 @@ describe('WebAssembly memory counts against memoryMb', () => {
 
   it('recycles a worker whose RSS passes the cap, failing only the version whose memory grew', async () => {
     // given: a 250 MB RSS cap, an addon that holds 4 x 60 MB of wasm memory and then works on,
-    // and an honest addon on the same worker whose calls are in flight throughout
+    // and an honest addon on the same worker whose calls are in flight throughout: two callers
+    // started 50 ms apart, so one is always waiting on a read, and with the hog's call three in
+    // flight, under BUSY_QUEUE, so worker 0 is never passed over for them
     const capabilities = new MemoryCapabilities();
     capabilities.storageDelayMs = 100;
     const { pool: p, kills } = await pool({ maxWorkerRssMb: 250, spillAfterMs: 60_000 }, capabilities);
@@ -489,12 +491,15 @@ describe('WebAssembly memory counts against memoryMb', () => {
     const honest = homedOn(0, honestAddon, { limits: { timeoutMs: 8000 }, permissions: ['storage.read'] });
     await call(p, honest, 'ping', null, { siteId: 'honest' });
     const before = pids(p);
-    const neighbour = callThroughout(p, honest, 'read', 3);
-    await sleep(150);
+    assert.ok(3 < BUSY_QUEUE, 'two honest calls and the hog leave worker 0 open to the honest ones');
+    const first = callThroughout(p, honest, 'read', 1);
+    await sleep(50);
+    const second = callThroughout(p, honest, 'read', 1);
+    await sleep(100);
     // when: the addon's memory takes worker 0 past the cap
     const failure = await codeOf(call(p, hog, 'hold', null, { siteId: 'A' }));
     await sleep(300);
-    const outcomes = await neighbour.stop();
+    const outcomes = [...(await first.stop()), ...(await second.stop())];
     // then: its call fails with MEMORY_LIMIT_EXCEEDED, worker 0 is replaced, the honest calls on
     // it were run again and all succeeded
     assert.equal(failure.code, 'MEMORY_LIMIT_EXCEEDED');
