@@ -67,13 +67,22 @@ function resume(pid: number): void {
 const pids = (p: SandboxPool) => p.stats().perWorker.map((w) => w.pid);
 
 /**
- * The honest neighbour: `loops` callers calling `fn` on site "honest" until `stop()`; every result
- * is kept, so a test can assert that each call succeeded.
+ * The honest neighbour: `loops` callers calling `fn` on site "honest" until `stop()`, the i-th
+ * starting `staggerMs` * i later (so their calls are not all between two at the same moment); every
+ * result is kept, so a test can assert that each call succeeded.
  */
-function callThroughout(p: SandboxPool, bundle: AddonBundle, fn: string, loops = 3, input: unknown = null) {
+function callThroughout(
+  p: SandboxPool,
+  bundle: AddonBundle,
+  fn: string,
+  loops = 3,
+  input: unknown = null,
+  staggerMs = 0,
+) {
   let running = true;
   const outcomes: { ok: boolean; code?: string; message?: string; workerId?: number }[] = [];
-  const callers = Array.from({ length: loops }, async () => {
+  const callers = Array.from({ length: loops }, async (_, i) => {
+    if (staggerMs > 0) await sleep(staggerMs * i);
     while (running) {
       try {
         const result = await call(p, bundle, fn, input, { siteId: 'honest' });
@@ -199,7 +208,8 @@ describe('kill only the guilty', () => {
 
   it('a crash with innocent calls in flight: they run again on the replacement, the culprit alone, and it is named', async () => {
     // given: a crashing addon (site A) and an honest one sharing worker 0, whose calls (50 ms on a
-    // storage read) are always in flight there
+    // storage read) are always in flight there: two callers 25 ms apart, so with the crasher's
+    // call three in flight, under BUSY_QUEUE, and worker 0 is never passed over for them
     const capabilities = new MemoryCapabilities();
     capabilities.storageDelayMs = 50;
     const { pool: p, kills } = await pool({ allowCrashTest: true, spillAfterMs: 60_000 }, capabilities);
@@ -211,7 +221,8 @@ describe('kill only the guilty', () => {
     const honest = homedOn(0, honestAddon, { limits: { timeoutMs: 5000 }, permissions: ['storage.read'] });
     await call(p, honest, 'ping', null, { siteId: 'honest' });
     const before = pids(p);
-    const neighbour = callThroughout(p, honest, 'read', 3);
+    assert.ok(3 < BUSY_QUEUE);
+    const neighbour = callThroughout(p, honest, 'read', 2, null, 25);
     await sleep(50);
     // when: it crashes its worker, twice
     const codes: string[] = [];
@@ -492,14 +503,12 @@ describe('WebAssembly memory counts against memoryMb', () => {
     await call(p, honest, 'ping', null, { siteId: 'honest' });
     const before = pids(p);
     assert.ok(3 < BUSY_QUEUE, 'two honest calls and the hog leave worker 0 open to the honest ones');
-    const first = callThroughout(p, honest, 'read', 1);
-    await sleep(50);
-    const second = callThroughout(p, honest, 'read', 1);
-    await sleep(100);
+    const neighbour = callThroughout(p, honest, 'read', 2, null, 50);
+    await sleep(150);
     // when: the addon's memory takes worker 0 past the cap
     const failure = await codeOf(call(p, hog, 'hold', null, { siteId: 'A' }));
     await sleep(300);
-    const outcomes = [...(await first.stop()), ...(await second.stop())];
+    const outcomes = await neighbour.stop();
     // then: its call fails with MEMORY_LIMIT_EXCEEDED, worker 0 is replaced, the honest calls on
     // it were run again and all succeeded
     assert.equal(failure.code, 'MEMORY_LIMIT_EXCEEDED');
