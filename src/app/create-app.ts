@@ -84,7 +84,14 @@ export async function createApp(
     }
     const dbUrl: string = connectionString;
 
-    const database = createDatabase({ connectionString: dbUrl, max: poolMax });
+    const database = createDatabase({
+      connectionString: dbUrl,
+      max: poolMax,
+      scans: {
+        perCaller: config.databaseScans.perCaller,
+        total: Math.min(config.databaseScans.total, poolMax),
+      },
+    });
     cleanups.unshift(() => database.close());
     const redis = config.redisUrl ? createRedis(config.redisUrl, 'main') : null;
     if (redis) cleanups.unshift(async () => void redis.disconnect());
@@ -182,6 +189,24 @@ export async function createApp(
       'sandbox_memory_bytes',
       'Resident memory of the sandbox workers.',
       () => runtime.pool.stats().rssBytes,
+    );
+    addGauge(
+      metrics,
+      'database_scans_running',
+      'Reads of tenant history (lists with filters, dashboard figures) running now on this instance.',
+      () => database.scans.stats().running,
+    );
+    addGauge(
+      metrics,
+      'database_scans_waiting',
+      'Reads of tenant history waiting for a place (DATABASE_SCANS, DATABASE_SCANS_PER_CALLER).',
+      () => database.scans.stats().waiting,
+    );
+    addCounterFromTotal(
+      metrics,
+      'database_scans_refused_total',
+      'Reads of tenant history refused (RATE_LIMITED) because their caller had too many waiting.',
+      () => database.scans.stats().refused,
     );
     addGauge(
       metrics,

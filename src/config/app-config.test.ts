@@ -51,6 +51,19 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({}).live.maxHandshakesPerAddress, 16);
   });
 
+  it('gives scans of tenant history half the connection pool, two per caller, unless set', () => {
+    assert.deepEqual(loadConfig({}).databaseScans, { perCaller: 2, total: 5 });
+    assert.deepEqual(loadConfig({ DATABASE_POOL_MAX: '7' }).databaseScans, { perCaller: 2, total: 4 });
+    assert.deepEqual(loadConfig({ DATABASE_SCANS: '8', DATABASE_SCANS_PER_CALLER: '3' }).databaseScans, {
+      perCaller: 3,
+      total: 8,
+    });
+    assert.throws(
+      () => loadConfig({ DATABASE_SCANS_PER_CALLER: '0' }),
+      /DATABASE_SCANS_PER_CALLER: expected an integer from 1 to 200/,
+    );
+  });
+
   it('names the variable and what was expected', () => {
     assert.throws(
       () => loadConfig({ PORT: 'eighty' }),

@@ -10,6 +10,11 @@ export interface AppConfig {
   /** Unset: an embedded PostgreSQL (PGlite) keeps data in `dataDir`. */
   databaseUrl: string | null;
   databasePoolMax: number;
+  /**
+   * Reads whose cost grows with a tenant's own data (see scan-gate.ts) running at once on an
+   * instance: per caller (its key's site, developer, or the admins), and in all.
+   */
+  databaseScans: { perCaller: number; total: number };
   dataDir: string;
   /** Unset: in-process pub/sub and caches, which serve a single instance only. */
   redisUrl: string | null;
@@ -193,13 +198,18 @@ export function loadConfig(env: Env = process.env): AppConfig {
       '<hidden>',
     );
   }
+  const databasePoolMax = readInt(env, 'DATABASE_POOL_MAX', 10, 1, 200);
   return {
     nodeEnv,
     isDevelopment: nodeEnv === 'development',
     host,
     port,
     databaseUrl: readUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
-    databasePoolMax: readInt(env, 'DATABASE_POOL_MAX', 10, 1, 200),
+    databasePoolMax,
+    databaseScans: {
+      perCaller: readInt(env, 'DATABASE_SCANS_PER_CALLER', 2, 1, 200),
+      total: readInt(env, 'DATABASE_SCANS', Math.ceil(databasePoolMax / 2), 1, 200),
+    },
     dataDir: path.resolve(env.DATA_DIR || '.data'),
     redisUrl: readUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
     adminApiKey,

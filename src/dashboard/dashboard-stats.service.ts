@@ -1,6 +1,6 @@
 import type { Database } from '../infrastructure/database/database.js';
 import type { Metrics } from '../infrastructure/metrics/metrics.js';
-import type { Actor } from '../auth/actor.js';
+import { actorScope, type Actor } from '../auth/actor.js';
 import { ForbiddenError, ValidationError } from '../errors/index.js';
 import { isUuid } from '../shared/ids.js';
 import type { VisibilityResolver } from '../auth/visibility.js';
@@ -136,10 +136,8 @@ export class DashboardStatsService {
             totals: { executions: 0, errors: 0, callerErrors: 0, p50Ms: null, p95Ms: null, maxMs: null },
             addons: [],
           }
-        : await new DashboardStatsRepository(this.deps.database.prisma).aggregate(
-            since,
-            scope,
-            MAX_ADDON_ROWS,
+        : await this.deps.database.scans.run(actorScope(actor), () =>
+            new DashboardStatsRepository(this.deps.database.prisma).aggregate(since, scope, MAX_ADDON_ROWS),
           );
     return {
       ...totals,

@@ -1,7 +1,7 @@
 import type { Database } from '../infrastructure/database/database.js';
 import { decodeTimeCursor, encodeTimeCursor } from '../shared/time-cursor.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors/index.js';
-import type { Actor } from '../auth/actor.js';
+import { actorScope, type Actor } from '../auth/actor.js';
 import { isUuid } from '../shared/ids.js';
 import { AddonRepository } from '../addons/addon.repository.js';
 import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
@@ -60,14 +60,16 @@ export class DeliveryService {
       if (addonIds.length === 0) return empty;
     }
     if ((siteId && !isUuid(siteId)) || (args.eventId && !isUuid(args.eventId))) return empty;
-    const rows = await new DeliveryRepository(this.deps.database.prisma).list({
-      siteId,
-      addonIds,
-      eventId: args.eventId ?? null,
-      status: args.status ?? null,
-      before: args.after ? decodeTimeCursor(args.after) : null,
-      take: first + 1,
-    });
+    const rows = await this.deps.database.scans.run(actorScope(actor), () =>
+      new DeliveryRepository(this.deps.database.prisma).list({
+        siteId,
+        addonIds,
+        eventId: args.eventId ?? null,
+        status: args.status ?? null,
+        before: args.after ? decodeTimeCursor(args.after) : null,
+        take: first + 1,
+      }),
+    );
     return { rows: rows.slice(0, first), hasNextPage: rows.length > first, encode: encodeTimeCursor };
   }
 

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database, DbClient } from '../infrastructure/database/database.js';
 import { deleteInBatches } from '../shared/delete-in-batches.js';
 import { ConflictError, ForbiddenError, ValidationError, type FieldProblem } from '../errors/index.js';
-import { requireAuthenticated, type Actor } from '../auth/actor.js';
+import { actorScope, requireAuthenticated, type Actor } from '../auth/actor.js';
 import { validateWithDefaults } from '../shared/json-schema.js';
 import { isUuid } from '../shared/ids.js';
 import { jsonValueProblem } from '../shared/storable-text.js';
@@ -347,15 +347,17 @@ export class EventService {
     const empty = { rows: [], hasNextPage: false, hasPreviousPage: false, encode: encodeEventCursor };
     const after = args.after ? decodeCursor(args.after) : null;
     if ((siteId && !isUuid(siteId)) || sourceAddonIds?.length === 0) return empty;
-    const rows = await new EventRepository(this.deps.database.prisma).list({
-      after,
-      names,
-      source: args.source ?? null,
-      siteId,
-      sourceAddonIds,
-      take: first + 1,
-      newest: last !== null,
-    });
+    const rows = await this.deps.database.scans.run(actorScope(actor), () =>
+      new EventRepository(this.deps.database.prisma).list({
+        after,
+        names,
+        source: args.source ?? null,
+        siteId,
+        sourceAddonIds,
+        take: first + 1,
+        newest: last !== null,
+      }),
+    );
     if (last !== null) {
       // The newest `last` (oldest first); the extra row, the oldest, only says more exist.
       const more = rows.length > last;

@@ -1,6 +1,6 @@
 import type { Database } from '../infrastructure/database/database.js';
 import { decodeTimeCursor, encodeTimeCursor } from '../shared/time-cursor.js';
-import { requireAuthenticated, type Actor } from '../auth/actor.js';
+import { actorScope, requireAuthenticated, type Actor } from '../auth/actor.js';
 import { ForbiddenError, ValidationError } from '../errors/index.js';
 import { isUuid } from '../shared/ids.js';
 import { AddonRepository } from '../addons/addon.repository.js';
@@ -46,15 +46,17 @@ export class ExecutionQueryService {
       siteId = actor.siteId;
     }
     if (siteId && !isUuid(siteId)) return { rows: [], hasNextPage: false, encode: encodeTimeCursor };
-    const rows = await new ExecutionRepository(this.database.prisma).list({
-      siteId,
-      addonId,
-      entry: args.entry,
-      status: args.status,
-      kind: args.kind,
-      before: args.after ? decodeTimeCursor(args.after) : null,
-      take: first + 1,
-    });
+    const rows = await this.database.scans.run(actorScope(actor), () =>
+      new ExecutionRepository(this.database.prisma).list({
+        siteId,
+        addonId,
+        entry: args.entry,
+        status: args.status,
+        kind: args.kind,
+        before: args.after ? decodeTimeCursor(args.after) : null,
+        take: first + 1,
+      }),
+    );
     return { rows: rows.slice(0, first), hasNextPage: rows.length > first, encode: encodeTimeCursor };
   }
 }

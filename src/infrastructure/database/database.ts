@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient, Prisma } from '../../generated/prisma/client.js';
+import { createScanGate, type ScanGate, type ScanGateOptions } from './scan-gate.js';
 
 /** The Prisma client, or the client of an open interactive transaction. */
 export type DbClient = PrismaClient | Prisma.TransactionClient;
@@ -13,6 +14,8 @@ export interface Database {
   transaction<T>(work: (tx: Prisma.TransactionClient) => Promise<T>): Promise<T>;
   /** Number of SQL statements sent so far (tests use it to prove batching). */
   queryCount(): number;
+  /** Admission for reads whose cost grows with a tenant's data: services run them through it. */
+  readonly scans: ScanGate;
   close(): Promise<void>;
 }
 
@@ -20,6 +23,8 @@ export interface DatabaseOptions {
   connectionString: string;
   /** Pool size; the embedded PostgreSQL accepts one connection only. */
   max: number;
+  /** Scans at once per caller (default 2) and in all (default half the pool, rounded up). */
+  scans?: Partial<ScanGateOptions>;
 }
 
 /** Opens a pool and a Prisma client over it (driver adapter, no engine binary). */
@@ -55,6 +60,10 @@ export function createDatabase(options: DatabaseOptions): Database {
     pool,
     transaction: (work) => prisma.$transaction(work, { maxWait: 10_000, timeout: 30_000 }),
     queryCount: () => queries,
+    scans: createScanGate({
+      perCaller: options.scans?.perCaller ?? 2,
+      total: options.scans?.total ?? Math.ceil(options.max / 2),
+    }),
     close: async () => {
       await prisma.$disconnect();
       await pool.end();
