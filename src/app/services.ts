@@ -24,6 +24,7 @@ import { AddonHostCapabilities } from '../executions/addon-host-capabilities.js'
 import { ExecutionEffectsRegistry } from '../executions/execution-effects.js';
 import { ExecutionRecorder, type ExecutionTopics } from '../executions/execution-recorder.js';
 import { LogQuota } from '../executions/log-quota.js';
+import { DailyQuota } from '../infrastructure/redis/daily-quota.js';
 import { ExecutionService } from '../executions/execution.service.js';
 import { ExecutionQueryService } from '../executions/execution-query.service.js';
 import {
@@ -108,7 +109,13 @@ export function createServices(deps: {
   });
   const effects = new ExecutionEffectsRegistry({ events, root: database.prisma });
   const eventTail = new EventTail({ database, pubSub, onError: deps.onEventsError });
-  const capabilities = new AddonHostCapabilities({ database, bundles, lookup, events, effects });
+  const eventQuota = new DailyQuota(
+    'events',
+    config.eventsMaxPerSiteDay,
+    deps.redis ?? null,
+    config.redisKeyPrefix,
+  );
+  const capabilities = new AddonHostCapabilities({ database, bundles, lookup, events, effects, eventQuota });
   const pool = new SandboxPool({
     workers: config.sandbox.workers,
     v8PoolSize: config.sandbox.v8PoolSize,

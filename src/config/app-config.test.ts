@@ -64,6 +64,15 @@ describe('loadConfig', () => {
     );
   });
 
+  it("bounds the events a site's addons emit per day, a million unless set", () => {
+    assert.equal(loadConfig({}).eventsMaxPerSiteDay, 1_000_000);
+    assert.equal(loadConfig({ EVENTS_MAX_PER_SITE_DAY: '5' }).eventsMaxPerSiteDay, 5);
+    assert.throws(
+      () => loadConfig({ EVENTS_MAX_PER_SITE_DAY: '0' }),
+      /EVENTS_MAX_PER_SITE_DAY: expected an integer from 1 to/,
+    );
+  });
+
   it('names the variable and what was expected', () => {
     assert.throws(
       () => loadConfig({ PORT: 'eighty' }),

@@ -63,6 +63,8 @@ export interface AppConfig {
   executionRetentionDays: number;
   /** Events older than this are deleted with their deliveries, once every delivery is finished. */
   eventRetentionDays: number;
+  /** Events addon code of one site may emit per UTC day, across the cluster (counted in Redis). */
+  eventsMaxPerSiteDay: number;
   /** Addon log text stored with execution records (UTF-8 bytes). */
   executionLogs: { maxBytesPerExecution: number; maxBytesPerSiteDay: number };
   /** Renders larger than this (UTF-8 bytes of JSON) are served but not stored in Redis (L2). */
@@ -246,6 +248,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     executionRetentionDays: readInt(env, 'EXECUTION_RETENTION_DAYS', 7, 1, 3650),
     eventRetentionDays: readEventRetentionDays(env),
+    eventsMaxPerSiteDay: readInt(env, 'EVENTS_MAX_PER_SITE_DAY', 1_000_000, 1, 2 ** 40),
     executionLogs: {
       maxBytesPerExecution: readInt(env, 'EXECUTION_LOG_MAX_BYTES', 64 * 1024, 0, 16 * 1024 * 1024),
       maxBytesPerSiteDay: readInt(env, 'EXECUTION_LOG_MAX_BYTES_PER_SITE_DAY', 64 * 1024 * 1024, 0, 2 ** 40),

@@ -1,0 +1,103 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startTestServer, type TestServer } from '../support/test-server.js';
+import { startSecondInstance, type SecondInstance } from '../support/second-instance.js';
+import { givenDeveloper, givenInstalledAddon, givenSite } from '../support/fixtures.js';
+import { GraphQLClient } from '../support/graphql-client.js';
+import { EventsDocument, ExecuteAddonFunctionDocument, InstallAddonDocument } from '../generated/graphql.js';
+
+const PER_DAY = 5;
+
+/** Emits `data.count` events, one after another; reports how many were stored and the first refusal. */
+const EMITTER = `module.exports = { functions: {
+  emit: async (data, ctx) => {
+    let emitted = 0;
+    try {
+      for (let i = 0; i < data.count; i++) {
+        await ctx.events.emit('order.placed', { i });
+        emitted++;
+      }
+    } catch (e) {
+      return { emitted, code: e.code, message: e.message };
+    }
+    return { emitted };
+  },
+  'emit-uncaught': async (data, ctx) => {
+    for (let i = 0; i < data.count; i++) await ctx.events.emit('order.placed', { i });
+    return 'done';
+  },
+} };`;
+
+const manifest = {
+  permissions: ['events.emit'],
+  functions: [{ name: 'emit' }, { name: 'emit-uncaught' }],
+  events: { emits: ['order.placed'] },
+};
+
+describe('events addon code emits are bounded per site and day', () => {
+  let server: TestServer;
+  let second: SecondInstance;
+
+  before(async () => {
+    server = await startTestServer({ EVENTS_MAX_PER_SITE_DAY: String(PER_DAY) });
+    second = await startSecondInstance(server);
+  });
+  after(async () => {
+    await second.close();
+    await server.close();
+  });
+
+  it("refuses a site's emits past its day with RATE_LIMITED, on every instance, while another site's go on", async () => {
+    // given: the same addon installed on sites A and B
+    const developer = (await givenDeveloper(server.admin)).client;
+    const { site: a, name } = await givenInstalledAddon(server.admin, developer, manifest, EMITTER);
+    const b = await givenSite(server.admin);
+    await b.client.ok(InstallAddonDocument, { id: name, config: {} });
+    const emit = (client: GraphQLClient, count: number) =>
+      client.request(ExecuteAddonFunctionDocument, { addonId: name, function: 'emit', data: { count } });
+
+    // when: A's addon emits 3 events, then 3 more
+    const first = await emit(a.client, 3);
+    const secondCall = await emit(a.client, 3);
+
+    // then: the day's 5 were stored; the sixth emit was refused with a catchable RATE_LIMITED
+    assert.deepEqual(first.data?.executeAddonFunction, { emitted: 3 });
+    const refused = secondCall.data?.executeAddonFunction as {
+      emitted: number;
+      code: string;
+      message: string;
+    };
+    assert.equal(refused.emitted, 2);
+    assert.equal(refused.code, 'RATE_LIMITED');
+    assert.match(refused.message, /emitted 5 events today.*EVENTS_MAX_PER_SITE_DAY/);
+    const stored = await a.client.ok(EventsDocument, { names: ['order.placed'], first: 100 });
+    assert.equal(stored.events.edges.length, PER_DAY);
+
+    // and an emit that escapes fails the call with RATE_LIMITED and stores nothing more
+    const uncaught = await a.client.request(ExecuteAddonFunctionDocument, {
+      addonId: name,
+      function: 'emit-uncaught',
+      data: { count: 1 },
+    });
+    assert.equal(uncaught.errors?.[0]?.extensions?.code, 'RATE_LIMITED', JSON.stringify(uncaught.errors));
+
+    // and the other instance knows A's day once the count reached Redis
+    const elsewhere = new GraphQLClient(second.url, a.key);
+    let other = await emit(elsewhere, 1);
+    for (let i = 0; i < 20 && (other.data?.executeAddonFunction as { emitted: number }).emitted > 0; i += 1) {
+      // Each instance syncs within 200 ms: until then the other may admit what it saw as left.
+      await sleep(250);
+      other = await emit(elsewhere, 1);
+    }
+    assert.deepEqual(
+      (other.data?.executeAddonFunction as { emitted: number; code: string }).code,
+      'RATE_LIMITED',
+    );
+
+    // and site B emits its own events meanwhile
+    assert.deepEqual((await emit(b.client, 3)).data?.executeAddonFunction, { emitted: 3 });
+    const ofB = await b.client.ok(EventsDocument, { names: ['order.placed'], first: 100 });
+    assert.equal(ofB.events.edges.length, 3);
+  });
+});
