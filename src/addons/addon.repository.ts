@@ -85,6 +85,29 @@ export interface AddonListFilter {
 export class AddonRepository {
   constructor(private readonly db: DbClient) {}
 
+  /**
+   * Adds `bytes` to what a developer's versions take, unless that would pass `max` (null: no
+   * bound), in one statement, so concurrent publishes of one developer cannot both fit in what is
+   * left. Resolves to what was taken before and whether the bytes were added (a developer that
+   * no longer exists has nothing to charge).
+   */
+  async chargeDeveloper(
+    developerId: string,
+    bytes: number,
+    max: number | null,
+  ): Promise<{ added: boolean; usedBytes: number }> {
+    const charged = await this.db.$queryRaw<{ used: bigint }[]>`
+      UPDATE "Developer" SET "storedBytes" = "storedBytes" + ${bytes}
+       WHERE id = ${developerId}::uuid AND (${max}::bigint IS NULL OR "storedBytes" + ${bytes} <= ${max}::bigint)
+      RETURNING "storedBytes" - ${bytes} AS used`;
+    if (charged.length > 0) return { added: true, usedBytes: Number(charged[0].used) };
+    const developer = await this.db.developer.findUnique({
+      where: { id: developerId },
+      select: { storedBytes: true },
+    });
+    return { added: developer === null, usedBytes: Number(developer?.storedBytes ?? 0) };
+  }
+
   findById(id: string): Promise<AddonRecord | null> {
     if (!isUuid(id)) return Promise.resolve(null);
     return this.db.addon.findUnique({ where: { id } });

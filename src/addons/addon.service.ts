@@ -3,7 +3,9 @@ import semver from 'semver';
 import type { Database } from '../infrastructure/database/database.js';
 import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
 import {
+  AppError,
   ConflictError,
+  ErrorCode,
   ForbiddenError,
   NotFoundError,
   ValidationError,
@@ -26,6 +28,19 @@ import { compareExports, declaredEntries, probeExports } from './addon-exports.j
 /** Source size cap: addons are bundled scripts, not asset stores. */
 export const MAX_SOURCE_BYTES = 2 * 1024 * 1024;
 export const MAX_WASM_BYTES = 8 * 1024 * 1024;
+
+/** What the registry keeps of one developer and one addon (REGISTRY_MAX_* settings). */
+export interface RegistryLimits {
+  /** Bytes of the versions of a developer's addons (source, WebAssembly, manifest JSON). */
+  maxBytesPerDeveloper: number;
+  /** Published versions of one addon. */
+  maxVersionsPerAddon: number;
+}
+
+const DEFAULT_REGISTRY_LIMITS: RegistryLimits = {
+  maxBytesPerDeveloper: 1024 * 1024 * 1024,
+  maxVersionsPerAddon: 1000,
+};
 const MAX_PAGE = 100;
 
 export interface PublishInput {
@@ -82,6 +97,7 @@ export class AddonService {
 
   private readonly pubSub?: PubSub<AddonTopics>;
   private readonly pool: SandboxPool;
+  private readonly limits: RegistryLimits;
 
   constructor(
     private readonly database: Database,
@@ -90,11 +106,13 @@ export class AddonService {
       pool: SandboxPool;
       pubSub?: PubSub<AddonTopics>;
       widgetTtlMs?: number;
+      limits?: RegistryLimits;
     },
   ) {
     const { pubSub, widgetTtlMs = 30_000 } = deps;
     this.pubSub = pubSub;
     this.pool = deps.pool;
+    this.limits = deps.limits ?? DEFAULT_REGISTRY_LIMITS;
     this.widgetLookups = new RefreshingCache(
       (key) => {
         // Both parts come from the caller, so the key is their JSON pair, not a joined string.
@@ -154,6 +172,12 @@ export class AddonService {
             },
           ]);
         }
+        if (published.length >= this.limits.maxVersionsPerAddon) {
+          throw new AppError(
+            ErrorCode.StorageQuotaExceeded,
+            `"${addon.name}" has ${published.length} published versions, the most the registry keeps of one addon (REGISTRY_MAX_VERSIONS_PER_ADDON).`,
+          );
+        }
       } else {
         addon = await addons.createAddon({
           name: manifest.name,
@@ -164,6 +188,7 @@ export class AddonService {
           ownerId: actor.kind === 'developer' ? actor.developerId : null,
         });
       }
+      if (addon.ownerId) await this.charge(addons, addon.ownerId, actor, manifest, source);
       const version = await addons.createVersion(addon, manifest, source);
       addon = await addons.updateListing(addon.id, {
         displayName: manifest.displayName,
@@ -177,6 +202,31 @@ export class AddonService {
     this.widgetLookups.clear();
     await this.pubSub?.publish(ADDONS_PUBLISHED_CHANNEL, { addonId: result.addon.id }).catch(() => undefined);
     return result;
+  }
+
+  /**
+   * Counts the version against its owner's registry quota; a developer's publish past it is
+   * refused (an admin's is counted but not refused).
+   */
+  private async charge(
+    addons: AddonRepository,
+    ownerId: string,
+    actor: Actor,
+    manifest: AddonManifest,
+    source: { text: string; wasm: Uint8Array | null },
+  ): Promise<void> {
+    const bytes =
+      Buffer.byteLength(source.text) +
+      (source.wasm?.byteLength ?? 0) +
+      Buffer.byteLength(JSON.stringify(manifest));
+    const max = actor.kind === 'developer' ? this.limits.maxBytesPerDeveloper : null;
+    const { added, usedBytes } = await addons.chargeDeveloper(ownerId, bytes, max);
+    if (!added) {
+      throw new AppError(
+        ErrorCode.StorageQuotaExceeded,
+        `This version takes ${bytes} bytes, and this developer's addons take ${usedBytes} of the ${max} bytes the registry keeps per developer (REGISTRY_MAX_BYTES_PER_DEVELOPER).`,
+      );
+    }
   }
 
   /**

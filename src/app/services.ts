@@ -195,7 +195,7 @@ export function createServices(deps: {
     services: {
       config,
       apiKeys: new ApiKeyService(database, config.apiKeyCacheSeconds),
-      addons: new AddonService(database, { pool, pubSub }),
+      addons: new AddonService(database, { pool, pubSub, limits: config.registry }),
       installations,
       sites: new SiteService(database),
       events,

@@ -65,6 +65,8 @@ export interface AppConfig {
   eventRetentionDays: number;
   /** Events addon code of one site may emit per UTC day, across the cluster (counted in Redis). */
   eventsMaxPerSiteDay: number;
+  /** What the registry keeps per developer (bytes of versions) and per addon (versions). */
+  registry: { maxBytesPerDeveloper: number; maxVersionsPerAddon: number };
   /** Addon log text stored with execution records (UTF-8 bytes). */
   executionLogs: { maxBytesPerExecution: number; maxBytesPerSiteDay: number };
   /** Renders larger than this (UTF-8 bytes of JSON) are served but not stored in Redis (L2). */
@@ -249,6 +251,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     executionRetentionDays: readInt(env, 'EXECUTION_RETENTION_DAYS', 7, 1, 3650),
     eventRetentionDays: readEventRetentionDays(env),
     eventsMaxPerSiteDay: readInt(env, 'EVENTS_MAX_PER_SITE_DAY', 1_000_000, 1, 2 ** 40),
+    registry: {
+      maxBytesPerDeveloper: readInt(env, 'REGISTRY_MAX_BYTES_PER_DEVELOPER', 1024 ** 3, 1, 2 ** 50),
+      maxVersionsPerAddon: readInt(env, 'REGISTRY_MAX_VERSIONS_PER_ADDON', 1000, 1, 1_000_000),
+    },
     executionLogs: {
       maxBytesPerExecution: readInt(env, 'EXECUTION_LOG_MAX_BYTES', 64 * 1024, 0, 16 * 1024 * 1024),
       maxBytesPerSiteDay: readInt(env, 'EXECUTION_LOG_MAX_BYTES_PER_SITE_DAY', 64 * 1024 * 1024, 0, 2 ** 40),

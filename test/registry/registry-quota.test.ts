@@ -1,0 +1,84 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestServer, type TestServer } from '../support/test-server.js';
+import { givenDeveloper, manifest, sourceFor } from '../support/fixtures.js';
+import type { GraphQLClient } from '../support/graphql-client.js';
+import { AddonByNameDocument, RegisterAddonDocument } from '../generated/graphql.js';
+
+/** A version of `m` whose source is padded to about `bytes` with a comment. */
+function paddedVersion(m: Record<string, unknown>, bytes: number) {
+  const source = sourceFor(m);
+  return { manifest: m, source: `${source}\n// ${'x'.repeat(Math.max(0, bytes - source.length))}` };
+}
+
+describe('the registry keeps a bounded amount per developer and per addon', () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startTestServer({
+      REGISTRY_MAX_BYTES_PER_DEVELOPER: '12000',
+      REGISTRY_MAX_VERSIONS_PER_ADDON: '4',
+    });
+  });
+  after(() => server.close());
+
+  const publish = (client: GraphQLClient, m: Record<string, unknown>, bytes: number) =>
+    client.request(RegisterAddonDocument, { input: paddedVersion(m, bytes) });
+
+  it("refuses a developer's version past its bytes with STORAGE_QUOTA_EXCEEDED, storing nothing, while another developer publishes", async () => {
+    // given: a developer whose two versions (4,400 bytes of source and a manifest each) take most
+    // of its 12,000 bytes
+    const developer = (await givenDeveloper(server.admin)).client;
+    const m = manifest();
+    assert.equal((await publish(developer, m, 4400)).errors, undefined);
+    assert.equal((await publish(developer, { ...m, version: '1.0.1' }, 4400)).errors, undefined);
+
+    // when: it publishes a third, over GraphQL and over REST
+    const refused = await publish(developer, { ...m, version: '1.0.2' }, 5000);
+    const rest = await fetch(`${server.url}/api/addons/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${developer.key}` },
+      body: JSON.stringify({ ...m, version: '1.0.2', source: paddedVersion(m, 5000).source }),
+    });
+
+    // then: both are refused with the quota named, and the addon still has its two versions
+    assert.equal(
+      refused.errors?.[0]?.extensions?.code,
+      'STORAGE_QUOTA_EXCEEDED',
+      JSON.stringify(refused.errors),
+    );
+    assert.match(refused.errors?.[0]?.message ?? '', /of the 12000 bytes .*REGISTRY_MAX_BYTES_PER_DEVELOPER/);
+    assert.equal(rest.status, 507);
+    assert.equal(((await rest.json()) as { error: { code: string } }).error.code, 'STORAGE_QUOTA_EXCEEDED');
+    const stored = await server.admin.ok(AddonByNameDocument, { name: m.name as string });
+    assert.equal(stored.addon?.version, '1.0.1');
+
+    // and a smaller version still fits what is left
+    assert.equal((await publish(developer, { ...m, version: '1.0.2' }, 500)).errors, undefined);
+
+    // and another developer's publishes are its own
+    const other = (await givenDeveloper(server.admin)).client;
+    assert.equal((await publish(other, manifest(), 5000)).errors, undefined);
+
+    // and an admin may publish past the owner's quota (counted, not refused)
+    assert.equal((await publish(server.admin, { ...m, version: '1.0.3' }, 5000)).errors, undefined);
+  });
+
+  it('refuses an addon its versions past REGISTRY_MAX_VERSIONS_PER_ADDON', async () => {
+    // given: an addon with four versions
+    const developer = (await givenDeveloper(server.admin)).client;
+    const m = manifest();
+    for (const version of ['1.0.0', '1.0.1', '1.0.2', '1.0.3'])
+      assert.equal((await publish(developer, { ...m, version }, 100)).errors, undefined);
+
+    // when: a fifth is published
+    const refused = await publish(developer, { ...m, version: '1.0.4' }, 100);
+
+    // then: it is refused, naming the setting
+    assert.equal(refused.errors?.[0]?.extensions?.code, 'STORAGE_QUOTA_EXCEEDED');
+    assert.match(
+      refused.errors?.[0]?.message ?? '',
+      /has 4 published versions.*REGISTRY_MAX_VERSIONS_PER_ADDON/,
+    );
+  });
+});
