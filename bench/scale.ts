@@ -170,7 +170,15 @@ async function withServer<T>(
   run: (server: BenchServer, db: pg.Client) => Promise<T>,
   env: Record<string, string> = {},
 ): Promise<T> {
-  const server = await startBenchServer({ env: { RATE_LIMIT_DEFAULT: '0', ...env } });
+  // The curves go past a developer's and a site's default registry bounds on purpose.
+  const server = await startBenchServer({
+    env: {
+      RATE_LIMIT_DEFAULT: '0',
+      REGISTRY_MAX_ADDONS_PER_DEVELOPER: '100000',
+      INSTALLATIONS_MAX_PER_SITE: '100000',
+      ...env,
+    },
+  });
   const db = new pg.Client({ connectionString: server.databaseUrl });
   await db.connect();
   try {

@@ -85,6 +85,12 @@ export interface AddonListFilter {
 export class AddonRepository {
   constructor(private readonly db: DbClient) {}
 
+  /** Addons a developer owns, its row locked so that concurrent first publishes count in turn. */
+  async lockAndCountOwned(developerId: string): Promise<number> {
+    await this.db.$executeRaw`SELECT 1 FROM "Developer" WHERE id = ${developerId}::uuid FOR UPDATE`;
+    return this.db.addon.count({ where: { ownerId: developerId } });
+  }
+
   /**
    * Adds `bytes` to what a developer's versions take, unless that would pass `max` (null: no
    * bound), in one statement, so concurrent publishes of one developer cannot both fit in what is

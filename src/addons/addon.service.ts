@@ -35,11 +35,14 @@ export interface RegistryLimits {
   maxBytesPerDeveloper: number;
   /** Published versions of one addon. */
   maxVersionsPerAddon: number;
+  /** Addons one developer owns. */
+  maxAddonsPerDeveloper: number;
 }
 
 const DEFAULT_REGISTRY_LIMITS: RegistryLimits = {
   maxBytesPerDeveloper: 1024 * 1024 * 1024,
   maxVersionsPerAddon: 1000,
+  maxAddonsPerDeveloper: 100,
 };
 const MAX_PAGE = 100;
 
@@ -179,6 +182,15 @@ export class AddonService {
           );
         }
       } else {
+        if (actor.kind === 'developer') {
+          const owned = await addons.lockAndCountOwned(actor.developerId);
+          if (owned >= this.limits.maxAddonsPerDeveloper) {
+            throw new AppError(
+              ErrorCode.StorageQuotaExceeded,
+              `This developer owns ${owned} addons, the most the registry keeps of one developer (REGISTRY_MAX_ADDONS_PER_DEVELOPER); publish new versions of those instead.`,
+            );
+          }
+        }
         addon = await addons.createAddon({
           name: manifest.name,
           displayName: manifest.displayName,

@@ -158,7 +158,7 @@ export function createServices(deps: {
   });
   capabilities.attach(executions);
   const hooks = new SandboxLifecycleHooks({ bundles, executions });
-  const installations = new InstallationService(database, hooks);
+  const installations = new InstallationService(database, hooks, config.installationsMaxPerSite);
   installations.onChange(({ installation }) => void lookup.changed(installation.siteId));
   installations.onChange(({ installation }) => subscribers.dropSite(installation.siteId));
   const deliveryWorker = config.deliveries.worker

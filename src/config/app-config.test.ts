@@ -74,7 +74,12 @@ describe('loadConfig', () => {
   });
 
   it('keeps a gibibyte of versions per developer and a thousand versions per addon, unless set', () => {
-    assert.deepEqual(loadConfig({}).registry, { maxBytesPerDeveloper: 1024 ** 3, maxVersionsPerAddon: 1000 });
+    assert.deepEqual(loadConfig({}).registry, {
+      maxBytesPerDeveloper: 1024 ** 3,
+      maxVersionsPerAddon: 1000,
+      maxAddonsPerDeveloper: 100,
+    });
+    assert.equal(loadConfig({}).installationsMaxPerSite, 200);
     assert.equal(loadConfig({ REGISTRY_MAX_VERSIONS_PER_ADDON: '5' }).registry.maxVersionsPerAddon, 5);
     assert.throws(
       () => loadConfig({ REGISTRY_MAX_BYTES_PER_DEVELOPER: 'lots' }),

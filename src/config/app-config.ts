@@ -66,7 +66,9 @@ export interface AppConfig {
   /** Events addon code of one site may emit per UTC day, across the cluster (counted in Redis). */
   eventsMaxPerSiteDay: number;
   /** What the registry keeps per developer (bytes of versions) and per addon (versions). */
-  registry: { maxBytesPerDeveloper: number; maxVersionsPerAddon: number };
+  registry: { maxBytesPerDeveloper: number; maxVersionsPerAddon: number; maxAddonsPerDeveloper: number };
+  /** Addons one site may have installed. */
+  installationsMaxPerSite: number;
   /** Addon log text stored with execution records (UTF-8 bytes). */
   executionLogs: { maxBytesPerExecution: number; maxBytesPerSiteDay: number };
   /** Renders larger than this (UTF-8 bytes of JSON) are served but not stored in Redis (L2). */
@@ -254,7 +256,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     registry: {
       maxBytesPerDeveloper: readInt(env, 'REGISTRY_MAX_BYTES_PER_DEVELOPER', 1024 ** 3, 1, 2 ** 50),
       maxVersionsPerAddon: readInt(env, 'REGISTRY_MAX_VERSIONS_PER_ADDON', 1000, 1, 1_000_000),
+      maxAddonsPerDeveloper: readInt(env, 'REGISTRY_MAX_ADDONS_PER_DEVELOPER', 100, 1, 1_000_000),
     },
+    installationsMaxPerSite: readInt(env, 'INSTALLATIONS_MAX_PER_SITE', 200, 1, 1_000_000),
     executionLogs: {
       maxBytesPerExecution: readInt(env, 'EXECUTION_LOG_MAX_BYTES', 64 * 1024, 0, 16 * 1024 * 1024),
       maxBytesPerSiteDay: readInt(env, 'EXECUTION_LOG_MAX_BYTES_PER_SITE_DAY', 64 * 1024 * 1024, 0, 2 ** 40),

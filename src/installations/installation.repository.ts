@@ -20,6 +20,10 @@ export class InstallationRepository {
     return this.find(siteId, addonId);
   }
 
+  countBySite(siteId: string): Promise<number> {
+    return this.db.installation.count({ where: { siteId } });
+  }
+
   listBySite(siteId: string): Promise<InstallationRecord[]> {
     if (!isUuid(siteId)) return Promise.resolve([]);
     return this.db.installation.findMany({ where: { siteId }, orderBy: { createdAt: 'asc' } });

@@ -3,7 +3,9 @@ import type { Database } from '../infrastructure/database/database.js';
 import type { Prisma } from '../generated/prisma/client.js';
 import { resolveSiteId, requireAuthenticated, type Actor } from '../auth/actor.js';
 import {
+  AppError,
   ConflictError,
+  ErrorCode,
   NotFoundError,
   PermissionsNotAcceptedError,
   ValidationError,
@@ -46,9 +48,14 @@ export interface InstallArgs {
 export class InstallationService {
   private readonly listeners: InstallationChangeListener[] = [];
 
+  /**
+   * @param maxPerSite installations one site may have (INSTALLATIONS_MAX_PER_SITE): each brings its
+   *   own storage quota, event subscriptions and rows read on every listing of the site.
+   */
   constructor(
     private readonly database: Database,
     private readonly hooks: LifecycleHooks | null = null,
+    private readonly maxPerSite = 200,
   ) {}
 
   onChange(listener: InstallationChangeListener): void {
@@ -72,13 +79,21 @@ export class InstallationService {
   async install(actor: Actor, args: InstallArgs): Promise<InstallationRecord> {
     const siteId = resolveSiteId(actor, args.siteId);
     const installation = await this.database.transaction(async (tx) => {
-      await requireSite(tx, siteId);
+      // Locked: concurrent installs on one site are counted one after another.
+      if (!(await new SiteRepository(tx).lockById(siteId))) throw new NotFoundError('Site', siteId);
       const addons = new AddonRepository(tx);
       const installations = new InstallationRepository(tx);
       const addon = await requireAddon(addons, args.addon);
       const version = await pickVersion(addons, addon, args.version);
       if (await installations.find(siteId, addon.id)) {
         throw new ConflictError(`Addon "${addon.name}" is already installed on this site.`);
+      }
+      const installed = await installations.countBySite(siteId);
+      if (installed >= this.maxPerSite) {
+        throw new AppError(
+          ErrorCode.StorageQuotaExceeded,
+          `This site has ${installed} addons installed, the most a site may have (INSTALLATIONS_MAX_PER_SITE); uninstall one first.`,
+        );
       }
       const manifest = version.manifest as unknown as AddonManifest;
       await checkDependenciesInstalled(addons, installations, siteId, manifest);
@@ -253,10 +268,6 @@ function checkConsent(
     ]);
   }
   throw new PermissionsNotAcceptedError(addonName, version, newPermissions, accepted);
-}
-
-async function requireSite(tx: Prisma.TransactionClient, siteId: string): Promise<void> {
-  if (!(await new SiteRepository(tx).findById(siteId))) throw new NotFoundError('Site', siteId);
 }
 
 async function requireAddon(addons: AddonRepository, idOrName: string): Promise<AddonRecord> {

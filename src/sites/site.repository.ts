@@ -13,6 +13,13 @@ export class SiteRepository {
     return this.db.site.findUnique({ where: { id } });
   }
 
+  /** Locks one site row for the rest of the transaction (null: no such site). */
+  async lockById(id: string): Promise<SiteRecord | null> {
+    if (!isUuid(id)) return null;
+    await this.db.$executeRaw`SELECT 1 FROM "Site" WHERE id = ${id}::uuid FOR UPDATE`;
+    return this.findById(id);
+  }
+
   findByIds(ids: readonly string[]): Promise<SiteRecord[]> {
     return this.db.site.findMany({ where: { id: { in: ids.filter(isUuid) } } });
   }

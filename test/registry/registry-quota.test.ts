@@ -1,9 +1,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../support/test-server.js';
-import { givenDeveloper, manifest, sourceFor } from '../support/fixtures.js';
+import { givenDeveloper, givenSite, manifest, sourceFor } from '../support/fixtures.js';
 import type { GraphQLClient } from '../support/graphql-client.js';
-import { AddonByNameDocument, RegisterAddonDocument } from '../generated/graphql.js';
+import {
+  AddonByNameDocument,
+  InstallAddonDocument,
+  RegisterAddonDocument,
+  UninstallAddonDocument,
+} from '../generated/graphql.js';
 
 /** A version of `m` whose source is padded to about `bytes` with a comment. */
 function paddedVersion(m: Record<string, unknown>, bytes: number) {
@@ -11,13 +16,15 @@ function paddedVersion(m: Record<string, unknown>, bytes: number) {
   return { manifest: m, source: `${source}\n// ${'x'.repeat(Math.max(0, bytes - source.length))}` };
 }
 
-describe('the registry keeps a bounded amount per developer and per addon', () => {
+describe('the registry keeps a bounded amount per developer and per addon, and a site a bounded number of installations', () => {
   let server: TestServer;
 
   before(async () => {
     server = await startTestServer({
       REGISTRY_MAX_BYTES_PER_DEVELOPER: '12000',
       REGISTRY_MAX_VERSIONS_PER_ADDON: '4',
+      REGISTRY_MAX_ADDONS_PER_DEVELOPER: '3',
+      INSTALLATIONS_MAX_PER_SITE: '2',
     });
   });
   after(() => server.close());
@@ -80,5 +87,43 @@ describe('the registry keeps a bounded amount per developer and per addon', () =
       refused.errors?.[0]?.message ?? '',
       /has 4 published versions.*REGISTRY_MAX_VERSIONS_PER_ADDON/,
     );
+  });
+
+  it('refuses a developer its addons past REGISTRY_MAX_ADDONS_PER_DEVELOPER, and new versions go on', async () => {
+    // given: a developer with three addons
+    const developer = (await givenDeveloper(server.admin)).client;
+    const owned = [manifest(), manifest(), manifest()];
+    for (const m of owned) assert.equal((await publish(developer, m, 100)).errors, undefined);
+
+    // when: it publishes a fourth addon, and a new version of its first
+    const refused = await publish(developer, manifest(), 100);
+    const newVersion = await publish(developer, { ...owned[0], version: '1.1.0' }, 100);
+
+    // then: the new addon is refused, naming the setting; the version is published
+    assert.equal(refused.errors?.[0]?.extensions?.code, 'STORAGE_QUOTA_EXCEEDED');
+    assert.match(refused.errors?.[0]?.message ?? '', /owns 3 addons.*REGISTRY_MAX_ADDONS_PER_DEVELOPER/);
+    assert.equal(newVersion.errors, undefined);
+  });
+
+  it('refuses a site its installations past INSTALLATIONS_MAX_PER_SITE until it uninstalls one, and only that site', async () => {
+    // given: three published addons and a site with two of them installed
+    const developer = (await givenDeveloper(server.admin)).client;
+    const names = [manifest(), manifest(), manifest()].map((m) => m.name as string);
+    for (const name of names)
+      assert.equal((await publish(developer, manifest({ name }), 100)).errors, undefined);
+    const site = await givenSite(server.admin);
+    for (const name of names.slice(0, 2))
+      await site.client.ok(InstallAddonDocument, { id: name, config: {} });
+
+    // when: it installs the third
+    const refused = await site.client.request(InstallAddonDocument, { id: names[2], config: {} });
+
+    // then: refused, naming the setting; another site installs it; after an uninstall, it fits
+    assert.equal(refused.errors?.[0]?.extensions?.code, 'STORAGE_QUOTA_EXCEEDED');
+    assert.match(refused.errors?.[0]?.message ?? '', /has 2 addons installed.*INSTALLATIONS_MAX_PER_SITE/);
+    const other = await givenSite(server.admin);
+    await other.client.ok(InstallAddonDocument, { id: names[2], config: {} });
+    await site.client.ok(UninstallAddonDocument, { id: names[0] });
+    await site.client.ok(InstallAddonDocument, { id: names[2], config: {} });
   });
 });
