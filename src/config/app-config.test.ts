@@ -99,6 +99,17 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ REDIS_URL: 'http://x' }), /REDIS_URL: expected a redis: or rediss: URL/);
   });
 
+  it('takes a METRICS_TOKEN of 16 printable characters or more, and never echoes it', () => {
+    assert.equal(loadConfig({}).metricsToken, null);
+    assert.equal(loadConfig({ METRICS_TOKEN: 'abcdefghijklmnop' }).metricsToken, 'abcdefghijklmnop');
+    assert.throws(
+      () => loadConfig({ METRICS_TOKEN: 'short-secret' }),
+      (error: Error) =>
+        /METRICS_TOKEN: expected from 16 to 512/.test(error.message) &&
+        !error.message.includes('short-secret'),
+    );
+  });
+
   it('never echoes a connection string, which may hold a password', () => {
     try {
       loadConfig({ DATABASE_URL: 'mysql://admin:s3cret@db/x' });

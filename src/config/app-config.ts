@@ -20,6 +20,8 @@ export interface AppConfig {
   redisUrl: string | null;
   /** A first admin key, so a fresh installation can create the others. Stored hashed. */
   adminApiKey: string | null;
+  /** When set, `GET /metrics` answers only requests bearing it (`Authorization: Bearer ...`). */
+  metricsToken: string | null;
   migrateOnStart: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   bodyLimitBytes: number;
@@ -204,6 +206,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
       '<hidden>',
     );
   }
+  const metricsToken = env.METRICS_TOKEN || null;
+  if (metricsToken !== null && !/^[\x21-\x7e]{16,512}$/.test(metricsToken)) {
+    throw new ConfigError('METRICS_TOKEN', 'from 16 to 512 printable characters without spaces', '<hidden>');
+  }
   const databasePoolMax = readInt(env, 'DATABASE_POOL_MAX', 10, 1, 200);
   return {
     nodeEnv,
@@ -219,6 +225,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     dataDir: path.resolve(env.DATA_DIR || '.data'),
     redisUrl: readUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
     adminApiKey,
+    metricsToken,
     migrateOnStart: readBool(env, 'MIGRATE_ON_START', true),
     logLevel: readEnum(
       env,

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastify';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
@@ -6,7 +6,7 @@ import type { AppConfig } from '../config/app-config.js';
 import type { Services } from '../app/services.js';
 import type { Database } from '../infrastructure/database/database.js';
 import { HeaderMap } from '@apollo/server';
-import { AppError, ServiceUnavailableError } from '../errors/index.js';
+import { AppError, ErrorCode, ServiceUnavailableError } from '../errors/index.js';
 import { DatabaseOutage } from './database-outage.js';
 import { registerInputGuard } from './input-guard.hook.js';
 import { createApolloServer } from '../graphql/apollo.js';
@@ -212,7 +212,19 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   // them keeps at most one readiness check on the database in flight.
   const renderMetrics = shareInFlight(() => options.metrics.registry.metrics());
   const checkReadiness = shareInFlight(options.readiness);
-  app.get('/metrics', async (_request, reply) => {
+  const scraperAllowed = bearerCheck(config.metricsToken);
+  app.get('/metrics', async (request, reply) => {
+    if (!scraperAllowed(request.headers.authorization)) {
+      return reply
+        .status(401)
+        .header('www-authenticate', 'Bearer')
+        .send({
+          error: {
+            code: ErrorCode.Unauthenticated,
+            message: 'GET /metrics needs the METRICS_TOKEN as a Bearer token (Authorization header).',
+          },
+        });
+    }
     reply.header('content-type', options.metrics.registry.contentType);
     return renderMetrics();
   });
@@ -224,4 +236,15 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     return { status: 'ready' };
   });
   return app;
+}
+
+/**
+ * Whether an Authorization header bears `token` (always, when there is none). Digests are compared,
+ * in constant time, so neither the token's length nor its prefix leaks through timing.
+ */
+function bearerCheck(token: string | null): (header: string | undefined) => boolean {
+  if (token === null) return () => true;
+  const expected = createHash('sha256').update(`Bearer ${token}`).digest();
+  return (header) =>
+    header !== undefined && timingSafeEqual(createHash('sha256').update(header).digest(), expected);
 }
