@@ -91,6 +91,7 @@ export async function createApp(
         perCaller: config.databaseScans.perCaller,
         total: Math.min(config.databaseScans.total, poolMax),
       },
+      statementTimeoutMs: config.databaseStatementTimeoutMs,
     });
     cleanups.unshift(() => database.close());
     const redis = config.redisUrl ? createRedis(config.redisUrl, 'main') : null;

@@ -54,6 +54,8 @@ describe('loadConfig', () => {
   it('gives scans of tenant history half the connection pool, two per caller, unless set', () => {
     assert.deepEqual(loadConfig({}).databaseScans, { perCaller: 2, total: 5 });
     assert.deepEqual(loadConfig({ DATABASE_POOL_MAX: '7' }).databaseScans, { perCaller: 2, total: 4 });
+    assert.equal(loadConfig({}).databaseStatementTimeoutMs, 30_000);
+    assert.equal(loadConfig({ DATABASE_STATEMENT_TIMEOUT_MS: '0' }).databaseStatementTimeoutMs, 0);
     assert.deepEqual(loadConfig({ DATABASE_SCANS: '8', DATABASE_SCANS_PER_CALLER: '3' }).databaseScans, {
       perCaller: 3,
       total: 8,

@@ -15,6 +15,8 @@ export interface AppConfig {
    * instance: per caller (its key's site, developer, or the admins), and in all.
    */
   databaseScans: { perCaller: number; total: number };
+  /** PostgreSQL's statement_timeout for the API's connections (0: none). */
+  databaseStatementTimeoutMs: number;
   dataDir: string;
   /** Unset: in-process pub/sub and caches, which serve a single instance only. */
   redisUrl: string | null;
@@ -218,6 +220,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     port,
     databaseUrl: readUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     databasePoolMax,
+    databaseStatementTimeoutMs: readInt(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 30_000, 0, 3_600_000),
     databaseScans: {
       perCaller: readInt(env, 'DATABASE_SCANS_PER_CALLER', 2, 1, 200),
       total: readInt(env, 'DATABASE_SCANS', Math.ceil(databasePoolMax / 2), 1, 200),

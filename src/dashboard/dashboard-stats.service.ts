@@ -136,8 +136,8 @@ export class DashboardStatsService {
             totals: { executions: 0, errors: 0, callerErrors: 0, p50Ms: null, p95Ms: null, maxMs: null },
             addons: [],
           }
-        : await this.deps.database.scans.run(actorScope(actor), () =>
-            new DashboardStatsRepository(this.deps.database.prisma).aggregate(since, scope, MAX_ADDON_ROWS),
+        : await this.deps.database.scan(actorScope(actor), (db) =>
+            new DashboardStatsRepository(db).aggregate(since, scope, MAX_ADDON_ROWS),
           );
     return {
       ...totals,

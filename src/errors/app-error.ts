@@ -72,6 +72,17 @@ export class RateLimitedError extends AppError {
   }
 }
 
+/** A read of tenant history ran past its statement timeout and was cancelled by PostgreSQL. */
+export class ScanTimeoutError extends AppError {
+  constructor(timeoutMs: number) {
+    super(
+      ErrorCode.QueryTooComplex,
+      `This read of history ran past ${timeoutMs} ms (DATABASE_STATEMENT_TIMEOUT_MS) and was stopped; narrow it with a filter or a shorter window.`,
+      { timeoutMs },
+    );
+  }
+}
+
 /** Why a live subscription was ended (see ErrorCode.LiveStreamInterrupted). */
 export type LiveStreamInterruption = 'redis-lost' | 'redis-unavailable' | 'publish-failed' | 'fell-behind';
 

@@ -11,6 +11,7 @@ export {
   AddonQuarantinedError,
   PermissionsNotAcceptedError,
   RateLimitedError,
+  ScanTimeoutError,
   type FieldProblem,
   type LiveStreamInterruption,
 } from './app-error.js';

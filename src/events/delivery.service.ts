@@ -60,8 +60,8 @@ export class DeliveryService {
       if (addonIds.length === 0) return empty;
     }
     if ((siteId && !isUuid(siteId)) || (args.eventId && !isUuid(args.eventId))) return empty;
-    const rows = await this.deps.database.scans.run(actorScope(actor), () =>
-      new DeliveryRepository(this.deps.database.prisma).list({
+    const rows = await this.deps.database.scan(actorScope(actor), (db) =>
+      new DeliveryRepository(db).list({
         siteId,
         addonIds,
         eventId: args.eventId ?? null,

@@ -347,8 +347,8 @@ export class EventService {
     const empty = { rows: [], hasNextPage: false, hasPreviousPage: false, encode: encodeEventCursor };
     const after = args.after ? decodeCursor(args.after) : null;
     if ((siteId && !isUuid(siteId)) || sourceAddonIds?.length === 0) return empty;
-    const rows = await this.deps.database.scans.run(actorScope(actor), () =>
-      new EventRepository(this.deps.database.prisma).list({
+    const rows = await this.deps.database.scan(actorScope(actor), (db) =>
+      new EventRepository(db).list({
         after,
         names,
         source: args.source ?? null,

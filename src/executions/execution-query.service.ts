@@ -46,8 +46,8 @@ export class ExecutionQueryService {
       siteId = actor.siteId;
     }
     if (siteId && !isUuid(siteId)) return { rows: [], hasNextPage: false, encode: encodeTimeCursor };
-    const rows = await this.database.scans.run(actorScope(actor), () =>
-      new ExecutionRepository(this.database.prisma).list({
+    const rows = await this.database.scan(actorScope(actor), (db) =>
+      new ExecutionRepository(db).list({
         siteId,
         addonId,
         entry: args.entry,

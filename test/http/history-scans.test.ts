@@ -132,3 +132,44 @@ describe("reads of a tenant's history hold a bounded share of the connection poo
     });
   });
 });
+
+describe('a read of history that runs past DATABASE_STATEMENT_TIMEOUT_MS', () => {
+  let server: TestServer;
+  let admin: pg.Client;
+
+  before(async () => {
+    server = await startTestServer({ DATABASE_STATEMENT_TIMEOUT_MS: '300' });
+    admin = new pg.Client({ connectionString: server.app.config.databaseUrl! });
+    await admin.connect();
+  });
+  after(async () => {
+    await admin.end();
+    await server.close();
+  });
+
+  it('is stopped by PostgreSQL and answered QUERY_TOO_COMPLEX naming the setting, freeing its place', async () => {
+    // given: a site, and its execution records locked for longer than the timeout
+    const a = await givenSite(server.admin);
+    await admin.query('BEGIN');
+    await admin.query('LOCK TABLE "Execution" IN ACCESS EXCLUSIVE MODE');
+    // when: it lists its executions and asks for its dashboard figures (a model query, a raw one)
+    const pending = Promise.all([
+      a.client.request(ExecutionsDocument, { first: 5 }),
+      a.client.request(DashboardStatsDocument, { windowSeconds: 3600 }),
+    ]);
+    const stoppedInTime = await Promise.race([pending.then(() => true), sleep(3_000).then(() => false)]);
+    await admin.query('ROLLBACK');
+    const answers = await pending;
+
+    // then: both were stopped, long before the lock went, with the catalogue code, and nothing
+    // holds a place afterwards
+    assert.ok(stoppedInTime, 'answered while the lock was still held');
+    for (const answer of answers) {
+      assert.equal(answer.errors?.[0]?.extensions?.code, 'QUERY_TOO_COMPLEX', JSON.stringify(answer.errors));
+      assert.match(answer.errors?.[0]?.message ?? '', /ran past 300 ms \(DATABASE_STATEMENT_TIMEOUT_MS\)/);
+    }
+    assert.deepEqual(await scanGauges(server.url), { running: 0, waiting: 0, refused: 0 });
+    // and the next read, with nothing in its way, is answered
+    assert.equal((await a.client.request(ExecutionsDocument, { first: 5 })).errors, undefined);
+  });
+});
