@@ -73,6 +73,9 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
  *   site's rows of an addon hold at most three quarters of the addon's rows and all but one of its
  *   running slots (where the share has room), so a site flooding an addon it shares with other
  *   sites, or making its handler hang, delays its own deliveries, not theirs;
+ * - one site's rows, across its addons, hold at most three quarters of the running handlers (from
+ *   8 up) and leave a claim's batch of room among the rows held, so a site whose many addons hang
+ *   cannot take every slot either;
  * - failures retry with exponential backoff and jitter, up to `maxAttempts`, then DEAD;
  * - woken at once through the pub/sub when deliveries are stored, by its own timer for retries, and
  *   polls as a fallback.
@@ -90,10 +93,15 @@ export class DeliveryWorker {
   private readonly heldPerAddon = new Map<string, number>();
   /** Rows running or waiting, by (site, addon) flow. */
   private readonly heldPerFlow = new Map<string, number>();
+  /** Running handlers, and rows running or waiting, by site. */
+  private readonly runningPerSite = new Map<string, number>();
+  private readonly heldPerSite = new Map<string, number>();
   private readonly perAddon: number;
   private readonly perAddonHeld: number;
   private readonly perFlow: number;
   private readonly perFlowHeld: number;
+  private readonly perSite: number;
+  private readonly perSiteHeld: number;
   private readonly maxHeld: number;
   private readonly minBatch: number;
   /** Where the next claim's walk over the (site, addon) flows starts. */
@@ -134,6 +142,12 @@ export class DeliveryWorker {
     // whatever its size: under load, fewer and larger claims leave it more CPU for the rest.
     this.maxHeld = deps.options.concurrency * 6;
     this.minBatch = deps.options.concurrency * 2;
+    // A site's addons together leave a quarter of the handlers to the other sites (from 8 up, as
+    // the flow share: below, a lone busy site would lose too much), and room for a claim's batch
+    // among the rows held: a claim only runs with that much room.
+    const concurrency = deps.options.concurrency;
+    this.perSite = concurrency >= 8 ? concurrency - Math.floor(concurrency / 4) : concurrency;
+    this.perSiteHeld = this.maxHeld - this.minBatch;
   }
 
   private get repository() {
@@ -191,6 +205,12 @@ export class DeliveryWorker {
         if (n >= this.perFlowHeld) busyFlows.push(parseFlow(flow));
         else flowRoom.push({ ...parseFlow(flow), room: this.perFlowHeld - n });
       }
+      const busySiteIds: string[] = [];
+      const siteRoom: { siteId: string; room: number }[] = [];
+      for (const [siteId, n] of this.heldPerSite) {
+        if (n >= this.perSiteHeld) busySiteIds.push(siteId);
+        else siteRoom.push({ siteId, room: this.perSiteHeld - n });
+      }
       let claimed: ClaimedDelivery[];
       try {
         const claim = await DeliveryRepository.claimFast(this.deps.database.pool, {
@@ -202,6 +222,9 @@ export class DeliveryWorker {
           perFlow: this.perFlowHeld,
           addonRoom,
           flowRoom,
+          busySiteIds,
+          perSite: this.perSiteHeld,
+          siteRoom,
           leaseMs: this.deps.options.leaseMs,
           cursor: this.flowCursor,
         });
@@ -234,6 +257,7 @@ export class DeliveryWorker {
     this.heldPerAddon.set(row.addonId, (this.heldPerAddon.get(row.addonId) ?? 0) + 1);
     const flow = flowOf(row);
     this.heldPerFlow.set(flow, (this.heldPerFlow.get(flow) ?? 0) + 1);
+    this.heldPerSite.set(row.siteId, (this.heldPerSite.get(row.siteId) ?? 0) + 1);
     this.waiting.push(row);
     this.publish([this.asRecord(row)]);
   }
@@ -268,6 +292,7 @@ export class DeliveryWorker {
     for (let i = 0; i < this.waiting.length; i += 1) {
       const row = this.waiting[i];
       if ((this.runningPerAddon.get(row.addonId) ?? 0) >= this.perAddon) continue;
+      if ((this.runningPerSite.get(row.siteId) ?? 0) >= this.perSite) continue;
       const runningOfFlow = this.runningPerFlow.get(flowOf(row)) ?? 0;
       if (runningOfFlow >= this.perFlow) continue;
       if (runningOfFlow === 0) return i;
@@ -282,12 +307,15 @@ export class DeliveryWorker {
     this.runningPerAddon.set(row.addonId, (this.runningPerAddon.get(row.addonId) ?? 0) + 1);
     const flow = flowOf(row);
     this.runningPerFlow.set(flow, (this.runningPerFlow.get(flow) ?? 0) + 1);
+    this.runningPerSite.set(row.siteId, (this.runningPerSite.get(row.siteId) ?? 0) + 1);
     const done = (outcome: DeliveryOutcome, attempt: NewAttempt | null) => {
       this.running.delete(row.id);
       decrement(this.runningPerAddon, row.addonId);
       decrement(this.runningPerFlow, flow);
+      decrement(this.runningPerSite, row.siteId);
       decrement(this.heldPerAddon, row.addonId);
       decrement(this.heldPerFlow, flow);
+      decrement(this.heldPerSite, row.siteId);
       this.enqueue(outcome, attempt);
       this.startWaiting();
       this.wake();

@@ -105,7 +105,7 @@ const CLAIM_SQL = `
     ) due_ ORDER BY "nextAttemptAt" LIMIT $2
   ), candidates AS (
     SELECT * FROM window_ w
-     WHERE NOT (w."addonId" = ANY($1::uuid[]))
+     WHERE NOT (w."addonId" = ANY($1::uuid[])) AND NOT (w."siteId" = ANY($20::uuid[]))
        AND NOT EXISTS (SELECT 1 FROM unnest($12::uuid[], $13::uuid[]) b(s, a)
                         WHERE b.s = w."siteId" AND b.a = w."addonId")
     UNION
@@ -115,24 +115,29 @@ const CLAIM_SQL = `
         WHERE status = 'PENDING' AND "siteId" = f."siteId" AND "addonId" = f."addonId"
           AND "nextAttemptAt" <= now()
         ORDER BY "nextAttemptAt" LIMIT $10) r
-     WHERE NOT (f."addonId" = ANY($1::uuid[]))
+     WHERE NOT (f."addonId" = ANY($1::uuid[])) AND NOT (f."siteId" = ANY($20::uuid[]))
        AND NOT EXISTS (SELECT 1 FROM unnest($12::uuid[], $13::uuid[]) b(s, a)
                         WHERE b.s = f."siteId" AND b.a = f."addonId")
   ), turns AS (
-    SELECT c.id, c."addonId", c."nextAttemptAt",
+    SELECT c.id, c."siteId", c."addonId", c."nextAttemptAt",
            row_number() OVER (PARTITION BY c."siteId", c."addonId" ORDER BY c."nextAttemptAt", c.id) AS turn,
            COALESCE(fr.room, $16) AS "flowRoom"
       FROM candidates c
       LEFT JOIN unnest($14::uuid[], $15::uuid[], $17::int[]) fr(s, a, room)
         ON fr.s = c."siteId" AND fr.a = c."addonId"
   ), picked AS (
-    SELECT r.id, r.turn, r."nextAttemptAt" FROM (
-      SELECT t.id, t.turn, t."nextAttemptAt", t."addonId",
-             row_number() OVER (PARTITION BY t."addonId" ORDER BY t.turn, t."nextAttemptAt", t.id) AS rank
-        FROM turns t WHERE t.turn <= t."flowRoom") r
-      LEFT JOIN unnest($18::uuid[], $19::int[]) ar(a, room) ON ar.a = r."addonId"
-     WHERE r.rank <= COALESCE(ar.room, $3)
-     ORDER BY r.turn, r."nextAttemptAt" LIMIT $4
+    SELECT s.id, s.turn, s."nextAttemptAt" FROM (
+      SELECT r.id, r.turn, r."nextAttemptAt", r."siteId",
+             row_number() OVER (PARTITION BY r."siteId" ORDER BY r.turn, r."nextAttemptAt", r.id) AS "siteRank"
+        FROM (
+          SELECT t.id, t.turn, t."nextAttemptAt", t."siteId", t."addonId",
+                 row_number() OVER (PARTITION BY t."addonId" ORDER BY t.turn, t."nextAttemptAt", t.id) AS rank
+            FROM turns t WHERE t.turn <= t."flowRoom") r
+        LEFT JOIN unnest($18::uuid[], $19::int[]) ar(a, room) ON ar.a = r."addonId"
+       WHERE r.rank <= COALESCE(ar.room, $3)) s
+      LEFT JOIN unnest($21::uuid[], $22::int[]) sr(s, room) ON sr.s = s."siteId"
+     WHERE s."siteRank" <= COALESCE(sr.room, $23)
+     ORDER BY s.turn, s."nextAttemptAt" LIMIT $4
   ), due AS (
     -- The picked ids as one array, and a status test no index serves: a primary-key lookup each,
     -- whatever the planner believes about the table. As a join, statistics from before a burst
@@ -236,6 +241,11 @@ export class DeliveryRepository {
       /** Addons and flows the worker already holds rows of: what room each has left. */
       addonRoom?: { addonId: string; room: number }[];
       flowRoom?: (FlowCursor & { room: number })[];
+      /** Sites that already hold their share: none of their rows is claimed. */
+      busySiteIds?: string[];
+      /** Rows one site may get at most (default `limit`), and the room left of sites with rows held. */
+      perSite?: number;
+      siteRoom?: { siteId: string; room: number }[];
       leaseMs: number;
       cursor?: FlowCursor | null;
     },
@@ -272,6 +282,10 @@ export class DeliveryRepository {
           (args.flowRoom ?? []).map((flow) => flow.room),
           (args.addonRoom ?? []).map((addon) => addon.addonId),
           (args.addonRoom ?? []).map((addon) => addon.room),
+          args.busySiteIds ?? [],
+          (args.siteRoom ?? []).map((site) => site.siteId),
+          (args.siteRoom ?? []).map((site) => site.room),
+          args.perSite ?? args.limit,
         ],
       });
       await client.query('COMMIT');

@@ -149,6 +149,48 @@ describe('delivery claims take turns across sites and addons', () => {
       const count = (siteId: string) => claimed.filter((row) => row.siteId === siteId).length;
       assert.deepEqual([count(siteA), count(siteB), count(siteC)], [1, 1, 3]);
     });
+
+    it('claims no more of a site, across its addons, than the room the worker says it has left', async () => {
+      // given: site A with three addons, sites B and C with one each, five due rows per flow
+      const eventId = randomUUID();
+      await pool.query(
+        `INSERT INTO "Event" (id, name, source, data) VALUES ($1, 'order.created', 'platform', '{}')`,
+        [eventId],
+      );
+      const [siteA, siteB, siteC] = Array.from({ length: 3 }, () => randomUUID());
+      for (const [siteId, addonId] of [
+        [siteA, randomUUID()],
+        [siteA, randomUUID()],
+        [siteA, randomUUID()],
+        [siteB, randomUUID()],
+        [siteC, randomUUID()],
+      ]) {
+        await pool.query(
+          `INSERT INTO "Delivery" (id, "eventId", "eventName", "siteId", "installationId", "addonId",
+                                   "addonName", handler, "maxAttempts", "nextAttemptAt")
+           SELECT gen_random_uuid(), $1, 'order.created', $2, gen_random_uuid(), $3, 'site-room', 'on', 5,
+                  now() - interval '1 minute'
+             FROM generate_series(1, 5)`,
+          [eventId, siteId, addonId],
+        );
+      }
+      // when: a worker holding rows of A (room for 2 more) and at its share of C claims, with
+      // shares of 4 per site and 10 per addon or flow
+      const { claimed } = await DeliveryRepository.claimFast(pool, {
+        workerId: 'site-room',
+        limit: 30,
+        perAddon: 10,
+        perFlow: 10,
+        busyAddonIds: [],
+        leaseMs: 60_000,
+        perSite: 4,
+        siteRoom: [{ siteId: siteA, room: 2 }],
+        busySiteIds: [siteC],
+      });
+      // then: two rows of A's fifteen, four of B's five, none of C's
+      const count = (siteId: string) => claimed.filter((row) => row.siteId === siteId).length;
+      assert.deepEqual([count(siteA), count(siteB), count(siteC)], [2, 4, 0]);
+    });
   });
 
   describe('through the server', () => {
@@ -238,6 +280,52 @@ describe('delivery claims take turns across sites and addons', () => {
       assert.equal(server.app.runtime.deliveryWorker?.inFlight, 1);
       const noisyRows = await deliveries.findMany({ where: { siteId: noisy.siteId } });
       assert.equal(noisyRows.filter((row) => row.status === 'SUCCEEDED').length, 0);
+    });
+
+    it('keeps a quarter of the running handlers for other sites while one site’s many addons hang', async () => {
+      // given: eight addons installed on the noisy site, each hanging on its events (one running
+      // delivery per flow, so eight flows could hold all eight handlers), and a ninth on the quiet site
+      const developer = (await givenDeveloper(server.admin)).client;
+      const noisy = await givenSite(server.admin);
+      const quiet = await givenSite(server.admin);
+      const handles = {
+        configSchema: { type: 'object' },
+        widgets: [],
+        functions: [],
+        events: { handles: { 'order.created': 'onEvent' } },
+        limits: { timeoutMs: 60_000 },
+      };
+      for (let i = 0; i < 8; i += 1) {
+        const m = manifest(handles);
+        await givenPublished(developer, m, HANGS_WHEN_ASKED);
+        await noisy.client.ok(InstallAddonDocument, { id: m.name as string, config: {} });
+      }
+      const own = manifest(handles);
+      await givenPublished(developer, own, HANGS_WHEN_ASKED);
+      await quiet.client.ok(InstallAddonDocument, { id: own.name as string, config: {} });
+      const deliveries = server.app.database.prisma.delivery;
+      // (A delivery of the previous test may still hang on its own site: counted apart.)
+      const inFlight = () => server.app.runtime.deliveryWorker?.inFlight ?? 0;
+      const before = inFlight();
+      // when: the noisy site emits an event its eight addons hang on, then the quiet site one
+      await noisy.client.ok(EmitEventDocument, { name: 'order.created', data: { hang: true } });
+      await eventually(
+        async () => (inFlight() >= before + 6 ? true : undefined),
+        'the noisy site’s deliveries to start',
+      );
+      await quiet.client.ok(EmitEventDocument, { name: 'order.created', data: { hang: false } });
+      // then: the quiet site's delivery runs at once, beside six of the noisy site's
+      await eventually(
+        async () => {
+          const mine = await deliveries.findFirst({ where: { siteId: quiet.siteId } });
+          return mine?.status === 'SUCCEEDED' ? true : undefined;
+        },
+        'the quiet site’s delivery',
+        5000,
+      );
+      assert.equal(inFlight(), before + 6);
+      const running = await deliveries.count({ where: { siteId: noisy.siteId, status: 'RUNNING' } });
+      assert.equal(running, 8, 'the other two are claimed, waiting for the site’s share');
     });
   });
 });
