@@ -42,6 +42,25 @@ async function givenAddonOnTwoSites(
   return { noisy, quiet };
 }
 
+/** Five deliveries due a minute ago for each (site, addon) flow, of one new platform event. */
+async function givenFiveDuePerFlow(pool: pg.Pool, flows: [siteId: string, addonId: string][]): Promise<void> {
+  const eventId = randomUUID();
+  await pool.query(
+    `INSERT INTO "Event" (id, name, source, data) VALUES ($1, 'order.created', 'platform', '{}')`,
+    [eventId],
+  );
+  for (const [siteId, addonId] of flows) {
+    await pool.query(
+      `INSERT INTO "Delivery" (id, "eventId", "eventName", "siteId", "installationId", "addonId",
+                               "addonName", handler, "maxAttempts", "nextAttemptAt")
+       SELECT gen_random_uuid(), $1, 'order.created', $2, gen_random_uuid(), $3, 'room', 'on', 5,
+              now() - interval '1 minute'
+         FROM generate_series(1, 5)`,
+      [eventId, siteId, addonId],
+    );
+  }
+}
+
 describe('delivery claims take turns across sites and addons', () => {
   describe('the claim statement', () => {
     let database: TestDatabase;
@@ -113,26 +132,12 @@ describe('delivery claims take turns across sites and addons', () => {
     });
     it('claims no more of an addon or a flow than the room the worker says it has left', async () => {
       // given: one flow of addon A and two flows of addon B, five due rows each
-      const eventId = randomUUID();
-      await pool.query(
-        `INSERT INTO "Event" (id, name, source, data) VALUES ($1, 'order.created', 'platform', '{}')`,
-        [eventId],
-      );
       const [siteA, siteB, siteC, addonA, addonB] = Array.from({ length: 5 }, () => randomUUID());
-      for (const [siteId, addonId] of [
+      await givenFiveDuePerFlow(pool, [
         [siteA, addonA],
         [siteB, addonB],
         [siteC, addonB],
-      ]) {
-        await pool.query(
-          `INSERT INTO "Delivery" (id, "eventId", "eventName", "siteId", "installationId", "addonId",
-                                   "addonName", handler, "maxAttempts", "nextAttemptAt")
-           SELECT gen_random_uuid(), $1, 'order.created', $2, gen_random_uuid(), $3, 'room', 'on', 5,
-                  now() - interval '1 minute'
-             FROM generate_series(1, 5)`,
-          [eventId, siteId, addonId],
-        );
-      }
+      ]);
       // when: a worker holding rows of A (room for 1 more) and of B on site B (room for 1 more there)
       // claims with shares of 4 per addon and 3 per flow
       const { claimed } = await DeliveryRepository.claimFast(pool, {
@@ -152,28 +157,11 @@ describe('delivery claims take turns across sites and addons', () => {
 
     it('claims no more of a site, across its addons, than the room the worker says it has left', async () => {
       // given: site A with three addons, sites B and C with one each, five due rows per flow
-      const eventId = randomUUID();
-      await pool.query(
-        `INSERT INTO "Event" (id, name, source, data) VALUES ($1, 'order.created', 'platform', '{}')`,
-        [eventId],
-      );
       const [siteA, siteB, siteC] = Array.from({ length: 3 }, () => randomUUID());
-      for (const [siteId, addonId] of [
-        [siteA, randomUUID()],
-        [siteA, randomUUID()],
-        [siteA, randomUUID()],
-        [siteB, randomUUID()],
-        [siteC, randomUUID()],
-      ]) {
-        await pool.query(
-          `INSERT INTO "Delivery" (id, "eventId", "eventName", "siteId", "installationId", "addonId",
-                                   "addonName", handler, "maxAttempts", "nextAttemptAt")
-           SELECT gen_random_uuid(), $1, 'order.created', $2, gen_random_uuid(), $3, 'site-room', 'on', 5,
-                  now() - interval '1 minute'
-             FROM generate_series(1, 5)`,
-          [eventId, siteId, addonId],
-        );
-      }
+      await givenFiveDuePerFlow(
+        pool,
+        [siteA, siteA, siteA, siteB, siteC].map((siteId) => [siteId, randomUUID()]),
+      );
       // when: a worker holding rows of A (room for 2 more) and at its share of C claims, with
       // shares of 4 per site and 10 per addon or flow
       const { claimed } = await DeliveryRepository.claimFast(pool, {
