@@ -32,7 +32,9 @@ describe('dashboard: pending permissions and quarantined versions', { timeout: 1
       widgets: [],
       functions: [{ name: 'work' }],
       permissions: ['storage.read'],
-      limits: { cpuTimeMs: 100 },
+      // Low, so the spins below hit it soon, but not so low that loading the module on a loaded
+      // machine does (100 ms did once in a full run, refusing the publish).
+      limits: { cpuTimeMs: 300 },
     });
     const name = v1.name as string;
     await givenPublished(developer, v1, SOURCE);
