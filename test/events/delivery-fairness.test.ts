@@ -20,6 +20,26 @@ const SLOW = `module.exports = { handlers: { onEvent: () => {
 const HANGS_WHEN_ASKED = `module.exports = { handlers: { onEvent: (event) =>
   event.data && event.data.hang ? new Promise(() => {}) : true } };`;
 
+/** Manifest fields of an addon that only handles `order.created` with `onEvent`. */
+const HANDLES_ORDERS = {
+  configSchema: { type: 'object' },
+  widgets: [],
+  functions: [],
+  events: { handles: { 'order.created': 'onEvent' } },
+};
+
+/** Resolves once the one delivery of `siteId` succeeded; fails the test after `ms`. */
+function succeededOn(server: TestServer, siteId: string, ms = 5000) {
+  return eventually(
+    async () => {
+      const mine = await server.app.database.prisma.delivery.findFirst({ where: { siteId } });
+      return mine?.status === 'SUCCEEDED' ? true : undefined;
+    },
+    'the quiet site’s delivery',
+    ms,
+  );
+}
+
 /** Publishes an addon handling `order.created` with `source` and installs it on two new sites. */
 async function givenAddonOnTwoSites(
   server: TestServer,
@@ -27,13 +47,7 @@ async function givenAddonOnTwoSites(
   overrides: Record<string, unknown> = {},
 ) {
   const developer = (await givenDeveloper(server.admin)).client;
-  const m = manifest({
-    configSchema: { type: 'object' },
-    widgets: [],
-    functions: [],
-    events: { handles: { 'order.created': 'onEvent' } },
-    ...overrides,
-  });
+  const m = manifest({ ...HANDLES_ORDERS, ...overrides });
   await givenPublished(developer, m, source);
   const noisy = await givenSite(server.admin);
   const quiet = await givenSite(server.admin);
@@ -256,14 +270,7 @@ describe('delivery claims take turns across sites and addons', () => {
       );
       await quiet.client.ok(EmitEventDocument, { name: 'order.created', data: { hang: false } });
       // then: the quiet site's delivery runs at once on the slot the noisy site may not take
-      await eventually(
-        async () => {
-          const mine = await deliveries.findFirst({ where: { siteId: quiet.siteId } });
-          return mine?.status === 'SUCCEEDED' ? true : undefined;
-        },
-        'the quiet site’s delivery',
-        5000,
-      );
+      await succeededOn(server, quiet.siteId);
       // and the noisy site holds one running handler of the addon's two, its other rows waiting
       assert.equal(server.app.runtime.deliveryWorker?.inFlight, 1);
       const noisyRows = await deliveries.findMany({ where: { siteId: noisy.siteId } });
@@ -276,13 +283,7 @@ describe('delivery claims take turns across sites and addons', () => {
       const developer = (await givenDeveloper(server.admin)).client;
       const noisy = await givenSite(server.admin);
       const quiet = await givenSite(server.admin);
-      const handles = {
-        configSchema: { type: 'object' },
-        widgets: [],
-        functions: [],
-        events: { handles: { 'order.created': 'onEvent' } },
-        limits: { timeoutMs: 60_000 },
-      };
+      const handles = { ...HANDLES_ORDERS, limits: { timeoutMs: 60_000 } };
       for (let i = 0; i < 8; i += 1) {
         const m = manifest(handles);
         await givenPublished(developer, m, HANGS_WHEN_ASKED);
@@ -303,14 +304,7 @@ describe('delivery claims take turns across sites and addons', () => {
       );
       await quiet.client.ok(EmitEventDocument, { name: 'order.created', data: { hang: false } });
       // then: the quiet site's delivery runs at once, beside six of the noisy site's
-      await eventually(
-        async () => {
-          const mine = await deliveries.findFirst({ where: { siteId: quiet.siteId } });
-          return mine?.status === 'SUCCEEDED' ? true : undefined;
-        },
-        'the quiet site’s delivery',
-        5000,
-      );
+      await succeededOn(server, quiet.siteId);
       assert.equal(inFlight(), before + 6);
       const running = await deliveries.count({ where: { siteId: noisy.siteId, status: 'RUNNING' } });
       assert.equal(running, 8, 'the other two are claimed, waiting for the site’s share');
