@@ -154,6 +154,13 @@ export const LOAD_REPORT_MS = 5;
 export type WorkerToParent =
   ReadyMessage | ResultMessage | CapRequestMessage | EvictedMessage | StatsMessage | LoadMessage;
 
+/**
+ * What a worker writes to its channel: a message or a batch, stamped with when it was written
+ * (`performance.timeOrigin + performance.now()`, ms since the epoch), so the parent dates the
+ * worker's last sign of life by the worker's clock, not by when its own busy loop got to read it.
+ */
+export type StampedWrite<M> = (M | BatchMessage<M>) & { at?: number };
+
 /** Several messages sent as one IPC write (see {@link createBatchedSender}). */
 export interface BatchMessage<M> {
   t: 'batch';

@@ -7,6 +7,7 @@ import {
   unbatch,
   type BatchMessage,
   type ParentToWorker,
+  type StampedWrite,
   type StatsMessage,
   type WorkerConfig,
   type WorkerToParent,
@@ -99,8 +100,12 @@ export class WorkerHandle {
       );
     });
     this.readyPromise.catch(() => undefined);
-    this.child.on('message', (message: WorkerToParent | BatchMessage<WorkerToParent>) => {
-      this.lastMessageAt = performance.now();
+    this.child.on('message', (message: StampedWrite<WorkerToParent>) => {
+      // When the worker wrote it: a message read late must not make a silent worker look alive
+      // after calls sent to it meanwhile (they would look as if it had started them).
+      const now = performance.now();
+      this.lastMessageAt =
+        typeof message.at === 'number' ? Math.min(now, message.at - performance.timeOrigin) : now;
       unbatch(message, (item) => onMessage(this, item));
     });
     this.write = createBatchedSender<ParentToWorker>((message) => {

@@ -166,6 +166,45 @@ describe('kill only the guilty', () => {
     }
   });
 
+  it('blames the call that was running, not one sent after the worker fell silent, when this process reads the worker’s last messages late', async () => {
+    // given: a guilty addon (site A) and an honest one homed on worker 0, storage reads taking 150 ms
+    const capabilities = new MemoryCapabilities();
+    capabilities.storageDelayMs = 150;
+    const { pool: p, kills } = await pool({ spillAfterMs: 60_000 }, capabilities);
+    const guilty = homedOn(0, honestAddon, { limits: { timeoutMs: 600 }, permissions: ['storage.read'] });
+    const honest = homedOn(0, honestAddon, { limits: { timeoutMs: 8000 }, permissions: ['storage.read'] });
+    await call(p, guilty, 'ping', null, { siteId: 'A' });
+    await call(p, honest, 'ping', null, { siteId: 'honest' });
+    const before = pids(p);
+    // when: the guilty call is written to the worker; this process's loop is then held while the
+    // worker runs it and writes its storage read (left unread), the worker is stopped, and an
+    // honest call is sent, all before this process reads what the worker wrote
+    const guiltyCall = call(p, guilty, 'read', null, { siteId: 'A' });
+    await new Promise((resolve) => setImmediate(resolve));
+    const end = Date.now() + 150;
+    while (Date.now() < end) {
+      // held: the worker's messages wait in the channel
+    }
+    process.kill(before[0]!, 'SIGSTOP');
+    try {
+      const honestCall = call(p, honest, 'read', null, { siteId: 'honest' }).then(
+        () => 'ok',
+        (err: { code: string }) => err.code,
+      );
+      const failure = await codeOf(guiltyCall);
+      // then: the guilty call timed out and was named; the honest one, sent after the worker fell
+      // silent, was run again elsewhere
+      assert.equal(failure.code, 'EXECUTION_TIMEOUT');
+      assert.equal(await honestCall, 'ok');
+      assert.deepEqual(
+        kills.map((k) => k.guilty.map((g) => g.versionId)),
+        [[guilty.versionId]],
+      );
+    } finally {
+      resume(before[0]!);
+    }
+  });
+
   it('a worker that crashes by itself fails only the calls of the one version and site running there', async () => {
     // given: an addon that crashes its worker (site A) homed on worker 0, an honest one on worker 1
     const { pool: p, kills } = await pool({ allowCrashTest: true, spillAfterMs: 60_000 });

@@ -10,6 +10,7 @@ import {
   unbatch,
   type BatchMessage,
   type ParentToWorker,
+  type StampedWrite,
   type WorkerConfig,
   type WorkerToParent,
 } from '../protocol.js';
@@ -30,7 +31,11 @@ if (typeof process.send !== 'function') {
 }
 
 const write = createBatchedSender<WorkerToParent>((message) => {
-  if (process.connected) process.send!(message);
+  const stamped: StampedWrite<WorkerToParent> = {
+    ...message,
+    at: performance.timeOrigin + performance.now(),
+  };
+  if (process.connected) process.send!(stamped);
 });
 let loadSince = performance.eventLoopUtilization();
 let loadReportedAt = 0;
