@@ -105,17 +105,12 @@ export function createServices(deps: {
     subscribers,
     visibility,
     maxAttempts: config.deliveries.maxAttempts,
+    quota: new DailyQuota('events', config.eventsMaxPerSiteDay, deps.redis ?? null, config.redisKeyPrefix),
     onError: deps.onEventsError,
   });
   const effects = new ExecutionEffectsRegistry({ events, root: database.prisma });
   const eventTail = new EventTail({ database, pubSub, onError: deps.onEventsError });
-  const eventQuota = new DailyQuota(
-    'events',
-    config.eventsMaxPerSiteDay,
-    deps.redis ?? null,
-    config.redisKeyPrefix,
-  );
-  const capabilities = new AddonHostCapabilities({ database, bundles, lookup, events, effects, eventQuota });
+  const capabilities = new AddonHostCapabilities({ database, bundles, lookup, events, effects });
   const pool = new SandboxPool({
     workers: config.sandbox.workers,
     v8PoolSize: config.sandbox.v8PoolSize,

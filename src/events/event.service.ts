@@ -2,13 +2,20 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database, DbClient } from '../infrastructure/database/database.js';
 import { deleteInBatches } from '../shared/delete-in-batches.js';
-import { ConflictError, ForbiddenError, ValidationError, type FieldProblem } from '../errors/index.js';
+import {
+  ConflictError,
+  ForbiddenError,
+  RateLimitedError,
+  ValidationError,
+  type FieldProblem,
+} from '../errors/index.js';
 import { actorScope, requireAuthenticated, type Actor } from '../auth/actor.js';
 import { validateWithDefaults } from '../shared/json-schema.js';
 import { isUuid } from '../shared/ids.js';
 import { jsonValueProblem } from '../shared/storable-text.js';
 import type { AddonManifest } from '../addons/addon-manifest.js';
 import type { PubSub } from '../infrastructure/pub-sub/pub-sub.js';
+import type { DailyQuota } from '../infrastructure/redis/daily-quota.js';
 import { EventRepository, type EventPosition, type EventRecord, type NewEvent } from './event.repository.js';
 import type { SubscriberIndex } from './subscriber-index.js';
 import type { EventTopics } from './live-payloads.js';
@@ -128,10 +135,29 @@ export class EventService {
       subscribers: SubscriberIndex;
       visibility: VisibilityResolver;
       maxAttempts: number;
+      /** Events one site may emit per day (EVENTS_MAX_PER_SITE_DAY); none: no bound. */
+      quota?: DailyQuota;
       onError?: (error: unknown, message: string) => void;
     },
   ) {
     this.writer = new EffectsBatchWriter(deps.database.pool, deps.maxAttempts);
+  }
+
+  /**
+   * Charges one event to the site's day, or refuses it with RATE_LIMITED naming `via`. A call may
+   * emit a thousand (its SDK calls) and a key make a hundred calls a minute, so without it one
+   * site could fill the shared database.
+   */
+  admitSiteEvent(siteId: string, via: string): void {
+    const quota = this.deps.quota;
+    if (!quota) return;
+    if (quota.admit(siteId, 1) === 0) {
+      throw new RateLimitedError(
+        `${via}: this site emitted ${quota.perDay} events today, the most a site may (EVENTS_MAX_PER_SITE_DAY); more are refused until 00:00 UTC.`,
+        quota.secondsLeftToday(),
+      );
+    }
+    quota.syncSoon();
   }
 
   /**
@@ -277,6 +303,8 @@ export class EventService {
       const first = await this.findByIdempotencyKey(siteId, PLATFORM_SOURCE, key);
       if (first) return { event: first, replayed: true };
     }
+    // An admin is not refused: it is the platform, and may need to reach a site that spent its day.
+    if (actor.kind === 'site' && siteId !== null) this.admitSiteEvent(siteId, 'emitEvent');
     const event: NewEvent = {
       id: randomUUID(),
       name: input.name,

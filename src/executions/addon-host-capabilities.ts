@@ -1,14 +1,6 @@
 import type { Database, DbClient } from '../infrastructure/database/database.js';
 import type { CapabilityScope, HostCapabilities } from '../sandbox/index.js';
-import {
-  AppError,
-  ErrorCode,
-  ForbiddenError,
-  NotFoundError,
-  RateLimitedError,
-  ValidationError,
-} from '../errors/index.js';
-import type { DailyQuota } from '../infrastructure/redis/daily-quota.js';
+import { AppError, ErrorCode, ForbiddenError, NotFoundError, ValidationError } from '../errors/index.js';
 import { AddonStorageRepository, compareKeys } from '../storage/addon-storage.repository.js';
 import { jsonValueProblem } from '../shared/storable-text.js';
 import { idempotencyKeyProblem, type EventService } from '../events/event.service.js';
@@ -37,8 +29,6 @@ export class AddonHostCapabilities implements HostCapabilities {
       lookup: InstallationLookup;
       events: EventService;
       effects: ExecutionEffectsRegistry;
-      /** Events each site's addon code may emit per day (EVENTS_MAX_PER_SITE_DAY); none: no bound. */
-      eventQuota?: DailyQuota;
     },
   ) {}
 
@@ -172,25 +162,9 @@ export class AddonHostCapabilities implements HostCapabilities {
       { addonId: scope.addonId, addonName: scope.addonName, manifest },
       { name, data, siteId: scope.siteId, requestId: scope.requestId },
     );
-    this.admitEvent(scope.siteId);
+    this.deps.events.admitSiteEvent(scope.siteId, 'ctx.events.emit');
     effects.addEvent({ event, idempotencyKey: key }, Buffer.byteLength(JSON.stringify(event.data)));
     return { id: event.id, duplicate: false };
-  }
-
-  /**
-   * Charges one event to the site's day. A call may emit a thousand (its SDK calls) and a key make
-   * a hundred calls a minute, so without it one site's addons could fill the shared database.
-   */
-  private admitEvent(siteId: string): void {
-    const quota = this.deps.eventQuota;
-    if (!quota) return;
-    if (quota.admit(siteId, 1) === 0) {
-      throw new RateLimitedError(
-        `ctx.events.emit: this site's addons emitted ${quota.perDay} events today, the most a site may (EVENTS_MAX_PER_SITE_DAY); more are refused until 00:00 UTC.`,
-        quota.secondsLeftToday(),
-      );
-    }
-    quota.syncSoon();
   }
 
   async callAddon(

@@ -5,7 +5,12 @@ import { startTestServer, type TestServer } from '../support/test-server.js';
 import { startSecondInstance, type SecondInstance } from '../support/second-instance.js';
 import { givenDeveloper, givenInstalledAddon, givenSite } from '../support/fixtures.js';
 import { GraphQLClient } from '../support/graphql-client.js';
-import { EventsDocument, ExecuteAddonFunctionDocument, InstallAddonDocument } from '../generated/graphql.js';
+import {
+  EmitEventDocument,
+  EventsDocument,
+  ExecuteAddonFunctionDocument,
+  InstallAddonDocument,
+} from '../generated/graphql.js';
 
 const PER_DAY = 5;
 
@@ -99,5 +104,38 @@ describe('events addon code emits are bounded per site and day', () => {
     assert.deepEqual((await emit(b.client, 3)).data?.executeAddonFunction, { emitted: 3 });
     const ofB = await b.client.ok(EventsDocument, { names: ['order.placed'], first: 100 });
     assert.equal(ofB.events.edges.length, 3);
+  });
+
+  it("counts a site key's emitEvent in the same day: past it RATE_LIMITED, addon emits refused too, an admin still emits", async () => {
+    // given: a site with the emitting addon installed
+    const developer = (await givenDeveloper(server.admin)).client;
+    const { site, name } = await givenInstalledAddon(server.admin, developer, manifest, EMITTER);
+
+    // when: the site's key emits its day's 5 events through the mutation, then a sixth
+    for (let i = 0; i < PER_DAY; i++)
+      await site.client.ok(EmitEventDocument, { name: 'cart.viewed', data: { i } });
+    const sixth = await site.client.request(EmitEventDocument, { name: 'cart.viewed', data: { i: PER_DAY } });
+
+    // then: the sixth is refused naming the setting, and nothing more is stored
+    assert.equal(sixth.errors?.[0]?.extensions?.code, 'RATE_LIMITED', JSON.stringify(sixth.errors));
+    assert.match(sixth.errors?.[0]?.message ?? '', /^emitEvent: .*EVENTS_MAX_PER_SITE_DAY/);
+    const stored = await site.client.ok(EventsDocument, { names: ['cart.viewed'], first: 100 });
+    assert.equal(stored.events.edges.length, PER_DAY);
+
+    // and its addons' emits share the spent day
+    const fromAddon = await site.client.request(ExecuteAddonFunctionDocument, {
+      addonId: name,
+      function: 'emit',
+      data: { count: 1 },
+    });
+    assert.equal((fromAddon.data?.executeAddonFunction as { code?: string }).code, 'RATE_LIMITED');
+
+    // and an admin may still emit on the site
+    const byAdmin = await server.admin.ok(EmitEventDocument, {
+      name: 'cart.viewed',
+      data: {},
+      siteId: site.siteId,
+    });
+    assert.equal(byAdmin.emitEvent.siteId, site.siteId);
   });
 });
