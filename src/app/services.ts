@@ -105,7 +105,13 @@ export function createServices(deps: {
     subscribers,
     visibility,
     maxAttempts: config.deliveries.maxAttempts,
-    quota: new DailyQuota('events', config.eventsMaxPerSiteDay, deps.redis ?? null, config.redisKeyPrefix),
+    quota: new DailyQuota({
+      counter: 'events',
+      perDay: config.events.maxPerSiteDay,
+      perAddonDay: config.events.maxPerAddonDay,
+      redis: deps.redis,
+      prefix: config.redisKeyPrefix,
+    }),
     onError: deps.onEventsError,
   });
   const effects = new ExecutionEffectsRegistry({ events, root: database.prisma });

@@ -66,12 +66,31 @@ describe('loadConfig', () => {
     );
   });
 
-  it("bounds the events a site's addons emit per day, a million unless set", () => {
-    assert.equal(loadConfig({}).eventsMaxPerSiteDay, 1_000_000);
-    assert.equal(loadConfig({ EVENTS_MAX_PER_SITE_DAY: '5' }).eventsMaxPerSiteDay, 5);
+  it('bounds the events a site emits per day, a million unless set, and one addon of it a quarter million', () => {
+    assert.deepEqual(loadConfig({}).events, { maxPerSiteDay: 1_000_000, maxPerAddonDay: 250_000 });
+    assert.deepEqual(loadConfig({ EVENTS_MAX_PER_SITE_DAY: '5', EVENTS_MAX_PER_ADDON_DAY: '2' }).events, {
+      maxPerSiteDay: 5,
+      maxPerAddonDay: 2,
+    });
     assert.throws(
       () => loadConfig({ EVENTS_MAX_PER_SITE_DAY: '0' }),
       /EVENTS_MAX_PER_SITE_DAY: expected an integer from 1 to/,
+    );
+    assert.throws(
+      () => loadConfig({ EVENTS_MAX_PER_ADDON_DAY: '-1' }),
+      /EVENTS_MAX_PER_ADDON_DAY: expected an integer from 1 to/,
+    );
+  });
+
+  it("keeps 64 MiB of addon logs per site and day, 16 MiB of them one addon's, unless set", () => {
+    assert.deepEqual(loadConfig({}).executionLogs, {
+      maxBytesPerExecution: 64 * 1024,
+      maxBytesPerSiteDay: 64 * 1024 * 1024,
+      maxBytesPerAddonDay: 16 * 1024 * 1024,
+    });
+    assert.equal(
+      loadConfig({ EXECUTION_LOG_MAX_BYTES_PER_ADDON_DAY: '100' }).executionLogs.maxBytesPerAddonDay,
+      100,
     );
   });
 

@@ -67,14 +67,17 @@ export interface AppConfig {
   executionRetentionDays: number;
   /** Events older than this are deleted with their deliveries, once every delivery is finished. */
   eventRetentionDays: number;
-  /** Events addon code of one site may emit per UTC day, across the cluster (counted in Redis). */
-  eventsMaxPerSiteDay: number;
+  /**
+   * Events one site may emit per UTC day (its addon code and its keys' emitEvent), and one addon of
+   * a site, across the cluster (counted in Redis).
+   */
+  events: { maxPerSiteDay: number; maxPerAddonDay: number };
   /** What the registry keeps per developer (bytes of versions) and per addon (versions). */
   registry: { maxBytesPerDeveloper: number; maxVersionsPerAddon: number; maxAddonsPerDeveloper: number };
   /** Addons one site may have installed. */
   installationsMaxPerSite: number;
   /** Addon log text stored with execution records (UTF-8 bytes). */
-  executionLogs: { maxBytesPerExecution: number; maxBytesPerSiteDay: number };
+  executionLogs: { maxBytesPerExecution: number; maxBytesPerSiteDay: number; maxBytesPerAddonDay: number };
   /** Renders larger than this (UTF-8 bytes of JSON) are served but not stored in Redis (L2). */
   widgetL2MaxEntryBytes: number;
   /** Requests per window by caller kind; 0 turns that limit off. Anonymous callers count per IP. */
@@ -262,7 +265,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     executionRetentionDays: readInt(env, 'EXECUTION_RETENTION_DAYS', 7, 1, 3650),
     eventRetentionDays: readEventRetentionDays(env),
-    eventsMaxPerSiteDay: readInt(env, 'EVENTS_MAX_PER_SITE_DAY', 1_000_000, 1, 2 ** 40),
+    events: {
+      maxPerSiteDay: readInt(env, 'EVENTS_MAX_PER_SITE_DAY', 1_000_000, 1, 2 ** 40),
+      maxPerAddonDay: readInt(env, 'EVENTS_MAX_PER_ADDON_DAY', 250_000, 1, 2 ** 40),
+    },
     registry: {
       maxBytesPerDeveloper: readInt(env, 'REGISTRY_MAX_BYTES_PER_DEVELOPER', 1024 ** 3, 1, 2 ** 50),
       maxVersionsPerAddon: readInt(env, 'REGISTRY_MAX_VERSIONS_PER_ADDON', 1000, 1, 1_000_000),
@@ -272,6 +278,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
     executionLogs: {
       maxBytesPerExecution: readInt(env, 'EXECUTION_LOG_MAX_BYTES', 64 * 1024, 0, 16 * 1024 * 1024),
       maxBytesPerSiteDay: readInt(env, 'EXECUTION_LOG_MAX_BYTES_PER_SITE_DAY', 64 * 1024 * 1024, 0, 2 ** 40),
+      maxBytesPerAddonDay: readInt(
+        env,
+        'EXECUTION_LOG_MAX_BYTES_PER_ADDON_DAY',
+        16 * 1024 * 1024,
+        0,
+        2 ** 40,
+      ),
     },
     widgetL2MaxEntryBytes: readInt(env, 'WIDGET_L2_MAX_ENTRY_BYTES', 512 * 1024, 1024, 64 * 1024 * 1024),
     rateLimit: readRateLimits(env),

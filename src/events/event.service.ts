@@ -135,7 +135,7 @@ export class EventService {
       subscribers: SubscriberIndex;
       visibility: VisibilityResolver;
       maxAttempts: number;
-      /** Events one site may emit per day (EVENTS_MAX_PER_SITE_DAY); none: no bound. */
+      /** Events one site, and one addon of it, may emit per day; none: no bound. */
       quota?: DailyQuota;
       onError?: (error: unknown, message: string) => void;
     },
@@ -144,16 +144,20 @@ export class EventService {
   }
 
   /**
-   * Charges one event to the site's day, or refuses it with RATE_LIMITED naming `via`. A call may
-   * emit a thousand (its SDK calls) and a key make a hundred calls a minute, so without it one
-   * site could fill the shared database.
+   * Charges one event to the site's day (and to the addon's share of it, for an addon's emit), or
+   * refuses it with RATE_LIMITED naming `via`. A call may emit a thousand (its SDK calls) and a key
+   * make a hundred calls a minute, so without it one site could fill the shared database, and one
+   * addon spend what the site's other addons need.
    */
-  admitSiteEvent(siteId: string, via: string): void {
+  admitSiteEvent(siteId: string, via: string, addonId?: string): void {
     const quota = this.deps.quota;
     if (!quota) return;
-    if (quota.admit(siteId, 1) === 0) {
+    if (quota.admit(siteId, 1, addonId) === 0) {
+      const ofSite = quota.leftToday(siteId) === 0;
       throw new RateLimitedError(
-        `${via}: this site emitted ${quota.perDay} events today, the most a site may (EVENTS_MAX_PER_SITE_DAY); more are refused until 00:00 UTC.`,
+        ofSite
+          ? `${via}: this site emitted ${quota.perDay} events today, the most a site may (EVENTS_MAX_PER_SITE_DAY); more are refused until 00:00 UTC.`
+          : `${via}: this addon emitted ${quota.perAddonDay} events on this site today, the most one addon may (EVENTS_MAX_PER_ADDON_DAY); more are refused until 00:00 UTC.`,
         quota.secondsLeftToday(),
       );
     }

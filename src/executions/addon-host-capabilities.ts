@@ -162,7 +162,7 @@ export class AddonHostCapabilities implements HostCapabilities {
       { addonId: scope.addonId, addonName: scope.addonName, manifest },
       { name, data, siteId: scope.siteId, requestId: scope.requestId },
     );
-    this.deps.events.admitSiteEvent(scope.siteId, 'ctx.events.emit');
+    this.deps.events.admitSiteEvent(scope.siteId, 'ctx.events.emit', scope.addonId);
     effects.addEvent({ event, idempotencyKey: key }, Buffer.byteLength(JSON.stringify(event.data)));
     return { id: event.id, duplicate: false };
   }

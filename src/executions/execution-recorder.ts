@@ -61,7 +61,7 @@ export class ExecutionRecorder {
 
   /** Buffers a record and returns its id. */
   record(execution: NewExecution): string {
-    const { logs, truncated } = this.storableLogs(execution.siteId, execution.logs);
+    const { logs, truncated } = this.storableLogs(execution.siteId, execution.addonId, execution.logs);
     const row: NewExecution = {
       ...execution,
       id: execution.id ?? randomUUID(),
@@ -87,9 +87,13 @@ export class ExecutionRecorder {
 
   /**
    * Log entries with storable messages, within the per-execution cap and what is left of the
-   * site's daily budget; later entries are cut first.
+   * site's and the addon's daily budget; later entries are cut first.
    */
-  private storableLogs(siteId: string | null, logs: unknown): { logs: unknown; truncated: boolean } {
+  private storableLogs(
+    siteId: string | null,
+    addonId: string,
+    logs: unknown,
+  ): { logs: unknown; truncated: boolean } {
     if (!Array.isArray(logs)) return { logs: [], truncated: false };
     const quota = this.options.logQuota;
     const entries = logs.map((entry) => {
@@ -101,7 +105,7 @@ export class ExecutionRecorder {
     });
     if (!quota) return { logs: entries.map((e) => e.entry), truncated: false };
     const wanted = entries.reduce((sum, e) => sum + e.bytes, 0);
-    let allowed = quota.admit(siteId, wanted);
+    let allowed = quota.admit(siteId, wanted, addonId);
     if (allowed >= wanted) return { logs: entries.map((e) => e.entry), truncated: false };
     const kept: unknown[] = [];
     for (const { entry, bytes } of entries) {

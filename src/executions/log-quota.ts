@@ -7,9 +7,11 @@ export interface LogQuotaLimits {
   maxBytesPerExecution: number;
   /** UTF-8 bytes of log messages stored per site and UTC day, across the cluster. */
   maxBytesPerSiteDay: number;
+  /** What one addon may take of its site's day; defaults to the whole day. */
+  maxBytesPerAddonDay?: number;
 }
 
-/** The daily log budget of each site, and the cap of one execution's logs within it. */
+/** The daily log budget of each site and its addons, and the cap of one execution's logs within it. */
 export class LogQuota extends DailyQuota {
   constructor(
     readonly limits: LogQuotaLimits,
@@ -17,11 +19,18 @@ export class LogQuota extends DailyQuota {
     prefix = 'themepress:',
     now: () => number = Date.now,
   ) {
-    super('logbytes', limits.maxBytesPerSiteDay, redis, prefix, now);
+    super({
+      counter: 'logbytes',
+      perDay: limits.maxBytesPerSiteDay,
+      perAddonDay: limits.maxBytesPerAddonDay,
+      redis,
+      prefix,
+      now,
+    });
   }
 
-  /** Bytes of `wanted` the site may still store today (at most the per-execution cap); charged. */
-  override admit(siteId: string | null, wanted: number): number {
-    return super.admit(siteId, Math.min(wanted, this.limits.maxBytesPerExecution));
+  /** Bytes of `wanted` the site (and addon) may still store today, at most the per-execution cap; charged. */
+  override admit(siteId: string | null, wanted: number, addonId?: string): number {
+    return super.admit(siteId, Math.min(wanted, this.limits.maxBytesPerExecution), addonId);
   }
 }

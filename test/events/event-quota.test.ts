@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { startSecondInstance, type SecondInstance } from '../support/second-instance.js';
-import { givenDeveloper, givenInstalledAddon, givenSite } from '../support/fixtures.js';
+import {
+  givenDeveloper,
+  givenInstalledAddon,
+  givenPublished,
+  givenSite,
+  manifest as fullManifest,
+} from '../support/fixtures.js';
 import { GraphQLClient } from '../support/graphql-client.js';
 import {
   EmitEventDocument,
@@ -137,5 +143,45 @@ describe('events addon code emits are bounded per site and day', () => {
       siteId: site.siteId,
     });
     assert.equal(byAdmin.emitEvent.siteId, site.siteId);
+  });
+});
+
+describe("one addon may spend only its share of a site's day of events", () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startTestServer({ EVENTS_MAX_PER_SITE_DAY: '6', EVENTS_MAX_PER_ADDON_DAY: '4' });
+  });
+  after(() => server.close());
+
+  it("refuses an addon past its share with RATE_LIMITED while the site's other addons emit the rest", async () => {
+    // given: two developers' emitting addons installed on one site
+    const noisyDeveloper = (await givenDeveloper(server.admin)).client;
+    const { site, name: noisy } = await givenInstalledAddon(server.admin, noisyDeveloper, manifest, EMITTER);
+    const quietDeveloper = (await givenDeveloper(server.admin)).client;
+    const quiet = (
+      await givenPublished(
+        quietDeveloper,
+        fullManifest({ configSchema: { type: 'object' }, widgets: [], ...manifest }),
+        EMITTER,
+      )
+    ).addon.name;
+    await site.client.ok(InstallAddonDocument, { id: quiet, config: {} });
+    const emit = (addonId: string, count: number) =>
+      site.client.request(ExecuteAddonFunctionDocument, { addonId, function: 'emit', data: { count } });
+
+    // when: the noisy addon tries ten events, then the quiet one three
+    const fromNoisy = (await emit(noisy, 10)).data?.executeAddonFunction as Record<string, unknown>;
+    const fromQuiet = (await emit(quiet, 3)).data?.executeAddonFunction as Record<string, unknown>;
+
+    // then: the noisy one stored its share of four, refused naming the addon's setting
+    assert.equal(fromNoisy.emitted, 4);
+    assert.equal(fromNoisy.code, 'RATE_LIMITED');
+    assert.match(String(fromNoisy.message), /this addon emitted 4 events.*EVENTS_MAX_PER_ADDON_DAY/);
+    // and the quiet one the site's two left, then the site's day refused it
+    assert.equal(fromQuiet.emitted, 2);
+    assert.match(String(fromQuiet.message), /this site emitted 6 events.*EVENTS_MAX_PER_SITE_DAY/);
+    const stored = await site.client.ok(EventsDocument, { names: ['order.placed'], first: 100 });
+    assert.equal(stored.events.edges.length, 6);
   });
 });

@@ -43,4 +43,23 @@ describe('log quota per site and day', () => {
     // then: the other sees what is left of the day (one call's worth, less the byte it took)
     assert.equal(b.admit(site, 5000), 2047);
   });
+
+  it("keeps a share of the site's day for its other addons, on every instance", async () => {
+    // given: a site whose addons may each take 4096 of its 8192 bytes, on two instances
+    const prefix = `test:${randomUUID()}:`;
+    const limits = { ...LIMITS, maxBytesPerAddonDay: 4096 };
+    const [a, b] = [new LogQuota(limits, redis, prefix), new LogQuota(limits, redis, prefix)];
+    const site = randomUUID();
+    // when: one addon logs three calls' worth on the first instance, which syncs
+    const noisy = [1, 2, 3].map(() => a.admit(site, 2048, 'noisy'));
+    await a.sync();
+    b.admit(site, 1, 'noisy');
+    await b.sync();
+    // then: it got its share and no more, on either instance, while another addon still logs
+    assert.deepEqual(noisy, [2048, 2048, 0]);
+    assert.equal(b.admit(site, 2048, 'noisy'), 0);
+    assert.equal(b.admit(site, 2048, 'quiet'), 2048);
+    // and the site's day still bounds the addons together
+    assert.equal(b.admit(site, 2048, 'third'), 2047);
+  });
 });

@@ -10,48 +10,88 @@ interface KeyDay {
 }
 
 const DAY_MS = 86_400_000;
+const used = (key: KeyDay) => key.known + key.pending + key.sending;
 /** Keys tracked per day before the idle ones (nothing pending) are forgotten. */
 const MAX_TRACKED = 100_000;
 
+/** What a {@link DailyQuota} allows, and where it keeps its counts. */
+export interface DailyQuotaOptions {
+  /** Names the budget in Redis keys (`<prefix><counter>:<day>:<site>[/<addon>]`). */
+  counter: string;
+  /** What one site may be admitted per UTC day. */
+  perDay: number;
+  /**
+   * What one addon of a site may be admitted of the site's day, so that one addon cannot spend
+   * what the site's other addons (other developers' code) need. Defaults to the whole day.
+   */
+  perAddonDay?: number;
+  redis?: Redis | null;
+  prefix?: string;
+  now?: () => number;
+}
+
 /**
- * A budget per site and UTC day, shared by the cluster. Admission is local and
- * synchronous (it runs on every addon call); {@link sync} adds what this instance admitted to a
+ * A budget per site and UTC day, and per addon within it, shared by the cluster. Admission is local
+ * and synchronous (it runs on every addon call); {@link sync} adds what this instance admitted to a
  * per-day counter in Redis and reads the cluster's total back, so instances overshoot by at most
  * what they admit between two syncs. Without Redis each instance keeps its own budget.
  */
 export class DailyQuota {
+  readonly perDay: number;
+  readonly perAddonDay: number;
+  private readonly counter: string;
+  private readonly redis: Redis | null;
+  private readonly prefix: string;
+  private readonly now: () => number;
   private day = -1;
   private readonly sites = new Map<string, KeyDay>();
   private syncing: Promise<void> | null = null;
   private syncTimer: NodeJS.Timeout | null = null;
 
-  /**
-   * @param counter names the budget in Redis keys (`<prefix><counter>:<day>:<site>`).
-   * @param perDay what one site may be admitted per UTC day.
-   */
-  constructor(
-    private readonly counter: string,
-    readonly perDay: number,
-    private readonly redis: Redis | null = null,
-    private readonly prefix = 'themepress:',
-    private readonly now: () => number = Date.now,
-  ) {}
+  constructor(options: DailyQuotaOptions) {
+    this.counter = options.counter;
+    this.perDay = options.perDay;
+    this.perAddonDay = Math.min(options.perAddonDay ?? options.perDay, options.perDay);
+    this.redis = options.redis ?? null;
+    this.prefix = options.prefix ?? 'themepress:';
+    this.now = options.now ?? Date.now;
+  }
 
-  /** How much of `want` the site (null: none) may still have today; that much is charged. */
-  admit(siteId: string | null, want: number): number {
+  /**
+   * How much of `want` the site (null: none) may still have today, within the addon's share when
+   * `addonId` is given; that much is charged to both.
+   */
+  admit(siteId: string | null, want: number, addonId?: string): number {
     if (want <= 0) return 0;
     this.rollDay();
-    const key = siteId ?? '-';
-    let site = this.sites.get(key);
-    if (!site) {
-      if (this.sites.size >= MAX_TRACKED) this.forgetIdle();
-      site = { known: 0, pending: 0, sending: 0 };
-      this.sites.set(key, site);
-    }
-    const left = this.perDay - site.known - site.pending - site.sending;
+    const site = this.tracked(siteId ?? '-');
+    const addon =
+      addonId !== undefined && this.perAddonDay < this.perDay
+        ? this.tracked(`${siteId ?? '-'}/${addonId}`)
+        : null;
+    let left = this.perDay - used(site);
+    if (addon) left = Math.min(left, this.perAddonDay - used(addon));
     const allowed = Math.max(0, Math.min(want, left));
     site.pending += allowed;
+    if (addon) addon.pending += allowed;
     return allowed;
+  }
+
+  /** What the site has left of today's budget, as far as this instance knows. */
+  leftToday(siteId: string | null): number {
+    this.rollDay();
+    const site = this.sites.get(siteId ?? '-');
+    return site ? Math.max(0, this.perDay - used(site)) : this.perDay;
+  }
+
+  private tracked(key: string): KeyDay {
+    let entry = this.sites.get(key);
+    if (!entry) {
+      if (this.sites.size >= MAX_TRACKED) this.forgetIdle();
+      entry = { known: 0, pending: 0, sending: 0 };
+      this.sites.set(key, entry);
+    }
+    return entry;
   }
 
   /** Seconds until the next UTC day, when every site's budget is whole again. */
@@ -84,9 +124,9 @@ export class DailyQuota {
     const batch = [...this.sites].filter(([, site]) => site.pending > 0);
     if (batch.length === 0) return;
     const pipeline = redis.pipeline();
-    for (const [siteId, site] of batch) {
-      const key = `${this.prefix}${this.counter}:${day}:${siteId}`;
-      pipeline.incrby(key, site.pending);
+    for (const [tracked, entry] of batch) {
+      const key = `${this.prefix}${this.counter}:${day}:${tracked}`;
+      pipeline.incrby(key, entry.pending);
       pipeline.expire(key, 2 * 86_400);
     }
     const sent = batch.map(([, site]) => site.pending);
