@@ -114,6 +114,34 @@ export class AddonRepository {
     return { added: developer === null, usedBytes: Number(developer?.storedBytes ?? 0) };
   }
 
+  /** Gives `bytes` back to what a developer's versions take (never below nothing). */
+  async refundDeveloper(developerId: string, bytes: number): Promise<void> {
+    await this.db.$executeRaw`
+      UPDATE "Developer" SET "storedBytes" = GREATEST(0, "storedBytes" - ${bytes})
+       WHERE id = ${developerId}::uuid`;
+  }
+
+  /** Sites that have this version installed. */
+  countInstallationsOf(versionId: string): Promise<number> {
+    return this.db.installation.count({ where: { addonVersionId: versionId } });
+  }
+
+  /** Each distinct range other addons' versions ask of the addon `name`, with one addon asking it. */
+  dependencyRangesOn(name: string): Promise<{ range: string; dependent: string }[]> {
+    return this.db.$queryRaw<{ range: string; dependent: string }[]>`
+      SELECT DISTINCT ON (d.range) d.range, a.name AS dependent
+        FROM "AddonDependency" d
+        JOIN "AddonVersion" v ON v.id = d."addonVersionId"
+        JOIN "Addon" a ON a.id = v."addonId"
+       WHERE d."addonName" = ${name}
+       ORDER BY d.range, a.name`;
+  }
+
+  /** Deletes a version with its widgets, functions and dependencies; refused while installed. */
+  async deleteVersion(id: string, key: string): Promise<void> {
+    await translating('Version', key, () => this.db.addonVersion.delete({ where: { id } }));
+  }
+
   findById(id: string): Promise<AddonRecord | null> {
     if (!isUuid(id)) return Promise.resolve(null);
     return this.db.addon.findUnique({ where: { id } });
@@ -134,6 +162,15 @@ export class AddonRepository {
 
   findByNames(names: readonly string[]): Promise<AddonRecord[]> {
     return this.db.addon.findMany({ where: { name: { in: [...names] } } });
+  }
+
+  /**
+   * The addons named, their rows share-locked until the transaction ends: a version deletion (which
+   * locks the row for update) waits, so it cannot remove a version a dependent being published counts on.
+   */
+  async lockSharedByNames(names: readonly string[]): Promise<AddonRecord[]> {
+    await this.db.$executeRaw`SELECT 1 FROM "Addon" WHERE name = ANY(${[...names]}::text[]) FOR SHARE`;
+    return this.findByNames(names);
   }
 
   /** Locks the addon row until the transaction ends, so two publishes of one addon serialise. */

@@ -51,6 +51,18 @@ export class AddonResolver {
     return ctx.services.addons.publish(ctx.actor, input);
   }
 
+  @Mutation(() => Boolean, {
+    description:
+      "Deletes a published version that no site has installed, other than the latest and any only one satisfying another addon's dependency, and gives its bytes back to the owner's registry quota (owner or admin).",
+  })
+  deleteAddonVersion(
+    @Arg('id', () => ID, { description: 'Addon id or name.' }) id: string,
+    @Arg('version', () => String) version: string,
+    @Ctx() ctx: GraphQLContext,
+  ) {
+    return ctx.services.addons.deleteVersion(ctx.actor, { addon: id, version });
+  }
+
   @FieldResolver(() => String, { description: 'The latest published version.' })
   async version(@Root() addon: AddonRecord, @Ctx() ctx: GraphQLContext) {
     return (await latestVersion(addon, ctx)).version;

@@ -29,6 +29,14 @@ import { compareExports, declaredEntries, probeExports } from './addon-exports.j
 export const MAX_SOURCE_BYTES = 2 * 1024 * 1024;
 export const MAX_WASM_BYTES = 8 * 1024 * 1024;
 
+/**
+ * What a version takes of its owner's registry quota: UTF-8 bytes of the source and the manifest
+ * JSON, and the WebAssembly module.
+ */
+function storedBytes(manifest: AddonManifest, source: string, wasm: Uint8Array | null): number {
+  return Buffer.byteLength(source) + (wasm?.byteLength ?? 0) + Buffer.byteLength(JSON.stringify(manifest));
+}
+
 /** What the registry keeps of one developer and one addon (REGISTRY_MAX_* settings). */
 export interface RegistryLimits {
   /** Bytes of the versions of a developer's addons (source, WebAssembly, manifest JSON). */
@@ -227,10 +235,7 @@ export class AddonService {
     manifest: AddonManifest,
     source: { text: string; wasm: Uint8Array | null },
   ): Promise<void> {
-    const bytes =
-      Buffer.byteLength(source.text) +
-      (source.wasm?.byteLength ?? 0) +
-      Buffer.byteLength(JSON.stringify(manifest));
+    const bytes = storedBytes(manifest, source.text, source.wasm);
     const max = actor.kind === 'developer' ? this.limits.maxBytesPerDeveloper : null;
     const { added, usedBytes } = await addons.chargeDeveloper(ownerId, bytes, max);
     if (!added) {
@@ -239,6 +244,59 @@ export class AddonService {
         `This version takes ${bytes} bytes, and this developer's addons take ${usedBytes} of the ${max} bytes the registry keeps per developer (REGISTRY_MAX_BYTES_PER_DEVELOPER).`,
       );
     }
+  }
+
+  /**
+   * Deletes a published version no site has installed and gives its bytes back to the owner's
+   * registry quota (the owner or an admin). The latest version stays, so version numbers only grow
+   * and a deleted one is never published again with other code; so does a version that is the only
+   * one satisfying another addon's dependency range, so one developer cannot break another's installs.
+   */
+  async deleteVersion(actor: Actor, input: { addon: string; version: string }): Promise<boolean> {
+    requireAuthenticated(actor);
+    if (actor.kind === 'site')
+      throw new ForbiddenError('Site keys cannot delete versions; use a developer key.');
+    if (!semver.valid(input.version) || input.version.length > 256) {
+      throw ValidationError.of('arguments', [{ field: 'version', message: 'must be a semantic version' }]);
+    }
+    await this.database.transaction(async (tx) => {
+      const addons = new AddonRepository(tx);
+      const found = await addons.findByIdOrName(input.addon);
+      const addon = found && (await addons.lockByName(found.name));
+      if (!addon) throw new NotFoundError('Addon', input.addon);
+      if (actor.kind === 'developer' && addon.ownerId !== actor.developerId) {
+        throw new ForbiddenError(`Addon "${addon.name}" belongs to another developer.`);
+      }
+      const key = `${addon.name}@${input.version}`;
+      const version = await addons.findVersion(addon.id, input.version);
+      if (!version) throw new NotFoundError('Version', key);
+      if (version.id === addon.latestVersionId) {
+        throw new ConflictError(
+          `${key} is the latest version and stays; publish a newer one first, then delete this one.`,
+        );
+      }
+      const installed = await addons.countInstallationsOf(version.id);
+      if (installed > 0) {
+        throw new ConflictError(`${key} is installed on ${installed} sites; they must move off it first.`);
+      }
+      const others = (await addons.versionsByAddonIds([addon.id]))
+        .map((v) => v.version)
+        .filter((v) => v !== input.version);
+      for (const { range, dependent } of await addons.dependencyRangesOn(addon.name)) {
+        if (semver.satisfies(input.version, range) && !semver.maxSatisfying(others, range)) {
+          throw new ConflictError(
+            `${key} is the only version satisfying ${range}, which "${dependent}" depends on.`,
+          );
+        }
+      }
+      const full = await addons.findVersionWithSource(version.id);
+      await addons.deleteVersion(version.id, key);
+      if (addon.ownerId && full) {
+        const manifest = full.manifest as unknown as AddonManifest;
+        await addons.refundDeveloper(addon.ownerId, storedBytes(manifest, full.source, full.wasm));
+      }
+    });
+    return true;
   }
 
   /**
@@ -271,7 +329,7 @@ export class AddonService {
   private async checkDependencies(addons: AddonRepository, manifest: AddonManifest): Promise<void> {
     const names = Object.keys(manifest.dependencies);
     if (names.length === 0) return;
-    const found = await addons.findByNames(names);
+    const found = await addons.lockSharedByNames(names);
     const versions = await addons.versionsByAddonIds(found.map((a) => a.id));
     const problems: FieldProblem[] = [];
     for (const name of names) {

@@ -8,6 +8,7 @@ import { devCommand } from './commands/dev.js';
 import { loginCommand, logoutCommand } from './commands/login.js';
 import { installCommand } from './commands/install.js';
 import { upgradeCommand } from './commands/upgrade.js';
+import { unpublishCommand } from './commands/unpublish.js';
 import { publishCommand } from './commands/publish.js';
 import { validateCommand } from './commands/validate.js';
 import { PACKAGE_ROOT } from './package-root.js';
@@ -18,6 +19,7 @@ export const COMMANDS: Command[] = [
   devCommand,
   validateCommand,
   publishCommand,
+  unpublishCommand,
   installCommand,
   upgradeCommand,
   loginCommand,

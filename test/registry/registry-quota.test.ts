@@ -5,6 +5,7 @@ import { givenDeveloper, givenSite, manifest, sourceFor } from '../support/fixtu
 import type { GraphQLClient } from '../support/graphql-client.js';
 import {
   AddonByNameDocument,
+  DeleteAddonVersionDocument,
   InstallAddonDocument,
   RegisterAddonDocument,
   UninstallAddonDocument,
@@ -125,5 +126,63 @@ describe('the registry keeps a bounded amount per developer and per addon, and a
     await other.client.ok(InstallAddonDocument, { id: names[2], config: {} });
     await site.client.ok(UninstallAddonDocument, { id: names[0] });
     await site.client.ok(InstallAddonDocument, { id: names[2], config: {} });
+  });
+
+  it('gives a deleted version its bytes back, and keeps the latest, an installed version and the only one a dependent needs', async () => {
+    // given: a developer whose two versions leave too little for a third
+    const developer = (await givenDeveloper(server.admin)).client;
+    const m = manifest();
+    const name = m.name as string;
+    assert.equal((await publish(developer, m, 4400)).errors, undefined);
+    assert.equal((await publish(developer, { ...m, version: '1.0.1' }, 4400)).errors, undefined);
+    const full = await publish(developer, { ...m, version: '1.0.2' }, 5000);
+    assert.equal(full.errors?.[0]?.extensions?.code, 'STORAGE_QUOTA_EXCEEDED');
+    const remove = (client: GraphQLClient, version: string) =>
+      client.request(DeleteAddonVersionDocument, { id: name, version });
+    const codeOf = (result: Awaited<ReturnType<typeof remove>>) => result.errors?.[0]?.extensions?.code;
+
+    // when: it deletes its first version, which no site installed
+    const deleted = await remove(developer, '1.0.0');
+
+    // then: the third fits what was given back
+    assert.deepEqual(deleted.data, { deleteAddonVersion: true });
+    assert.equal((await publish(developer, { ...m, version: '1.0.2' }, 5000)).errors, undefined);
+
+    // and the latest version stays
+    const latest = await remove(developer, '1.0.2');
+    assert.equal(codeOf(latest), 'CONFLICT');
+    assert.match(latest.errors?.[0]?.message ?? '', /is the latest version/);
+
+    // and a version a site has installed stays until the site moves off it
+    const site = await givenSite(server.admin);
+    await site.client.ok(InstallAddonDocument, { id: name, version: '1.0.1', config: {} });
+    const installed = await remove(developer, '1.0.1');
+    assert.equal(codeOf(installed), 'CONFLICT');
+    assert.match(installed.errors?.[0]?.message ?? '', /installed on 1 sites/);
+    await site.client.ok(UninstallAddonDocument, { id: name });
+
+    // and so does the only version satisfying another developer's dependency
+    const other = (await givenDeveloper(server.admin)).client;
+    const dependent = manifest({ dependencies: { [name]: '~1.0.1 <1.0.2' } });
+    assert.equal((await publish(other, dependent, 100)).errors, undefined);
+    const needed = await remove(developer, '1.0.1');
+    assert.equal(codeOf(needed), 'CONFLICT');
+    assert.match(
+      needed.errors?.[0]?.message ?? '',
+      new RegExp(`only version satisfying .*"${dependent.name}"`),
+    );
+
+    // and only the owner (or an admin) deletes, a version that exists, named as one
+    assert.equal(codeOf(await remove(other, '1.0.1')), 'FORBIDDEN');
+    assert.equal(codeOf(await remove(site.client, '1.0.1')), 'FORBIDDEN');
+    assert.equal(codeOf(await remove(developer, '9.9.9')), 'NOT_FOUND');
+    const malformed = await remove(developer, 'latest');
+    assert.equal(codeOf(malformed), 'BAD_USER_INPUT');
+    assert.match(JSON.stringify(malformed.errors?.[0]?.extensions), /"field":"version"/);
+    const stored = await server.admin.ok(AddonByNameDocument, { name });
+    assert.deepEqual(
+      stored.addon?.versions.map((v) => v.version),
+      ['1.0.2', '1.0.1'],
+    );
   });
 });
