@@ -23,6 +23,7 @@ export const KNOWN_OPERATION_NAMES: readonly string[] = [
   'RegisterAddon',
   'InstallAddon',
   'UpgradeAddon',
+  'DeleteAddonVersion',
   'AddonLatestVersion',
   'Viewer',
   'AddonVersions',
