@@ -79,8 +79,8 @@ export class InstallationService {
   async install(actor: Actor, args: InstallArgs): Promise<InstallationRecord> {
     const siteId = resolveSiteId(actor, args.siteId);
     const installation = await this.database.transaction(async (tx) => {
-      // Locked: concurrent installs on one site are counted one after another.
-      if (!(await new SiteRepository(tx).lockById(siteId))) throw new NotFoundError('Site', siteId);
+      const sites = new SiteRepository(tx);
+      if (!(await sites.findById(siteId))) throw new NotFoundError('Site', siteId);
       const addons = new AddonRepository(tx);
       const installations = new InstallationRepository(tx);
       const addon = await requireAddon(addons, args.addon);
@@ -88,13 +88,8 @@ export class InstallationService {
       if (await installations.find(siteId, addon.id)) {
         throw new ConflictError(`Addon "${addon.name}" is already installed on this site.`);
       }
-      const installed = await installations.countBySite(siteId);
-      if (installed >= this.maxPerSite) {
-        throw new AppError(
-          ErrorCode.StorageQuotaExceeded,
-          `This site has ${installed} addons installed, the most a site may have (INSTALLATIONS_MAX_PER_SITE); uninstall one first.`,
-        );
-      }
+      // Counted before the hook, to refuse at once, and again after it, under the site's lock.
+      this.checkRoom(await installations.countBySite(siteId));
       const manifest = version.manifest as unknown as AddonManifest;
       await checkDependenciesInstalled(addons, installations, siteId, manifest);
       const config = validateConfig(manifest, args.config);
@@ -108,10 +103,24 @@ export class InstallationService {
         grantedPermissions: [...version.permissions],
       });
       await this.hooks?.run('install', { installation: created, addon, versionId: version.id }, tx);
+      // Locked only now, so one addon's long install hook does not hold the site's other installs:
+      // concurrent installs take the lock in turn, each counting what the ones before committed.
+      if (!(await sites.lockById(siteId))) throw new NotFoundError('Site', siteId);
+      this.checkRoom((await installations.countBySite(siteId)) - 1);
       return created;
     });
     this.emit('installed', installation);
     return installation;
+  }
+
+  /** Refuses an install on a site that has `installed` addons, when that is the most it may have. */
+  private checkRoom(installed: number): void {
+    if (installed >= this.maxPerSite) {
+      throw new AppError(
+        ErrorCode.StorageQuotaExceeded,
+        `This site has ${installed} addons installed, the most a site may have (INSTALLATIONS_MAX_PER_SITE); uninstall one first.`,
+      );
+    }
   }
 
   async updateConfig(actor: Actor, args: { addon: string; config: unknown; siteId?: string | null }) {

@@ -13,10 +13,13 @@ export class SiteRepository {
     return this.db.site.findUnique({ where: { id } });
   }
 
-  /** Locks one site row for the rest of the transaction (null: no such site). */
+  /**
+   * Locks one site row for the rest of the transaction (null: no such site). `NO KEY UPDATE`: rows
+   * that reference the site (keys, installations) can still be written meanwhile.
+   */
   async lockById(id: string): Promise<SiteRecord | null> {
     if (!isUuid(id)) return null;
-    await this.db.$executeRaw`SELECT 1 FROM "Site" WHERE id = ${id}::uuid FOR UPDATE`;
+    await this.db.$executeRaw`SELECT 1 FROM "Site" WHERE id = ${id}::uuid FOR NO KEY UPDATE`;
     return this.findById(id);
   }
 

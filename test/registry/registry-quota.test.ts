@@ -1,4 +1,5 @@
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { givenDeveloper, givenSite, manifest, sourceFor } from '../support/fixtures.js';
@@ -7,6 +8,7 @@ import {
   AddonByNameDocument,
   DeleteAddonVersionDocument,
   InstallAddonDocument,
+  InstallationsDocument,
   RegisterAddonDocument,
   UninstallAddonDocument,
 } from '../generated/graphql.js';
@@ -184,5 +186,71 @@ describe('the registry keeps a bounded amount per developer and per addon, and a
       stored.addon?.versions.map((v) => v.version),
       ['1.0.2', '1.0.1'],
     );
+  });
+
+  /** An addon whose install hook spins for `ctx.config.ms` of CPU. */
+  const SLOW_INSTALL = `module.exports = { hooks: { install: async (ctx) => {
+    const until = Date.now() + ctx.config.ms;
+    while (Date.now() < until) {}
+  } } };`;
+  const slowInstalling = () =>
+    manifest({
+      configSchema: { type: 'object', properties: { ms: { type: 'integer' } } },
+      widgets: [],
+      functions: [],
+      limits: { timeoutMs: 10_000, cpuTimeMs: 10_000 },
+    });
+
+  it('counts installs racing for the last place in turn: one is refused, and the site keeps its bound', async () => {
+    // given: a site with one of its two places taken, and two addons whose install hooks take a while
+    const developer = (await givenDeveloper(server.admin)).client;
+    const [first, a, b] = [manifest(), slowInstalling(), slowInstalling()];
+    assert.equal((await publish(developer, first, 100)).errors, undefined);
+    for (const m of [a, b])
+      assert.equal(
+        (await developer.request(RegisterAddonDocument, { input: { manifest: m, source: SLOW_INSTALL } }))
+          .errors,
+        undefined,
+      );
+    const site = await givenSite(server.admin);
+    await site.client.ok(InstallAddonDocument, { id: first.name as string, config: {} });
+
+    // when: both install at once, each hook running while the other's does
+    const results = await Promise.all(
+      [a, b].map((m) =>
+        site.client.request(InstallAddonDocument, { id: m.name as string, config: { ms: 300 } }),
+      ),
+    );
+
+    // then: one is installed, the other refused naming the setting, and the site has two
+    const codes = results.map((r) => r.errors?.[0]?.extensions?.code ?? 'OK').sort();
+    assert.deepEqual(codes, ['OK', 'STORAGE_QUOTA_EXCEEDED'], JSON.stringify(results));
+    assert.equal((await site.client.ok(InstallationsDocument, {})).installations.length, 2);
+  });
+
+  it("does not hold a site's other installs while one addon's install hook runs", async () => {
+    // given: an addon whose install hook runs for 2.5 s, and one without a hook
+    const developer = (await givenDeveloper(server.admin)).client;
+    const [slow, quick] = [slowInstalling(), manifest()];
+    assert.equal(
+      (await developer.request(RegisterAddonDocument, { input: { manifest: slow, source: SLOW_INSTALL } }))
+        .errors,
+      undefined,
+    );
+    assert.equal((await publish(developer, quick, 100)).errors, undefined);
+    const site = await givenSite(server.admin);
+
+    // when: the slow one starts installing, then the quick one
+    const finished: string[] = [];
+    const slowInstall = site.client
+      .ok(InstallAddonDocument, { id: slow.name as string, config: { ms: 2500 } })
+      .then(() => finished.push('slow'));
+    await sleep(500);
+    await site.client.ok(InstallAddonDocument, { id: quick.name as string, config: {} });
+    finished.push('quick');
+    await slowInstall;
+
+    // then: the quick one did not wait for the slow one's hook
+    assert.deepEqual(finished, ['quick', 'slow']);
   });
 });
