@@ -114,6 +114,16 @@ export class AddonRepository {
     return { added: developer === null, usedBytes: Number(developer?.storedBytes ?? 0) };
   }
 
+  /** What a developer's versions take and how many addons it owns; null: no such developer. */
+  async developerUsage(developerId: string): Promise<{ storedBytes: number; addons: number } | null> {
+    if (!isUuid(developerId)) return null;
+    const developer = await this.db.developer.findUnique({
+      where: { id: developerId },
+      select: { storedBytes: true, _count: { select: { addons: true } } },
+    });
+    return developer && { storedBytes: Number(developer.storedBytes), addons: developer._count.addons };
+  }
+
   /** Gives `bytes` back to what a developer's versions take (never below nothing). */
   async refundDeveloper(developerId: string, bytes: number): Promise<void> {
     await this.db.$executeRaw`

@@ -10,6 +10,7 @@ import {
   ApiEndpoint,
   RegisterAddonInput,
   RegisterAddonResult,
+  RegistryUsage,
   Widget,
 } from './addon.type.js';
 import { encodeCursor, type AddonPage } from './addon.service.js';
@@ -39,6 +40,17 @@ export class AddonResolver {
     @Ctx() ctx: GraphQLContext,
   ) {
     return toAddonConnection(await ctx.services.addons.list({ category, search, first, after }), after);
+  }
+
+  @Query(() => RegistryUsage, {
+    description:
+      "What a developer's addons take of the registry and the most it keeps: a developer key's own, or the named developer's (admin).",
+  })
+  registryUsage(
+    @Arg('developerId', () => ID, { nullable: true }) developerId: string | null,
+    @Ctx() ctx: GraphQLContext,
+  ) {
+    return ctx.services.addons.registryUsage(ctx.actor, developerId);
   }
 
   @Mutation(() => RegisterAddonResult, {

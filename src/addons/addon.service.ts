@@ -61,6 +61,16 @@ export interface PublishInput {
   wasmBase64?: unknown;
 }
 
+/** What a developer's addons take of the registry, with the bounds (see {@link RegistryLimits}). */
+export interface RegistryUsage {
+  developerId: string;
+  storedBytes: number;
+  maxBytes: number;
+  addons: number;
+  maxAddons: number;
+  maxVersionsPerAddon: number;
+}
+
 export interface PublishResult {
   addon: AddonRecord;
   version: AddonVersionSummary;
@@ -244,6 +254,35 @@ export class AddonService {
         `This version takes ${bytes} bytes, and this developer's addons take ${usedBytes} of the ${max} bytes the registry keeps per developer (REGISTRY_MAX_BYTES_PER_DEVELOPER).`,
       );
     }
+  }
+
+  /** What a developer's addons take of the registry: a developer's own, or any one's for an admin. */
+  async registryUsage(actor: Actor, developerId?: string | null): Promise<RegistryUsage> {
+    requireAuthenticated(actor);
+    let id: string;
+    if (actor.kind === 'developer') {
+      if (developerId && developerId !== actor.developerId)
+        throw new ForbiddenError("A developer key can only read its own developer's registry usage.");
+      id = actor.developerId;
+    } else if (actor.kind === 'admin') {
+      if (!developerId) {
+        throw ValidationError.of('arguments', [
+          { field: 'developerId', message: 'is required with an admin key' },
+        ]);
+      }
+      id = developerId;
+    } else {
+      throw new ForbiddenError('Site keys have no registry usage; use a developer key.');
+    }
+    const usage = await new AddonRepository(this.database.prisma).developerUsage(id);
+    if (!usage) throw new NotFoundError('Developer', id);
+    return {
+      developerId: id,
+      ...usage,
+      maxBytes: this.limits.maxBytesPerDeveloper,
+      maxAddons: this.limits.maxAddonsPerDeveloper,
+      maxVersionsPerAddon: this.limits.maxVersionsPerAddon,
+    };
   }
 
   /**

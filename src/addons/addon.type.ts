@@ -1,4 +1,4 @@
-import { Field, ID, InputType, ObjectType, registerEnumType } from 'type-graphql';
+import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { GraphQLJSON } from 'graphql-scalars';
 import { AddonCategory, WidgetCategory } from '../generated/prisma/enums.js';
 import { PageInfo } from '../graphql/page-info.type.js';
@@ -156,4 +156,30 @@ export class RegisterAddonResult {
 
   @Field(() => AddonVersion)
   version!: AddonVersion;
+}
+
+@ObjectType({
+  simpleResolvers: true,
+  description: "What a developer's addons take of the registry, and the most it keeps (REGISTRY_MAX_*).",
+})
+export class RegistryUsage {
+  @Field(() => ID)
+  developerId!: string;
+
+  @Field(() => Float, {
+    description: 'Bytes of published versions: source, WebAssembly module, manifest JSON.',
+  })
+  storedBytes!: number;
+
+  @Field(() => Float, { description: 'REGISTRY_MAX_BYTES_PER_DEVELOPER.' })
+  maxBytes!: number;
+
+  @Field(() => Int, { description: 'Addons the developer owns.' })
+  addons!: number;
+
+  @Field(() => Int, { description: 'REGISTRY_MAX_ADDONS_PER_DEVELOPER.' })
+  maxAddons!: number;
+
+  @Field(() => Int, { description: 'REGISTRY_MAX_VERSIONS_PER_ADDON.' })
+  maxVersionsPerAddon!: number;
 }

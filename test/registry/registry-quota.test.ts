@@ -10,6 +10,7 @@ import {
   InstallAddonDocument,
   InstallationsDocument,
   RegisterAddonDocument,
+  RegistryUsageDocument,
   UninstallAddonDocument,
 } from '../generated/graphql.js';
 
@@ -252,5 +253,48 @@ describe('the registry keeps a bounded amount per developer and per addon, and a
 
     // then: the quick one did not wait for the slow one's hook
     assert.deepEqual(finished, ['quick', 'slow']);
+  });
+
+  it('tells a developer what its addons take of the registry, and an admin any developer', async () => {
+    // given: a developer with two versions of one addon
+    const developer = (await givenDeveloper(server.admin)).client;
+    const m = manifest();
+    assert.equal((await publish(developer, m, 3000)).errors, undefined);
+    assert.equal((await publish(developer, { ...m, version: '1.0.1' }, 1000)).errors, undefined);
+
+    // when: it reads its usage, deletes the first version and reads again
+    const before = (await developer.ok(RegistryUsageDocument, {})).registryUsage;
+    await developer.ok(DeleteAddonVersionDocument, { id: m.name as string, version: '1.0.0' });
+    const after = (await developer.ok(RegistryUsageDocument, {})).registryUsage;
+
+    // then: it sees its bytes and addons against the bounds, the deleted version's bytes given back
+    assert.deepEqual(
+      { ...before, storedBytes: undefined },
+      {
+        developerId: before.developerId,
+        storedBytes: undefined,
+        maxBytes: 12000,
+        addons: 1,
+        maxAddons: 3,
+        maxVersionsPerAddon: 4,
+      },
+    );
+    assert.ok(before.storedBytes > 4000, String(before.storedBytes));
+    const freed = before.storedBytes - after.storedBytes;
+    assert.ok(freed > 3000 && freed < before.storedBytes - 1000, `freed ${freed} of ${before.storedBytes}`);
+
+    // and an admin reads it by id; other callers cannot
+    const byAdmin = await server.admin.ok(RegistryUsageDocument, { developerId: before.developerId });
+    assert.equal(byAdmin.registryUsage.storedBytes, after.storedBytes);
+    const codeOf = (r: { errors?: readonly { extensions?: Record<string, unknown> }[] }) =>
+      r.errors?.[0]?.extensions?.code;
+    assert.equal(codeOf(await server.admin.request(RegistryUsageDocument, {})), 'BAD_USER_INPUT');
+    const other = (await givenDeveloper(server.admin)).client;
+    assert.equal(
+      codeOf(await other.request(RegistryUsageDocument, { developerId: before.developerId })),
+      'FORBIDDEN',
+    );
+    const site = await givenSite(server.admin);
+    assert.equal(codeOf(await site.client.request(RegistryUsageDocument, {})), 'FORBIDDEN');
   });
 });
