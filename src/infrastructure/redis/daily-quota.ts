@@ -64,6 +64,8 @@ export class DailyQuota {
   admit(siteId: string | null, want: number, addonId?: string): number {
     if (want <= 0) return 0;
     this.rollDay();
+    // Before either entry is taken, so that forgetting idle ones cannot drop one of them.
+    if (this.sites.size >= MAX_TRACKED) this.forgetIdle();
     const site = this.tracked(siteId ?? '-');
     const addon =
       addonId !== undefined && this.perAddonDay < this.perDay
@@ -87,7 +89,6 @@ export class DailyQuota {
   private tracked(key: string): KeyDay {
     let entry = this.sites.get(key);
     if (!entry) {
-      if (this.sites.size >= MAX_TRACKED) this.forgetIdle();
       entry = { known: 0, pending: 0, sending: 0 };
       this.sites.set(key, entry);
     }
