@@ -295,7 +295,8 @@ export class AddonService {
     requireAuthenticated(actor);
     if (actor.kind === 'site')
       throw new ForbiddenError('Site keys cannot delete versions; use a developer key.');
-    if (!semver.valid(input.version) || input.version.length > 256) {
+    const number = input.version.length <= 256 ? semver.valid(input.version) : null;
+    if (!number) {
       throw ValidationError.of('arguments', [{ field: 'version', message: 'must be a semantic version' }]);
     }
     await this.database.transaction(async (tx) => {
@@ -306,8 +307,8 @@ export class AddonService {
       if (actor.kind === 'developer' && addon.ownerId !== actor.developerId) {
         throw new ForbiddenError(`Addon "${addon.name}" belongs to another developer.`);
       }
-      const key = `${addon.name}@${input.version}`;
-      const version = await addons.findVersion(addon.id, input.version);
+      const key = `${addon.name}@${number}`;
+      const version = await addons.findVersion(addon.id, number);
       if (!version) throw new NotFoundError('Version', key);
       if (version.id === addon.latestVersionId) {
         throw new ConflictError(
@@ -316,13 +317,15 @@ export class AddonService {
       }
       const installed = await addons.countInstallationsOf(version.id);
       if (installed > 0) {
-        throw new ConflictError(`${key} is installed on ${installed} sites; they must move off it first.`);
+        throw new ConflictError(
+          `${key} is installed on ${installed} site${installed === 1 ? '' : 's'}; they must move off it first.`,
+        );
       }
       const others = (await addons.versionsByAddonIds([addon.id]))
         .map((v) => v.version)
-        .filter((v) => v !== input.version);
+        .filter((v) => v !== number);
       for (const { range, dependent } of await addons.dependencyRangesOn(addon.name)) {
-        if (semver.satisfies(input.version, range) && !semver.maxSatisfying(others, range)) {
+        if (semver.satisfies(number, range) && !semver.maxSatisfying(others, range)) {
           throw new ConflictError(
             `${key} is the only version satisfying ${range}, which "${dependent}" depends on.`,
           );

@@ -161,7 +161,7 @@ describe('the registry keeps a bounded amount per developer and per addon, and a
     await site.client.ok(InstallAddonDocument, { id: name, version: '1.0.1', config: {} });
     const installed = await remove(developer, '1.0.1');
     assert.equal(codeOf(installed), 'CONFLICT');
-    assert.match(installed.errors?.[0]?.message ?? '', /installed on 1 sites/);
+    assert.match(installed.errors?.[0]?.message ?? '', /installed on 1 site;/);
     await site.client.ok(UninstallAddonDocument, { id: name });
 
     // and so does the only version satisfying another developer's dependency
