@@ -94,6 +94,19 @@ describe('loadConfig', () => {
     );
   });
 
+  it('trusts no proxy unless TRUST_PROXY names them, and refuses what is not an address', () => {
+    assert.deepEqual(loadConfig({}).trustProxy, []);
+    assert.deepEqual(loadConfig({ TRUST_PROXY: ' 10.0.0.0/8, loopback ,::1' }).trustProxy, [
+      '10.0.0.0/8',
+      'loopback',
+      '::1',
+    ]);
+    assert.throws(
+      () => loadConfig({ TRUST_PROXY: '10.0.0.0/8,proxy.internal' }),
+      /TRUST_PROXY: expected a comma-separated list/,
+    );
+  });
+
   it('keeps a gibibyte of versions per developer and a thousand versions per addon, unless set', () => {
     assert.deepEqual(loadConfig({}).registry, {
       maxBytesPerDeveloper: 1024 ** 3,

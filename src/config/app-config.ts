@@ -1,4 +1,5 @@
 import path from 'node:path';
+import proxyAddr from '@fastify/proxy-addr';
 
 /** Every setting of the server, read once from environment variables at start. */
 export interface AppConfig {
@@ -95,6 +96,11 @@ export interface AppConfig {
   };
   /** Browser origins allowed by CORS; empty means same-origin only. `*` allows any. */
   corsOrigins: string[];
+  /**
+   * Addresses of the proxies in front of the server (IPs, CIDRs, `loopback`, `uniquelocal`,
+   * `linklocal`) whose X-Forwarded-For names the caller; empty: the socket's peer is the caller.
+   */
+  trustProxy: string[];
   /** GraphQL operation limits checked before execution. */
   graphql: { maxDepth: number; maxAliases: number; maxTokens: number; maxCost: number };
   /**
@@ -289,6 +295,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     widgetL2MaxEntryBytes: readInt(env, 'WIDGET_L2_MAX_ENTRY_BYTES', 512 * 1024, 1024, 64 * 1024 * 1024),
     rateLimit: readRateLimits(env),
     corsOrigins: readOrigins(env),
+    trustProxy: readTrustProxy(env),
     graphql: {
       maxDepth: readInt(env, 'GRAPHQL_MAX_DEPTH', 10, 1, 100),
       maxAliases: readInt(env, 'GRAPHQL_MAX_ALIASES', 15, 0, 1000),
@@ -378,6 +385,25 @@ function readOrigins(env: Env): string[] {
     }
   }
   return origins;
+}
+
+function readTrustProxy(env: Env): string[] {
+  const raw = env.TRUST_PROXY?.trim();
+  if (!raw) return [];
+  const addresses = raw
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
+  try {
+    proxyAddr.compile(addresses);
+  } catch {
+    throw new ConfigError(
+      'TRUST_PROXY',
+      'a comma-separated list of proxy addresses or CIDRs (or loopback, uniquelocal, linklocal), such as 10.0.0.0/8',
+      raw,
+    );
+  }
+  return addresses;
 }
 
 function readPrefix(env: Env): string {

@@ -102,6 +102,8 @@ export function attachSubscriptionServer(
     rateLimit?: OperationRateLimit;
     /** Counts a look-up of a key not cached here against the address; throws RateLimitedError to refuse. */
     admitKeyLookup?: (address: string) => Promise<void>;
+    /** The caller's address of an upgrade request (the same rule as HTTP's); default: the socket's peer. */
+    clientAddress?: (request: IncomingMessage) => string;
     /**
      * A handshake, socket, operation or subscription refused, a socket paused for sending past its
      * budget (inbound), or a subscription ended for its caller's backlog (metrics).
@@ -113,6 +115,8 @@ export function attachSubscriptionServer(
   },
 ): void {
   const { schema, services, database, limits } = options;
+  const clientAddress =
+    options.clientAddress ?? ((request: IncomingMessage) => request.socket.remoteAddress ?? '');
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   // Sockets per address until their `connection_init` is answered: graphql-ws waits for it a
   // while, and an address could otherwise hold any number of them meanwhile.
@@ -126,7 +130,7 @@ export function attachSubscriptionServer(
       socket.destroy();
       return;
     }
-    const address = request.socket.remoteAddress ?? '';
+    const address = clientAddress(request);
     const pending = handshakesOf.get(address) ?? 0;
     if (pending >= limits.maxHandshakesPerAddress) {
       options.onLimited?.('handshakes');
@@ -173,7 +177,7 @@ export function attachSubscriptionServer(
       schema,
       isProd: !options.development,
       onConnect: async (ctx) => {
-        const address = ctx.extra.request.socket.remoteAddress ?? '';
+        const address = clientAddress(ctx.extra.request);
         let actor: Actor;
         try {
           actor = await services.apiKeys.authenticateHeader(

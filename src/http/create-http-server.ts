@@ -31,6 +31,7 @@ import { createKeyLookupAdmission, hitRateLimit, registerRateLimit } from './rat
 import { actorScope, type Actor } from '../auth/actor.js';
 import { useResponseCache } from '../graphql/plugins/response-cache.js';
 import { attachSubscriptionServer } from '../graphql/subscription-server.js';
+import { compileProxyTrust, createClientAddress } from './client-address.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 
@@ -60,8 +61,11 @@ export interface HttpServerOptions {
  */
 export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const { config, services, database } = options;
+  const proxyTrust = compileProxyTrust(config.trustProxy);
   const app = Fastify({
     bodyLimit: config.bodyLimitBytes,
+    // Behind proxies, the caller's address (rate limits, look-up budgets) comes from X-Forwarded-For.
+    trustProxy: proxyTrust,
     logger: {
       level: config.logLevel,
       ...(options.logStream ? { stream: options.logStream } : {}),
@@ -194,6 +198,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     pipeline,
     limits: config.live,
     admitKeyLookup,
+    clientAddress: createClientAddress(proxyTrust),
     // Each `subscribe` counts as a request against the caller's rate limit.
     rateLimit: async (actor, caller) => {
       const decision = await hitRateLimit(rateLimitDeps, actor, caller);

@@ -1,0 +1,24 @@
+import type { IncomingMessage } from 'node:http';
+import proxyAddr from '@fastify/proxy-addr';
+
+/** Whether an address (at a hop from the socket) is a proxy whose X-Forwarded-For is believed. */
+export type ProxyTrust = (address: string, hop: number) => boolean;
+
+/**
+ * The trust rule for TRUST_PROXY's addresses (IPs, CIDRs, or `loopback`, `linklocal`,
+ * `uniquelocal`); false when none are trusted. One rule serves Fastify's `request.ip` and the
+ * WebSocket upgrades, so both count a caller under the same address. Throws on an entry that is
+ * not an address.
+ */
+export function compileProxyTrust(addresses: readonly string[]): ProxyTrust | false {
+  return addresses.length === 0 ? false : proxyAddr.compile([...addresses]);
+}
+
+/**
+ * The caller's address of a raw request: the socket's peer, or, when that peer is a trusted proxy,
+ * the nearest address in X-Forwarded-For that is not one.
+ */
+export function createClientAddress(trust: ProxyTrust | false): (request: IncomingMessage) => string {
+  if (!trust) return (request) => request.socket.remoteAddress ?? '';
+  return (request) => proxyAddr(request, trust);
+}
