@@ -94,6 +94,15 @@ describe('loadConfig', () => {
     );
   });
 
+  it('counts IPv6 callers per /56 unless RATE_LIMIT_IPV6_SUBNET says otherwise', () => {
+    assert.equal(loadConfig({}).rateLimit.ipv6Subnet, 56);
+    assert.equal(loadConfig({ RATE_LIMIT_IPV6_SUBNET: '64' }).rateLimit.ipv6Subnet, 64);
+    assert.throws(
+      () => loadConfig({ RATE_LIMIT_IPV6_SUBNET: '16' }),
+      /RATE_LIMIT_IPV6_SUBNET: expected an integer from 32 to 128/,
+    );
+  });
+
   it('trusts no proxy unless TRUST_PROXY names them, and refuses what is not an address', () => {
     assert.deepEqual(loadConfig({}).trustProxy, []);
     assert.deepEqual(loadConfig({ TRUST_PROXY: ' 10.0.0.0/8, loopback ,::1' }).trustProxy, [

@@ -93,6 +93,11 @@ export interface AppConfig {
      * read, so they are counted before it.
      */
     keyLookups: number;
+    /**
+     * IPv6 callers are counted per network of this prefix length, not per address: one host
+     * commonly holds a whole /64 (or more) and could take a fresh address for every request.
+     */
+    ipv6Subnet: number;
   };
   /** Browser origins allowed by CORS; empty means same-origin only. `*` allows any. */
   corsOrigins: string[];
@@ -358,6 +363,7 @@ function readRateLimits(env: Env): AppConfig['rateLimit'] {
     anonymous: role('RATE_LIMIT_ANONYMOUS'),
     // Ten times the request limit: a server fronting many sites brings many keys from one address.
     keyLookups: readInt(env, 'RATE_LIMIT_KEY_LOOKUPS', fallback * 10, 0, 100_000_000),
+    ipv6Subnet: readInt(env, 'RATE_LIMIT_IPV6_SUBNET', 56, 32, 128),
   };
 }
 

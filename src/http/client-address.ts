@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import proxyAddr from '@fastify/proxy-addr';
+import ipaddr from 'ipaddr.js';
 
 /** Whether an address (at a hop from the socket) is a proxy whose X-Forwarded-For is believed. */
 export type ProxyTrust = (address: string, hop: number) => boolean;
@@ -21,4 +22,20 @@ export function compileProxyTrust(addresses: readonly string[]): ProxyTrust | fa
 export function createClientAddress(trust: ProxyTrust | false): (request: IncomingMessage) => string {
   if (!trust) return (request) => request.socket.remoteAddress ?? '';
   return (request) => proxyAddr(request, trust);
+}
+
+/**
+ * The address the per-address limits count a caller under: an IPv4 address as it is (an
+ * IPv4-mapped IPv6 one too), an IPv6 address as its network of `ipv6Subnet` bits, since one host
+ * commonly holds a whole /64 or more. Anything else (no address) is returned as it is.
+ */
+export function createLimitAddress(ipv6Subnet: number): (ip: string) => string {
+  return (ip) => {
+    if (!ipaddr.isValid(ip)) return ip;
+    const parsed = ipaddr.process(ip);
+    if (parsed.kind() === 'ipv4') return parsed.toString();
+    const bytes = parsed.toByteArray();
+    for (let bit = ipv6Subnet; bit < 128; bit++) bytes[bit >> 3] &= ~(0x80 >> (bit & 7));
+    return `${ipaddr.fromByteArray(bytes).toString()}/${ipv6Subnet}`;
+  };
 }

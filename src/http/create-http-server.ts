@@ -31,7 +31,7 @@ import { createKeyLookupAdmission, hitRateLimit, registerRateLimit } from './rat
 import { actorScope, type Actor } from '../auth/actor.js';
 import { useResponseCache } from '../graphql/plugins/response-cache.js';
 import { attachSubscriptionServer } from '../graphql/subscription-server.js';
-import { compileProxyTrust, createClientAddress } from './client-address.js';
+import { compileProxyTrust, createClientAddress, createLimitAddress } from './client-address.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 
@@ -122,7 +122,9 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     config.rateLimit.windowSeconds * 1000,
     config.redisKeyPrefix,
   );
-  const rateLimitDeps = { config, limiter, metrics: options.metrics };
+  const limitAddress = createLimitAddress(config.rateLimit.ipv6Subnet);
+  const clientAddress = createClientAddress(proxyTrust);
+  const rateLimitDeps = { config, limiter, metrics: options.metrics, limitAddress };
   // Unknown keys are never cached: each is a database read, counted per address before it is made.
   const admitKeyLookup = createKeyLookupAdmission(rateLimitDeps);
   const actorOf = createRequestActorResolver(services.apiKeys, admitKeyLookup);
@@ -198,7 +200,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     pipeline,
     limits: config.live,
     admitKeyLookup,
-    clientAddress: createClientAddress(proxyTrust),
+    clientAddress: (request) => limitAddress(clientAddress(request)),
     // Each `subscribe` counts as a request against the caller's rate limit.
     rateLimit: async (actor, caller) => {
       const decision = await hitRateLimit(rateLimitDeps, actor, caller);

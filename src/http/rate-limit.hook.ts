@@ -12,6 +12,8 @@ interface RateLimitDeps {
   config: AppConfig;
   limiter: RateLimiter;
   metrics: Metrics;
+  /** What an address is counted under (an IPv6 address: its network); default: itself. */
+  limitAddress?: (ip: string) => string;
 }
 
 /**
@@ -43,7 +45,7 @@ export function createKeyLookupAdmission(deps: RateLimitDeps): AddressLookupAdmi
   const limit = deps.config.rateLimit.keyLookups;
   if (limit === 0) return undefined;
   return async (address) => {
-    const decision = await deps.limiter.hit(`lookup:${address}`, limit);
+    const decision = await deps.limiter.hit(`lookup:${deps.limitAddress?.(address) ?? address}`, limit);
     if (decision.allowed) return;
     deps.metrics.rateLimited.inc({ caller: 'key-lookup' });
     const retryAfter = retryAfterSecondsOf(decision);
@@ -74,7 +76,11 @@ export function registerRateLimit(
       // A bad key is refused by the route itself (401); count it against the IP meanwhile.
       actor = { kind: 'anonymous' };
     }
-    const decision = await hitRateLimit(deps, actor, callerKey(actor, request.ip));
+    const decision = await hitRateLimit(
+      deps,
+      actor,
+      callerKey(actor, deps.limitAddress?.(request.ip) ?? request.ip),
+    );
     if (!decision) return;
     reply.header('ratelimit-limit', decision.limit);
     reply.header('ratelimit-remaining', decision.remaining);

@@ -71,6 +71,37 @@ describe('callers behind a trusted proxy (TRUST_PROXY)', () => {
   });
 });
 
+describe('IPv6 callers are counted per network', () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startTestServer({
+      ...LIMITS,
+      TRUST_PROXY: 'loopback',
+      RATE_LIMIT_IPV6_SUBNET: '56',
+      REDIS_KEY_PREFIX: `tp-test-${randomUUID().slice(0, 8)}:`,
+    });
+  });
+  after(() => server.close());
+
+  it('counts fresh addresses of one /56 as one caller, and another network apart', async () => {
+    // when: four requests come from four addresses of one /56, then one from another /56
+    const statuses: number[] = [];
+    for (const address of [
+      '2001:db8:7:100::1',
+      '2001:db8:7:100::2',
+      '2001:db8:7:1ff::3',
+      '2001:db8:7:1aa:1::4',
+    ])
+      statuses.push((await viewerFor(server.url, address)).status);
+    const elsewhere = await viewerFor(server.url, '2001:db8:7:200::1');
+
+    // then: the network spent its limit of three; the other network is served
+    assert.deepEqual(statuses, [200, 200, 200, 429]);
+    assert.equal(elsewhere.status, 200);
+  });
+});
+
 describe('callers reaching the server directly (no TRUST_PROXY)', () => {
   let server: TestServer;
   const sockets: WebSocket[] = [];
