@@ -6,6 +6,7 @@ import { startTestServer, type TestServer } from '../support/test-server.js';
 import { givenSite } from '../support/fixtures.js';
 import { CreateApiKeyDocument, EmitEventDocument, OnEventsDocument } from '../generated/graphql.js';
 import { eventually, liveClient, subscribe } from '../events/helpers.js';
+import { inOneRateWindow } from '../support/rate-window.js';
 
 const FLOOD_EVENTS = 'subscription { events(names: ["flood.*"]) { id name data } }';
 const FLOOD_NAMES = 'subscription { names: events(names: ["flood.*"]) { id name } }';
@@ -273,6 +274,7 @@ describe('live limits: subscribing counts against the rate limit', () => {
   });
 
   it('refuses a subscribe past the key’s requests per window with RATE_LIMITED and when to retry', async () => {
+    await inOneRateWindow();
     // given: a site key allowed 3 requests a window, on a socket of its own
     const site = await givenSite(server.admin);
     const socket = await RawLiveSocket.open(server.url, site.key);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { startTestServer, type TestServer } from '../support/test-server.js';
+import { inOneRateWindow } from '../support/rate-window.js';
 
 /** An anonymous `{ viewer { role } }` whose request says it was forwarded for `address`. */
 const viewerFor = (url: string, address: string) =>
@@ -50,6 +51,7 @@ describe('callers behind a trusted proxy (TRUST_PROXY)', () => {
   });
 
   it('counts each forwarded caller under its own address, over HTTP and WebSocket', async () => {
+    await inOneRateWindow();
     // given: one caller behind the proxy spends its anonymous limit and its waiting sockets
     const spent: number[] = [];
     for (let i = 0; i < 4; i++) spent.push((await viewerFor(server.url, '203.0.113.7')).status);
@@ -85,6 +87,7 @@ describe('IPv6 callers are counted per network', () => {
   after(() => server.close());
 
   it('counts fresh addresses of one /56 as one caller, and another network apart', async () => {
+    await inOneRateWindow();
     // when: four requests come from four addresses of one /56, then one from another /56
     const statuses: number[] = [];
     for (const address of [
@@ -115,6 +118,7 @@ describe('callers reaching the server directly (no TRUST_PROXY)', () => {
   });
 
   it('ignores X-Forwarded-For, so a caller cannot name itself a fresh address', async () => {
+    await inOneRateWindow();
     // when: one caller sends each request and socket as if forwarded for another address
     const statuses: number[] = [];
     for (let i = 0; i < 4; i++) statuses.push((await viewerFor(server.url, `203.0.113.${i}`)).status);

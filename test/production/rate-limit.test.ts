@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { givenSite } from '../support/fixtures.js';
+import { inOneRateWindow } from '../support/rate-window.js';
 
 const viewer = (url: string, key?: string) =>
   fetch(`${url}/graphql`, {
@@ -40,6 +41,7 @@ describe('rate limiting', () => {
   });
 
   it('counts anonymous callers per IP across instances and answers 429 with Retry-After', async () => {
+    await inOneRateWindow();
     // given: 3 requests on one instance and 2 on the other use up the shared limit of 5
     const statuses: number[] = [];
     for (const url of [first.url, first.url, first.url, second.url, second.url])
@@ -61,6 +63,7 @@ describe('rate limiting', () => {
   });
 
   it('limits each key by its role, separately from the IP', async () => {
+    await inOneRateWindow();
     const site = await givenSite(first.admin);
     const statuses: number[] = [];
     for (let i = 0; i < 4; i++) statuses.push((await viewer(first.url, site.key)).status);
@@ -80,6 +83,7 @@ describe('rate limiting without Redis', () => {
   after(() => server.close());
 
   it('degrades to a per-instance limit instead of allowing or refusing everything', async () => {
+    await inOneRateWindow();
     const statuses: number[] = [];
     for (let i = 0; i < 5; i++) statuses.push((await viewer(server.url)).status);
     assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
