@@ -367,13 +367,16 @@ function readRateLimits(env: Env): AppConfig['rateLimit'] {
   };
 }
 
-function readOrigins(env: Env): string[] {
-  const raw = env.CORS_ORIGINS?.trim();
-  if (!raw) return [];
-  const origins = raw
+/** A comma-separated setting's entries, trimmed; none when unset or blank. */
+function readList(env: Env, name: string): string[] {
+  return (env[name] ?? '')
     .split(',')
-    .map((o) => o.trim())
+    .map((entry) => entry.trim())
     .filter(Boolean);
+}
+
+function readOrigins(env: Env): string[] {
+  const origins = readList(env, 'CORS_ORIGINS');
   for (const origin of origins) {
     if (origin === '*') continue;
     let url: URL | null = null;
@@ -394,19 +397,14 @@ function readOrigins(env: Env): string[] {
 }
 
 function readTrustProxy(env: Env): string[] {
-  const raw = env.TRUST_PROXY?.trim();
-  if (!raw) return [];
-  const addresses = raw
-    .split(',')
-    .map((a) => a.trim())
-    .filter(Boolean);
+  const addresses = readList(env, 'TRUST_PROXY');
   try {
     proxyAddr.compile(addresses);
   } catch {
     throw new ConfigError(
       'TRUST_PROXY',
       'a comma-separated list of proxy addresses or CIDRs (or loopback, uniquelocal, linklocal), such as 10.0.0.0/8',
-      raw,
+      env.TRUST_PROXY ?? '',
     );
   }
   return addresses;
