@@ -76,11 +76,9 @@ export function registerRateLimit(
       // A bad key is refused by the route itself (401); count it against the IP meanwhile.
       actor = { kind: 'anonymous' };
     }
-    const decision = await hitRateLimit(
-      deps,
-      actor,
-      callerKey(actor, deps.limitAddress?.(request.ip) ?? request.ip),
-    );
+    // Only an anonymous caller is counted by address; a key is counted as itself.
+    const address = actor.kind === 'anonymous' ? (deps.limitAddress?.(request.ip) ?? request.ip) : request.ip;
+    const decision = await hitRateLimit(deps, actor, callerKey(actor, address));
     if (!decision) return;
     reply.header('ratelimit-limit', decision.limit);
     reply.header('ratelimit-remaining', decision.remaining);
