@@ -17,6 +17,7 @@ import {
   ExecuteAddonFunctionDocument,
   InstallAddonDocument,
 } from '../generated/graphql.js';
+import { inOneRateWindow } from '../support/rate-window.js';
 
 const PER_DAY = 5;
 
@@ -60,6 +61,7 @@ describe('events addon code emits are bounded per site and day', () => {
   });
 
   it("refuses a site's emits past its day with RATE_LIMITED, on every instance, while another site's go on", async () => {
+    await inOneRateWindow(86_400, 30_000);
     // given: the same addon installed on sites A and B
     const developer = (await givenDeveloper(server.admin)).client;
     const { site: a, name } = await givenInstalledAddon(server.admin, developer, manifest, EMITTER);
@@ -113,6 +115,7 @@ describe('events addon code emits are bounded per site and day', () => {
   });
 
   it("counts a site key's emitEvent in the same day: past it RATE_LIMITED, addon emits refused too, an admin still emits", async () => {
+    await inOneRateWindow(86_400, 30_000);
     // given: a site with the emitting addon installed
     const developer = (await givenDeveloper(server.admin)).client;
     const { site, name } = await givenInstalledAddon(server.admin, developer, manifest, EMITTER);
@@ -155,6 +158,7 @@ describe("one addon may spend only its share of a site's day of events", () => {
   after(() => server.close());
 
   it("refuses an addon past its share with RATE_LIMITED while the site's other addons emit the rest", async () => {
+    await inOneRateWindow(86_400, 30_000);
     // given: two developers' emitting addons installed on one site
     const noisyDeveloper = (await givenDeveloper(server.admin)).client;
     const { site, name: noisy } = await givenInstalledAddon(server.admin, noisyDeveloper, manifest, EMITTER);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { LogQuota } from '../../src/executions/log-quota.js';
+import { inOneRateWindow } from '../support/rate-window.js';
 
 const LIMITS = { maxBytesPerExecution: 2048, maxBytesPerSiteDay: 8192 };
 
@@ -17,6 +18,7 @@ describe('log quota per site and day', () => {
   after(() => redis.quit());
 
   it('keeps charging what a sync has sent until Redis answers, so admissions meanwhile stay within the day', async () => {
+    await inOneRateWindow(86_400, 30_000);
     // given: two calls' worth admitted, then a sync on its way to Redis
     const quota = new LogQuota(LIMITS, redis, `test:${randomUUID()}:`);
     const site = randomUUID();
@@ -31,6 +33,7 @@ describe('log quota per site and day', () => {
   });
 
   it('shares the day between instances through Redis', async () => {
+    await inOneRateWindow(86_400, 30_000);
     // given: two instances of one cluster
     const prefix = `test:${randomUUID()}:`;
     const [a, b] = [new LogQuota(LIMITS, redis, prefix), new LogQuota(LIMITS, redis, prefix)];
@@ -45,6 +48,7 @@ describe('log quota per site and day', () => {
   });
 
   it("keeps a share of the site's day for its other addons, on every instance", async () => {
+    await inOneRateWindow(86_400, 30_000);
     // given: a site whose addons may each take 4096 of its 8192 bytes, on two instances
     const prefix = `test:${randomUUID()}:`;
     const limits = { ...LIMITS, maxBytesPerAddonDay: 4096 };

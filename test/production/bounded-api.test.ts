@@ -9,6 +9,7 @@ import { LIVENESS_LIMIT_MS, whileProbingLiveness } from '../support/liveness-pro
 import { eventually, liveClient } from '../events/helpers.js';
 import type { GraphQLClient, GraphQLResponse } from '../support/graphql-client.js';
 import { MAX_UNIQUE_ITEMS } from '../../src/shared/json-schema.js';
+import { inOneRateWindow } from '../support/rate-window.js';
 
 // Operations, as a client would send them.
 const RENDER_WIDGET = `query Render($addon: String!, $widget: String!, $config: JSON!, $siteId: ID) {
@@ -414,6 +415,7 @@ describe('the API bounds the work hostile input costs, and keeps tenants apart',
   });
 
   it('6. keeps oversized renders out of Redis and caps stored logs per execution and per site and day', async () => {
+    await inOneRateWindow(86_400, 30_000);
     // given: a render bigger than the L2 cap (4 KiB here), and an addon logging 10 KiB per call
     const m = manifest({
       widgets: [{ name: 'big', category: 'DISPLAY' }],
