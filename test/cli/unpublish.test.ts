@@ -40,9 +40,22 @@ describe('themepress addon unpublish: deletes a version the server lets go of', 
 
     // then: the first is gone, the latest stays with the server's reason, a usage error exits 2
     assert.equal(deleted.code, 0, deleted.stderr);
-    assert.deepEqual(deleted.json(), { ok: true, addon: name, version: '1.0.0' });
+    const result = deleted.json<{
+      ok: boolean;
+      addon: string;
+      version: string;
+      registry: { storedBytes: number };
+    }>();
+    assert.deepEqual(
+      { ...result, registry: undefined },
+      { ok: true, addon: name, version: '1.0.0', registry: undefined },
+    );
+    assert.ok(result.registry.storedBytes > 0, JSON.stringify(result));
     assert.equal(latest.code, 1);
     assert.match(latest.stderr, /is the latest version/);
+    const human = await themepress(['addon', 'unpublish', name, '--version', '1.0.0'], { cwd: work, env });
+    assert.equal(human.code, 1, 'already deleted');
+    assert.match(human.stderr, /not found|NOT_FOUND/i);
     assert.equal(noVersion.code, 2);
     assert.match(noVersion.stderr, /--version/);
     const stored = await server.admin.ok(AddonByNameDocument, { name });

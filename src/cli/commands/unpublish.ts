@@ -3,6 +3,9 @@ import { EXIT, UsageError } from '../cli-io.js';
 import type { Command } from '../command.js';
 import { SERVER_HELP, SERVER_OPTIONS } from './publish.js';
 
+/** What the key's developer now takes of the registry (developer keys only). */
+const REGISTRY_USAGE = `query RegistryUsage { registryUsage { storedBytes maxBytes } }`;
+
 /** Deletes one published version and frees its bytes in the owner's registry quota. */
 export const DELETE_ADDON_VERSION = `mutation DeleteAddonVersion($id: ID!, $version: String!) {
   deleteAddonVersion(id: $id, version: $version)
@@ -46,8 +49,17 @@ Examples:
       id: name,
       version,
     });
-    out.result({ ok: true, addon: name, version });
+    // An admin key has no registry of its own: the usage is shown to the owner's key only.
+    const usage = await client
+      .request<{ registryUsage: { storedBytes: number; maxBytes: number } }>(
+        'read the registry usage',
+        REGISTRY_USAGE,
+      )
+      .then((data) => data.registryUsage)
+      .catch(() => null);
+    out.result({ ok: true, addon: name, version, ...(usage ? { registry: usage } : {}) });
     out.line(`✓ ${name} ${version} is deleted; its bytes are free again in the registry quota.`);
+    if (usage) out.line(`  registry: ${usage.storedBytes} of ${usage.maxBytes} bytes used`);
     return EXIT.ok;
   },
 };

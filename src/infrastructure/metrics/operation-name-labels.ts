@@ -24,6 +24,7 @@ export const KNOWN_OPERATION_NAMES: readonly string[] = [
   'InstallAddon',
   'UpgradeAddon',
   'DeleteAddonVersion',
+  'RegistryUsage',
   'AddonLatestVersion',
   'Viewer',
   'AddonVersions',
