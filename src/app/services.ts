@@ -112,6 +112,7 @@ export function createServices(deps: {
       redis: deps.redis,
       prefix: config.redisKeyPrefix,
     }),
+    onRefused: (limit) => metrics.eventsRefused.inc({ limit }),
     onError: deps.onEventsError,
   });
   const effects = new ExecutionEffectsRegistry({ events, root: database.prisma });

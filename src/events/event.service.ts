@@ -137,6 +137,8 @@ export class EventService {
       maxAttempts: number;
       /** Events one site, and one addon of it, may emit per day; none: no bound. */
       quota?: DailyQuota;
+      /** An emit was refused past the site's day or the addon's share of it (metrics). */
+      onRefused?: (limit: 'site_day' | 'addon_day') => void;
       onError?: (error: unknown, message: string) => void;
     },
   ) {
@@ -154,6 +156,7 @@ export class EventService {
     if (!quota) return;
     if (quota.admit(siteId, 1, addonId) === 0) {
       const ofSite = quota.leftToday(siteId) === 0;
+      this.deps.onRefused?.(ofSite ? 'site_day' : 'addon_day');
       throw new RateLimitedError(
         ofSite
           ? `${via}: this site emitted ${quota.perDay} events today, the most a site may (EVENTS_MAX_PER_SITE_DAY); more are refused until 00:00 UTC.`

@@ -187,5 +187,10 @@ describe("one addon may spend only its share of a site's day of events", () => {
     assert.match(String(fromQuiet.message), /this site emitted 6 events.*EVENTS_MAX_PER_SITE_DAY/);
     const stored = await site.client.ok(EventsDocument, { names: ['order.placed'], first: 100 });
     assert.equal(stored.events.edges.length, 6);
+    // and the operator sees each refusal counted by the budget it hit
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const refused = (limit: string) =>
+      Number(new RegExp(`^events_refused_total\\{limit="${limit}"\\} (\\S+)$`, 'm').exec(metrics)?.[1] ?? 0);
+    assert.deepEqual([refused('addon_day'), refused('site_day')], [1, 1]);
   });
 });

@@ -56,6 +56,12 @@ export function createMetrics() {
       labelNames: ['caller'] as const,
       registers: [registry],
     }),
+    eventsRefused: new Counter({
+      name: 'events_refused_total',
+      help: "Emits refused past a day's budget: the site's (site_day, EVENTS_MAX_PER_SITE_DAY) or one addon's share of it (addon_day, EVENTS_MAX_PER_ADDON_DAY).",
+      labelNames: ['limit'] as const,
+      registers: [registry],
+    }),
     liveLimited: new Counter({
       name: 'live_limited_total',
       help: 'WebSocket upgrades refused for their address (handshakes), sockets paused for sending past their budget (inbound), sockets refused (connections), operations refused on a socket (operations) or for a key (subscriptions), and subscriptions ended because their caller fell behind (backlog).',
