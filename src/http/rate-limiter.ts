@@ -79,7 +79,10 @@ export class RateLimiter {
         return { allowed: spent, limit, remaining: Math.max(0, limit - used), resetMs, degraded: false };
       }
     }
-    const count = this.localHit(key, window);
+    // Counted on from what Redis last told this instance of the window: a reservation that is
+    // slow for a moment must not hand a caller near its limit a fresh one.
+    const lease = window === this.leaseWindow ? this.leases.get(key) : undefined;
+    const count = (lease ? lease.reservedTotal - lease.unspent : 0) + this.localHit(key, window);
     return { allowed: count <= limit, limit, remaining: Math.max(0, limit - count), resetMs, degraded: true };
   }
 

@@ -115,36 +115,47 @@ describe('RateLimiter (two instances sharing Redis)', () => {
   });
 });
 
+/**
+ * A Redis server of the test's own and a client ready on it; `pause` stops the server (SIGSTOP):
+ * commands are then sent and never answered, as with a Redis that hangs. The shared Redis is left
+ * alone.
+ */
+async function startOwnRedis(): Promise<{ redis: Redis; pause(): void; stop(): Promise<void> }> {
+  const port = await freePort();
+  const server: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  );
+  const redis = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
+  // The first attempts may come before the server listens; the client retries every 50 ms.
+  redis.on('error', () => undefined);
+  await ready(redis);
+  return {
+    redis,
+    pause: () => server.kill('SIGSTOP'),
+    async stop() {
+      server.kill('SIGCONT');
+      redis.disconnect();
+      server.kill('SIGTERM');
+      await new Promise((resolve) => server.once('exit', resolve));
+    },
+  };
+}
+
 describe('RateLimiter when Redis stops answering', () => {
-  // A Redis server of this test's own, stopped (SIGSTOP) once the client is ready: commands are
-  // sent and never answered, as with a Redis that hangs. The shared Redis is left alone.
-  let server: ChildProcess;
+  let own: Awaited<ReturnType<typeof startOwnRedis>>;
   let redis: Redis;
 
   before(
     async () => {
-      const port = await freePort();
-      server = spawn(
-        'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-        {
-          stdio: 'ignore',
-        },
-      );
-      redis = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
-      // The first attempts may come before the server listens; the client retries every 50 ms.
-      redis.on('error', () => undefined);
-      await ready(redis);
-      server.kill('SIGSTOP');
+      own = await startOwnRedis();
+      redis = own.redis;
+      own.pause();
     },
     { timeout: 10_000 },
   );
-  after(async () => {
-    server.kill('SIGCONT');
-    redis.disconnect();
-    server.kill('SIGTERM');
-    await new Promise((resolve) => server.once('exit', resolve));
-  });
+  after(() => own.stop());
 
   it('counts on this instance alone after the timeout, with the same limit', async () => {
     // given: a limit of 3 and a Redis that does not answer within 20 ms
@@ -165,5 +176,37 @@ describe('RateLimiter when Redis stops answering', () => {
       ],
     );
     assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
+  });
+});
+
+describe('RateLimiter when Redis stops answering within a window', () => {
+  let own: Awaited<ReturnType<typeof startOwnRedis>>;
+
+  before(
+    async () => {
+      own = await startOwnRedis();
+    },
+    { timeout: 10_000 },
+  );
+  after(() => own.stop());
+
+  it('counts on from what Redis last said of the window, not from nothing', async () => {
+    // given: a limit of 3, two hits counted in Redis, then Redis stops answering (20 ms timeout)
+    await awayFromWindowEdge();
+    const limiter = new RateLimiter(own.redis, WINDOW_MS, `tp-test-${randomUUID().slice(0, 8)}:`, 20);
+    const answered = [await limiter.hit('key:paused', 3), await limiter.hit('key:paused', 3)];
+    own.pause();
+    // when
+    const degraded = [await limiter.hit('key:paused', 3), await limiter.hit('key:paused', 3)];
+    // then: the third is the window's last, the fourth refused, as if Redis had answered
+    assert.deepEqual(
+      [...answered, ...degraded].map((d) => [d.allowed, d.degraded, d.remaining]),
+      [
+        [true, false, 2],
+        [true, false, 1],
+        [true, true, 0],
+        [false, true, 0],
+      ],
+    );
   });
 });
