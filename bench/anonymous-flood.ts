@@ -12,6 +12,7 @@ import { loadavg } from 'node:os';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { gql, givenBenchSite, machine, percentile, rssMb, startBenchServer } from './support/bench-server.js';
+import { runMain } from './support/run-main.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = 64;
@@ -276,10 +277,4 @@ async function main(): Promise<void> {
   console.log(`\n(load average over 1 minute: ${load} before, ${loadavg()[0].toFixed(1)} after)`);
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runMain(main);

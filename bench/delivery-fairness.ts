@@ -6,6 +6,7 @@ import pg from 'pg';
 import { gql, givenBenchSite, machine, percentile, startBenchServer } from './support/bench-server.js';
 import { EMIT, post } from './events-common.js';
 import { publishAndInstall } from './support/fixtures.js';
+import { runMain } from './support/run-main.js';
 
 /** Busy for 10 ms of the sandbox's CPU per delivery. */
 const SLOW_SOURCE = `module.exports = { handlers: { onOrder: () => {
@@ -131,10 +132,4 @@ async function main(): Promise<void> {
   console.log(`\n(load average over 1 minute: ${load} before, ${loadavg()[0].toFixed(1)} after)`);
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type WebSocket from 'ws';
 import { gql, machine, startBenchServer, type BenchServer } from './support/bench-server.js';
 import { EMIT, ms, openLoop, post, rawSubscriber, summary } from './events-common.js';
+import { runMain } from './support/run-main.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const SUBSCRIBE = 'subscription($names: [String!]) { events(names: $names) { id name data } }';
@@ -181,10 +182,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -10,6 +10,7 @@ import { loadavg } from 'node:os';
 import WebSocket from 'ws';
 import { gql, givenBenchSite, machine, percentile, rssMb, startBenchServer } from './support/bench-server.js';
 import { EMIT, post } from './events-common.js';
+import { runMain } from './support/run-main.js';
 
 const SOCKETS = Number(process.env.BENCH_LIVE_SOCKETS ?? 32);
 const SUBSCRIPTIONS = Number(process.env.BENCH_LIVE_SUBSCRIPTIONS ?? 32);
@@ -178,10 +179,4 @@ async function main(): Promise<void> {
   console.log(`\n(load average over 1 minute: ${load} before, ${loadavg()[0].toFixed(1)} after)`);
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runMain(main);

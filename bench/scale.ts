@@ -27,6 +27,7 @@ import { EMIT, openLoop, post } from './events-common.js';
 import { createDatabase } from '../src/infrastructure/database/database.js';
 import { DeliveryRepository, type FlowCursor } from '../src/events/delivery.repository.js';
 import { ExecutionRecorder } from '../src/executions/execution-recorder.js';
+import { runMain } from './support/run-main.js';
 
 const QUICK = process.env.BENCH_SCALE_QUICK === '1';
 const CURVES = (process.env.BENCH_SCALE_CURVES ?? 'sites,versions,subscribers,catalogue').split(',');
@@ -659,10 +660,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runMain(main);

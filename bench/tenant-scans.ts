@@ -9,6 +9,7 @@ import { Agent, request } from 'node:http';
 import { loadavg } from 'node:os';
 import pg from 'pg';
 import { gql, givenBenchSite, machine, percentile, startBenchServer } from './support/bench-server.js';
+import { runMain } from './support/run-main.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROWS = Number(process.env.BENCH_SCAN_ROWS ?? 1_000_000);
@@ -202,10 +203,4 @@ async function main(): Promise<void> {
   console.log(`\n(load average over 1 minute: ${load} before, ${loadavg()[0].toFixed(1)} after)`);
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runMain(main);
