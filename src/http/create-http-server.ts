@@ -127,7 +127,12 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
   const rateLimitDeps = { config, limiter, metrics: options.metrics, limitAddress };
   // Unknown keys are never cached: each is a database read, counted per address before it is made.
   const admitKeyLookup = createKeyLookupAdmission(rateLimitDeps);
-  const actorOf = createRequestActorResolver(services.apiKeys, admitKeyLookup);
+  // Over HTTP the request's address is reduced here to what limits count (an IPv6 network); the
+  // WebSocket server hands over addresses already reduced.
+  const actorOf = createRequestActorResolver(
+    services.apiKeys,
+    admitKeyLookup && ((ip) => admitKeyLookup(limitAddress(ip))),
+  );
   registerRateLimit(app, { ...rateLimitDeps, actorOf });
   registerInputGuard(app);
 

@@ -38,14 +38,15 @@ function retryAfterSecondsOf(decision: RateLimitDecision): number {
 }
 
 /**
- * Look-ups of keys not cached here, counted per address (`RATE_LIMIT_KEY_LOOKUPS`) before the
- * database is read: past the limit, a RateLimitedError. Undefined when that limit is off.
+ * Look-ups of keys not cached here, counted per address (`RATE_LIMIT_KEY_LOOKUPS`, the address as
+ * limits count it: see `createLimitAddress`) before the database is read: past the limit, a
+ * RateLimitedError. Undefined when that limit is off.
  */
 export function createKeyLookupAdmission(deps: RateLimitDeps): AddressLookupAdmission | undefined {
   const limit = deps.config.rateLimit.keyLookups;
   if (limit === 0) return undefined;
   return async (address) => {
-    const decision = await deps.limiter.hit(`lookup:${deps.limitAddress?.(address) ?? address}`, limit);
+    const decision = await deps.limiter.hit(`lookup:${address}`, limit);
     if (decision.allowed) return;
     deps.metrics.rateLimited.inc({ caller: 'key-lookup' });
     const retryAfter = retryAfterSecondsOf(decision);
