@@ -75,8 +75,11 @@ export class RateLimiter {
       // A hit with a reserved block to spend takes it without waiting for anything.
       const spent = lease.unspent > 0 ? this.take(lease) : await this.spend(key, limit, lease);
       if (spent !== null) {
-        const used = spent ? lease.reservedTotal - lease.unspent : limit;
-        return { allowed: spent, limit, remaining: Math.max(0, limit - used), resetMs, degraded: false };
+        // Hits counted here while Redis did not answer stay counted for the rest of the window
+        // (those that reached Redis late count twice: a limit too strict, never too loose).
+        const used = (spent ? lease.reservedTotal - lease.unspent : limit) + this.localCount(key, window);
+        const allowed = spent && used <= limit;
+        return { allowed, limit, remaining: Math.max(0, limit - used), resetMs, degraded: false };
       }
     }
     // Counted on from what Redis last told this instance of the window: a reservation that is
@@ -152,6 +155,11 @@ export class RateLimiter {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Hits of `key` counted here, Redis not answering, in `window`. */
+  private localCount(key: string, window: number): number {
+    return window === this.localWindow ? (this.local.get(key)?.count ?? 0) : 0;
   }
 
   private localHit(key: string, window: number): number {

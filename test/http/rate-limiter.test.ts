@@ -120,7 +120,12 @@ describe('RateLimiter (two instances sharing Redis)', () => {
  * commands are then sent and never answered, as with a Redis that hangs. The shared Redis is left
  * alone.
  */
-async function startOwnRedis(): Promise<{ redis: Redis; pause(): void; stop(): Promise<void> }> {
+async function startOwnRedis(): Promise<{
+  redis: Redis;
+  pause(): void;
+  resume(): void;
+  stop(): Promise<void>;
+}> {
   const port = await freePort();
   const server: ChildProcess = spawn(
     'redis-server',
@@ -134,6 +139,7 @@ async function startOwnRedis(): Promise<{ redis: Redis; pause(): void; stop(): P
   return {
     redis,
     pause: () => server.kill('SIGSTOP'),
+    resume: () => server.kill('SIGCONT'),
     async stop() {
       server.kill('SIGCONT');
       redis.disconnect();
@@ -198,6 +204,7 @@ describe('RateLimiter when Redis stops answering within a window', () => {
     own.pause();
     // when
     const degraded = [await limiter.hit('key:paused', 3), await limiter.hit('key:paused', 3)];
+    own.resume();
     // then: the third is the window's last, the fourth refused, as if Redis had answered
     assert.deepEqual(
       [...answered, ...degraded].map((d) => [d.allowed, d.degraded, d.remaining]),
@@ -208,5 +215,25 @@ describe('RateLimiter when Redis stops answering within a window', () => {
         [false, true, 0],
       ],
     );
+  });
+
+  it('keeps counting the hits it counted alone once Redis answers again', async () => {
+    // given: a limit of 3, and a first hit counted here alone while Redis does not answer
+    await awayFromWindowEdge();
+    const limiter = new RateLimiter(own.redis, WINDOW_MS, `tp-test-${randomUUID().slice(0, 8)}:`, 20);
+    own.pause();
+    const alone = await limiter.hit('key:resumed', 3);
+    own.resume();
+    // when: Redis answers the next hits (the first hit's command reaches it late, before them)
+    const answered = [];
+    for (let i = 0; i < 3; i++) answered.push(await limiter.hit('key:resumed', 3));
+    // then: the first hit still counts, so the window admits no more than its limit
+    const decisions = [alone, ...answered].map((d) => [d.allowed, d.degraded]);
+    assert.deepEqual(decisions, [
+      [true, true],
+      [true, false],
+      [false, false],
+      [false, false],
+    ]);
   });
 });
