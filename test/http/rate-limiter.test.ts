@@ -1,8 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { freePort } from '../support/free-port.js';
+import { startOwnRedis, type OwnRedis } from '../support/own-redis.js';
 import { Redis } from 'ioredis';
 import { leaseSize, RateLimiter } from '../../src/http/rate-limiter.js';
 
@@ -115,53 +114,32 @@ describe('RateLimiter (two instances sharing Redis)', () => {
   });
 });
 
-/**
- * A Redis server of the test's own and a client ready on it; `pause` stops the server (SIGSTOP):
- * commands are then sent and never answered, as with a Redis that hangs. The shared Redis is left
- * alone.
- */
-async function startOwnRedis(): Promise<{
-  redis: Redis;
-  pause(): void;
-  resume(): void;
-  stop(): Promise<void>;
-}> {
-  const port = await freePort();
-  const server: ChildProcess = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: 'ignore' },
-  );
-  const redis = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
-  // The first attempts may come before the server listens; the client retries every 50 ms.
+/** A client of a Redis of the test's own; the first attempts may come before it listens. */
+async function clientOf(own: OwnRedis): Promise<Redis> {
+  const redis = new Redis(own.url, { maxRetriesPerRequest: 0, retryStrategy: () => 50 });
   redis.on('error', () => undefined);
   await ready(redis);
-  return {
-    redis,
-    pause: () => server.kill('SIGSTOP'),
-    resume: () => server.kill('SIGCONT'),
-    async stop() {
-      server.kill('SIGCONT');
-      redis.disconnect();
-      server.kill('SIGTERM');
-      await new Promise((resolve) => server.once('exit', resolve));
-    },
-  };
+  return redis;
 }
 
 describe('RateLimiter when Redis stops answering', () => {
-  let own: Awaited<ReturnType<typeof startOwnRedis>>;
+  // Paused (SIGSTOP) once the client is ready: commands are sent and never answered, as with a
+  // Redis that hangs.
+  let own: OwnRedis;
   let redis: Redis;
 
   before(
     async () => {
       own = await startOwnRedis();
-      redis = own.redis;
+      redis = await clientOf(own);
       own.pause();
     },
     { timeout: 10_000 },
   );
-  after(() => own.stop());
+  after(async () => {
+    redis.disconnect();
+    await own.stop();
+  });
 
   it('counts on this instance alone after the timeout, with the same limit', async () => {
     // given: a limit of 3 and a Redis that does not answer within 20 ms
@@ -186,20 +164,25 @@ describe('RateLimiter when Redis stops answering', () => {
 });
 
 describe('RateLimiter when Redis stops answering within a window', () => {
-  let own: Awaited<ReturnType<typeof startOwnRedis>>;
+  let own: OwnRedis;
+  let redis: Redis;
 
   before(
     async () => {
       own = await startOwnRedis();
+      redis = await clientOf(own);
     },
     { timeout: 10_000 },
   );
-  after(() => own.stop());
+  after(async () => {
+    redis.disconnect();
+    await own.stop();
+  });
 
   it('counts on from what Redis last said of the window, not from nothing', async () => {
     // given: a limit of 3, two hits counted in Redis, then Redis stops answering (20 ms timeout)
     await awayFromWindowEdge();
-    const limiter = new RateLimiter(own.redis, WINDOW_MS, `tp-test-${randomUUID().slice(0, 8)}:`, 20);
+    const limiter = new RateLimiter(redis, WINDOW_MS, `tp-test-${randomUUID().slice(0, 8)}:`, 20);
     const answered = [await limiter.hit('key:paused', 3), await limiter.hit('key:paused', 3)];
     own.pause();
     // when
@@ -220,7 +203,7 @@ describe('RateLimiter when Redis stops answering within a window', () => {
   it('keeps counting the hits it counted alone once Redis answers again', async () => {
     // given: a limit of 3, and a first hit counted here alone while Redis does not answer
     await awayFromWindowEdge();
-    const limiter = new RateLimiter(own.redis, WINDOW_MS, `tp-test-${randomUUID().slice(0, 8)}:`, 20);
+    const limiter = new RateLimiter(redis, WINDOW_MS, `tp-test-${randomUUID().slice(0, 8)}:`, 20);
     own.pause();
     const alone = await limiter.hit('key:resumed', 3);
     own.resume();
