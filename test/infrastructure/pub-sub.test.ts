@@ -8,6 +8,7 @@ import { RawJson } from '../../src/shared/raw-json.js';
 import { startOwnRedis, type OwnRedis } from '../support/own-redis.js';
 import {
   createPubSub,
+  handleDroppedCommands,
   type ConnectionChange,
   type PubSub,
   type PubSubOptions,
@@ -289,5 +290,34 @@ describe('a subscription that may have missed messages ends with LIVE_STREAM_INT
     assert.equal(refused.error?.code, 'LIVE_STREAM_INTERRUPTED');
     await redis.restart();
     await untilUp(subscriber);
+  });
+});
+
+describe('a subscriber connection closing with a SUBSCRIBE unanswered (a Redis of its own)', () => {
+  it('leaves no unhandled rejection, though ioredis drops the promise of the SUBSCRIBEs it sends again after a reconnect', async () => {
+    // given: a subscriber connection as the pub/sub makes it, and a Redis that stops answering
+    const own = await startOwnRedis();
+    const subscriber = new Redis(own.url, { maxRetriesPerRequest: null });
+    subscriber.on('error', () => undefined);
+    await subscriber.ping();
+    handleDroppedCommands(subscriber);
+    const unhandled: unknown[] = [];
+    const record = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', record);
+    try {
+      own.pause();
+      // when: one SUBSCRIBE's promise is kept by its caller, another's dropped (as ioredis does),
+      // and the connection closes before Redis answers either
+      const kept = subscriber.subscribe('kept');
+      void subscriber.subscribe('dropped');
+      subscriber.disconnect();
+      // then: the caller still sees its failure, and nothing fails unhandled
+      await assert.rejects(kept, /Connection is closed/);
+      await sleep(50);
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', record);
+      await own.stop();
+    }
   });
 });

@@ -288,18 +288,7 @@ function redisTransport(url: string): Transport {
   // Publishes of one turn (a burst of events, a batch of delivery outcomes) leave in one write.
   const publisher = connection('publisher', { maxRetriesPerRequest: 1, enableAutoPipelining: true });
   const subscriber = connection('subscriber', { maxRetriesPerRequest: null });
-  // RedisPubSub drops the promises of its (P)UNSUBSCRIBEs; one left waiting for Redis fails at
-  // shutdown, and must not fail unhandled.
-  for (const name of ['unsubscribe', 'punsubscribe'] as const) {
-    const command = subscriber[name].bind(subscriber) as (...args: unknown[]) => Promise<unknown>;
-    Object.assign(subscriber, {
-      [name]: (...args: unknown[]) => {
-        const sent = command(...args);
-        sent.catch(() => undefined);
-        return sent;
-      },
-    });
-  }
+  handleDroppedCommands(subscriber);
   // Batches are built as JSON text and published as they are; RedisPubSub parses them on arrival.
   const engine = new RedisPubSub({ publisher, subscriber, serializer: (json: string) => json });
   return {
@@ -320,6 +309,26 @@ function redisTransport(url: string): Transport {
       subscriber.disconnect();
     },
   };
+}
+
+/**
+ * Marks the promises of a subscriber connection's (un)subscribe commands handled, and still hands
+ * them to the caller. RedisPubSub drops those of its (P)UNSUBSCRIBEs, and ioredis those of the
+ * SUBSCRIBEs it sends again after a reconnect: one left waiting when the connection closes (Redis
+ * lost again at once, or shutdown) rejects "Connection is closed.", and an unhandled rejection
+ * would end the process.
+ */
+export function handleDroppedCommands(subscriber: Redis): void {
+  for (const name of ['subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe'] as const) {
+    const command = subscriber[name].bind(subscriber) as (...args: unknown[]) => Promise<unknown>;
+    Object.assign(subscriber, {
+      [name]: (...args: unknown[]) => {
+        const sent = command(...args);
+        sent.catch(() => undefined);
+        return sent;
+      },
+    });
+  }
 }
 
 /** The part of RedisPubSub (2.7) holding a first SUBSCRIBE per channel while it is in flight. */
